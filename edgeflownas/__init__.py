@@ -1,0 +1,3 @@
+"""efnas: EdgeFlowNet-based one-shot NAS supernet training for optical flow."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,60 @@
+"""Config-override options shared by ``efnas train`` and ``efnas submit``.
+
+One table maps each CLI option to the dotted config key it overrides, so both
+commands spell and document the overrides identically.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, NamedTuple, Optional
+
+import click
+
+
+class Override(NamedTuple):
+    option: str
+    key: str
+    type: Any
+    help: str
+    flag: bool = False
+
+
+OVERRIDES = (
+    Override("experiment_name", "experiment.name", str, "Experiment name; run directory is <output_root>/<name>."),
+    Override("output_root", "experiment.output_root", str, "Directory that holds the run directories."),
+    Override("seed", "experiment.seed", int, "Global seed (sampler, data order, eval pool, init)."),
+    Override("train_dir", "data.train_dir", str, "FC2 train/ folder."),
+    Override("val_dir", "data.val_dir", str, "FC2 val/ folder (0 samples is fatal)."),
+    Override("data_source", "data.source", click.Choice(["folders", "shards"]), "Read FC2 folders or packed shards."),
+    Override("shards_dir", "data.shards_dir", str, "Packed HDF5 shards directory (with --data_source shards)."),
+    Override("num_epochs", "train.num_epochs", int, "Planned epochs (the cosine schedule spans them)."),
+    Override("batch_size", "train.batch_size", int, "Batch size shared by the 3 paths of a cycle."),
+    Override("lr", "train.lr", float, "Peak Adam learning rate."),
+    Override("supernet_mode", "train.supernet_mode", click.Choice(["strict_fairness", "fixed_arch"]), "strict_fairness (3 paths, one update) or fixed_arch."),
+    Override("max_epochs", "train.max_epochs", int, "Stop this invocation after N epochs."),
+    Override("max_steps", "train.max_steps", int, "Cap optimizer steps per epoch."),
+    Override("gpu_device", "runtime.gpu_device", int, "GPU index; ignored with a notice when no GPU exists."),
+    Override("fast_mode", "runtime.fast_mode", bool, "Local smoke run: few steps per epoch, few val batches.", flag=True),
+    Override("debug_trace", "runtime.debug_trace", bool, "Log every cycle: forward/backward x3, optimizer_step x1, grad norms, lr.", flag=True),
+    Override("resume", "checkpoint.resume", bool, "Resume this experiment from its last checkpoint (exact resume).", flag=True),
+)
+
+
+def override_options(func: Callable) -> Callable:
+    """Decorate a click command with every config-override option."""
+    for item in reversed(OVERRIDES):
+        names = [f"--{item.option}"]
+        dashed = f"--{item.option.replace('_', '-')}"
+        if dashed != names[0]:
+            names.append(dashed)
+        help_text = f"{item.help} [config: {item.key}]"
+        if item.flag:
+            func = click.option(*names, item.option, is_flag=True, default=None, help=help_text)(func)
+        else:
+            func = click.option(*names, item.option, type=item.type, default=None, help=help_text)(func)
+    return func
+
+
+def collect_overrides(kwargs: Dict[str, Any]) -> Dict[str, Optional[Any]]:
+    """Map the given click kwargs to {dotted key: value}, skipping absent options."""
+    return {item.key: kwargs[item.option] for item in OVERRIDES if kwargs.get(item.option) is not None}

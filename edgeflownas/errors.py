@@ -1,0 +1,41 @@
+"""Domain exceptions of efnas.
+
+Every message names the file or key at fault, what was expected, what was
+found, and (where there is one) the fix.  The CLI turns these into one line on
+stderr and the exit code given by ``exit_code``: 2 for usage/config mistakes,
+1 for runtime failures.
+"""
+
+from __future__ import annotations
+
+
+class EfnasError(Exception):
+    """Base of all efnas errors; ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class ConfigError(EfnasError):
+    """A config file, CLI option or other user input is invalid."""
+
+    exit_code = 2
+
+
+class ArchCodeError(ConfigError):
+    """An architecture code is malformed (wrong length, value or type)."""
+
+
+class DataError(EfnasError):
+    """Training/validation data is missing, empty, corrupt or inconsistent."""
+
+
+class CheckpointError(EfnasError):
+    """A checkpoint or run directory cannot be written, read or resumed."""
+
+
+class SubmitError(EfnasError):
+    """A SLURM submission cannot be prepared or was refused."""
+
+
+class NotImplementedCommandError(EfnasError):
+    """A CLI command that exists in the interface but is not built yet."""

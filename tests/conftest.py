@@ -1,0 +1,43 @@
+"""Shared fixtures: a CLI runner and a writer for small YAML configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from edgeflownas.cli import main
+from edgeflownas.config import default_config_path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def cli():
+    """Invoke ``efnas`` in-process; returns the click Result."""
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def default_raw() -> dict:
+    """The shipped config as a plain mapping (a fresh copy per test)."""
+    return yaml.safe_load(default_config_path().read_text())
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    """Write a mapping (or raw text) to a YAML file and return its path."""
+
+    def write(content, name: str = "config.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False))
+        return path
+
+    return write

@@ -1,0 +1,115 @@
+"""CLI wiring: help texts, exit codes, one-line errors, lazy TensorFlow import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+TRAIN_OPTIONS = ["--config", "--gpu_device", "--num_epochs", "--batch_size", "--lr", "--supernet_mode",
+                 "--fast_mode", "--dry_run", "--max_epochs", "--max_steps", "--debug_trace", "--resume",
+                 "--experiment_name"]
+
+
+def test_top_level_help_lists_the_commands(cli):
+    result = cli("--help")
+    assert result.exit_code == 0
+    for name in ("data-check", "pack", "train", "submit"):
+        assert name in result.output
+
+
+def test_train_help_lists_the_spec_options(cli):
+    result = cli("train", "--help")
+    assert result.exit_code == 0
+    for option in TRAIN_OPTIONS:
+        assert option in result.output, option
+
+
+def test_dry_run_prints_resolved_config_and_cli_wins(cli):
+    result = cli("train", "--config", "configs/supernet_fc2_180x240.yaml", "--dry_run", "--lr", "1e-3")
+    assert result.exit_code == 0, result.output
+    line = next(l for l in result.output.splitlines() if l.startswith("train.lr "))
+    assert "0.001" in line and "[cli]" in line
+    assert "config_hash" in result.output
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ({"bogus_section": 1}, "bogus_section: unknown key"),
+        ("experiment: {name: x\n  data: [", "is not valid YAML at line"),
+        ("- just\n- a list\n", "must be a mapping of sections"),
+    ],
+    ids=["unknown_key", "malformed_yaml", "not_a_mapping"],
+)
+def test_bad_config_files_exit_2_naming_the_problem(cli, write_config, default_raw, content, expected):
+    if isinstance(content, dict):
+        default_raw.update(content)
+        content = default_raw
+    path = write_config(content)
+    result = cli("train", "--config", path, "--dry_run")
+    assert result.exit_code == 2
+    assert expected in result.output
+    assert str(path) in result.output
+    assert "Traceback" not in result.output
+
+
+def test_wrong_type_out_of_range_and_missing_field_exit_2(cli, write_config, default_raw):
+    default_raw["train"]["num_epochs"] = "many"
+    default_raw["eval"]["bn_recal_batches"] = 0
+    del default_raw["experiment"]["name"]
+    result = cli("train", "--config", write_config(default_raw), "--dry_run")
+    assert result.exit_code == 2
+    assert "3 errors" in result.output
+    assert "train.num_epochs: 'many' is not of type 'integer'" in result.output
+    assert "eval.bn_recal_batches: 0 is less than the minimum of 1" in result.output
+    assert "experiment.name: required key is missing" in result.output
+
+
+def test_missing_config_file_exits_2(cli, tmp_path):
+    result = cli("train", "--config", tmp_path / "nope.yaml", "--dry_run")
+    assert result.exit_code == 2
+    assert "nope.yaml does not exist" in result.output
+
+
+def test_cli_override_is_validated_too(cli):
+    result = cli("train", "--dry_run", "--lr", "-1")
+    assert result.exit_code == 2
+    assert "train.lr: -1.0 is less than or equal to the minimum of 0" in result.output
+
+
+def test_bad_experiment_name_is_rejected(cli):
+    result = cli("train", "--dry_run", "--experiment_name", "../evil;rm")
+    assert result.exit_code == 2
+    assert "experiment.name" in result.output
+
+
+def test_config_validate_command(cli, write_config, default_raw):
+    assert cli("config", "validate", "configs/supernet_fc2_180x240.yaml").exit_code == 0
+    default_raw["train"]["lr"] = 0
+    result = cli("config", "validate", write_config(default_raw))
+    assert result.exit_code == 2 and "train.lr" in result.output
+
+
+def _run_and_list_tf(args):
+    code = (
+        "import sys\n"
+        "from edgeflownas.cli import main\n"
+        f"try:\n    main({args!r})\nexcept SystemExit as e:\n    code = e.code\n"
+        "print('EXIT', code)\n"
+        "print('TF', any(m == 'tensorflow' or m.startswith('tensorflow.') for m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    return out.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["train", "--help"], ["train", "--dry_run"], ["data-check", "--help"],
+     ["submit", "--help"], ["pack", "--help"]],
+)
+def test_help_and_dry_run_never_import_tensorflow(args):
+    out = _run_and_list_tf(args)
+    assert "EXIT 0" in out, out
+    assert "TF False" in out, out
