@@ -1,0 +1,1 @@
+"""Search space: arch codes, the strict-fairness sampler and the evaluation pool."""
