@@ -1,0 +1,220 @@
+"""Scan one FC2 split folder: find every sample and every bad sample.
+
+A sample is the triplet ``NNNNNNN-img_0.png``, ``NNNNNNN-img_1.png``,
+``NNNNNNN-flow_01.flo`` in the split directory itself (other FC2 files such as
+``flow_10``, ``occ_*``, ``mb_*``, ``oids_*`` and ``*.pfm`` are ignored).  The
+quick scan checks existence, the PNG IHDR header and the ``.flo`` header and
+size; the deep scan decodes everything in parallel worker processes.  Every bad
+sample is kept with its reason: nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+
+import numpy as np
+
+from edgeflownas.data.io import read_flo, read_flo_header, read_image_rgb, read_png_size
+from edgeflownas.errors import DataError
+
+SAMPLE_PATTERN = "NNNNNNN-img_0.png + NNNNNNN-img_1.png + NNNNNNN-flow_01.flo"
+PARTS = ("img_0.png", "img_1.png", "flow_01.flo")
+_SAMPLE_FILE = re.compile(r"^(\d{7})-(img_0\.png|img_1\.png|flow_01\.flo)$")
+
+MISSING_PARTNER = "missing_partner"
+UNREADABLE_IMAGE = "unreadable_image"
+BAD_FLO = "bad_flo"
+FLOW_SIZE_MISMATCH = "flow_size_mismatch"
+INCONSISTENT_IMAGE_SIZE = "inconsistent_image_size"
+REASONS = (MISSING_PARTNER, UNREADABLE_IMAGE, BAD_FLO, FLOW_SIZE_MISMATCH, INCONSISTENT_IMAGE_SIZE)
+
+Size = Tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One complete FC2 triplet."""
+
+    sample_id: str
+    img0: Path
+    img1: Path
+    flow: Path
+
+
+@dataclass(frozen=True)
+class BadSample:
+    """A sample that cannot be used, with the first problem found."""
+
+    sample_id: str
+    reason: str
+    path: Path
+    detail: str
+
+
+@dataclass
+class SplitScan:
+    """Result of scanning one split folder: good samples (sorted by id) and bad ones."""
+
+    directory: Path
+    deep: bool
+    samples: List[Sample] = field(default_factory=list)
+    bad: List[BadSample] = field(default_factory=list)
+    image_size: Optional[Size] = None
+    ignored_files: int = 0
+
+    def bad_by_reason(self) -> Dict[str, List[BadSample]]:
+        """Bad samples grouped by reason, in the order of REASONS."""
+        groups: Dict[str, List[BadSample]] = {reason: [] for reason in REASONS}
+        for bad in self.bad:
+            groups[bad.reason].append(bad)
+        return {reason: items for reason, items in groups.items() if items}
+
+
+@dataclass(frozen=True)
+class SampleCheck:
+    """Outcome of checking one complete triplet: its image size, or why it is bad."""
+
+    sample: Sample
+    size: Optional[Size]
+    bad: Optional[BadSample]
+
+
+def default_workers() -> int:
+    """Worker processes for the deep scan: the CPUs this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _list_split(directory: Path) -> Tuple[Dict[str, Dict[str, Path]], int]:
+    """Group the split's sample files by id; also count the files that are not sample files."""
+    if not directory.exists():
+        raise DataError(f"{directory}: directory does not exist (expected an FC2 split folder of {SAMPLE_PATTERN})")
+    if not directory.is_dir():
+        raise DataError(f"{directory}: is not a directory (expected an FC2 split folder of {SAMPLE_PATTERN})")
+    parts_by_id: Dict[str, Dict[str, Path]] = {}
+    ignored = 0
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            match = _SAMPLE_FILE.match(entry.name)
+            if match is None:
+                ignored += 1
+                continue
+            parts_by_id.setdefault(match.group(1), {})[match.group(2)] = Path(entry.path)
+    return parts_by_id, ignored
+
+
+def _triplet(directory: Path, sample_id: str, parts: Dict[str, Path]) -> Tuple[Optional[Sample], Optional[BadSample]]:
+    """A Sample when all three files exist, else a missing_partner BadSample."""
+    missing = [part for part in PARTS if part not in parts]
+    if missing:
+        found = ", ".join(part for part in PARTS if part in parts)
+        path = directory / f"{sample_id}-{missing[0]}"
+        detail = f"{path}: missing {', '.join(missing)} (found only {found})"
+        return None, BadSample(sample_id, MISSING_PARTNER, path, detail)
+    img0, img1, flow = (parts[part] for part in PARTS)
+    return Sample(sample_id, img0, img1, flow), None
+
+
+def _hw(size: Size) -> str:
+    return f"{size[0]}x{size[1]} (HxW)"
+
+
+def _image_size_deep(path: Path) -> Size:
+    return read_image_rgb(path).shape[:2]
+
+
+def _flow_size_deep(path: Path) -> Size:
+    flow = read_flo(path)
+    bad_values = int(flow.size - np.count_nonzero(np.isfinite(flow)))
+    if bad_values:
+        raise DataError(f"{path}: flow holds {bad_values} non-finite values (NaN or inf)")
+    return flow.shape[:2]
+
+
+def check_sample(sample: Sample, deep: bool = False) -> SampleCheck:
+    """Check one triplet (headers, or full decode when deep) and its internal sizes."""
+    image_size: Callable[[Path], Size] = _image_size_deep if deep else read_png_size
+    flow_size: Callable[[Path], Size] = _flow_size_deep if deep else read_flo_header
+    probes = ((sample.img0, UNREADABLE_IMAGE, image_size), (sample.img1, UNREADABLE_IMAGE, image_size),
+              (sample.flow, BAD_FLO, flow_size))
+    sizes = []
+    for path, reason, probe in probes:
+        try:
+            sizes.append(probe(path))
+        except DataError as error:
+            return SampleCheck(sample, None, BadSample(sample.sample_id, reason, path, str(error)))
+    size0, size1, flow = sizes
+    if size1 != size0:
+        detail = f"{sample.img1}: image is {_hw(size1)} but {sample.img0.name} is {_hw(size0)}"
+        return SampleCheck(sample, None, BadSample(sample.sample_id, INCONSISTENT_IMAGE_SIZE, sample.img1, detail))
+    if flow != size0:
+        detail = f"{sample.flow}: flow is {_hw(flow)} but the images are {_hw(size0)}"
+        return SampleCheck(sample, None, BadSample(sample.sample_id, FLOW_SIZE_MISMATCH, sample.flow, detail))
+    return SampleCheck(sample, size0, None)
+
+
+def _check_deep(sample: Sample) -> SampleCheck:
+    return check_sample(sample, deep=True)
+
+
+def _check_all(samples: List[Sample], deep: bool, workers: int, progress: bool) -> Iterator[SampleCheck]:
+    """Check samples in order; the deep scan fans out to worker processes."""
+    from tqdm import tqdm
+
+    bar = dict(total=len(samples), unit="sample", disable=not progress, leave=False)
+    if not deep or workers <= 1 or len(samples) < 2:
+        yield from tqdm((check_sample(s, deep) for s in samples), **bar)
+        return
+    chunksize = max(1, min(64, len(samples) // (workers * 8)))
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield from tqdm(pool.map(_check_deep, samples, chunksize=chunksize), **bar)
+
+
+def majority_size(sizes: Iterable[Size]) -> Optional[Size]:
+    """Most frequent (height, width); a tie goes to the size seen first."""
+    counts = Counter(sizes)
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def scan_split(directory: Path, deep: bool = False, workers: Optional[int] = None, progress: bool = False) -> SplitScan:
+    """Scan one FC2 split folder; return good samples and every bad sample with its reason."""
+    directory = Path(directory)
+    parts_by_id, ignored = _list_split(directory)
+    scan = SplitScan(directory=directory, deep=deep, ignored_files=ignored)
+    candidates = []
+    for sample_id in sorted(parts_by_id):
+        sample, bad = _triplet(directory, sample_id, parts_by_id[sample_id])
+        if bad is not None:
+            scan.bad.append(bad)
+        else:
+            candidates.append(sample)
+    checked = list(_check_all(candidates, deep, workers if workers is not None else default_workers(), progress))
+    scan.bad.extend(c.bad for c in checked if c.bad is not None)
+    good = [c for c in checked if c.bad is None]
+    scan.image_size = majority_size(c.size for c in good)
+    for c in good:
+        if c.size == scan.image_size:
+            scan.samples.append(c.sample)
+        else:
+            detail = (f"{c.sample.img0}: images are {_hw(c.size)} but most samples of {directory} "
+                      f"are {_hw(scan.image_size)}")
+            scan.bad.append(BadSample(c.sample.sample_id, INCONSISTENT_IMAGE_SIZE, c.sample.img0, detail))
+    scan.bad.sort(key=lambda bad: bad.sample_id)
+    return scan
+
+
+def require_samples(scan: SplitScan, split: str) -> None:
+    """Raise DataError when a split has no usable sample (the post-mortem's silent failure)."""
+    if scan.samples:
+        return
+    found = f"{len(scan.bad)} bad samples and {scan.ignored_files} other files" if scan.bad else (
+        f"{scan.ignored_files} files, none of them a sample file")
+    raise DataError(
+        f"{split} split is empty: no usable sample matching {SAMPLE_PATTERN} in {scan.directory} "
+        f"(found {found}); point data.{split}_dir (or --{split}_dir) at an FC2 '{split}' folder"
+    )
