@@ -21,11 +21,9 @@ from typing import Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-NUM_BLOCKS = 9
-NUM_OPTIONS = 3
-PATHS_PER_CYCLE = NUM_OPTIONS
+from edgeflownas.nas.arch_codec import BLOCK_NAMES, NUM_BLOCKS, NUM_OPTIONS, ArchCode
 
-ArchCode = Tuple[int, ...]
+PATHS_PER_CYCLE = NUM_OPTIONS
 
 # Separates the training sampler's random stream from other consumers of the seed.
 _SAMPLER_STREAM = 0x5A3F
@@ -83,7 +81,7 @@ def check(seed: int, cycles: int, repeat_cycles: int = 100) -> Tuple[bool, np.nd
     counts = option_counts(seed, cycles)
     failures = []
     bad = [(b, o, int(counts[b, o])) for b in range(NUM_BLOCKS) for o in range(NUM_OPTIONS) if counts[b, o] != cycles]
-    failures.extend(f"block {b} option {o}: count {c} != {cycles}" for b, o, c in bad)
+    failures.extend(f"block {BLOCK_NAMES[b]} option {o}: count {c} != {cycles}" for b, o, c in bad)
     first = [cycle_paths(seed, k) for k in range(min(repeat_cycles, cycles))]
     second = [cycle_paths(seed, k) for k in range(min(repeat_cycles, cycles))]
     mismatched = [k for k, (a, b) in enumerate(zip(first, second)) if a != b]
@@ -99,7 +97,7 @@ def sequence_digest(seed: int, num_cycles: int) -> str:
 
 def format_counts(counts: np.ndarray, names: Optional[Sequence[str]] = None) -> str:
     """A small table: one row per block with its option counts."""
-    names = names or [f"b{b}" for b in range(NUM_BLOCKS)]
+    names = names or BLOCK_NAMES
     lines = ["block  " + "  ".join(f"opt{o:<5d}" for o in range(NUM_OPTIONS)) + "  gap"]
     for b in range(NUM_BLOCKS):
         row = "  ".join(f"{int(c):<8d}" for c in counts[b])

@@ -60,7 +60,7 @@ def test_module_check_passes_and_two_runs_agree():
     first, second = _run_check("--cycles", "300", "--seed", "42", "--check"), _run_check("--cycles", "300", "--seed", "42", "--check")
     assert first.returncode == 0, first.stdout + first.stderr
     assert "check: OK" in first.stdout and "fairness_gap=0" in first.stdout
-    rows = [line.split() for line in first.stdout.splitlines() if re.match(r"b\d ", line)]
+    rows = [line.split() for line in first.stdout.splitlines() if re.match(r"(EB|DB|H)\d ", line)]
     assert len(rows) == 9 and all(row[1:4] == ["300", "300", "300"] for row in rows)
     digest = [line for line in first.stdout.splitlines() if line.startswith("first_100_cycles_sha256=")]
     assert digest and digest[0] in second.stdout.splitlines()
