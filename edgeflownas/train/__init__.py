@@ -1,0 +1,1 @@
+"""Supernet training: fairness-cycle trainer, evaluation, early stop, checkpoints, run directory."""
