@@ -99,6 +99,25 @@ class FastModeConfig:
 
 
 @dataclass(frozen=True)
+class SlurmConfig:
+    partition: Optional[str]
+    account: Optional[str]
+    qos: Optional[str]
+    time_min: int
+    nodes: int
+    gpus_per_node: int
+    cpus_per_task: int
+    mem_gb: float
+    signal_delay_s: int
+    max_num_timeout: int
+    array_parallelism: int
+    setup: Tuple[str, ...]
+    container_image: Optional[str]
+    container_binds: Tuple[str, ...]
+    log_dir: Optional[str]
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole validated run config; one attribute per top-level section."""
 
@@ -112,6 +131,7 @@ class Config:
     checkpoint: CheckpointConfig
     runtime: RuntimeConfig
     fast_mode: FastModeConfig
+    slurm: SlurmConfig
 
 
 SECTION_TYPES = {
@@ -125,4 +145,5 @@ SECTION_TYPES = {
     "checkpoint": CheckpointConfig,
     "runtime": RuntimeConfig,
     "fast_mode": FastModeConfig,
+    "slurm": SlurmConfig,
 }
