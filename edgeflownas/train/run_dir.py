@@ -1,0 +1,167 @@
+"""The run directory ``<output_root>/<experiment.name>`` and its small artifacts (design §6).
+
+Layout::
+
+    train_manifest.json     what ran: seed, config hash, git commit, data, versions, SLURM ids
+    eval_pool_12.json       the fixed evaluation pool with its seed
+    eval_epe_history.csv    one row per epoch: epoch averages, lr, mean/std EPE, per-subnet EPE
+    fairness_counts.json    option counts over the complete cycles trained so far
+    supernet_last.ckpt/     TF checkpoint + state.json (resume point), swapped in atomically
+    supernet_best.ckpt/     same, for the best mean EPE so far
+    tensorboard/            event files with the scalars of the CSV
+
+Every JSON/CSV write is atomic.  The history and counts are also stored in the
+checkpoint state, so after a crash they are rewritten from the checkpoint
+that resume uses and never disagree with it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+from edgeflownas.atomic_io import write_csv_atomic, write_json_atomic
+from edgeflownas.config import ResolvedConfig, repo_root
+from edgeflownas.config_types import ExperimentConfig
+from edgeflownas.nas.arch_codec import BLOCK_NAMES, ArchCode, arch_name
+from edgeflownas.nas.fair_sampler import PATHS_PER_CYCLE, fairness_gap
+
+MANIFEST = "train_manifest.json"
+HISTORY = "eval_epe_history.csv"
+FAIRNESS = "fairness_counts.json"
+LAST = "supernet_last.ckpt"
+BEST = "supernet_best.ckpt"
+TENSORBOARD = "tensorboard"
+
+SLURM_ENV = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RESTART_COUNT",
+             "SLURM_JOB_NAME", "SLURM_JOB_PARTITION", "SLURM_NODELIST", "SLURM_CLUSTER_NAME")
+
+
+def run_dir_for(experiment: ExperimentConfig) -> Path:
+    """The run directory of an experiment: ``<output_root>/<name>``."""
+    return Path(experiment.output_root) / experiment.name
+
+
+def mean_column(pool_size: int) -> str:
+    """Name of the pool-mean EPE column, ``mean_epe_12`` for the default pool."""
+    return f"mean_epe_{pool_size}"
+
+
+def std_column(pool_size: int) -> str:
+    """Name of the pool-std EPE column, ``std_epe_12`` for the default pool."""
+    return f"std_epe_{pool_size}"
+
+
+def history_header(pool: Sequence[ArchCode]) -> List[str]:
+    """CSV columns: counters, epoch averages, lr, pool summary, one EPE column per subnet (by arch name)."""
+    return [
+        "epoch", "global_step", "train_loss_epoch_avg",
+        "train_grad_norm_before_clip_epoch_avg", "train_grad_norm_after_clip_epoch_avg", "lr",
+        mean_column(len(pool)), std_column(len(pool)), "fairness_gap",
+    ] + [f"epe_{arch_name(code)}" for code in pool]
+
+
+def write_history(run_dir: Path, pool: Sequence[ArchCode], rows: Sequence[Mapping[str, Any]]) -> None:
+    """Rewrite eval_epe_history.csv from the full list of epoch rows."""
+    write_csv_atomic(Path(run_dir) / HISTORY, history_header(pool), rows)
+
+
+def fairness_document(counts: np.ndarray, complete_cycles: int, seed: int) -> Dict[str, Any]:
+    """JSON-ready option counts over complete fairness cycles."""
+    return {
+        "seed": int(seed),
+        "complete_cycles": int(complete_cycles),
+        "paths_trained": int(complete_cycles) * PATHS_PER_CYCLE,
+        "fairness_gap": fairness_gap(counts),
+        "option_counts": {name: [int(c) for c in counts[b]] for b, name in enumerate(BLOCK_NAMES)},
+    }
+
+
+def write_fairness(run_dir: Path, counts: np.ndarray, complete_cycles: int, seed: int) -> None:
+    """Rewrite fairness_counts.json."""
+    write_json_atomic(Path(run_dir) / FAIRNESS, fairness_document(counts, complete_cycles, seed))
+
+
+def git_commit() -> Optional[str]:
+    """HEAD of the source checkout (suffix ``-dirty`` if tracked files changed); None outside git."""
+    root = repo_root()
+    if not (root / ".git").exists():
+        return None
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def versions() -> Dict[str, Optional[str]]:
+    """Versions of Python and the libraries that decide the numbers."""
+    from edgeflownas import __version__
+
+    found: Dict[str, Optional[str]] = {"python": platform.python_version(), "efnas": __version__}
+    for module in ("tensorflow", "numpy", "h5py", "cv2"):
+        imported = sys.modules.get(module) or __import__(module)
+        found[module] = getattr(imported, "__version__", None)
+    return found
+
+
+def slurm_ids() -> Dict[str, str]:
+    """The SLURM job identifiers present in the environment (empty outside SLURM)."""
+    return {key: os.environ[key] for key in SLURM_ENV if key in os.environ}
+
+
+def build_manifest(resolved: ResolvedConfig, plan: Mapping[str, Any], data: Mapping[str, Any],
+                   starts: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
+    """The train_manifest.json document (every field the design asks for)."""
+    cfg = resolved.config
+    train = cfg.train
+    return {
+        "experiment": cfg.experiment.name,
+        "seed": cfg.experiment.seed,
+        "config_hash": resolved.config_hash,
+        "config_path": resolved.path,
+        "git_commit": git_commit(),
+        "input_shape": [plan["batch_size"], cfg.data.input_height, cfg.data.input_width, 3],
+        "supernet_mode": train.supernet_mode,
+        "optimizer": {"name": "adam", "beta1": train.adam_beta1, "beta2": train.adam_beta2,
+                      "epsilon": train.adam_epsilon},
+        "lr_schedule": {"name": "cosine_decay", "lr": train.lr, "lr_min": train.lr_min,
+                        "decay_steps": plan["planned_steps"], "steps_per_epoch": plan["steps_per_epoch"],
+                        "num_epochs": train.num_epochs},
+        "wd": train.weight_decay,
+        "wd_applies_to": "conv kernels (L2, added to each path's loss)",
+        "grad_clip": {"type": "global_norm", "max_norm": train.grad_clip_norm,
+                      "applied_to": "mean of the accumulated path gradients"},
+        "paths_per_step": plan["paths_per_step"],
+        "samples": {"train_samples": data["train_samples"], "val_samples": data["val_samples"]},
+        "data": dict(data),
+        "eval": dict(plan["eval"]),
+        "versions": versions(),
+        "hostname": socket.gethostname(),
+        "slurm": slurm_ids(),
+        "starts": list(starts),
+        "resolved_config": resolved.values,
+    }
+
+
+def start_record(global_step: int, mode: str) -> Dict[str, Any]:
+    """One entry of the manifest's ``starts`` list (fresh start, resume or inherit)."""
+    return {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "mode": mode,
+            "global_step": int(global_step), "hostname": socket.gethostname(), "slurm": slurm_ids()}
+
+
+def write_manifest(run_dir: Path, manifest: Mapping[str, Any]) -> None:
+    """Rewrite train_manifest.json."""
+    write_json_atomic(Path(run_dir) / MANIFEST, dict(manifest))
