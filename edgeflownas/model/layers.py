@@ -1,0 +1,148 @@
+"""Conv and shared batch-norm layers from ``tf.nn`` ops and ``tf.compat.v1.get_variable``.
+
+Variables are created when a layer object is constructed and read when it is
+applied, so a network can create every option's variables up front (outside
+any ``tf.switch_case``) and apply only the selected layers inside the branches.
+
+``BatchNorm`` runs in one of three modes chosen at run time by an int32 scalar
+tensor:
+
+- ``BN_TRAIN``: normalise with the batch statistics and update the moving
+  statistics by an exponential moving average (momentum ``BN_MOMENTUM``);
+- ``BN_INFER``: normalise with the moving statistics; nothing is written;
+- ``BN_RECAL``: normalise with the batch statistics and add them to
+  recalibration sums; ``apply_recal_op`` later sets the moving statistics to
+  the true average of the accumulated batch statistics (the per-batch means
+  and per-batch variances are averaged, as in Once-for-All's
+  ``set_running_statistics``).
+
+All writes happen inside the layer's forward computation (as control
+dependencies of its output), because a layer inside an untaken
+``tf.switch_case`` branch has no tensor that could be fetched from outside.
+A write in a mode that does not own it assigns the value it read, so it
+changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import List, Sequence
+
+import tensorflow as tf
+
+BN_TRAIN = 0
+BN_INFER = 1
+BN_RECAL = 2
+BN_MODES = {"train": BN_TRAIN, "infer": BN_INFER, "recal": BN_RECAL}
+
+# Higher than Keras' 0.99 default because the moving statistics of a shared
+# BN follow a different path every step; evaluation recalibrates them anyway.
+BN_MOMENTUM = 0.9
+# tf.compat.v1.layers.batch_normalization's default, as in EdgeFlowNet.
+BN_EPSILON = 1e-3
+
+
+def _variable(name: str, shape: Sequence[int], initializer, trainable: bool) -> tf.Variable:
+    return tf.compat.v1.get_variable(
+        name, shape=list(shape), dtype=tf.float32, initializer=initializer, trainable=trainable, use_resource=True
+    )
+
+
+class Conv2D:
+    """A 2-D convolution (SAME padding) with its kernel and optional bias."""
+
+    def __init__(self, name: str, kernel_size: int, in_channels: int, out_channels: int, stride: int = 1,
+                 use_bias: bool = True) -> None:
+        self.name = name
+        self.kernel_size = kernel_size
+        self.stride = stride
+        with tf.compat.v1.variable_scope(name):
+            self.kernel = _variable(
+                "kernel", (kernel_size, kernel_size, in_channels, out_channels),
+                tf.compat.v1.glorot_uniform_initializer(), trainable=True,
+            )
+            self.bias = _variable("bias", (out_channels,), tf.compat.v1.zeros_initializer(), True) if use_bias else None
+
+    @property
+    def variables(self) -> List[tf.Variable]:
+        """The layer's trainable variables."""
+        return [self.kernel] + ([self.bias] if self.bias is not None else [])
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        """Apply the convolution (and bias) to an NHWC tensor."""
+        y = tf.nn.conv2d(x, self.kernel, strides=self.stride, padding="SAME")
+        if self.bias is not None:
+            y = tf.nn.bias_add(y, self.bias)
+        return y
+
+
+class BatchNorm:
+    """Batch normalisation with TRAIN / INFER / RECAL modes selected by a scalar tensor."""
+
+    def __init__(self, name: str, channels: int, mode: tf.Tensor) -> None:
+        self.name = name
+        self.mode = mode
+        with tf.compat.v1.variable_scope(name):
+            self.gamma = _variable("gamma", (channels,), tf.compat.v1.ones_initializer(), True)
+            self.beta = _variable("beta", (channels,), tf.compat.v1.zeros_initializer(), True)
+            self.moving_mean = _variable("moving_mean", (channels,), tf.compat.v1.zeros_initializer(), False)
+            self.moving_variance = _variable("moving_variance", (channels,), tf.compat.v1.ones_initializer(), False)
+            self.recal_mean_sum = _variable("recal_mean_sum", (channels,), tf.compat.v1.zeros_initializer(), False)
+            self.recal_variance_sum = _variable("recal_variance_sum", (channels,), tf.compat.v1.zeros_initializer(), False)
+            self.recal_count = _variable("recal_count", (), tf.compat.v1.zeros_initializer(), False)
+
+    @property
+    def moving_variables(self) -> List[tf.Variable]:
+        """moving_mean and moving_variance."""
+        return [self.moving_mean, self.moving_variance]
+
+    @property
+    def recal_variables(self) -> List[tf.Variable]:
+        """The recalibration accumulators (scratch state, reset before each use)."""
+        return [self.recal_mean_sum, self.recal_variance_sum, self.recal_count]
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        """Normalise an NHWC tensor per channel according to the current mode."""
+        batch_mean, batch_variance = tf.nn.moments(x, axes=[0, 1, 2])
+        moving_mean = self.moving_mean.read_value()
+        moving_variance = self.moving_variance.read_value()
+        use_batch = tf.not_equal(self.mode, BN_INFER)
+        mean = tf.where(use_batch, batch_mean, moving_mean)
+        variance = tf.where(use_batch, batch_variance, moving_variance)
+        y = tf.nn.batch_normalization(x, mean, variance, self.beta, self.gamma, BN_EPSILON)
+        with tf.control_dependencies(self._updates(tf.stop_gradient(batch_mean), tf.stop_gradient(batch_variance),
+                                                   moving_mean, moving_variance)):
+            return tf.identity(y)
+
+    def _updates(self, batch_mean: tf.Tensor, batch_variance: tf.Tensor, moving_mean: tf.Tensor,
+                 moving_variance: tf.Tensor) -> List[tf.Operation]:
+        is_train = tf.equal(self.mode, BN_TRAIN)
+        is_recal = tf.equal(self.mode, BN_RECAL)
+        decay = 1.0 - BN_MOMENTUM
+        return [
+            self.moving_mean.assign(tf.where(is_train, moving_mean - decay * (moving_mean - batch_mean), moving_mean),
+                                    read_value=False),
+            self.moving_variance.assign(
+                tf.where(is_train, moving_variance - decay * (moving_variance - batch_variance), moving_variance),
+                read_value=False),
+            self.recal_mean_sum.assign_add(tf.where(is_recal, batch_mean, tf.zeros_like(batch_mean)),
+                                           read_value=False),
+            self.recal_variance_sum.assign_add(tf.where(is_recal, batch_variance, tf.zeros_like(batch_variance)),
+                                               read_value=False),
+            self.recal_count.assign_add(tf.where(is_recal, 1.0, 0.0), read_value=False),
+        ]
+
+    def reset_recal_op(self) -> tf.Operation:
+        """Zero this layer's recalibration sums and count."""
+        return tf.group(*[v.assign(tf.zeros_like(v), read_value=False) for v in self.recal_variables])
+
+    def apply_recal_op(self) -> tf.Operation:
+        """Moving stats := accumulated average, if this layer saw at least one RECAL batch."""
+        count = self.recal_count.read_value()
+        seen = count > 0.0
+        denominator = tf.maximum(count, 1.0)
+        return tf.group(
+            self.moving_mean.assign(tf.where(seen, self.recal_mean_sum / denominator, self.moving_mean),
+                                    read_value=False),
+            self.moving_variance.assign(tf.where(seen, self.recal_variance_sum / denominator, self.moving_variance),
+                                        read_value=False),
+        )

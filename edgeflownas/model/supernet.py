@@ -1,0 +1,267 @@
+"""The switchable EdgeFlowNet supernet (design §3) in tf.compat.v1 graph mode.
+
+Contract (other parts of efnas rely on exactly these names)::
+
+    net = Supernet(model_cfg, loss_cfg, height, width, fixed_arch=None)
+
+built once in the current default graph, which must be in graph mode
+(``with tf.Graph().as_default():``) with control flow v2 (TensorFlow's
+default; do not call ``tf.compat.v1.disable_v2_behavior()``).  ``height`` and
+``width`` are the training resolution and must be multiples of 4.
+
+Inputs (feed them):
+    img0, img1   uint8 placeholders [None, H, W, 3], RGB, 0..255.
+    flow_gt      float32 placeholder [None, H, W, 2], flow in training-resolution pixels.
+    arch_code    int32 placeholder [9] (one option in {0,1,2} per block EB0..H4; checked
+                 at run time).  ``None`` when ``fixed_arch`` is given.
+    bn_mode      int32 scalar, placeholder_with_default(BN_INFER); feed BN_TRAIN (0):
+                 batch stats + EMA update of the moving stats, BN_INFER (1): moving stats,
+                 BN_RECAL (2): batch stats, added to the recalibration sums, no EMA.
+
+Outputs:
+    preds        tuple of 3 tensors [B,H/4,W/4,4], [B,H/2,W/2,4], [B,H,W,4], accumulated across
+                 scales (bilinear-upsampled previous prediction + this head's output);
+                 channels 0:2 flow in training-resolution pixels at every scale, 2:4 the
+                 LinearSoftplus uncertainty.
+    flow         [B,H,W,2] = preds[2][..., 0:2].
+    loss         scalar MultiscaleSL1-1 + LinearSoftplus loss (loss_cfg.scale_weights).
+    loss_terms   LossTerms(total, flow_l1, uncertainty) (extension).
+    epe          scalar mean end-point error at full resolution.
+
+Batch norm:
+    update_ops         list, EMPTY: the EMA updates run inside the forward pass whenever
+                       bn_mode == BN_TRAIN (they live in tf.switch_case branches whose
+                       tensors cannot be fetched).  Kept so ``sess.run([train_op] +
+                       net.update_ops)`` reads as usual.  Every run that evaluates preds,
+                       loss or gradients in BN_TRAIN updates the EMA of the layers on the path.
+    bn_reset_recal_op  zero every layer's recalibration sums and counts.
+    bn_apply_recal_op  moving stats := average of the batch means / batch variances
+                       accumulated since the reset, for layers that saw >= 1 RECAL batch;
+                       layers off the recalibrated path keep their moving stats.
+    bn_moving_variables  every moving_mean / moving_variance variable.
+    bn_recal_variables   the recalibration accumulators (extension).  They are ordinary
+                       global variables, so a default Saver checkpoints them; their saved
+                       value is scratch and never matters (reset before every use).
+
+Variables:
+    trainable_variables  conv kernels, biases, BN gamma/beta of every option.
+    kernel_variables     every conv kernel (weight decay applies to these).
+    variables            every variable the network created (extension).
+The variable set (names, shapes, dtypes) is the same for every arch code and for
+``fixed_arch``; names start with ``supernet/``.  ``fixed_arch=code`` builds a static
+network (no switching) of that subnet with the same variables, so a supernet
+checkpoint restores into it; variables of unselected options exist but are unused.
+
+Only the selected branch of each block is computed: kernel choices are
+``tf.switch_case`` over separate convs; a depth choice applies ResBlock 1 always
+and ResBlocks 2 and 3 under ``tf.cond`` (depth d uses the first d ResBlocks).
+The BN after a kernel choice (H1, H3) is shared by its options.  Images enter as
+float32 0..255 without mean/std normalisation, like EdgeFlowNet (its loader
+only casts to float32); img0 and img1 are concatenated into 6 channels.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import tensorflow as tf
+
+from edgeflownas.config_types import LossConfig, ModelConfig
+from edgeflownas.errors import ConfigError
+from edgeflownas.model.layers import BN_INFER, BN_RECAL, BN_TRAIN, BatchNorm, Conv2D
+from edgeflownas.model.loss import mean_epe, multiscale_loss, resize_bilinear
+from edgeflownas.nas.arch_codec import (
+    BLOCK_NAMES, DEPTH_CHOICES, KERNEL_CHOICES, NUM_BLOCKS, NUM_OPTIONS, ArchCode, parse_arch_code,
+)
+
+__all__ = ["Supernet", "BN_TRAIN", "BN_INFER", "BN_RECAL", "SCOPE", "PRED_CHANNELS"]
+
+SCOPE = "supernet"
+PRED_CHANNELS = 4
+RES_KERNEL = 3
+
+
+class ResBlock:
+    """EdgeFlowNet ResBlock: Conv-BN-ReLU, Conv-BN, add the input, ReLU (3x3, stride 1)."""
+
+    def __init__(self, name: str, channels: int, bn_mode: tf.Tensor) -> None:
+        with tf.compat.v1.variable_scope(name):
+            self.conv_a = Conv2D("conv_a", RES_KERNEL, channels, channels, use_bias=False)
+            self.bn_a = BatchNorm("bn_a", channels, bn_mode)
+            self.conv_b = Conv2D("conv_b", RES_KERNEL, channels, channels, use_bias=False)
+            self.bn_b = BatchNorm("bn_b", channels, bn_mode)
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        """Apply the block."""
+        y = tf.nn.relu(self.bn_a(self.conv_a(x)))
+        return tf.nn.relu(self.bn_b(self.conv_b(y)) + x)
+
+
+class Supernet:
+    """EdgeFlowNet MultiScaleResNet supernet (bilinear skeleton), switchable by ``arch_code``; see module doc."""
+
+    def __init__(self, model_cfg: ModelConfig, loss_cfg: LossConfig, height: int, width: int,
+                 fixed_arch: Optional[Sequence[int]] = None) -> None:
+        _check_graph_mode()
+        _check_input_size(height, width)
+        if model_cfg.skeleton != "bilinear":
+            raise ConfigError(f"model.skeleton is {model_cfg.skeleton!r}: only 'bilinear' is implemented")
+        self.height, self.width = height, width
+        self.fixed_arch: Optional[ArchCode] = parse_arch_code(fixed_arch) if fixed_arch is not None else None
+        self.img0 = tf.compat.v1.placeholder(tf.uint8, [None, height, width, 3], name="img0")
+        self.img1 = tf.compat.v1.placeholder(tf.uint8, [None, height, width, 3], name="img1")
+        self.flow_gt = tf.compat.v1.placeholder(tf.float32, [None, height, width, 2], name="flow_gt")
+        self.bn_mode = tf.compat.v1.placeholder_with_default(tf.constant(BN_INFER, tf.int32), [], name="bn_mode")
+        self.arch_code: Optional[tf.Tensor] = None
+        self._code: Optional[tf.Tensor] = None
+        if self.fixed_arch is None:
+            self.arch_code = tf.compat.v1.placeholder(tf.int32, [NUM_BLOCKS], name="arch_code")
+            self._code = _checked_code(self.arch_code)
+        self.convs: List[Conv2D] = []
+        self.bns: List[BatchNorm] = []
+        with tf.compat.v1.variable_scope(SCOPE):
+            self._create_layers(model_cfg)
+            self.preds: Tuple[tf.Tensor, tf.Tensor, tf.Tensor] = self._forward()
+        self.flow = self.preds[2][..., 0:2]
+        self.loss_terms = multiscale_loss(self.preds, self.flow_gt, loss_cfg.scale_weights)
+        self.loss = self.loss_terms.total
+        self.epe = mean_epe(self.flow, self.flow_gt)
+        self.update_ops: List[tf.Operation] = []
+        self.bn_reset_recal_op = tf.group(*[bn.reset_recal_op() for bn in self.bns], name="bn_reset_recal")
+        self.bn_apply_recal_op = tf.group(*[bn.apply_recal_op() for bn in self.bns], name="bn_apply_recal")
+        self.bn_moving_variables = [v for bn in self.bns for v in bn.moving_variables]
+        self.bn_recal_variables = [v for bn in self.bns for v in bn.recal_variables]
+        self.kernel_variables = [conv.kernel for conv in self.convs]
+        self.trainable_variables = [v for v in self.variables if v.trainable]
+
+    @property
+    def variables(self) -> List[tf.Variable]:
+        """Every variable of the network, sorted by name."""
+        created = [v for conv in self.convs for v in conv.variables]
+        created += [v for bn in self.bns for v in [bn.gamma, bn.beta] + bn.moving_variables + bn.recal_variables]
+        return sorted(created, key=lambda v: v.name)
+
+    # -- layers (all variables are created here, outside any control flow) --
+
+    def _conv(self, name: str, kernel: int, cin: int, cout: int, stride: int = 1, use_bias: bool = True) -> Conv2D:
+        conv = Conv2D(name, kernel, cin, cout, stride, use_bias)
+        self.convs.append(conv)
+        return conv
+
+    def _bn(self, name: str, channels: int) -> BatchNorm:
+        bn = BatchNorm(name, channels, self.bn_mode)
+        self.bns.append(bn)
+        return bn
+
+    def _res_blocks(self, block: str, channels: int) -> List[ResBlock]:
+        blocks = []
+        with tf.compat.v1.variable_scope(block):
+            for index in range(max(DEPTH_CHOICES)):
+                res = ResBlock(f"res{index}", channels, self.bn_mode)
+                self.convs += [res.conv_a, res.conv_b]
+                self.bns += [res.bn_a, res.bn_b]
+                blocks.append(res)
+        return blocks
+
+    def _kernel_options(self, block: str, cin: int, cout: int, use_bias: bool) -> List[Conv2D]:
+        with tf.compat.v1.variable_scope(block):
+            return [self._conv(f"k{k}", k, cin, cout, use_bias=use_bias) for k in KERNEL_CHOICES]
+
+    def _create_layers(self, cfg: ModelConfig) -> None:
+        growth = cfg.expansion_factor
+        c0 = cfg.init_neurons
+        c1, c2, c3 = c0 * growth, c0 * growth ** 2, c0 * growth ** 3
+        head1, head3 = c1 // growth, c1 // growth ** 2
+        self.channels = {"stem0": c0, "stem1": c1, "EB0": c1, "EB1": c2, "DB0": c3, "DB1": c2, "H1": head1,
+                         "H3": head3}
+        with tf.compat.v1.variable_scope("stem"):
+            self.stem0, self.stem0_bn = self._conv("conv0", 7, 6, c0, 2, False), self._bn("bn0", c0)
+            self.stem1, self.stem1_bn = self._conv("conv1", 5, c0, c1, 2, False), self._bn("bn1", c1)
+        self.eb0, self.eb0_down = self._res_blocks("EB0", c1), self._conv("EB0/down", 3, c1, c2, 2)
+        self.eb1, self.eb1_down = self._res_blocks("EB1", c2), self._conv("EB1/down", 3, c2, c3, 2)
+        self.db0, self.db0_up = self._res_blocks("DB0", c3), self._conv("DB0/up", 3, c3, c2)
+        self.db1, self.db1_up = self._res_blocks("DB1", c2), self._conv("DB1/up", 3, c2, c1)
+        self.h0 = self._kernel_options("H0", c1, PRED_CHANNELS, use_bias=True)
+        self.h1, self.h1_bn = self._kernel_options("H1", c1, head1, use_bias=False), self._bn("H1/bn", head1)
+        self.h2 = self._kernel_options("H2", head1, PRED_CHANNELS, use_bias=True)
+        self.h3, self.h3_bn = self._kernel_options("H3", head1, head3, use_bias=False), self._bn("H3/bn", head3)
+        self.h4 = self._kernel_options("H4", head3, PRED_CHANNELS, use_bias=True)
+
+    # -- forward --
+
+    def _forward(self) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        h, w = self.height, self.width
+        quarter = (h // 4, w // 4)
+        eighth = _half(*quarter)
+        images = tf.concat([tf.cast(self.img0, tf.float32), tf.cast(self.img1, tf.float32)], axis=-1)
+        x = tf.nn.relu(self.stem0_bn(self.stem0(images)))
+        x = tf.nn.relu(self.stem1_bn(self.stem1(x)))
+        x = self.eb0_down(self._depth(0, self.eb0, x))
+        x = self.eb1_down(self._depth(1, self.eb1, x))
+        x = self.db0_up(resize_bilinear(self._depth(2, self.db0, x), eighth))
+        x = self.db1_up(resize_bilinear(self._depth(3, self.db1, x), quarter))
+        out0 = self._kernel(4, self.h0, x)
+        y = tf.nn.relu(self.h1_bn(self._kernel(5, self.h1, resize_bilinear(x, (h // 2, w // 2)))))
+        out1 = self._kernel(6, self.h2, y)
+        z = tf.nn.relu(self.h3_bn(self._kernel(7, self.h3, resize_bilinear(y, (h, w)))))
+        out2 = self._kernel(8, self.h4, z)
+        pred0 = tf.identity(out0, name="pred_quarter")
+        pred1 = tf.identity(resize_bilinear(pred0, (h // 2, w // 2)) + out1, name="pred_half")
+        pred2 = tf.identity(resize_bilinear(pred1, (h, w)) + out2, name="pred_full")
+        return pred0, pred1, pred2
+
+    def _option(self, block_index: int):
+        return self.fixed_arch[block_index] if self.fixed_arch is not None else self._code[block_index]
+
+    def _kernel(self, block_index: int, convs: List[Conv2D], x: tf.Tensor) -> tf.Tensor:
+        """Apply the conv of the selected kernel option (only that one is computed)."""
+        if self.fixed_arch is not None:
+            return convs[self.fixed_arch[block_index]](x)
+        branches = [_bind(conv, x) for conv in convs]
+        return tf.switch_case(self._code[block_index], branches, name=BLOCK_NAMES[block_index])
+
+    def _depth(self, block_index: int, blocks: List[ResBlock], x: tf.Tensor) -> tf.Tensor:
+        """Apply the first d ResBlocks, d = the selected depth (blocks past d are not computed)."""
+        x = blocks[0](x)
+        for extra in range(1, len(blocks)):
+            if self.fixed_arch is not None:
+                if self.fixed_arch[block_index] >= extra:
+                    x = blocks[extra](x)
+                continue
+            x = tf.cond(self._code[block_index] >= extra, _bind(blocks[extra], x), _bind(tf.identity, x),
+                        name=f"{BLOCK_NAMES[block_index]}_depth{extra + 1}")
+        return x
+
+
+def _bind(layer: Callable[[tf.Tensor], tf.Tensor], x: tf.Tensor) -> Callable[[], tf.Tensor]:
+    """A zero-argument branch function applying ``layer`` to ``x`` (avoids late binding in loops)."""
+    return lambda: layer(x)
+
+
+def _half(height: int, width: int) -> Tuple[int, int]:
+    """Output size of a SAME-padded stride-2 conv (ceil division)."""
+    return math.ceil(height / 2), math.ceil(width / 2)
+
+
+def _checked_code(code: tf.Tensor) -> tf.Tensor:
+    """The arch code with a run-time check that every entry is in {0,1,2}."""
+    valid = tf.reduce_all(tf.logical_and(code >= 0, code < NUM_OPTIONS))
+    check = tf.debugging.Assert(valid, ["arch_code value must be in {0,1,2}, got", code])
+    with tf.control_dependencies([check]):
+        return tf.identity(code, name="arch_code_checked")
+
+
+def _check_graph_mode() -> None:
+    if tf.executing_eagerly():
+        raise RuntimeError("Supernet needs graph mode: build it inside 'with tf.Graph().as_default():'")
+    if not tf.compat.v1.control_flow_v2_enabled():
+        raise RuntimeError("Supernet needs control flow v2: do not call tf.compat.v1.disable_v2_behavior()")
+
+
+def _check_input_size(height: int, width: int) -> None:
+    if height % 4 or width % 4 or height <= 0 or width <= 0:
+        raise ConfigError(
+            f"input size {height}x{width}: data.input_height and data.input_width must be positive "
+            "multiples of 4 (the 1/4-scale head needs exact sizes)"
+        )
