@@ -208,13 +208,18 @@ def scan_split(directory: Path, deep: bool = False, workers: Optional[int] = Non
     return scan
 
 
-def require_samples(scan: SplitScan, split: str) -> None:
-    """Raise DataError when a split has no usable sample (the post-mortem's silent failure)."""
+def empty_split_message(scan: SplitScan, split: str) -> Optional[str]:
+    """Why a split has no usable sample (the post-mortem's silent failure), or None if it has some."""
     if scan.samples:
-        return
+        return None
     found = f"{len(scan.bad)} bad samples and {scan.ignored_files} other files" if scan.bad else (
         f"{scan.ignored_files} files, none of them a sample file")
-    raise DataError(
-        f"{split} split is empty: no usable sample matching {SAMPLE_PATTERN} in {scan.directory} "
-        f"(found {found}); point data.{split}_dir (or --{split}_dir) at an FC2 '{split}' folder"
-    )
+    return (f"{split} split is empty: no usable sample matching {SAMPLE_PATTERN} in {scan.directory} "
+            f"(found {found}); point data.{split}_dir (or --{split}_dir) at an FC2 '{split}' folder")
+
+
+def require_samples(scan: SplitScan, split: str) -> None:
+    """Raise DataError when a split has no usable sample."""
+    message = empty_split_message(scan, split)
+    if message is not None:
+        raise DataError(message)

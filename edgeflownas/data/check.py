@@ -1,0 +1,136 @@
+"""``efnas data-check`` as a library: scan the splits, judge them, report.
+
+The report is a plain dict (written as JSON) holding every bad sample, so a
+check never loses information; the printed table shows counts per reason with
+a few example paths.  A split with no usable sample and more bad samples than
+``max_bad`` are failures: the CLI exits non-zero after printing and writing
+everything.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+from typing import Dict, List, Mapping, Optional
+
+from edgeflownas.atomic_io import write_json_atomic
+from edgeflownas.config import repo_root
+from edgeflownas.data.scan import SAMPLE_PATTERN, SplitScan, empty_split_message, scan_split
+from edgeflownas.errors import DataError
+
+REPORT_FORMAT = "efnas-data-check/1"
+EXAMPLES_PER_REASON = 3
+LIST_TOOL = Path("tools") / "data_check" / "check_fc2_lists.py"
+
+
+def check_splits(directories: Mapping[str, Path], deep: bool = False, workers: Optional[int] = None,
+                 progress: bool = False) -> Dict[str, SplitScan]:
+    """Scan each named split folder (e.g. {"train": ..., "val": ...})."""
+    scans = {}
+    for split, directory in directories.items():
+        try:
+            scans[split] = scan_split(Path(directory), deep=deep, workers=workers, progress=progress)
+        except DataError as error:
+            raise DataError(f"{split} split: {error}") from None
+    return scans
+
+
+def failures(scans: Mapping[str, SplitScan], max_bad: int = 0) -> List[str]:
+    """Why the check fails: empty splits, then too many bad samples; empty list when it passes."""
+    messages = [empty_split_message(scan, split) for split, scan in scans.items()]
+    problems = [message for message in messages if message is not None]
+    bad = {split: len(scan.bad) for split, scan in scans.items()}
+    if sum(bad.values()) > max_bad:
+        per_split = ", ".join(f"{split}: {count}" for split, count in bad.items())
+        problems.append(f"{sum(bad.values())} bad samples ({per_split}) exceed --max_bad {max_bad}; "
+                        "fix or remove them (the table and the JSON report list each one)")
+    return problems
+
+
+def _split_report(scan: SplitScan) -> Dict[str, object]:
+    """JSON-ready summary of one split, with every bad sample."""
+    by_reason = {
+        reason: {"count": len(items),
+                 "examples": [str(item.path) for item in items[:EXAMPLES_PER_REASON]]}
+        for reason, items in scan.bad_by_reason().items()
+    }
+    return {
+        "directory": str(scan.directory),
+        "pattern": SAMPLE_PATTERN,
+        "samples": len(scan.samples),
+        "bad": len(scan.bad),
+        "image_size": list(scan.image_size) if scan.image_size else None,
+        "ignored_files": scan.ignored_files,
+        "bad_by_reason": by_reason,
+        "bad_samples": [{"sample_id": b.sample_id, "reason": b.reason, "path": str(b.path), "detail": b.detail}
+                        for b in scan.bad],
+    }
+
+
+def build_report(scans: Mapping[str, SplitScan], max_bad: int = 0, deep: bool = False) -> Dict[str, object]:
+    """The full data-check report: per-split counts, every bad sample, and the verdict."""
+    problems = failures(scans, max_bad)
+    return {
+        "format": REPORT_FORMAT,
+        "mode": "deep" if deep else "quick",
+        "max_bad": max_bad,
+        **{f"{split}_samples": len(scan.samples) for split, scan in scans.items()},
+        "splits": {split: _split_report(scan) for split, scan in scans.items()},
+        "failures": problems,
+        "ok": not problems,
+    }
+
+
+def format_report(report: Mapping[str, object]) -> str:
+    """Sample counts, then a table of bad samples by reason with example paths."""
+    splits = report["splits"]
+    lines = [f"{split}_samples: {info['samples']}" for split, info in splits.items()]
+    for split, info in splits.items():
+        size = "x".join(map(str, info["image_size"])) if info["image_size"] else "-"
+        lines.append(f"{split}: {info['directory']} ({report['mode']} scan, image size {size} HxW, "
+                     f"{info['bad']} bad, {info['ignored_files']} other files ignored)")
+    rows = [(split, reason, entry) for split, info in splits.items() for reason, entry in info["bad_by_reason"].items()]
+    if rows:
+        lines.append(f"{'split':<6} {'reason':<24} {'count':>6}  example paths")
+        for split, reason, entry in rows:
+            examples = entry["examples"]
+            lines.append(f"{split:<6} {reason:<24} {entry['count']:>6}  {examples[0]}")
+            lines.extend(f"{'':<39}{example}" for example in examples[1:])
+    else:
+        lines.append("bad samples: 0")
+    return "\n".join(lines)
+
+
+def write_report(report: Mapping[str, object], path: Path) -> None:
+    """Write the report as JSON (atomically)."""
+    write_json_atomic(Path(path), dict(report))
+
+
+@functools.lru_cache(maxsize=None)
+def load_list_tool() -> ModuleType:
+    """Import tools/data_check/check_fc2_lists.py, the single home of the legacy list audit."""
+    path = repo_root() / LIST_TOOL
+    if not path.is_file():
+        raise DataError(f"{path}: legacy list audit tool not found; run efnas from a source checkout")
+    spec = importlib.util.spec_from_file_location("efnas_check_fc2_lists", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def audit_legacy_lists(lists_dir: Path, base_path: Optional[Path] = None) -> Dict[str, object]:
+    """Run the legacy list audit; its own errors become DataError naming the file."""
+    tool = load_list_tool()
+    try:
+        report = tool.audit_lists(Path(lists_dir), base_path)
+    except tool.ListFileError as error:
+        raise DataError(str(error)) from None
+    report["ok"] = tool.audit_ok(report)
+    return report
+
+
+def format_legacy_lists(report: Mapping[str, object]) -> str:
+    """The legacy list audit's evidence table (post-mortem section 1.1)."""
+    return load_list_tool().format_report(report)
