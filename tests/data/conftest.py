@@ -1,0 +1,34 @@
+"""Data fixtures: tiny valid FC2 splits written with the strict writers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeflownas.data.io import write_flo, write_image_rgb
+
+TINY = (24, 32)  # (height, width) of fixture samples
+
+
+def write_fc2_sample(directory: Path, index: int, size=TINY, seed: int = 0) -> Path:
+    """Write one random NNNNNNN-{img_0,img_1,flow_01} triplet; return the img_0 path."""
+    rng = np.random.default_rng([seed, index])
+    height, width = size
+    stem = directory / f"{index:07d}"
+    write_image_rgb(Path(f"{stem}-img_0.png"), rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    write_image_rgb(Path(f"{stem}-img_1.png"), rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    write_flo(Path(f"{stem}-flow_01.flo"), rng.normal(0, 3, (height, width, 2)).astype(np.float32))
+    return Path(f"{stem}-img_0.png")
+
+
+@pytest.fixture
+def fc2_root(tmp_path):
+    """An FC2-like root with train/ (5 samples) and val/ (3 samples) of tiny valid triplets."""
+    root = tmp_path / "FlyingChairs2"
+    for split, count in (("train", 5), ("val", 3)):
+        (root / split).mkdir(parents=True)
+        for index in range(count):
+            write_fc2_sample(root / split, index)
+    return root
