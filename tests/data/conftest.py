@@ -32,3 +32,9 @@ def fc2_root(tmp_path):
         for index in range(count):
             write_fc2_sample(root / split, index)
     return root
+
+
+@pytest.fixture
+def write_sample():
+    """The triplet writer above, for tests that build their own split folders."""
+    return write_fc2_sample
