@@ -22,6 +22,7 @@ COMMANDS: Dict[str, tuple] = {
     "pack": ("edgeflownas.cli.data:pack", "Pack FC2 folders into sharded HDF5 with a manifest and checksums."),
     "train": ("edgeflownas.cli.train:train", "Train the strict-fairness supernet (tf.compat.v1 graph)."),
     "submit": ("launcher.cli:submit", "Submit training to SLURM via submitit inside Apptainer."),
+    "status": ("launcher.cli:status", "Show an experiment's SLURM jobs: state, requeues, epoch, best mean_epe_12, run dir."),
     "config": ("edgeflownas.cli.config:config", "Validate or show a config against the JSON Schema."),
     "arch": ("edgeflownas.cli.arch:arch", "Decode an arch code and report its parameters and FLOPs."),
 }
