@@ -1,13 +1,57 @@
-"""``efnas submit`` (filled in by the HPC issue)."""
+"""``efnas submit`` and ``efnas status``: option parsing and dispatch only."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional, Tuple
+
 import click
 
-from edgeflownas.cli import not_implemented
+from edgeflownas.cli.options import collect_overrides, override_options
 
 
 @click.command()
-def submit() -> None:
-    """Submit supernet training to SLURM through submitit."""
-    not_implemented("submit", "lands with the HPC issue")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="YAML run config with an optional slurm: section (default: configs/supernet_fc2_180x240.yaml).")
+@override_options
+@click.option("--container", "container", type=str, default=None,
+              help="Apptainer image (.sif) to run in via 'apptainer exec --nv' [config: slurm.container_image].")
+@click.option("--sweep", "sweeps", multiple=True, metavar="KEY=V1,V2|FILE",
+              help="Grid axis (dotted key or train option name, e.g. seed=1,2 or train.lr=1e-4,3e-4) or a YAML "
+                   "file {key: [values]}; repeatable. Trials go out as one job array.")
+@click.option("--dry_run", "--dry-run", "dry_run", is_flag=True,
+              help="Validate everything and print the sbatch script that would be submitted; submits nothing.")
+def submit(config_path: Optional[Path], container: Optional[str], sweeps: Tuple[str, ...], dry_run: bool,
+           **kwargs) -> None:
+    """Submit supernet training to SLURM through submitit (auto-requeue + resume).
+
+    The config (and every sweep trial) is validated first; an invalid value
+    means nothing is submitted.  The run directory is <output_root>/<name>
+    (sweeps: <output_root>/<name>/<trial>).  Re-running skips finished trials
+    and trials whose job is still queued or running; the others resume from
+    their run directory.
+    """
+    from launcher.plan import build_plan
+    from launcher.submit import dry_run as render_dry_run
+    from launcher.submit import format_outcome, submit_plan
+
+    plan = build_plan(config_path, collect_overrides(kwargs), sweeps, container)
+    if dry_run:
+        click.echo(render_dry_run(plan), nl=False)
+        return
+    decisions, submitted = submit_plan(plan)
+    click.echo(format_outcome(plan, decisions, submitted))
+
+
+@click.command()
+@click.argument("experiment")
+@click.option("--output_root", "--output-root", "output_root", type=click.Path(path_type=Path), default=None,
+              help="Directory holding the experiment (default: experiment.output_root of the shipped config).")
+def status(experiment: str, output_root: Optional[Path]) -> None:
+    """Show an experiment's trials: SLURM state, requeues, epoch reached, best mean_epe_12, run directory."""
+    from edgeflownas.config import resolve
+    from launcher.status import experiment_status, format_status
+
+    root = output_root or Path(resolve(None).config.experiment.output_root)
+    rows, note = experiment_status(root, experiment)
+    click.echo(format_status(rows, note))

@@ -1,0 +1,86 @@
+"""The callable submitit pickles and runs on the compute node.
+
+``TrainingJob`` is a ``submitit.helpers.Checkpointable``: on SLURM's USR2
+warning (time limit near, or preemption) submitit calls ``checkpoint()``,
+pickles the instance it returns, requeues the job and exits.  The requeued
+job calls it again and ``run_training`` resumes from the run directory.
+
+Nothing training-related lives in the pickle: the instance carries only the
+resolved config values and the run directory.  The trainer saves
+``supernet_last`` atomically after every epoch, so ``checkpoint()`` does not
+save again: the signal arrives in the middle of a step, where no consistent
+state exists; the work lost is at most the epoch in progress, and
+``slurm.signal_delay_s`` bounds when the signal comes.  Resume is decided from
+the run directory's artifacts by the trainer (``checkpoint.resume`` is always
+on: a complete ``supernet_last`` is resumed, none means a fresh start), never
+from the SLURM restart count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import submitit
+
+RESULT_FILE = "launch_result.json"
+
+
+def read_result(run_dir: Path) -> Optional[Dict[str, Any]]:
+    """The finished-run record of a run directory, or None if the run has not finished."""
+    import json
+
+    path = Path(run_dir) / RESULT_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+class TrainingJob(submitit.helpers.Checkpointable):
+    """Run (or resume) one training in a fixed run directory; picklable and requeue-safe."""
+
+    def __init__(self, values: Dict[str, Any], run_dir: str, config_path: Optional[str], fingerprint: str) -> None:
+        self.values = values
+        self.run_dir = run_dir
+        self.config_path = config_path
+        self.fingerprint = fingerprint
+
+    def __call__(self) -> Dict[str, Any]:
+        from edgeflownas.atomic_io import write_json_atomic
+        from edgeflownas.config import resolve_mapping
+        from edgeflownas.train.api import run_training
+
+        run_dir = Path(self.run_dir)
+        # resume=True: the trainer resumes when supernet_last exists in run_dir and starts fresh otherwise
+        resolved = resolve_mapping(self.values, {"checkpoint.resume": True}, origin=f"submitted config of {run_dir}")
+        resolved = dataclasses.replace(resolved, path=self.config_path)
+        print(f"efnas job: run_dir={run_dir} slurm_job={os.environ.get('SLURM_JOB_ID')} "
+              f"restart_count={os.environ.get('SLURM_RESTART_COUNT', '0')}", flush=True)
+        result = run_training(resolved, run_dir)
+        summary = {
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "fingerprint": self.fingerprint,
+            "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+            "result": _as_dict(result),
+        }
+        write_json_atomic(run_dir / RESULT_FILE, summary)
+        return summary
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
+        """A fresh instance bound to the same run directory; it resumes from the last saved epoch."""
+        return submitit.helpers.DelayedSubmission(
+            TrainingJob(self.values, self.run_dir, self.config_path, self.fingerprint))
+
+
+def _as_dict(result: Any) -> Dict[str, Any]:
+    """TrainResult (a dataclass or NamedTuple) as a JSON-ready mapping, without the per-epoch history."""
+    if dataclasses.is_dataclass(result):
+        data = dataclasses.asdict(result)
+    elif hasattr(result, "_asdict"):
+        data = dict(result._asdict())
+    else:
+        data = dict(vars(result))
+    return {key: str(value) if isinstance(value, Path) else value for key, value in data.items() if key != "history"}

@@ -1,0 +1,115 @@
+"""What one ``efnas submit`` will run: validated trial configs and their run directories.
+
+Everything is resolved and validated here, before anything touches SLURM: the
+base config (file + CLI overrides) and, for a sweep, every trial config.  An
+invalid value anywhere means nothing is submitted.  Paths are made absolute,
+because the job runs elsewhere (another working directory, a container).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from edgeflownas.config import ResolvedConfig, config_hash, resolve, resolve_mapping
+from edgeflownas.config_types import SlurmConfig
+from edgeflownas.errors import ConfigError, SubmitError
+from launcher.sweep import expand_grid, parse_sweep_specs
+
+# Values that never change what a run computes: excluded from the trial fingerprint.
+_NOT_TRAINING = ("slurm",)
+_PATH_KEYS = (("experiment", "output_root"), ("data", "train_dir"), ("data", "val_dir"), ("data", "shards_dir"),
+              ("slurm", "log_dir"), ("slurm", "container_image"))
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """One training run: its name in the sweep (None for a single run), run directory and config."""
+
+    name: Optional[str]
+    run_dir: Path
+    resolved: ResolvedConfig
+
+    @property
+    def label(self) -> str:
+        """How messages name this run."""
+        return self.name or self.resolved.config.experiment.name
+
+
+@dataclass(frozen=True)
+class SubmissionPlan:
+    """Every trial of one submission plus the settings they share."""
+
+    experiment: str
+    experiment_dir: Path
+    log_dir: Path
+    slurm: SlurmConfig
+    container: Optional[Path]
+    trials: List[TrialPlan]
+    is_sweep: bool
+
+
+def training_fingerprint(values: Mapping[str, Any]) -> str:
+    """Hash of the values that decide a run's result (SLURM settings and the resume flag excluded)."""
+    kept = {k: copy.deepcopy(v) for k, v in values.items() if k not in _NOT_TRAINING}
+    kept.get("checkpoint", {}).pop("resume", None)
+    return config_hash(kept)
+
+
+def _absolute(values: Dict[str, Any], base: Path) -> Dict[str, Any]:
+    values = copy.deepcopy(values)
+    for section, key in _PATH_KEYS:
+        value = values.get(section, {}).get(key)
+        if isinstance(value, str):
+            values[section][key] = str((base / Path(value).expanduser()).absolute())
+    return values
+
+
+def _check_data_dirs(trial: TrialPlan) -> None:
+    data = trial.resolved.config.data
+    wanted = [("data.shards_dir", data.shards_dir)] if data.source == "shards" else [
+        ("data.train_dir", data.train_dir), ("data.val_dir", data.val_dir)]
+    for key, value in wanted:
+        if not Path(value).is_dir():
+            raise SubmitError(
+                f"{key} = {value} (run '{trial.label}') is not a directory on this machine: the job would fail "
+                "at startup; fix the path (it must be visible from the compute nodes too)"
+            )
+
+
+def build_plan(config_path: Optional[Path], overrides: Mapping[str, Any], sweep_specs: Sequence[str],
+               container: Optional[str], cwd: Optional[Path] = None) -> SubmissionPlan:
+    """Resolve and validate the base config and every sweep trial; nothing is submitted here."""
+    cwd = Path(cwd or Path.cwd())
+    base = resolve(config_path, overrides)
+    values = _absolute(base.values, cwd)
+    origin = f"config file {base.path}"
+    experiment = values["experiment"]["name"]
+    experiment_dir = Path(values["experiment"]["output_root"]) / experiment
+    if not sweep_specs:
+        resolved = dataclasses.replace(resolve_mapping(values, origin=origin), path=base.path)
+        trials = [TrialPlan(None, experiment_dir, resolved)]
+    else:
+        trials, errors = [], []
+        for trial in expand_grid(parse_sweep_specs(sweep_specs)):
+            try:
+                resolved = resolve_mapping(values, trial.as_dict(), origin=f"sweep trial '{trial.name}'")
+            except ConfigError as error:
+                errors.append(str(error))
+                continue
+            trials.append(TrialPlan(trial.name, experiment_dir / trial.name,
+                                    dataclasses.replace(resolved, path=base.path)))
+        if errors:
+            raise ConfigError(f"{origin}: {len(errors)} sweep trial(s) invalid, nothing submitted:\n" + "\n".join(errors))
+    for trial in trials:
+        _check_data_dirs(trial)
+    slurm = trials[0].resolved.config.slurm
+    image = container or slurm.container_image
+    log_dir = Path(slurm.log_dir) if slurm.log_dir else experiment_dir / "slurm"
+    return SubmissionPlan(
+        experiment=experiment, experiment_dir=experiment_dir, log_dir=log_dir, slurm=slurm,
+        container=(cwd / image).absolute() if image else None, trials=trials, is_sweep=bool(sweep_specs),
+    )

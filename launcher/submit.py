@@ -1,0 +1,150 @@
+"""Turn a SubmissionPlan into SLURM jobs (or, with dry_run, into the sbatch script).
+
+Per trial: finished (its run directory holds a launch_result.json for the same
+training config) -> skipped; its last job still queued or running (sacct) ->
+skipped; otherwise submitted, and the job resumes from whatever the run
+directory already holds.  Several trials go out as one job array.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Sequence
+
+from edgeflownas.errors import SubmitError
+from launcher import container as containers
+from launcher import slurm
+from launcher.job import TrainingJob, read_result
+from launcher.plan import SubmissionPlan, TrialPlan, training_fingerprint
+from launcher.records import append_records, latest_by_trial, read_records
+
+SUBMIT, FINISHED, ACTIVE = "submit", "finished", "active"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What happens to one trial, and why."""
+
+    trial: TrialPlan
+    action: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class SubmittedJob:
+    """A job (or array task) that was handed to sbatch."""
+
+    trial: TrialPlan
+    job_id: str
+    stdout: Path
+    stderr: Path
+
+
+def decide(plan: SubmissionPlan, check_active: bool) -> List[Decision]:
+    """Which trials to submit; ``check_active`` asks sacct about the trials' last jobs."""
+    latest = latest_by_trial(read_records(plan.experiment_dir))
+    if latest and plan.is_sweep != (None not in latest):
+        kind = "a sweep" if None not in latest else "a single run"
+        raise SubmitError(f"experiment directory {plan.experiment_dir} already holds {kind}: use another experiment name")
+    states = slurm.query_states(r["job_id"] for r in latest.values()) if check_active and latest else {}
+    decisions = []
+    for trial in plan.trials:
+        result = read_result(trial.run_dir)
+        record = latest.get(trial.name)
+        state = states.get(record["job_id"]) if record else None
+        if result and result.get("fingerprint") == training_fingerprint(trial.resolved.values):
+            done = result.get("result", {})
+            decisions.append(Decision(trial, FINISHED, f"finished ({done.get('epochs_done', '?')} epochs, "
+                                                       f"global step {done.get('global_step', '?')})"))
+        elif state is not None and state.active:
+            decisions.append(Decision(trial, ACTIVE, f"job {record['job_id']} is {state.state}"))
+        else:
+            decisions.append(Decision(trial, SUBMIT, "resumes" if trial.run_dir.exists() else "new"))
+    return decisions
+
+
+def _bind_sources(plan: SubmissionPlan) -> List[Path]:
+    paths = [plan.experiment_dir.parent, plan.log_dir]
+    for trial in plan.trials:
+        data = trial.resolved.config.data
+        paths += [Path(p) for p in (data.train_dir, data.val_dir, data.shards_dir) if p]
+    return paths + [Path(p) for p in plan.slurm.container_binds]
+
+
+def _launch_settings(plan: SubmissionPlan, probe: bool) -> tuple:
+    """(python command, entry module, sbatch parameters) for host or container mode."""
+    name = f"efnas-{plan.experiment}"
+    if plan.container is None:
+        return slurm.host_python(), slurm.HOST_ENTRY, slurm.sbatch_parameters(plan.slurm, name)
+    if probe:
+        image = containers.prepare(plan.container, _bind_sources(plan))
+    else:
+        containers.require_image(plan.container)
+        image = containers.Container(plan.container, containers.bind_paths(_bind_sources(plan)), {})
+    params = slurm.sbatch_parameters(plan.slurm, name, setup=image.setup_lines(plan.log_dir),
+                                     teardown=image.teardown_lines())
+    return image.python(), containers.CONTAINER_ENTRY, params
+
+
+def _callable(trial: TrialPlan) -> TrainingJob:
+    return TrainingJob(trial.resolved.values, str(trial.run_dir), trial.resolved.path,
+                       training_fingerprint(trial.resolved.values))
+
+
+def dry_run(plan: SubmissionPlan) -> str:
+    """The sbatch script of this submission (finished trials left out); touches neither SLURM nor disk."""
+    decisions = decide(plan, check_active=False)
+    todo = [d for d in decisions if d.action == SUBMIT]
+    python, entry, params = _launch_settings(plan, probe=False)
+    lines = [f"# efnas submit --dry_run: nothing submitted; experiment {plan.experiment} -> {plan.experiment_dir}"]
+    lines += [f"# {d.trial.label}: {d.action} -> {d.trial.run_dir}" for d in decisions]
+    if not todo:
+        lines.append("# every trial is finished: nothing would be submitted")
+        return "\n".join(lines) + "\n"
+    script = slurm.render_sbatch(params, plan.log_dir, python, entry, len(todo))
+    return "\n".join(lines) + "\n" + script
+
+
+def submit_plan(plan: SubmissionPlan) -> tuple:
+    """Submit every trial that is neither finished nor active; returns (decisions, submitted jobs)."""
+    slurm.require_command("sbatch")
+    decisions = decide(plan, check_active=True)
+    todo = [d.trial for d in decisions if d.action == SUBMIT]
+    if not todo:
+        return decisions, []
+    python, entry, params = _launch_settings(plan, probe=True)
+    plan.log_dir.mkdir(parents=True, exist_ok=True)
+    plan.experiment_dir.mkdir(parents=True, exist_ok=True)
+    executor = slurm.make_executor(plan.log_dir, plan.slurm.max_num_timeout, python, entry, params)
+    jobs = slurm.submit(executor, [_callable(t) for t in todo])
+    submitted = []
+    for trial, job in zip(todo, jobs):
+        logs = slurm.log_paths(plan.log_dir, job.job_id)
+        submitted.append(SubmittedJob(trial, job.job_id, logs["stdout"], logs["stderr"]))
+    append_records(plan.experiment_dir, [
+        {"trial": s.trial.name, "job_id": s.job_id, "run_dir": str(s.trial.run_dir), "stdout": str(s.stdout),
+         "stderr": str(s.stderr), "container": str(plan.container) if plan.container else None}
+        for s in submitted])
+    return decisions, submitted
+
+
+def format_outcome(plan: SubmissionPlan, decisions: Sequence[Decision], submitted: Sequence[SubmittedJob]) -> str:
+    """What `efnas submit` prints: job ids, run directories and log paths; skipped trials and why."""
+    lines = [f"experiment {plan.experiment}: {plan.experiment_dir}"]
+    for decision in decisions:
+        if decision.action != SUBMIT:
+            lines.append(f"skipped {decision.trial.label}: {decision.detail}")
+    if not submitted:
+        lines.append("nothing submitted")
+        return "\n".join(lines)
+    if len(submitted) > 1:
+        array_id = submitted[0].job_id.split("_")[0]
+        lines.append(f"submitted job array {array_id}: {len(submitted)} trials, at most "
+                     f"{plan.slurm.array_parallelism} running at once")
+    for job in submitted:
+        lines += [f"submitted {job.trial.label}: job {job.job_id}",
+                  f"  run dir: {job.trial.run_dir}", f"  stdout:  {job.stdout}", f"  stderr:  {job.stderr}"]
+    lines.append(f"logs and submitit pickles: {plan.log_dir}; follow with: efnas status {plan.experiment} "
+                 f"--output_root {plan.experiment_dir.parent}")
+    return "\n".join(lines)
