@@ -1,0 +1,1 @@
+"""Using a trained supernet: run reports, figures, flow pictures, ranking stability, subnet evaluation."""

@@ -1,0 +1,113 @@
+"""``build_report``: figures + one self-contained HTML page for a run directory.
+
+Sections: run summary; pool EPE per subnet across epochs (mean +- std band);
+training curves (epoch-average loss, grad norm before/after clip, lr);
+fairness counts per block; early-stopping state; final pool ranking with
+cost; ranking stability (Kendall tau between consecutive evaluated epochs);
+flow pictures for a few fixed validation samples (img0, ground truth, the
+baseline subnet's and the best pool subnet's prediction, their error maps),
+computed from a checkpoint with the trainer's BN recalibration.  Only the
+flow section needs TensorFlow; ``flow_samples=0`` skips it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, ArchCode, arch_name
+from edgeflownas.report import plots, tables
+from edgeflownas.report.ranking import TauStep, consecutive_taus
+from edgeflownas.report.run_data import RunData, load_run
+
+REPORT_FILE = "report.html"
+
+
+@dataclass(frozen=True)
+class FlowSection:
+    """What the flow pictures were computed from."""
+
+    checkpoint: str
+    epoch: int
+    metrics: List  # SubnetMetrics, baseline first
+    logged: Dict[str, Optional[float]]
+    samples: List[plots.FlowSample]
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """Paths written and the numbers shown."""
+
+    html: Path
+    figures: Dict[str, Path]
+    ranking: List[Dict]
+    taus: List[TauStep]
+    flow: Optional[FlowSection] = None
+
+
+def best_pool_subnet(run: RunData, epoch: int) -> tuple:
+    """(code, logged EPE, epoch used) of the lowest-EPE pool subnet at the last evaluation at or before ``epoch``."""
+    rows = [row for row in run.evaluated() if row["epoch"] <= epoch]
+    if not rows:
+        raise ValueError(f"no pool evaluation at or before epoch {epoch}")
+    row = rows[-1]
+    values = [row[c] for c in run.epe_columns]
+    index = min(range(len(values)), key=lambda i: (values[i], i))
+    return run.pool[index], values[index], row["epoch"]
+
+
+def flow_section(run: RunData, which: str, count: int, log: Callable[[str], None]) -> FlowSection:
+    """Evaluate the baseline and the best pool subnet at checkpoint ``which``; predict ``count`` fixed samples."""
+    from edgeflownas.report.checkpoint_eval import CheckpointEvaluator
+
+    with CheckpointEvaluator(run.run_dir, which, log) as evaluator:
+        best, best_logged, logged_epoch = best_pool_subnet(run, evaluator.epoch)
+        subnets: List[ArchCode] = [EDGEFLOWNET_BASELINE] + ([best] if best != EDGEFLOWNET_BASELINE else [])
+        labels = {EDGEFLOWNET_BASELINE: f"baseline {arch_name(EDGEFLOWNET_BASELINE)}",
+                  best: f"best pool {arch_name(best)}"}
+        indices = evaluator.sample_indices(count)
+        metrics, predictions, batch = [], {}, None
+        for code in subnets:
+            metrics.append(evaluator.evaluate(code))
+            batch, flow = evaluator.predict(code, indices)
+            predictions[labels[code]] = flow
+        samples = [plots.FlowSample(batch.ids[i], batch.img0[i], batch.flow[i],
+                                    {label: flow[i] for label, flow in predictions.items()})
+                   for i in range(len(indices))]
+        logged = {arch_name(best): best_logged if logged_epoch == evaluator.epoch else None}
+        baseline_column = f"epe_{arch_name(EDGEFLOWNET_BASELINE)}"
+        if baseline_column in run.columns:
+            row = next(r for r in run.history if r["epoch"] == evaluator.epoch)
+            logged[arch_name(EDGEFLOWNET_BASELINE)] = row.get(baseline_column)
+        return FlowSection(which, evaluator.epoch, metrics, logged, samples)
+
+
+def build_report(run_dir: Path, out_dir: Optional[Path] = None, checkpoint: str = "best", flow_samples: int = 3,
+                 tau_epochs: int = 10, cost: Optional[tables.CostFn] = None,
+                 log: Callable[[str], None] = lambda line: None) -> ReportResult:
+    """Write the figures and ``report.html`` for ``run_dir`` into ``out_dir`` (default ``<run_dir>/report``)."""
+    run = load_run(run_dir)
+    out = Path(out_dir) if out_dir is not None else run.run_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    taus = consecutive_taus(run.history, run.epe_columns)
+    recent_taus = taus[-tau_epochs:]
+    ranking = tables.ranking_table(run, cost)
+    figures = {
+        "epe": plots.plot_epe(run, out / "epe_per_subnet.png"),
+        "training": plots.plot_training(run, out / "training_curves.png"),
+        "fairness": plots.plot_fairness(run, out / "fairness_counts.png"),
+        "early_stop": plots.plot_early_stop(run, out / "early_stop.png"),
+        "ranking": plots.plot_ranking(run, recent_taus, out / "ranking_stability.png", last_epochs=tau_epochs + 1),
+    }
+    flow = None
+    if flow_samples > 0:
+        flow = flow_section(run, checkpoint, flow_samples, log)
+        figures["flow"] = plots.plot_flow_samples(flow.samples, out / "flow_samples.png")
+        figures["wheel"] = plots.plot_wheel(out / "flow_wheel.png")
+    from edgeflownas.report.page import render
+
+    page_path = out / REPORT_FILE
+    page_path.write_text(render(run, ranking, recent_taus, figures, flow, cost is not None), encoding="utf-8")
+    log(f"report: {page_path} ({len(figures)} figures in {out})")
+    return ReportResult(page_path, figures, ranking, taus, flow)

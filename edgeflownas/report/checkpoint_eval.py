@@ -1,0 +1,194 @@
+"""Evaluate any subnet of a trained supernet checkpoint exactly as the trainer evaluates its pool.
+
+Everything that decides the number is taken from the run, not re-chosen:
+the config and the evaluation plan come from the checkpoint's ``state.json``;
+the BN-recalibration batches and validation batches come from the trainer's
+own ``eval_batches`` (same seed, same sorted validation split); the EPE comes
+from the trainer's ``PoolEvaluator.evaluate_subnet`` (reset, recalibrate on the
+fixed training batches as a true average, measure in BN_INFER).  So a pool
+subnet evaluated here reproduces the EPE logged for it at that checkpoint.
+
+Outlier rates need per-pixel errors, which the trainer's scalar EPE does not
+expose; a second pass over the same validation batches with the same
+recalibrated statistics fetches the predicted flow for them (and checks its
+mean equals the trainer's EPE).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from edgeflownas.config import resolve_mapping
+from edgeflownas.errors import CheckpointError, DataError
+from edgeflownas.nas.arch_codec import ArchCode, arch_name
+from edgeflownas.report.flow_viz import endpoint_error
+from edgeflownas.train import checkpoint, run_dir as rd
+
+OUTLIER_THRESHOLDS = (1.0, 3.0, 5.0)
+CHECKPOINTS = {"best": rd.BEST, "last": rd.LAST}
+# Relative agreement required between the trainer's EPE and the per-pixel pass (float32 summation order).
+_EPE_AGREEMENT = 1e-4
+
+
+@dataclass(frozen=True)
+class SubnetMetrics:
+    """Validation metrics of one subnet at one checkpoint (EPE in training-resolution px)."""
+
+    name: str
+    arch_code: Tuple[int, ...]
+    epe: float
+    outlier_1px: float
+    outlier_3px: float
+    outlier_5px: float
+    pixels: int
+
+    def to_dict(self) -> Dict[str, Any]:
+        """JSON-ready copy."""
+        return dict(asdict(self), arch_code=list(self.arch_code))
+
+
+def checkpoint_dir(run_dir: Path, which: str) -> Path:
+    """``<run_dir>/supernet_best.ckpt`` or ``supernet_last.ckpt``; CheckpointError if absent."""
+    if which not in CHECKPOINTS:
+        raise CheckpointError(f"checkpoint {which!r} unknown: expected one of {', '.join(CHECKPOINTS)}")
+    path = Path(run_dir) / CHECKPOINTS[which]
+    if not checkpoint.has_checkpoint(path):
+        raise CheckpointError(f"{path} is not a complete checkpoint (no state.json / model.index): "
+                              "has the run finished an epoch? (efnas train writes it after each epoch)")
+    return path
+
+
+def plan_from_state(state: Dict[str, Any], where: Path):
+    """The TrainPlan the checkpoint was trained and evaluated with."""
+    from edgeflownas.train.plan import TrainPlan
+
+    doc = state.get("plan")
+    if not isinstance(doc, dict):
+        raise CheckpointError(f"{where / checkpoint.STATE_FILE} has no 'plan': written by an older efnas")
+    return TrainPlan(**dict(doc, notices=tuple(doc.get("notices", ()))))
+
+
+def check_same_data(manifest: Dict[str, Any], train_source, val_source, run_dir: Path) -> None:
+    """DataError if the data found now is not the data the run was evaluated on (sample-id hashes)."""
+    import hashlib
+
+    recorded = manifest.get("data", {})
+    for split, source in (("train", train_source), ("val", val_source)):
+        key = f"{split}_sample_ids_sha256"
+        now = hashlib.sha256("\n".join(source.sample_ids).encode("utf-8")).hexdigest()
+        if key in recorded and recorded[key] != now:
+            raise DataError(f"the {split} split found now ({len(source)} samples) differs from the one recorded in "
+                            f"{run_dir / rd.MANIFEST} ({recorded.get(f'{split}_samples')} samples, {key} "
+                            f"{recorded[key][:12]}... != {now[:12]}...): the EPE would not be comparable")
+
+
+class CheckpointEvaluator:
+    """A session on one checkpoint of a run, with the trainer's fixed evaluation batches (context manager)."""
+
+    def __init__(self, run_dir: Path, which: str = "best", log: Callable[[str], None] = lambda line: None) -> None:
+        from edgeflownas.data.loader import open_source
+
+        self.run_dir = Path(run_dir)
+        self.ckpt_dir = checkpoint_dir(self.run_dir, which)
+        self.which = which
+        self.log = log
+        self.state = checkpoint.read_state(self.ckpt_dir)
+        if "config" not in self.state:
+            raise CheckpointError(f"{self.ckpt_dir / checkpoint.STATE_FILE} has no 'config'")
+        self.resolved = resolve_mapping(self.state["config"], origin=f"config stored in {self.ckpt_dir}")
+        self.plan = plan_from_state(self.state, self.ckpt_dir)
+        data = self.resolved.config.data
+        self.train_source, self.val_source = open_source(data, "train"), open_source(data, "val")
+        manifest_path = self.run_dir / rd.MANIFEST
+        if manifest_path.is_file():
+            import json
+
+            check_same_data(json.loads(manifest_path.read_text(encoding="utf-8")), self.train_source,
+                            self.val_source, self.run_dir)
+        self._session = None
+        self._calibrated: Optional[ArchCode] = None
+
+    @property
+    def epoch(self) -> int:
+        """The epoch after which the checkpoint was saved."""
+        return int(self.state["epoch"])
+
+    @property
+    def global_step(self) -> int:
+        """The optimizer step of the checkpoint."""
+        return int(self.state["global_step"])
+
+    def __enter__(self) -> "CheckpointEvaluator":
+        import tensorflow as tf
+
+        from edgeflownas.train.evaluate import PoolEvaluator
+        from edgeflownas.train.graph import TrainGraph
+        from edgeflownas.train.session import eval_batches, session_config
+
+        seed = self.resolved.config.experiment.seed
+        recal, val = eval_batches(self.train_source, self.val_source, self.plan, seed)
+        self.val_batches = val
+        tf_graph = tf.Graph()
+        with tf_graph.as_default():
+            tf.compat.v1.set_random_seed(seed)
+            self.graph = TrainGraph(self.resolved.config, self.plan)
+        tf_graph.finalize()
+        self._session = tf.compat.v1.Session(graph=tf_graph, config=session_config())
+        self._session.run(self.graph.init_op)
+        self.graph.restore(self._session, checkpoint.model_prefix(self.ckpt_dir))
+        step = int(self._session.run(self.graph.global_step))
+        if step != self.global_step:
+            raise CheckpointError(f"{self.ckpt_dir}: variables hold global_step {step}, state.json says "
+                                  f"{self.global_step}; the checkpoint is inconsistent")
+        self.evaluator = PoolEvaluator(self.graph, recal, val, self.log)
+        self.log(f"checkpoint {self.ckpt_dir} epoch={self.epoch} global_step={step} "
+                 f"bn_recal_batches={len(recal)} val_batches={len(val)} x batch {self.plan.eval_batch_size}")
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def _flows(self, code: ArchCode, batches: Sequence) -> List[np.ndarray]:
+        from edgeflownas.model.layers import BN_INFER
+
+        return [self._session.run(self.graph.net.flow, self.graph.feed(batch, code, BN_INFER)) for batch in batches]
+
+    def evaluate(self, code: ArchCode) -> SubnetMetrics:
+        """Recalibrate BN for ``code`` and measure EPE and 1/3/5 px outlier rates on the validation batches."""
+        if self._session is None:
+            raise RuntimeError("CheckpointEvaluator.evaluate used outside its 'with' block")
+        epe = self.evaluator.evaluate_subnet(self._session, code)
+        self._calibrated = tuple(code)
+        total, pixels = 0.0, 0
+        outliers = np.zeros(len(OUTLIER_THRESHOLDS), np.int64)
+        for batch, flow in zip(self.val_batches, self._flows(code, self.val_batches)):
+            error = endpoint_error(flow, batch.flow)
+            total += float(error.sum())
+            pixels += error.size
+            outliers += np.array([(error > t).sum() for t in OUTLIER_THRESHOLDS], np.int64)
+        if abs(total / pixels - epe) > _EPE_AGREEMENT * max(1.0, epe):
+            raise RuntimeError(f"subnet {arch_name(code)}: per-pixel EPE {total / pixels:.6f} disagrees with the "
+                               f"trainer's evaluation {epe:.6f} on the same batches")
+        rates = outliers / pixels
+        return SubnetMetrics(arch_name(code), tuple(code), float(epe), float(rates[0]), float(rates[1]),
+                             float(rates[2]), int(pixels))
+
+    def predict(self, code: ArchCode, indices: Sequence[int]):
+        """(validation Batch, predicted flow [B,H,W,2]) for ``indices``, with BN as recalibrated for ``code``."""
+        if tuple(code) != self._calibrated:
+            self.evaluate(code)
+        batch = self.val_source.get_batch(np.asarray(indices))
+        return batch, self._flows(code, [batch])[0]
+
+    def sample_indices(self, count: int) -> List[int]:
+        """``count`` fixed validation indices spread evenly over the evaluated validation samples."""
+        used = self.plan.val_samples_used
+        if used < 1:
+            raise DataError("no validation samples were evaluated in this run")
+        return sorted({int(i) for i in np.linspace(0, used - 1, num=min(count, used)).round()})

@@ -1,0 +1,81 @@
+"""The report page's sections, assembled from the run's tables and figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from edgeflownas.report import html, tables
+from edgeflownas.report.ranking import TauStep
+from edgeflownas.report.run_data import RunData
+
+_RANKING_COLUMNS = [
+    ("rank", "rank", None), ("subnet", "subnet", None), ("arch_code", "arch code", None),
+    ("epe", "EPE (px)", html.number(4)), ("epe_recent_mean", "EPE mean, last epochs", html.number(4)),
+    ("epe_recent_std", "EPE std, last epochs", html.number(4)), ("rank_recent_mean", "mean rank, last epochs",
+                                                                 html.number(2)),
+]
+_COST_COLUMNS = [("params", "params", lambda v: "-" if v is None else f"{int(v):,}"),
+                 ("flops", "FLOPs", lambda v: "-" if v is None else f"{float(v) / 1e9:.3f} G")]
+_METRIC_COLUMNS = [
+    ("name", "subnet", None), ("arch_code", "arch code", None), ("epe", "EPE (px)", html.number(4)),
+    ("logged_epe", "EPE logged in history", html.number(4)), ("outlier_1px", "> 1 px", html.percent()),
+    ("outlier_3px", "> 3 px", html.percent()), ("outlier_5px", "> 5 px", html.percent()),
+    ("pixels", "pixels", lambda v: f"{int(v):,}"),
+]
+
+
+def _ranking(run: RunData, ranking: List[Dict], has_cost: bool) -> str:
+    if not ranking:
+        return html.note("No epoch has a pool evaluation yet.")
+    columns = _RANKING_COLUMNS + (_COST_COLUMNS if has_cost else [])
+    window = ranking[0]["recent_epochs"]
+    return (html.note(f"Pool ranked by EPE at epoch {ranking[0]['epoch']} (the last evaluated epoch of "
+                      f"eval_epe_history.csv); 'last epochs' = the last {window} evaluated epochs. "
+                      "The highlighted row is the EdgeFlowNet baseline if it is in the pool.")
+            + html.table(ranking, columns, text_columns=("subnet", "arch_code"), highlight=lambda r: r["baseline"]))
+
+
+def _stability(figures: Dict[str, Path], taus: Sequence[TauStep]) -> str:
+    summary = tables.tau_summary(taus)
+    if summary["mean"] is None:
+        text = "Kendall τ needs at least two evaluated epochs."
+    else:
+        text = (f"Kendall τ-b between the EPE rankings of consecutive evaluated epochs, last {summary['pairs']} "
+                f"pairs: mean {summary['mean']:.3f}, minimum {summary['min']:.3f} (1 = identical order, "
+                "0 = unrelated). A supernet whose ranking still reshuffles is not ready to rank subnets.")
+    rows = html.table(tables.tau_table(taus), [("epochs", "epochs", None), ("kendall_tau", "Kendall τ", html.number(3))])
+    return html.note(text) + html.image(figures["ranking"], "pool ranking stability") + rows
+
+
+def _flow(figures: Dict[str, Path], flow) -> str:
+    rows = [dict(m.to_dict(), arch_code=",".join(map(str, m.arch_code)), logged_epe=flow.logged.get(m.name))
+            for m in flow.metrics]
+    text = (f"Checkpoint supernet_{flow.checkpoint}.ckpt (after epoch {flow.epoch}); BN statistics recalibrated per "
+            "subnet on the trainer's fixed training batches; metrics over the trainer's validation batches. "
+            "Outlier rates: share of pixels whose end-point error exceeds 1, 3, 5 px.")
+    return (html.note(text) + html.table(rows, _METRIC_COLUMNS, text_columns=("name", "arch_code"))
+            + html.image(figures["flow"], "flow samples") + html.image(figures["wheel"], "flow colour wheel"))
+
+
+def render(run: RunData, ranking: List[Dict], taus: Sequence[TauStep], figures: Dict[str, Path],
+           flow: Optional[object], has_cost: bool) -> str:
+    """The complete HTML document."""
+    sections = [
+        ("summary", "Run", html.fields(tables.run_summary(run))),
+        ("epe", "Pool EPE per subnet", html.note(
+            f"Per-subnet validation EPE after each evaluated epoch; black: {run.mean_column}, grey band: "
+            f"± {run.std_column}.") + html.image(figures["epe"], "EPE per subnet")),
+        ("training", "Training curves", html.note(
+            "Epoch averages over all optimizer steps (not last-step values); lr at the end of the epoch.")
+            + html.image(figures["training"], "training curves")),
+        ("fairness", "Fairness", html.image(figures["fairness"], "fairness counts")),
+        ("early-stop", "Early stopping", html.image(figures["early_stop"], "early stopping")
+            + html.fields(tables.early_stop_rows(run))),
+        ("ranking", "Final pool ranking", _ranking(run, ranking, has_cost)),
+        ("stability", "Ranking stability", _stability(figures, taus)),
+    ]
+    if flow is not None:
+        sections.append(("flow", "Flow pictures", _flow(figures, flow)))
+    title = f"efnas run report: {run.manifest.get('experiment', run.run_dir.name)}"
+    return html.page(title, sections)

@@ -1,0 +1,228 @@
+"""The report's PNG figures, drawn headless with matplotlib's Agg canvas (no pyplot, no display).
+
+Each ``plot_*`` function takes plain data (a ``RunData`` or lists), writes
+one PNG and returns its path.  matplotlib is imported inside the functions so
+importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from edgeflownas.nas.arch_codec import BLOCK_NAMES
+from edgeflownas.report.flow_viz import endpoint_error, error_to_rgb, flow_magnitude_max, flow_to_rgb, wheel_legend
+from edgeflownas.report.ranking import TauStep, ranks
+from edgeflownas.report.run_data import RunData
+
+DPI = 110
+
+
+@dataclass(frozen=True)
+class FlowSample:
+    """One validation sample with its ground truth and the predictions of named subnets."""
+
+    sample_id: str
+    img0: np.ndarray
+    flow_gt: np.ndarray
+    predictions: Dict[str, np.ndarray]
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=DPI)
+    return path
+
+
+def _series(run: RunData, column: str) -> tuple:
+    """(epochs, values) of the rows where ``column`` has a value."""
+    pairs = [(row["epoch"], row[column]) for row in run.history if row.get(column) is not None]
+    return np.array([p[0] for p in pairs], float), np.array([p[1] for p in pairs], float)
+
+
+def _epoch_axis(axis) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_xlabel("epoch")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.grid(True, alpha=0.3)
+
+
+def _subnet_colours(count: int) -> List:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab20"] if count > 10 else colormaps["tab10"]
+    return [cmap(i % cmap.N) for i in range(count)]
+
+
+def plot_epe(run: RunData, path: Path) -> Path:
+    """Per-subnet EPE across epochs, with the pool mean and a +-1 std band."""
+    figure = _figure(10.5, 5.2)
+    axis = figure.add_subplot()
+    epochs, mean = _series(run, run.mean_column)
+    _, std = _series(run, run.std_column)
+    marker = "o" if len(epochs) < 30 else None
+    axis.fill_between(epochs, mean - std, mean + std, color="0.6", alpha=0.35, label="pool mean ± std")
+    for name, column, colour in zip(run.pool_names, run.epe_columns, _subnet_colours(len(run.pool))):
+        x, y = _series(run, column)
+        axis.plot(x, y, color=colour, linewidth=1.1, marker=marker, markersize=3, label=name)
+    axis.plot(epochs, mean, color="black", linewidth=2.4, marker=marker, label=run.mean_column)
+    axis.set_ylabel("EPE (training-resolution px)")
+    axis.set_title(f"Pool EPE per subnet ({len(run.pool)} subnets, validation split)")
+    _epoch_axis(axis)
+    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    return _save(figure, path)
+
+
+def plot_training(run: RunData, path: Path) -> Path:
+    """Epoch-average train loss, grad norm before/after clipping, and the learning rate."""
+    figure = _figure(12.0, 3.8)
+    loss_axis, norm_axis, lr_axis = figure.subplots(1, 3)
+    x, y = _series(run, "train_loss_epoch_avg")
+    loss_axis.plot(x, y, marker="o", markersize=3, color="tab:blue")
+    loss_axis.set_title("train loss (epoch average)")
+    for column, label, colour in (("train_grad_norm_before_clip_epoch_avg", "before clip", "tab:red"),
+                                  ("train_grad_norm_after_clip_epoch_avg", "after clip", "tab:green")):
+        x, y = _series(run, column)
+        norm_axis.plot(x, y, marker="o", markersize=3, color=colour, label=label)
+    clip = run.manifest.get("grad_clip", {}).get("max_norm")
+    if clip is not None:
+        norm_axis.axhline(float(clip), color="0.4", linestyle="--", linewidth=1, label=f"clip norm {clip:g}")
+    norm_axis.set_title("global grad norm (epoch average)")
+    norm_axis.legend(fontsize=8)
+    x, y = _series(run, "lr")
+    lr_axis.plot(x, y, marker="o", markersize=3, color="tab:purple")
+    lr_axis.set_title("learning rate (end of epoch)")
+    lr_axis.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+    for axis in (loss_axis, norm_axis, lr_axis):
+        _epoch_axis(axis)
+    return _save(figure, path)
+
+
+def plot_fairness(run: RunData, path: Path) -> Path:
+    """How often each option of each block was trained (strict fairness: equal bars per block)."""
+    counts = np.array([run.fairness["option_counts"][name] for name in BLOCK_NAMES], float)
+    figure = _figure(10.0, 4.0)
+    axis = figure.add_subplot()
+    positions = np.arange(len(BLOCK_NAMES))
+    width = 0.27
+    labels = ("option 0 (depth 1 / k3)", "option 1 (depth 2 / k5)", "option 2 (depth 3 / k7)")
+    for option in range(counts.shape[1]):
+        bars = axis.bar(positions + (option - 1) * width, counts[:, option], width, label=labels[option])
+        axis.bar_label(bars, fmt="%d", fontsize=7, padding=1)
+    axis.set_xticks(positions, BLOCK_NAMES)
+    axis.set_ylabel("paths trained with the option")
+    axis.set_ylim(0, max(1.0, counts.max()) * 1.18)
+    axis.set_title(f"Fairness counts after {run.fairness.get('complete_cycles')} cycles "
+                   f"(fairness_gap = {run.fairness.get('fairness_gap')})")
+    axis.legend(fontsize=8, ncols=3, loc="upper center")
+    axis.grid(True, axis="y", alpha=0.3)
+    return _save(figure, path)
+
+
+def plot_early_stop(run: RunData, path: Path) -> Path:
+    """Pool-mean EPE with the running best, the improvement threshold and the early-stop state."""
+    config = run.early_stop_config()
+    state = run.last_state.get("early_stop", {})
+    min_delta = float(config.get("min_delta", 0.0))
+    epochs, mean = _series(run, run.mean_column)
+    figure = _figure(10.0, 4.2)
+    axis = figure.add_subplot()
+    axis.plot(epochs, mean, marker="o", markersize=3, color="black", label=run.mean_column)
+    if len(mean):
+        best = np.minimum.accumulate(mean)
+        axis.step(epochs, best, where="post", color="tab:green", label="best so far")
+        axis.step(epochs, best - min_delta, where="post", color="tab:green", linestyle=":",
+                  label=f"must beat: best - min_delta ({min_delta:g})")
+    if state.get("best_epoch") is not None:
+        axis.axvline(state["best_epoch"], color="tab:green", alpha=0.5, linewidth=6,
+                     label=f"early-stop best epoch {state['best_epoch']}")
+    if state.get("stopped_epoch") is not None:
+        axis.axvline(state["stopped_epoch"], color="tab:red", linestyle="--", label=f"stopped at epoch {state['stopped_epoch']}")
+    axis.set_ylabel("EPE (px)")
+    axis.set_title(f"Early stopping: bad epochs {state.get('bad_epochs', '?')}/{config.get('patience', '?')}, "
+                   f"min epochs {config.get('min_epochs_before_early_stop', '?')}, "
+                   f"{'stopped' if state.get('stopped_epoch') is not None else 'not stopped'}")
+    _epoch_axis(axis)
+    axis.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def plot_ranking(run: RunData, taus: Sequence[TauStep], path: Path, last_epochs: int = 10) -> Path:
+    """Left: each subnet's rank over the last evaluated epochs; right: Kendall tau between consecutive epochs."""
+    rows = run.evaluated()[-last_epochs:]
+    figure = _figure(12.5, 4.8)
+    rank_axis, tau_axis = figure.subplots(1, 2, width_ratios=(1.6, 1.0))
+    epochs = [row["epoch"] for row in rows]
+    table = np.array([ranks([row[c] for c in run.epe_columns]) for row in rows], float).reshape(len(rows), -1)
+    for index, (name, colour) in enumerate(zip(run.pool_names, _subnet_colours(len(run.pool)))):
+        rank_axis.plot(epochs, table[:, index], marker="o", markersize=4, color=colour)
+        if len(rows):
+            # Ranks are distinct, so names placed at the final rank never overlap.
+            rank_axis.annotate(name, (epochs[-1], table[-1, index]), xytext=(8, 0), textcoords="offset points",
+                               va="center", fontsize=8, color=colour, fontfamily="monospace")
+    rank_axis.set_ylim(len(run.pool) + 0.5, 0.5)
+    rank_axis.set_yticks(range(1, len(run.pool) + 1))
+    rank_axis.set_ylabel("rank by EPE (1 = best)")
+    rank_axis.set_title(f"Pool ranking, last {len(rows)} evaluated epochs (names at the final rank)")
+    rank_axis.spines[["right", "top"]].set_visible(False)
+    _epoch_axis(rank_axis)
+    tau_axis.plot([t.epoch_to for t in taus], [t.tau for t in taus], marker="o", color="tab:blue")
+    tau_axis.axhline(1.0, color="0.5", linewidth=0.8)
+    tau_axis.axhline(0.0, color="0.5", linewidth=0.8, linestyle=":")
+    tau_axis.set_ylim(-1.05, 1.05)
+    tau_axis.set_ylabel("Kendall τ (epoch e-1 vs e)")
+    tau_axis.set_title("Ranking stability" if taus else "Ranking stability (needs 2 evaluated epochs)")
+    _epoch_axis(tau_axis)
+    return _save(figure, path)
+
+
+def plot_flow_samples(samples: Sequence[FlowSample], path: Path, max_error: Optional[float] = None) -> Path:
+    """Per sample: img0, GT flow, each prediction and its end-point-error map (shared scales per sample)."""
+    labels = list(samples[0].predictions) if samples else []
+    columns = 2 + 2 * len(labels)
+    figure = _figure(2.6 * columns, 2.2 * max(1, len(samples)) + 0.5)
+    grid = figure.subplots(max(1, len(samples)), columns, squeeze=False)
+    errors = [endpoint_error(s.predictions[label], s.flow_gt) for s in samples for label in labels]
+    top = max_error if max_error is not None else max([float(np.percentile(e, 99)) for e in errors] + [1e-6])
+    for row, sample in zip(grid, samples):
+        scale = flow_magnitude_max(sample.flow_gt)
+        panels = [(sample.img0, f"{sample.sample_id} img0"), (flow_to_rgb(sample.flow_gt, scale), "GT flow")]
+        for label in labels:
+            panels.append((flow_to_rgb(sample.predictions[label], scale), f"pred {label}"))
+        for label in labels:
+            epe = endpoint_error(sample.predictions[label], sample.flow_gt)
+            panels.append((error_to_rgb(epe, top), f"error {label}\nEPE {epe.mean():.2f} px"))
+        for axis, (image, title) in zip(row, panels):
+            axis.imshow(image, interpolation="nearest")
+            axis.set_title(title, fontsize=8)
+            axis.set_xticks([])
+            axis.set_yticks([])
+    figure.suptitle(f"Flow colour wheel scaled to each sample's GT max; error maps 0 (black) .. {top:.2f} px "
+                    "(pale yellow)", fontsize=9)
+    return _save(figure, path)
+
+
+def plot_wheel(path: Path, size: int = 151) -> Path:
+    """The colour-wheel legend: direction = hue, length = saturation."""
+    figure = _figure(2.2, 2.4)
+    axis = figure.add_subplot()
+    axis.imshow(wheel_legend(size), extent=(-1, 1, 1, -1))
+    axis.set_title("flow colour wheel\n(x right, y down)", fontsize=8)
+    axis.set_xticks([-1, 0, 1])
+    axis.set_yticks([-1, 0, 1])
+    axis.tick_params(labelsize=7)
+    return _save(figure, path)

@@ -1,0 +1,134 @@
+"""Read a training run directory's artifacts (design §6) into one typed object for reports.
+
+Every number a report shows comes from these files as written by the
+trainer: ``eval_epe_history.csv`` (parsed cell by cell; an empty cell, i.e. an
+epoch without pool evaluation, becomes ``None``), ``eval_pool_<n>.json``,
+``fairness_counts.json``, ``train_manifest.json`` and the ``state.json`` of
+``supernet_last.ckpt`` (early-stop counters).  A missing or malformed
+artifact is an error naming the file; nothing is guessed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from edgeflownas.errors import CheckpointError
+from edgeflownas.nas.arch_codec import ArchCode, arch_name
+from edgeflownas.nas.eval_pool import load_pool, pool_file_name
+from edgeflownas.train import checkpoint, run_dir as rd
+
+INT_COLUMNS = ("epoch", "global_step", "fairness_gap")
+
+
+@dataclass(frozen=True)
+class RunData:
+    """The artifacts of one run directory."""
+
+    run_dir: Path
+    manifest: Dict[str, Any]
+    history: List[Dict[str, Optional[float]]]
+    columns: List[str]
+    pool_seed: int
+    pool: Tuple[ArchCode, ...]
+    fairness: Dict[str, Any]
+    last_state: Dict[str, Any]
+
+    @property
+    def pool_names(self) -> List[str]:
+        """Arch names of the pool subnets, in pool order."""
+        return [arch_name(code) for code in self.pool]
+
+    @property
+    def epe_columns(self) -> List[str]:
+        """History columns of the per-subnet EPE, in pool order."""
+        return [f"epe_{name}" for name in self.pool_names]
+
+    @property
+    def mean_column(self) -> str:
+        """History column of the pool-mean EPE (``mean_epe_12``)."""
+        return rd.mean_column(len(self.pool))
+
+    @property
+    def std_column(self) -> str:
+        """History column of the pool-std EPE (``std_epe_12``)."""
+        return rd.std_column(len(self.pool))
+
+    def evaluated(self) -> List[Dict[str, Optional[float]]]:
+        """History rows of epochs with a pool evaluation."""
+        return [row for row in self.history if row.get(self.mean_column) is not None]
+
+    def column(self, name: str) -> List[Optional[float]]:
+        """One history column over all epochs."""
+        return [row.get(name) for row in self.history]
+
+    def early_stop_config(self) -> Dict[str, Any]:
+        """The run's early_stop settings as recorded in the manifest's resolved config."""
+        return dict(self.manifest.get("resolved_config", {}).get("early_stop", {}))
+
+
+def read_json(path: Path) -> Dict[str, Any]:
+    """A JSON object from ``path``; CheckpointError naming the file if missing or malformed."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing: not a complete efnas run directory "
+                              "(was training started with this --run directory?)") from None
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise CheckpointError(f"{path} holds a {type(doc).__name__}, expected a JSON object")
+    return doc
+
+
+def _cell(path: Path, line: int, column: str, text: str) -> Optional[float]:
+    if text == "":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise CheckpointError(f"{path} line {line}, column {column}: {text!r} is not a number") from None
+    if column in INT_COLUMNS and math.isfinite(value):
+        return int(value)
+    return value
+
+
+def read_history(path: Path) -> Tuple[List[str], List[Dict[str, Optional[float]]]]:
+    """(columns, rows) of eval_epe_history.csv with numeric cells; CheckpointError if missing/malformed."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            columns = list(reader.fieldnames or [])
+            rows = [{key: _cell(path, number, key, text or "") for key, text in raw.items()}
+                    for number, raw in enumerate(reader, start=2)]
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing: the run has not finished an epoch yet, "
+                              "or this is not an efnas run directory") from None
+    if "epoch" not in columns:
+        raise CheckpointError(f"{path} has no 'epoch' column (found: {', '.join(columns) or 'nothing'})")
+    if not rows:
+        raise CheckpointError(f"{path} has a header but no epoch rows: the run has not finished an epoch yet")
+    return columns, rows
+
+
+def load_run(run_dir: Path) -> RunData:
+    """Read every artifact of a run directory; CheckpointError naming the first missing or bad one."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory {run_dir} does not exist (expected <output_root>/<experiment>)")
+    manifest = read_json(run_dir / rd.MANIFEST)
+    pool_size = int(manifest.get("eval", {}).get("pool_size", 12))
+    pool_seed, pool = load_pool(run_dir / pool_file_name(pool_size))
+    columns, history = read_history(run_dir / rd.HISTORY)
+    missing = [f"epe_{arch_name(code)}" for code in pool if f"epe_{arch_name(code)}" not in columns]
+    if missing:
+        raise CheckpointError(f"{run_dir / rd.HISTORY} lacks columns {', '.join(missing)} of the pool in "
+                              f"{run_dir / pool_file_name(pool_size)}: the two files come from different runs")
+    fairness = read_json(run_dir / rd.FAIRNESS)
+    last_state = checkpoint.read_state(run_dir / rd.LAST)
+    return RunData(run_dir, manifest, history, columns, pool_seed, pool, fairness, last_state)
