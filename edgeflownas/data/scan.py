@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
@@ -35,6 +35,7 @@ INCONSISTENT_IMAGE_SIZE = "inconsistent_image_size"
 REASONS = (MISSING_PARTNER, UNREADABLE_IMAGE, BAD_FLO, FLOW_SIZE_MISMATCH, INCONSISTENT_IMAGE_SIZE)
 
 Size = Tuple[int, int]
+QUICK_SCAN_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -163,16 +164,20 @@ def _check_deep(sample: Sample) -> SampleCheck:
 
 
 def _check_all(samples: List[Sample], deep: bool, workers: int, progress: bool) -> Iterator[SampleCheck]:
-    """Check samples in order; the deep scan fans out to worker processes."""
+    """Check samples in order: header reads on threads, deep decodes in worker processes."""
     from tqdm import tqdm
 
     bar = dict(total=len(samples), unit="sample", disable=not progress, leave=False)
-    if not deep or workers <= 1 or len(samples) < 2:
-        yield from tqdm((check_sample(s, deep) for s in samples), **bar)
-        return
-    chunksize = max(1, min(64, len(samples) // (workers * 8)))
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield from tqdm(pool.map(_check_deep, samples, chunksize=chunksize), **bar)
+    if not deep:
+        # Header reads wait on the file system, not the CPU: threads overlap that latency.
+        with ThreadPoolExecutor(max_workers=QUICK_SCAN_THREADS) as pool:
+            yield from tqdm(pool.map(check_sample, samples), **bar)
+    elif workers <= 1 or len(samples) < 2:
+        yield from tqdm((check_sample(s, deep=True) for s in samples), **bar)
+    else:
+        chunksize = max(1, min(64, len(samples) // (workers * 8)))
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            yield from tqdm(pool.map(_check_deep, samples, chunksize=chunksize), **bar)
 
 
 def majority_size(sizes: Iterable[Size]) -> Optional[Size]:
