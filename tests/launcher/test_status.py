@@ -1,0 +1,52 @@
+"""`efnas status` from the submission log and run directories (sacct absent here: states unknown)."""
+
+from __future__ import annotations
+
+import json
+
+from launcher.records import append_records, latest_by_trial, read_records
+from launcher.status import experiment_status, format_status, history_summary
+
+
+def _history(run_dir, rows):
+    run_dir.mkdir(parents=True)
+    lines = ["epoch,global_step,mean_epe_12,std_epe_12"] + [f"{e},{e * 4},{m},0.1" for e, m in rows]
+    (run_dir / "eval_epe_history.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_history_gives_last_epoch_and_best_mean_epe(tmp_path):
+    _history(tmp_path / "run", [(1, 3.5), (2, 2.25), (3, 2.5)])
+    assert history_summary(tmp_path / "run") == (3, 2.25, "mean_epe_12")
+    assert history_summary(tmp_path / "none") == (None, None, "mean_epe_12")
+
+
+def test_latest_record_per_trial_wins(tmp_path):
+    append_records(tmp_path, [{"trial": "a", "job_id": "1_0"}, {"trial": "b", "job_id": "1_1"}])
+    append_records(tmp_path, [{"trial": "a", "job_id": "7"}])
+    assert len(read_records(tmp_path)) == 3
+    assert {k: v["job_id"] for k, v in latest_by_trial(read_records(tmp_path)).items()} == {"a": "7", "b": "1_1"}
+
+
+def test_table_without_sacct_shows_artifacts_and_says_why_states_are_unknown(cli, tmp_path, monkeypatch):
+    experiment = tmp_path / "exp"
+    _history(experiment / "seed=1", [(1, 3.0), (2, 2.0)])
+    (experiment / "seed=1" / "launch_result.json").write_text(json.dumps({"fingerprint": "x"}))
+    append_records(experiment, [{"trial": "seed=1", "job_id": "5_0", "run_dir": str(experiment / "seed=1")},
+                                {"trial": "seed=2", "job_id": "5_1", "run_dir": str(experiment / "seed=2")}])
+    monkeypatch.setenv("PATH", str(tmp_path))
+    rows, note = experiment_status(tmp_path, "exp")
+    assert [(r.trial, r.job_id, r.epoch, r.best_epe, r.finished) for r in rows] == [
+        ("seed=1", "5_0", 2, 2.0, True), ("seed=2", "5_1", None, None, False)]
+    assert "sacct not found" in note
+    result = cli("status", "exp", "--output_root", tmp_path)
+    assert result.exit_code == 0, result.output
+    header, first, second = result.output.splitlines()[:3]
+    assert header.split() == ["TRIAL", "JOB", "STATE", "REQUEUES", "EPOCH", "BEST_MEAN_EPE_12", "FINISHED", "RUN_DIR"]
+    assert first.split()[:7] == ["seed=1", "5_0", "UNKNOWN", "-", "2", "2.0000", "yes"]
+    assert format_status(rows, note).endswith("note: sacct not found on PATH: SLURM states unknown")
+
+
+def test_unknown_experiment_is_a_clear_error(cli, tmp_path):
+    result = cli("status", "never_submitted", "--output_root", tmp_path)
+    assert result.exit_code == 1
+    assert "no submissions recorded for experiment 'never_submitted'" in result.output
