@@ -104,3 +104,22 @@ os.execv({sys.executable!r}, [{sys.executable!r}] + command[1:])
              "efnas": "0.1.0"}))
 
     return set_versions
+
+
+CLUSTER_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "slurm_cluster.sh"
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A real one-node SLURM cluster (scripts/slurm_cluster.sh up); skipped unless root on Debian."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("real-SLURM tests need root: scripts/slurm_cluster.sh installs and starts munge, MariaDB, "
+                    "slurmdbd, slurmctld and slurmd (CI runs as root)")
+    if not Path("/etc/debian_version").is_file():
+        pytest.skip("real-SLURM tests need Debian: scripts/slurm_cluster.sh installs SLURM with apt-get")
+    result = subprocess.run(["bash", str(CLUSTER_SCRIPT), "up"], capture_output=True, text=True, timeout=1200)
+    if result.returncode != 0:
+        pytest.fail(f"bringing up the SLURM test cluster failed (exit {result.returncode}):\n{result.stderr[-4000:]}")
+    return {"partition": "debug"}
