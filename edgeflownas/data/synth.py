@@ -112,27 +112,42 @@ def _scene(rng: np.random.Generator, height: int, width: int) -> List[_Layer]:
     return layers
 
 
+def _footprint(layer: _Layer, motion: np.ndarray, height: int, width: int) -> Tuple[int, int, int, int]:
+    """Frame rectangle (x0, y0, x1, y1) that can show a foreground layer: its moved texture square, clipped."""
+    side_y, side_x = layer.mask.shape
+    corners = np.array([[0, 0], [side_x, 0], [0, side_y], [side_x, side_y]], np.float64) + layer.origin
+    moved = corners @ motion[:, :2].T + motion[:, 2]
+    x0, y0 = np.maximum(np.floor(moved.min(axis=0)).astype(int) - 1, 0)
+    x1, y1 = np.minimum(np.ceil(moved.max(axis=0)).astype(int) + 2, (width, height))
+    return x0, y0, x1, y1
+
+
 def _render(layers: List[_Layer], height: int, width: int, moved: bool) -> Tuple[np.ndarray, np.ndarray]:
     """Composite the layers (after their motion when ``moved``); return image and top-layer index map."""
     import cv2
 
     image = np.zeros((height, width, 3), np.uint8)
     top = np.zeros((height, width), np.int32)
+    linear, nearest = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
     for index, layer in enumerate(layers):
         motion = layer.motion if moved else np.array([[1.0, 0, 0], [0, 1.0, 0]])
         # Frame pixel p shows texture point motion^-1(p) - origin: build that map for warpAffine.
         to_texture = cv2.invertAffineTransform(motion)
         to_texture[:, 2] -= layer.origin
-        inverse = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         if layer.mask is None:
-            image[:] = cv2.warpAffine(layer.texture, to_texture, (width, height), flags=inverse,
+            image[:] = cv2.warpAffine(layer.texture, to_texture, (width, height), flags=linear,
                                       borderMode=cv2.BORDER_REFLECT_101)
             continue
-        covered = cv2.warpAffine(layer.mask, to_texture, (width, height),
-                                 flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0) > 0
-        texture = cv2.warpAffine(layer.texture, to_texture, (width, height), flags=inverse)
-        image[covered] = texture[covered]
-        top[covered] = index
+        # Warp only the rectangle the shape can reach: pixel (x, y) of it is frame pixel (x0 + x, y0 + y).
+        x0, y0, x1, y1 = _footprint(layer, motion, height, width)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        to_texture[:, 2] += to_texture[:, :2] @ (x0, y0)
+        size = (x1 - x0, y1 - y0)
+        covered = cv2.warpAffine(layer.mask, to_texture, size, flags=nearest, borderValue=0) > 0
+        texture = cv2.warpAffine(layer.texture, to_texture, size, flags=linear)
+        image[y0:y1, x0:x1][covered] = texture[covered]
+        top[y0:y1, x0:x1][covered] = index
     return image, top
 
 
