@@ -149,12 +149,12 @@ def check_sample(sample: Sample, deep: bool = False) -> SampleCheck:
             sizes.append(probe(path))
         except DataError as error:
             return SampleCheck(sample, None, BadSample(sample.sample_id, reason, path, str(error)))
-    size0, size1, flow = sizes
+    size0, size1, flow_size_found = sizes
     if size1 != size0:
         detail = f"{sample.img1}: image is {_hw(size1)} but {sample.img0.name} is {_hw(size0)}"
         return SampleCheck(sample, None, BadSample(sample.sample_id, INCONSISTENT_IMAGE_SIZE, sample.img1, detail))
-    if flow != size0:
-        detail = f"{sample.flow}: flow is {_hw(flow)} but the images are {_hw(size0)}"
+    if flow_size_found != size0:
+        detail = f"{sample.flow}: flow is {_hw(flow_size_found)} but the images are {_hw(size0)}"
         return SampleCheck(sample, None, BadSample(sample.sample_id, FLOW_SIZE_MISMATCH, sample.flow, detail))
     return SampleCheck(sample, size0, None)
 
