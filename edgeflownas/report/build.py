@@ -94,17 +94,18 @@ def build_report(run_dir: Path, out_dir: Optional[Path] = None, checkpoint: str 
     recent_taus = taus[-tau_epochs:]
     ranking = tables.ranking_table(run, cost)
     figures = {
-        "epe": plots.plot_epe(run, out / "epe_per_subnet.png"),
-        "training": plots.plot_training(run, out / "training_curves.png"),
-        "fairness": plots.plot_fairness(run, out / "fairness_counts.png"),
-        "early_stop": plots.plot_early_stop(run, out / "early_stop.png"),
-        "ranking": plots.plot_ranking(run, recent_taus, out / "ranking_stability.png", last_epochs=tau_epochs + 1),
+        "epe": plots.save(plots.epe_figure(run), out / "epe_per_subnet.png"),
+        "training": plots.save(plots.training_figure(run), out / "training_curves.png"),
+        "fairness": plots.save(plots.fairness_figure(run), out / "fairness_counts.png"),
+        "early_stop": plots.save(plots.early_stop_figure(run), out / "early_stop.png"),
+        "ranking": plots.save(plots.ranking_figure(run, recent_taus, last_epochs=tau_epochs + 1),
+                              out / "ranking_stability.png"),
     }
     flow = None
     if flow_samples > 0:
         flow = flow_section(run, checkpoint, flow_samples, log)
-        figures["flow"] = plots.plot_flow_samples(flow.samples, out / "flow_samples.png")
-        figures["wheel"] = plots.plot_wheel(out / "flow_wheel.png")
+        figures["flow"] = plots.save(plots.flow_samples_figure(flow.samples), out / "flow_samples.png")
+        figures["wheel"] = plots.save(plots.wheel_figure(), out / "flow_wheel.png")
     from edgeflownas.report.page import render
 
     page_path = out / REPORT_FILE

@@ -1,7 +1,8 @@
 """The report's PNG figures, drawn headless with matplotlib's Agg canvas (no pyplot, no display).
 
-Each ``plot_*`` function takes plain data (a ``RunData`` or lists), writes
-one PNG and returns its path.  matplotlib is imported inside the functions so
+Each ``*_figure`` function takes plain data (a ``RunData`` or lists) and
+returns a matplotlib Figure (so tests can read back the plotted numbers);
+``save`` writes it as PNG.  matplotlib is imported inside the functions so
 importing this module stays cheap.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from edgeflownas.nas.arch_codec import BLOCK_NAMES
 from edgeflownas.report.flow_viz import endpoint_error, error_to_rgb, flow_magnitude_max, flow_to_rgb, wheel_legend
 from edgeflownas.report.ranking import TauStep, ranks
 from edgeflownas.report.run_data import RunData
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 DPI = 110
 
@@ -31,7 +35,7 @@ class FlowSample:
     predictions: Dict[str, np.ndarray]
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float) -> "Figure":
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -40,7 +44,8 @@ def _figure(width: float, height: float):
     return figure
 
 
-def _save(figure, path: Path) -> Path:
+def save(figure: "Figure", path: Path) -> Path:
+    """Write a figure as PNG (parent folders created) and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=DPI)
@@ -53,12 +58,15 @@ def _series(run: RunData, column: str) -> tuple:
     return np.array([p[0] for p in pairs], float), np.array([p[1] for p in pairs], float)
 
 
-def _epoch_axis(axis) -> None:
+def _epoch_axis(axis, epochs: Sequence[float] = ()) -> None:
     from matplotlib.ticker import MaxNLocator
 
     axis.set_xlabel("epoch")
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.grid(True, alpha=0.3)
+    if len(epochs) and max(epochs) - min(epochs) < 2:
+        # One or two epochs: keep whole-epoch ticks instead of matplotlib's fractional autoscale.
+        axis.set_xlim(min(epochs) - 1, max(epochs) + 1)
 
 
 def _subnet_colours(count: int) -> List:
@@ -68,7 +76,7 @@ def _subnet_colours(count: int) -> List:
     return [cmap(i % cmap.N) for i in range(count)]
 
 
-def plot_epe(run: RunData, path: Path) -> Path:
+def epe_figure(run: RunData) -> "Figure":
     """Per-subnet EPE across epochs, with the pool mean and a +-1 std band."""
     figure = _figure(10.5, 5.2)
     axis = figure.add_subplot()
@@ -82,12 +90,12 @@ def plot_epe(run: RunData, path: Path) -> Path:
     axis.plot(epochs, mean, color="black", linewidth=2.4, marker=marker, label=run.mean_column)
     axis.set_ylabel("EPE (training-resolution px)")
     axis.set_title(f"Pool EPE per subnet ({len(run.pool)} subnets, validation split)")
-    _epoch_axis(axis)
+    _epoch_axis(axis, epochs)
     axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    return _save(figure, path)
+    return figure
 
 
-def plot_training(run: RunData, path: Path) -> Path:
+def training_figure(run: RunData) -> "Figure":
     """Epoch-average train loss, grad norm before/after clipping, and the learning rate."""
     figure = _figure(12.0, 3.8)
     loss_axis, norm_axis, lr_axis = figure.subplots(1, 3)
@@ -108,11 +116,11 @@ def plot_training(run: RunData, path: Path) -> Path:
     lr_axis.set_title("learning rate (end of epoch)")
     lr_axis.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
     for axis in (loss_axis, norm_axis, lr_axis):
-        _epoch_axis(axis)
-    return _save(figure, path)
+        _epoch_axis(axis, x)
+    return figure
 
 
-def plot_fairness(run: RunData, path: Path) -> Path:
+def fairness_figure(run: RunData) -> "Figure":
     """How often each option of each block was trained (strict fairness: equal bars per block)."""
     counts = np.array([run.fairness["option_counts"][name] for name in BLOCK_NAMES], float)
     figure = _figure(10.0, 4.0)
@@ -130,10 +138,10 @@ def plot_fairness(run: RunData, path: Path) -> Path:
                    f"(fairness_gap = {run.fairness.get('fairness_gap')})")
     axis.legend(fontsize=8, ncols=3, loc="upper center")
     axis.grid(True, axis="y", alpha=0.3)
-    return _save(figure, path)
+    return figure
 
 
-def plot_early_stop(run: RunData, path: Path) -> Path:
+def early_stop_figure(run: RunData) -> "Figure":
     """Pool-mean EPE with the running best, the improvement threshold and the early-stop state."""
     config = run.early_stop_config()
     state = run.last_state.get("early_stop", {})
@@ -156,12 +164,12 @@ def plot_early_stop(run: RunData, path: Path) -> Path:
     axis.set_title(f"Early stopping: bad epochs {state.get('bad_epochs', '?')}/{config.get('patience', '?')}, "
                    f"min epochs {config.get('min_epochs_before_early_stop', '?')}, "
                    f"{'stopped' if state.get('stopped_epoch') is not None else 'not stopped'}")
-    _epoch_axis(axis)
+    _epoch_axis(axis, epochs)
     axis.legend(fontsize=8)
-    return _save(figure, path)
+    return figure
 
 
-def plot_ranking(run: RunData, taus: Sequence[TauStep], path: Path, last_epochs: int = 10) -> Path:
+def ranking_figure(run: RunData, taus: Sequence[TauStep], last_epochs: int = 10) -> "Figure":
     """Left: each subnet's rank over the last evaluated epochs; right: Kendall tau between consecutive epochs."""
     rows = run.evaluated()[-last_epochs:]
     figure = _figure(12.5, 4.8)
@@ -179,18 +187,18 @@ def plot_ranking(run: RunData, taus: Sequence[TauStep], path: Path, last_epochs:
     rank_axis.set_ylabel("rank by EPE (1 = best)")
     rank_axis.set_title(f"Pool ranking, last {len(rows)} evaluated epochs (names at the final rank)")
     rank_axis.spines[["right", "top"]].set_visible(False)
-    _epoch_axis(rank_axis)
+    _epoch_axis(rank_axis, epochs)
     tau_axis.plot([t.epoch_to for t in taus], [t.tau for t in taus], marker="o", color="tab:blue")
     tau_axis.axhline(1.0, color="0.5", linewidth=0.8)
     tau_axis.axhline(0.0, color="0.5", linewidth=0.8, linestyle=":")
     tau_axis.set_ylim(-1.05, 1.05)
     tau_axis.set_ylabel("Kendall τ (epoch e-1 vs e)")
     tau_axis.set_title("Ranking stability" if taus else "Ranking stability (needs 2 evaluated epochs)")
-    _epoch_axis(tau_axis)
-    return _save(figure, path)
+    _epoch_axis(tau_axis, [t.epoch_to for t in taus] or epochs)
+    return figure
 
 
-def plot_flow_samples(samples: Sequence[FlowSample], path: Path, max_error: Optional[float] = None) -> Path:
+def flow_samples_figure(samples: Sequence[FlowSample], max_error: Optional[float] = None) -> "Figure":
     """Per sample: img0, GT flow, each prediction and its end-point-error map (shared scales per sample)."""
     labels = list(samples[0].predictions) if samples else []
     columns = 2 + 2 * len(labels)
@@ -213,10 +221,10 @@ def plot_flow_samples(samples: Sequence[FlowSample], path: Path, max_error: Opti
             axis.set_yticks([])
     figure.suptitle(f"Flow colour wheel scaled to each sample's GT max; error maps 0 (black) .. {top:.2f} px "
                     "(pale yellow)", fontsize=9)
-    return _save(figure, path)
+    return figure
 
 
-def plot_wheel(path: Path, size: int = 151) -> Path:
+def wheel_figure(size: int = 151) -> "Figure":
     """The colour-wheel legend: direction = hue, length = saturation."""
     figure = _figure(2.2, 2.4)
     axis = figure.add_subplot()
@@ -225,4 +233,4 @@ def plot_wheel(path: Path, size: int = 151) -> Path:
     axis.set_xticks([-1, 0, 1])
     axis.set_yticks([-1, 0, 1])
     axis.tick_params(labelsize=7)
-    return _save(figure, path)
+    return figure

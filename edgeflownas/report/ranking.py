@@ -18,6 +18,7 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
     """Kendall's tau-b of two paired samples; NaN if either is constant or shorter than 2."""
     if len(x) != len(y):
         raise ValueError(f"kendall_tau needs paired samples, got lengths {len(x)} and {len(y)}")
+    x, y = [float(v) for v in x], [float(v) for v in y]
     concordant = discordant = ties_x = ties_y = 0
     n = len(x)
     for i in range(n):
@@ -41,7 +42,7 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
 
 
 def _sign(value: float) -> int:
-    return (value > 0) - (value < 0)
+    return int(value > 0) - int(value < 0)
 
 
 def ranks(values: Sequence[float]) -> List[int]:

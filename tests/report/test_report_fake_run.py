@@ -1,0 +1,120 @@
+"""The report's numbers come from the run's artifacts unchanged (hand-written run directory, no TensorFlow)."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import re
+
+import numpy as np
+import pytest
+
+from edgeflownas.errors import CheckpointError
+from edgeflownas.report import plots, tables
+from edgeflownas.report.build import build_report, best_pool_subnet
+from edgeflownas.report.ranking import consecutive_taus, kendall_tau
+from edgeflownas.report.run_data import load_run
+from edgeflownas.train import run_dir as rd
+
+
+def csv_rows(run_dir):
+    """The history CSV read independently of the report code."""
+    with open(run_dir / rd.HISTORY, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def fake_cost(code):
+    return {"params": 1000 + sum(code), "flops": 1e9 + 1e6 * sum(code)}
+
+
+def test_ranking_table_copies_the_last_evaluated_csv_row(fake_run):
+    run = load_run(fake_run)
+    last = csv_rows(fake_run)[-1]
+    ranking = tables.ranking_table(run, fake_cost, window=3)
+    assert [row["rank"] for row in ranking] == list(range(1, 13))
+    assert sorted(row["subnet"] for row in ranking) == sorted(run.pool_names)
+    for row in ranking:
+        assert row["epe"] == float(last[f"epe_{row['subnet']}"])
+        assert row["epoch"] == int(last["epoch"])
+        recent = [float(r[f"epe_{row['subnet']}"]) for r in csv_rows(fake_run)[-3:]]
+        assert row["epe_recent_mean"] == pytest.approx(np.mean(recent))
+        assert row["params"] == fake_cost(tuple(int(c) for c in row["arch_code"].split(",")))["params"]
+    assert [row["epe"] for row in ranking] == sorted(row["epe"] for row in ranking)
+
+
+def test_taus_are_kendall_of_consecutive_csv_rows(fake_run):
+    run = load_run(fake_run)
+    rows = csv_rows(fake_run)
+    columns = [f"epe_{name}" for name in run.pool_names]
+    taus = consecutive_taus(run.history, run.epe_columns)
+    assert len(taus) == len(rows) - 1
+    for step, a, b in zip(taus, rows, rows[1:]):
+        assert (step.epoch_from, step.epoch_to) == (int(a["epoch"]), int(b["epoch"]))
+        assert step.tau == kendall_tau([float(a[c]) for c in columns], [float(b[c]) for c in columns])
+
+
+def test_figures_plot_the_csv_values(fake_run):
+    run = load_run(fake_run)
+    rows = csv_rows(fake_run)
+    figure = plots.epe_figure(run)
+    lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
+    for name in run.pool_names:
+        assert list(lines[name].get_ydata()) == [float(r[f"epe_{name}"]) for r in rows]
+    assert list(lines[run.mean_column].get_ydata()) == [float(r[run.mean_column]) for r in rows]
+    band = figure.axes[0].collections[0].get_paths()[0].vertices[:, 1]
+    mean, std = (np.array([float(r[c]) for r in rows]) for c in (run.mean_column, run.std_column))
+    assert np.allclose(band.min(), (mean - std).min()) and np.allclose(band.max(), (mean + std).max())
+    loss_axis = plots.training_figure(run).axes[0]
+    assert list(loss_axis.get_lines()[0].get_ydata()) == [float(r["train_loss_epoch_avg"]) for r in rows]
+    fairness_axis = plots.fairness_figure(run).axes[0]
+    heights = [patch.get_height() for patch in fairness_axis.patches]
+    counts = run.fairness["option_counts"]
+    assert sorted(heights) == sorted(float(c) for block in counts.values() for c in block)
+
+
+def test_epochs_without_evaluation_are_left_out(make_fake_run):
+    run = load_run(make_fake_run("every2", epochs=6, eval_every=2))
+    assert [row["epoch"] for row in run.evaluated()] == [2, 4, 6]
+    assert run.history[0][run.mean_column] is None
+    taus = consecutive_taus(run.history, run.epe_columns)
+    assert [(t.epoch_from, t.epoch_to) for t in taus] == [(2, 4), (4, 6)]
+    assert tables.ranking_table(run)[0]["epoch"] == 6
+    code, epe, epoch = best_pool_subnet(run, 5)
+    assert epoch == 4 and epe == min(run.history[3][c] for c in run.epe_columns)
+
+
+def test_html_is_self_contained_and_shows_the_csv_numbers(fake_run, tmp_path):
+    result = build_report(fake_run, tmp_path / "out", flow_samples=0, cost=fake_cost)
+    page = result.html.read_text()
+    assert set(result.figures) == {"epe", "training", "fairness", "early_stop", "ranking"}
+    sources = re.findall(r'src="([^"]*)"', page)
+    assert len(sources) == 5 and all(s.startswith("data:image/png;base64,") for s in sources)
+    for source in sources:
+        assert base64.b64decode(source.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not re.search(r'(href|src)="(?!data:|#)', page)
+    last = csv_rows(fake_run)[-1]
+    run = load_run(fake_run)
+    for name in run.pool_names:
+        assert f"{float(last[f'epe_{name}']):.4f}" in page
+    assert f"{float(last[run.mean_column]):.4f} (epoch {last['epoch']})" in page
+    for step in consecutive_taus(run.history, run.epe_columns)[-10:]:
+        assert f"{step.tau:.3f}" in page
+    state = run.last_state["early_stop"]
+    assert f"{state['bad_epochs']} / 3" in page
+
+
+def test_missing_artifacts_are_named(fake_run):
+    (fake_run / rd.HISTORY).unlink()
+    with pytest.raises(CheckpointError, match="eval_epe_history.csv is missing"):
+        load_run(fake_run)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_run(fake_run / "nope")
+
+
+def test_malformed_csv_cell_is_named(fake_run):
+    path = fake_run / rd.HISTORY
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2].replace(",0,", ",zero,", 1)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(CheckpointError, match=r"line 3, column .*'zero' is not a number"):
+        load_run(fake_run)
