@@ -62,18 +62,7 @@ def check_golden():
     return check
 
 
-@pytest.fixture
-def fake_apptainer(tmp_path, monkeypatch):
-    """Put a stand-in 'apptainer' first on PATH (apptainer cannot be installed here).
-
-    ``exec [--nv] [--bind P] IMAGE python3 ARGS`` runs ARGS with this test's
-    interpreter, optionally reporting other versions (to simulate a mismatched
-    image).  Returns a function that sets the versions the probe reports.
-    """
-    bin_dir = tmp_path / "fakebin"
-    bin_dir.mkdir()
-    script = bin_dir / "apptainer"
-    script.write_text(f"""#!{sys.executable}
+FAKE_APPTAINER = """#!{python}
 import json, os, sys
 args = sys.argv[1:]
 if not args or args[0] != "exec":
@@ -88,10 +77,34 @@ fake = os.environ.get("FAKE_APPTAINER_VERSIONS")
 if fake and command[1:2] == ["-c"] and "submitit.__version__" in command[2]:
     print(fake)
     sys.exit(0)
-os.execv({sys.executable!r}, [{sys.executable!r}] + command[1:])
-""")
-    script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+os.execv({python!r}, [{python!r}] + command[1:])
+"""
+
+
+@pytest.fixture(scope="session")
+def fake_apptainer_factory():
+    """Write a stand-in 'apptainer' into a folder; returns the PATH that puts it first.
+
+    apptainer cannot be installed here.  ``exec [--nv] [--bind P] IMAGE python3
+    ARGS`` runs ARGS with this test's interpreter on the host, or, when
+    FAKE_APPTAINER_VERSIONS is set, answers the version probe with it (a
+    mismatched image).
+    """
+
+    def make(bin_dir: Path) -> str:
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        script = bin_dir / "apptainer"
+        script.write_text(FAKE_APPTAINER.format(python=sys.executable))
+        script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+        return f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+
+    return make
+
+
+@pytest.fixture
+def fake_apptainer(tmp_path, monkeypatch, fake_apptainer_factory):
+    """The stand-in apptainer first on PATH; returns a setter for the versions its probe reports."""
+    monkeypatch.setenv("PATH", fake_apptainer_factory(tmp_path / "fakebin"))
 
     def set_versions(python: str = None, submitit: str = None) -> None:
         import json
@@ -104,7 +117,6 @@ os.execv({sys.executable!r}, [{sys.executable!r}] + command[1:])
              "efnas": "0.1.0"}))
 
     return set_versions
-
 
 CLUSTER_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "slurm_cluster.sh"
 
