@@ -60,3 +60,19 @@ def test_submit_help_lists_the_train_overrides(cli):
     assert result.exit_code == 0
     for option in ("--config", "--container", "--sweep", "--dry_run", "--lr", "--fast_mode", "--experiment_name"):
         assert option in result.output
+
+
+def test_dry_run_and_status_never_import_tensorflow(launch_config, tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from edgeflownas.cli import main\n"
+        f"for args in (['submit', '--config', {str(launch_config())!r}, '--dry_run'], ['status', '--help']):\n"
+        "    try:\n        main(args)\n    except SystemExit as e:\n        assert e.code == 0, (args, e.code)\n"
+        "print('TF', any(m == 'tensorflow' or m.startswith('tensorflow.') for m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "TF False" in out.stdout
