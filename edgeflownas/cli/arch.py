@@ -1,10 +1,13 @@
-"""``efnas arch`` (filled in by the Model issue)."""
+"""``efnas arch describe``: decode an arch code and report its parameters and FLOPs."""
 
 from __future__ import annotations
 
-import click
+import json
+import os
+from pathlib import Path
+from typing import Optional
 
-from edgeflownas.cli import not_implemented
+import click
 
 
 @click.group()
@@ -14,6 +17,60 @@ def arch() -> None:
 
 @arch.command()
 @click.argument("code")
-def describe(code: str) -> None:
-    """Decode CODE and print its structure, parameters and FLOPs."""
-    not_implemented("arch describe", "lands with the Model issue")
+@click.option("--height", type=int, default=None, help="Input height (default: data.input_height of the config, 180).")
+@click.option("--width", type=int, default=None, help="Input width (default: data.input_width of the config, 240).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="Take the model section and input size from this YAML config (default: the shipped one).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
+def describe(code: str, height: Optional[int], width: Optional[int], config_path: Optional[Path],
+             as_json: bool) -> None:
+    """Decode CODE and print its structure, parameters and FLOPs (multiply-adds).
+
+    CODE is '0,0,0,0,2,1,2,2,2', '[0,0,0,0,2,1,2,2,2]' or a compact name like
+    'a000021222'.  Parameters and multiply-adds are counted on the built
+    fixed-arch graph at the given input size (per image pair).
+    """
+    from edgeflownas.config import resolve
+    from edgeflownas.nas.arch_codec import describe as describe_code
+    from edgeflownas.nas.arch_codec import parse_arch_code
+
+    parsed = parse_arch_code(code)
+    resolved = resolve(config_path)
+    height = height if height is not None else resolved.config.data.input_height
+    width = width if width is not None else resolved.config.data.input_width
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from edgeflownas.model.cost import subnet_cost
+
+    cost = subnet_cost(parsed, height, width, resolved.config.model)
+    structure = describe_code(parsed)
+    if as_json:
+        click.echo(json.dumps({**structure, "cost": cost.as_dict()}, indent=2))
+        return
+    click.echo(format_description(structure, cost))
+
+
+def format_description(structure: dict, cost) -> str:
+    """The human-readable table of ``efnas arch describe``."""
+    code_text = ",".join(str(v) for v in structure["arch_code"])
+    baseline = "  (EdgeFlowNet baseline)" if structure["is_edgeflownet_baseline"] else ""
+    outputs = ", ".join("x".join(str(d) for d in shape) for shape in cost.output_shapes)
+    lines = [
+        f"arch {structure['name']}  [{code_text}]{baseline}",
+        f"input {cost.height}x{cost.width} (img0+img1, 6 channels) -> outputs {outputs}",
+        "",
+        f"{'block':6s} {'choice':14s} {'params':>10s} {'MACs':>15s}  role",
+        f"{'stem':6s} {'fixed':14s} {cost.block_params['stem']:>10,d} {cost.block_macs['stem']:>15,d}  "
+        "Conv-BN-ReLU 7x7 s2, Conv-BN-ReLU 5x5 s2",
+    ]
+    for block in structure["blocks"]:
+        name = block["block"]
+        lines.append(f"{name:6s} {block['text']:14s} {cost.block_params[name]:>10,d} {cost.block_macs[name]:>15,d}  "
+                     f"{block['role']}")
+    lines += [
+        f"{'total':6s} {'':14s} {cost.params:>10,d} {cost.macs:>15,d}",
+        "",
+        f"parameters: {cost.params:,d} (trainable; supernet with all options: {cost.supernet_params:,d})",
+        f"FLOPs (multiply-adds of all convolutions, per image pair): {cost.macs:,d} = {cost.macs / 1e9:.3f} GMACs",
+    ]
+    return "\n".join(lines)
