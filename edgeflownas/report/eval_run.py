@@ -111,7 +111,7 @@ def format_report(report: EvalReport) -> str:
     has_cost = any("params" in row for row in report.rows)
     header = f"{'subnet':<11} {'arch code':<18} {'EPE':>8} {'>1px':>7} {'>3px':>7} {'>5px':>7} {'logged EPE':>10}"
     if has_cost:
-        header += f" {'params':>11} {'MFLOPs':>10}"
+        header += f" {'params':>11} {'GMACs':>8}"
     lines.append(header)
     for row in report.rows:
         logged = "-" if row["logged_epe"] is None else f"{row['logged_epe']:.4f}"
@@ -119,6 +119,6 @@ def format_report(report: EvalReport) -> str:
                 f"{100 * row['outlier_1px']:>6.2f}% {100 * row['outlier_3px']:>6.2f}% {100 * row['outlier_5px']:>6.2f}% "
                 f"{logged:>10}")
         if has_cost:
-            line += f" {row.get('params', 0):>11,} {row.get('flops', 0) / 1e6:>10.1f}"
+            line += f" {row['params']:>11,} {row['macs'] / 1e9:>8.3f}"
         lines.append(line)
     return "\n".join(lines)

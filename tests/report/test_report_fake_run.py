@@ -24,7 +24,7 @@ def csv_rows(run_dir):
 
 
 def fake_cost(code):
-    return {"params": 1000 + sum(code), "flops": 1e9 + 1e6 * sum(code)}
+    return {"params": 1000 + sum(code), "macs": 10**9 + 10**6 * sum(code)}
 
 
 def test_ranking_table_copies_the_last_evaluated_csv_row(fake_run):

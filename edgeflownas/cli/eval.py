@@ -1,0 +1,35 @@
+"""``efnas eval``: evaluate subnets of a trained supernet (option parsing and output only)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Tuple
+
+import click
+
+
+@click.command("eval")
+@click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path),
+              help="Run directory of a training run (<output_root>/<experiment>).")
+@click.option("--arch", "arch", required=True, multiple=True,
+              help="'pool' (the run's evaluation pool), 'baseline' (EdgeFlowNet 0,0,0,0,2,1,2,2,2) or arch codes "
+                   "('0,1,2,0,0,1,2,1,0', '[0,1,...]' or 'a012001210'); several separated by ';' or repeated.")
+@click.option("--ckpt", "which", type=click.Choice(["best", "last"]), default="best", show_default=True,
+              help="Checkpoint to evaluate: supernet_best.ckpt or supernet_last.ckpt.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout (log lines go to stderr).")
+def eval_command(run_dir: Path, arch: Tuple[str, ...], which: str, as_json: bool) -> None:
+    """Evaluate subnets of a trained supernet on the validation split.
+
+    Each subnet gets the trainer's BN recalibration (reset, then the run's fixed
+    training batches averaged exactly) and is measured on the run's validation
+    batches: EPE, share of pixels with error above 1/3/5 px, parameters and
+    FLOPs, one row per subnet.  For pool subnets the EPE the trainer logged at
+    the same checkpoint is shown beside it.
+    """
+    from edgeflownas.report.costs import subnet_cost
+    from edgeflownas.report.eval_run import evaluate_run, format_report
+
+    report = evaluate_run(run_dir, arch, which, cost=subnet_cost(run_dir),
+                          log=lambda line: click.echo(line, err=True))
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))
