@@ -25,6 +25,8 @@ COMMANDS: Dict[str, tuple] = {
     "status": ("launcher.cli:status", "Show an experiment's SLURM jobs: state, requeues, epoch, best mean_epe_12, run dir."),
     "config": ("edgeflownas.cli.config:config", "Validate or show a config against the JSON Schema."),
     "arch": ("edgeflownas.cli.arch:arch", "Decode an arch code and report its parameters and FLOPs."),
+    "eval": ("edgeflownas.cli.eval:eval_command", "Evaluate subnets of a trained supernet: EPE, 1/3/5 px outliers, params, FLOPs."),
+    "report": ("edgeflownas.cli.report:report", "Write PNG figures and a self-contained HTML report for a run directory."),
 }
 
 
