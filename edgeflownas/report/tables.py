@@ -98,10 +98,14 @@ def early_stop_rows(run: RunData) -> List[Dict[str, Any]]:
         ("patience", config.get("patience")),
         ("min_delta", config.get("min_delta")),
         ("min_epochs_before_early_stop", config.get("min_epochs_before_early_stop")),
-        ("best (early-stop counter)", best),
+        ("best (early-stop counter)", _fixed(best)),
         ("best_epoch", state.get("best_epoch")),
-        ("next epoch must be below", threshold),
+        ("next epoch must be below", _fixed(threshold)),
         ("bad_epochs", f"{state.get('bad_epochs')} / {config.get('patience')}"),
         ("stopped_epoch", state.get("stopped_epoch") if state.get("stopped_epoch") is not None else "not stopped"),
     ]
     return [{"field": field, "value": value} for field, value in rows]
+
+
+def _fixed(value: Optional[float]) -> Optional[str]:
+    return None if value is None else f"{float(value):.6f}"
