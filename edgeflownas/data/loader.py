@@ -1,0 +1,262 @@
+"""One loader for both data sources: FC2 folders or the HDF5 shards of ``efnas pack``.
+
+``open_source(data_cfg, split)`` returns a ``SampleSource`` serving samples at
+the training resolution (``data.input_height`` x ``data.input_width``):
+
+- ``FolderSource`` decodes PNG + ``.flo`` and resizes (flow rescaled) exactly as
+  ``efnas pack`` does, so both sources give identical samples.
+- ``ShardSource`` reads shards stored at that resolution, or native-resolution
+  shards resized on read.  Shards of another resized resolution are refused
+  (resizing twice would not match the folder pipeline).  HDF5 files are opened
+  lazily by the process that reads them and reopened after a fork, never
+  shared across processes.  ``HDF5_USE_FILE_LOCKING=FALSE`` is set when unset,
+  because file locks fail or hang on cluster filesystems (Lustre, GPFS, NFS).
+
+``BatchLoader`` turns a source into batches: the sample order of an epoch is a
+pure function of (seed, epoch), ``batches(epoch, start_batch)`` resumes exactly
+at a batch index, and worker threads prefetch batches in the background (PNG
+decoding, resizing and HDF5 chunk reads run outside the GIL or are short).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Deque, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from edgeflownas.config_types import DataConfig
+from edgeflownas.data import shards
+from edgeflownas.data.io import read_sample, resize_sample
+from edgeflownas.data.scan import scan_split, require_samples
+from edgeflownas.errors import ConfigError, DataError
+
+Arrays = Tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """img0/img1 uint8 [B,H,W,3] RGB, flow float32 [B,H,W,2] (training-resolution px), sample ids."""
+
+    img0: np.ndarray
+    img1: np.ndarray
+    flow: np.ndarray
+    ids: Tuple[str, ...]
+
+
+def empty_batch(count: int, height: int, width: int) -> Tuple[np.ndarray, ...]:
+    """Uninitialised img0, img1, flow arrays for ``count`` samples."""
+    return tuple(np.empty((count, height, width, channels), dtype)
+                 for dtype, channels in shards.ARRAYS.values())
+
+
+class SampleSource:
+    """Random access to one split's samples at the training resolution."""
+
+    height: int
+    width: int
+    sample_ids: List[str]
+
+    def __len__(self) -> int:
+        return len(self.sample_ids)
+
+    def get(self, index: int) -> Arrays:
+        """Sample ``index``: (img0, img1, flow)."""
+        raise NotImplementedError
+
+    def get_batch(self, indices: Sequence[int]) -> Batch:
+        """Samples ``indices`` stacked in that order."""
+        arrays = empty_batch(len(indices), self.height, self.width)
+        for position, index in enumerate(indices):
+            for out, array in zip(arrays, self.get(int(index))):
+                out[position] = array
+        return Batch(*arrays, ids=tuple(self.sample_ids[int(index)] for index in indices))
+
+    def close(self) -> None:
+        """Release open files (a no-op for sources that keep none)."""
+
+
+class FolderSource(SampleSource):
+    """An FC2 split folder: PNG + .flo decoded and resized on every read."""
+
+    def __init__(self, directory: Path, split: str, height: int, width: int) -> None:
+        scan = scan_split(Path(directory))
+        require_samples(scan, split)
+        if scan.bad:
+            raise DataError(f"{directory}: {len(scan.bad)} bad samples, first: {scan.bad[0].detail}; "
+                            f"'efnas data-check --{split}_dir {directory}' lists each one")
+        self.directory, self.height, self.width = Path(directory), height, width
+        self.samples = scan.samples
+        self.sample_ids = [sample.sample_id for sample in scan.samples]
+
+    def get(self, index: int) -> Arrays:
+        sample = self.samples[index]
+        return resize_sample(*read_sample(sample.img0, sample.img1, sample.flow), self.height, self.width)
+
+
+class ShardSource(SampleSource):
+    """One split of a packed set; shard files are opened lazily, once per process."""
+
+    def __init__(self, directory: Path, split: str, height: int, width: int) -> None:
+        self.directory, self.split, self.height, self.width = Path(directory), split, height, width
+        manifest = shards.read_manifest(self.directory)
+        where = self.directory / shards.MANIFEST_NAME
+        if not manifest["complete"]:
+            raise DataError(f"{where}: pack is incomplete (interrupted); re-run the same 'efnas pack' to finish it")
+        entries = manifest["splits"].get(split, {}).get("shards", [])
+        if sum(int(entry["samples"]) for entry in entries) == 0:
+            raise DataError(f"{where}: split '{split}' has 0 samples (expected shards '{split}-NNNNN.h5')")
+        self.stored_size = shards.stored_size(manifest)
+        if self.stored_size != (height, width) and manifest["resolution"]["mode"] != "native":
+            raise DataError(f"{where}: shards are stored at {self.stored_size[0]}x{self.stored_size[1]} but "
+                            f"data.input_height x input_width is {height}x{width}; re-pack with "
+                            f"'efnas pack --height {height} --width {width}' (or '--resolution native')")
+        self.paths = [self.directory / entry["file"] for entry in entries]
+        self.starts = np.cumsum([0] + [int(entry["samples"]) for entry in entries])
+        self.sample_ids = []
+        for path, entry in zip(self.paths, entries):
+            with shards.open_shard(path) as handle:
+                ids = list(handle["sample_ids"].asstr()[:])
+            if len(ids) != int(entry["samples"]):
+                raise DataError(f"{path}: holds {len(ids)} samples but {where} lists {entry['samples']}; "
+                                "the shard or the manifest was changed, re-pack")
+            self.sample_ids += ids
+        self._lock = threading.Lock()
+        self._files: dict = {}
+        self._pid = os.getpid()
+
+    def __getstate__(self) -> dict:
+        """Pickle without open files or locks (a worker process opens its own)."""
+        state = dict(self.__dict__, _files={}, _pid=None)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _lock=threading.Lock())
+
+    def _shard(self, shard: int):
+        """The open file of shard ``shard`` in this process (a forked child opens its own)."""
+        with self._lock:
+            if self._pid != os.getpid():  # inherited through fork: the parent's handles are not ours to use
+                self._files, self._pid = {}, os.getpid()
+            if shard not in self._files:
+                self._files[shard] = shards.open_shard(self.paths[shard])
+            return self._files[shard]
+
+    def _read(self, index: int, outs: Sequence[np.ndarray], position: int) -> None:
+        """Read sample ``index`` (stored size) into ``outs[...][position]``; corruption -> DataError."""
+        from h5py import h5s
+
+        shard = int(np.searchsorted(self.starts, index, side="right")) - 1
+        local = index - int(self.starts[shard])
+        handle = self._shard(shard)
+        for name, out in zip(shards.ARRAYS, outs):
+            dataset = handle[name].id
+            file_space = dataset.get_space()
+            file_space.select_hyperslab((local, 0, 0, 0), (1,) + out.shape[1:])
+            try:
+                dataset.read(h5s.create_simple((1,) + out.shape[1:]), file_space, out[position:position + 1])
+            except OSError as exc:
+                raise DataError(f"{self.paths[shard]}: sample {local} (id {self.sample_ids[index]}) of dataset "
+                                f"'{name}' cannot be read ({exc}); the shard is corrupt: run 'efnas data-check "
+                                f"--shards {self.directory}' and re-pack") from None
+
+    def get(self, index: int) -> Arrays:
+        arrays = empty_batch(1, *self.stored_size)
+        self._read(index, arrays, 0)
+        img0, img1, flow = (array[0] for array in arrays)
+        return resize_sample(img0, img1, flow, self.height, self.width)
+
+    def get_batch(self, indices: Sequence[int]) -> Batch:
+        if self.stored_size != (self.height, self.width):
+            return super().get_batch(indices)
+        arrays = empty_batch(len(indices), self.height, self.width)
+        for position, index in enumerate(indices):
+            self._read(int(index), arrays, position)
+        return Batch(*arrays, ids=tuple(self.sample_ids[int(index)] for index in indices))
+
+    def close(self) -> None:
+        with self._lock:
+            files = self._files if self._pid == os.getpid() else {}
+            self._files = {}
+        for handle in files.values():
+            handle.close()
+
+
+def open_source(data_cfg: DataConfig, split: str) -> SampleSource:
+    """The ``split`` ("train" or "val") of the source ``data_cfg.source`` names, at the training resolution."""
+    if split not in shards.SPLITS:
+        raise ConfigError(f"split must be one of {shards.SPLITS}, got {split!r}")
+    size = (data_cfg.input_height, data_cfg.input_width)
+    if data_cfg.source == "folders":
+        return FolderSource(Path(getattr(data_cfg, f"{split}_dir")), split, *size)
+    if data_cfg.source == "shards":
+        if not data_cfg.shards_dir:
+            raise ConfigError("data.shards_dir must be set when data.source is 'shards' (the --out of 'efnas pack')")
+        return ShardSource(Path(data_cfg.shards_dir), split, *size)
+    raise ConfigError(f"data.source must be 'folders' or 'shards', got {data_cfg.source!r}")
+
+
+class BatchLoader:
+    """Batches of a source: order = f(seed, epoch), exact resume by batch index, background prefetch."""
+
+    def __init__(self, source: SampleSource, batch_size: int, seed: int, num_workers: int = 2,
+                 prefetch_batches: int = 4, drop_last: bool = True) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        self.source, self.batch_size, self.seed = source, batch_size, seed
+        self.num_workers, self.prefetch_batches, self.drop_last = num_workers, max(1, prefetch_batches), drop_last
+        if self.num_batches == 0:
+            raise DataError(f"{getattr(source, 'directory', source)}: {len(source)} samples cannot fill one batch "
+                            f"of {batch_size} (drop_last); lower the batch size or add samples")
+        self._pool: Optional[ThreadPoolExecutor] = None
+
+    @property
+    def num_batches(self) -> int:
+        """Batches per epoch."""
+        full, rest = divmod(len(self.source), self.batch_size)
+        return full + (1 if rest and not self.drop_last else 0)
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        """The permutation of sample indices for ``epoch``: a pure function of (seed, epoch)."""
+        return np.random.default_rng((self.seed, epoch)).permutation(len(self.source))
+
+    def batches(self, epoch: int, start_batch: int = 0) -> Iterator[Batch]:
+        """Batches ``start_batch``..end of ``epoch``, loaded ahead by the worker threads."""
+        if not 0 <= start_batch <= self.num_batches:
+            raise DataError(f"start_batch {start_batch} is outside 0..{self.num_batches} for this epoch")
+        order = self.epoch_order(epoch)
+        chunks = (order[b * self.batch_size:(b + 1) * self.batch_size] for b in range(start_batch, self.num_batches))
+        if self.num_workers == 0:
+            yield from map(self.source.get_batch, chunks)
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.num_workers, thread_name_prefix="efnas-loader")
+        ahead: Deque[Future] = deque()
+        try:
+            for indices in chunks:
+                ahead.append(self._pool.submit(self.source.get_batch, indices))
+                if len(ahead) > self.prefetch_batches:
+                    yield ahead.popleft().result()
+            while ahead:
+                yield ahead.popleft().result()
+        finally:
+            for future in ahead:
+                future.cancel()
+
+    def close(self) -> None:
+        """Stop the worker threads (the source stays open; close it separately)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> "BatchLoader":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -1,0 +1,280 @@
+"""``efnas pack``: FC2 folders -> per-split HDF5 shards + ``manifest.json``, resumable.
+
+The source is scanned first and refused (before anything is written) when a
+split is empty or has a bad sample.  Samples are then decoded and resized in
+worker processes and written shard by shard by this process.  Each shard is
+written to a temp file and renamed into place; only then does the manifest
+(itself replaced atomically) list it with its sha256.  Re-running an
+interrupted pack with the same arguments re-hashes the shards the manifest
+lists, keeps those that match and writes the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+
+import numpy as np
+
+from edgeflownas import __version__
+from edgeflownas.atomic_io import fsync_dir, write_json_atomic
+from edgeflownas.data import shards
+from edgeflownas.data.check import build_report, check_splits
+from edgeflownas.data.io import read_sample, resize_sample
+from edgeflownas.data.scan import SAMPLE_PATTERN, Sample, SplitScan, require_samples
+from edgeflownas.errors import DataError
+
+RESOLUTIONS = ("train", "native")
+IN_FLIGHT_PER_WORKER = 4  # decoded samples waiting for the writer, per worker (bounds memory)
+
+Arrays = Tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """One shard to write: its split, file name and samples (in id order)."""
+
+    split: str
+    file: str
+    samples: Tuple[Sample, ...]
+
+    @property
+    def sample_ids(self) -> List[str]:
+        return [sample.sample_id for sample in self.samples]
+
+
+@dataclass
+class PackResult:
+    """What a pack run did; ``manifest`` is the final manifest."""
+
+    out: Path
+    manifest: Dict[str, Any]
+    written: List[str] = field(default_factory=list)
+    reused: List[str] = field(default_factory=list)
+    redone: List[str] = field(default_factory=list)
+
+
+def scan_source(src: Path, workers: Optional[int] = None) -> Dict[str, SplitScan]:
+    """Quick-scan src/train and src/val; DataError if a split is empty or has any bad sample."""
+    src = Path(src)
+    if not src.is_dir():
+        raise DataError(f"{src}: FC2 root does not exist or is not a directory (expected train/ and val/ in it)")
+    scans = check_splits({split: src / split for split in shards.SPLITS}, workers=workers)
+    for split, scan in scans.items():
+        require_samples(scan, split)
+        if scan.bad:
+            reasons = ", ".join(f"{reason}: {len(items)}" for reason, items in scan.bad_by_reason().items())
+            raise DataError(f"{scan.directory}: {len(scan.bad)} bad samples ({reasons}), first: {scan.bad[0].detail}; "
+                            f"nothing was packed. Fix them ('efnas data-check --{split}_dir {scan.directory}' "
+                            "lists each one)")
+    return scans
+
+
+def resolution_entry(scans: Dict[str, SplitScan], resolution: str, height: int, width: int) -> Dict[str, Any]:
+    """The manifest's ``resolution``: stored size, source size and the resize rule."""
+    if resolution not in RESOLUTIONS:
+        raise DataError(f"--resolution must be one of {RESOLUTIONS}, got {resolution!r}")
+    sizes = {split: scan.image_size for split, scan in scans.items()}
+    if len(set(sizes.values())) != 1:
+        raise DataError(f"splits have different image sizes {sizes} (HxW); a pack needs one source size")
+    source_height, source_width = next(iter(sizes.values()))
+    if resolution == "native":
+        height, width = source_height, source_width
+    return {"mode": resolution, "height": height, "width": width, "source_height": source_height,
+            "source_width": source_width,
+            "resize": "none" if (height, width) == (source_height, source_width) else shards.RESIZE_RULE}
+
+
+def plan_shards(scans: Dict[str, SplitScan], shard_size: int) -> List[ShardPlan]:
+    """Cut each split's id-sorted samples into shards of ``shard_size`` (the last may be shorter)."""
+    if shard_size < 1:
+        raise DataError(f"--shard_size must be >= 1, got {shard_size}")
+    plans = []
+    for split, scan in scans.items():
+        for index, start in enumerate(range(0, len(scan.samples), shard_size)):
+            plans.append(ShardPlan(split, shards.shard_name(split, index),
+                                   tuple(scan.samples[start:start + shard_size])))
+    return plans
+
+
+def new_manifest(scans: Dict[str, SplitScan], resolution: Dict[str, Any], shard_size: int,
+                 plans: List[ShardPlan]) -> Dict[str, Any]:
+    """An incomplete manifest listing no shard yet; ``source`` records the scan it came from."""
+    splits = {}
+    for split, scan in scans.items():
+        ids = [sample.sample_id for sample in scan.samples]
+        splits[split] = {"samples": len(ids), "planned_shards": sum(p.split == split for p in plans),
+                         "ids_sha256": shards.ids_digest(ids), "shards": []}
+    return {
+        "format": shards.FORMAT,
+        "format_version": shards.FORMAT_VERSION,
+        "complete": False,
+        "created_by": f"efnas {__version__}",
+        "resolution": resolution,
+        "shard_size": shard_size,
+        "layout": {"img0": "uint8 [N,H,W,3] RGB", "img1": "uint8 [N,H,W,3] RGB",
+                   "flow": "float32 [N,H,W,2] (u, v) in pixels of the stored resolution",
+                   "sample_ids": "utf-8 [N]", "chunks": "one sample per chunk", "checksum": "fletcher32 per chunk"},
+        "source": {"pattern": SAMPLE_PATTERN,
+                   "splits": {split: str(scan.directory.resolve()) for split, scan in scans.items()},
+                   "scan": build_report(scans)},
+        "splits": splits,
+    }
+
+
+def _same_plan(old: Dict[str, Any], new: Dict[str, Any]) -> bool:
+    """Whether a partial manifest describes the pack about to run (same source, ids and settings)."""
+    keys = ("resolution", "shard_size")
+    split_keys = ("samples", "planned_shards", "ids_sha256")
+    return (all(old.get(key) == new[key] for key in keys)
+            and old.get("source", {}).get("splits") == new["source"]["splits"]
+            and set(old["splits"]) == set(new["splits"])
+            and all(old["splits"][s].get(k) == new["splits"][s][k] for s in new["splits"] for k in split_keys))
+
+
+def _resume(out: Path, fresh: Dict[str, Any], plans: List[ShardPlan], result: PackResult) -> Dict[str, Any]:
+    """Start from the manifest already in ``out``: keep listed shards whose sha256 and ids still match."""
+    old = shards.read_manifest(out)
+    if not _same_plan(old, fresh):
+        raise DataError(f"{out}: holds a pack of another source, sample set or settings (see its "
+                        f"{shards.MANIFEST_NAME}); use a new --out directory or delete this one")
+    planned_ids = {plan.file: shards.ids_digest(plan.sample_ids) for plan in plans}
+    for split, info in old["splits"].items():
+        for entry in info["shards"]:
+            path = out / entry["file"]
+            if (path.is_file() and entry.get("ids_sha256") == planned_ids.get(entry["file"])
+                    and shards.sha256_file(path) == entry["sha256"]):
+                fresh["splits"][split]["shards"].append(entry)
+                result.reused.append(entry["file"])
+            else:
+                result.redone.append(entry["file"])
+    return fresh
+
+
+def prepare_output(out: Path, fresh: Dict[str, Any], plans: List[ShardPlan], result: PackResult) -> Dict[str, Any]:
+    """Create ``out`` (or resume it), drop stale temp files, and write the starting manifest."""
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".*.tmp-*"):
+        stale.unlink()
+    if (out / shards.MANIFEST_NAME).exists():
+        manifest = _resume(out, fresh, plans, result)
+    elif any(out.iterdir()):
+        raise DataError(f"{out}: directory is not empty and has no {shards.MANIFEST_NAME}; "
+                        "pack into a new or empty --out directory")
+    else:
+        manifest = fresh
+    write_json_atomic(out / shards.MANIFEST_NAME, manifest)
+    return manifest
+
+
+def load_sample(task: Tuple[Sample, int, int]) -> Arrays:
+    """Decode one sample, check its flow is finite, resize it (runs in a worker process)."""
+    sample, height, width = task
+    img0, img1, flow = read_sample(sample.img0, sample.img1, sample.flow)
+    if not np.isfinite(flow).all():
+        raise DataError(f"{sample.flow}: flow holds non-finite values (NaN or inf); nothing of its shard was kept")
+    return resize_sample(img0, img1, flow, height, width)
+
+
+def ordered_map(function: Callable, items: Iterable, workers: int) -> Iterator:
+    """``map`` over worker processes, in order, with a bounded number of results in flight."""
+    if workers <= 1:
+        yield from map(function, items)
+        return
+    pool = ProcessPoolExecutor(max_workers=workers)
+    pending: deque = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(function, item))
+            if len(pending) >= workers * IN_FLIGHT_PER_WORKER:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def write_shard(out: Path, plan: ShardPlan, arrays: Iterable[Arrays], resolution: Dict[str, Any]) -> Dict[str, Any]:
+    """Write one shard to a temp file, fsync it, rename it into place; return its manifest entry."""
+    final = out / plan.file
+    tmp = out / f".{plan.file}.tmp-{os.getpid()}"
+    count, height, width = len(plan.samples), resolution["height"], resolution["width"]
+    attrs = {"split": plan.split, "height": height, "width": width}
+    try:
+        with shards.create_shard(tmp, plan.sample_ids, height, width, attrs) as handle:
+            written = 0
+            for index, sample_arrays in enumerate(arrays):
+                for name, array in zip(shards.ARRAYS, sample_arrays):
+                    handle[name][index] = array
+                written += 1
+            if written != count:
+                raise DataError(f"{final}: received {written} samples for a shard planned with {count}")
+        with open(tmp, "rb+") as raw:
+            os.fsync(raw.fileno())
+        os.replace(tmp, final)
+        fsync_dir(out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return {"file": plan.file, "samples": count, "first_id": plan.sample_ids[0], "last_id": plan.sample_ids[-1],
+            "ids_sha256": shards.ids_digest(plan.sample_ids), "sha256": shards.sha256_file(final)}
+
+
+def pack(src: Path, out: Path, resolution: str = "train", height: int = 180, width: int = 240,
+         shard_size: int = 1000, workers: int = 1, progress: bool = False) -> PackResult:
+    """Pack FC2 ``src`` (train/ and val/) into shards in ``out``; resumes an interrupted pack."""
+    src, out = Path(src), Path(out)
+    scans = scan_source(src, workers=workers)
+    size = resolution_entry(scans, resolution, height, width)
+    plans = plan_shards(scans, shard_size)
+    result = PackResult(out, {})
+    created = not out.exists()
+    manifest = prepare_output(out, new_manifest(scans, size, shard_size, plans), plans, result)
+    try:
+        _write_missing(out, manifest, plans, result, workers, progress)
+    except BaseException:
+        if created and not (result.written or result.reused):
+            shutil.rmtree(out)  # nothing was completed: leave no trace of this run
+        raise
+    manifest["complete"] = True
+    write_json_atomic(out / shards.MANIFEST_NAME, manifest)
+    result.manifest = manifest
+    return result
+
+
+def _write_missing(out: Path, manifest: Dict[str, Any], plans: List[ShardPlan], result: PackResult, workers: int,
+                   progress: bool) -> None:
+    """Write every planned shard the manifest does not list yet, updating the manifest after each."""
+    from tqdm import tqdm
+
+    size = manifest["resolution"]
+    done = {entry["file"] for info in manifest["splits"].values() for entry in info["shards"]}
+    todo = [plan for plan in plans if plan.file not in done]
+    tasks = ((sample, size["height"], size["width"]) for plan in todo for sample in plan.samples)
+    decoded = ordered_map(load_sample, tasks, workers)
+    bar = tqdm(total=sum(len(plan.samples) for plan in todo), unit="sample", disable=not progress)
+    try:
+        for plan in todo:
+            bar.set_description(plan.file)
+            entry = write_shard(out, plan, _counted(islice(decoded, len(plan.samples)), bar), size)
+            split_info = manifest["splits"][plan.split]
+            split_info["shards"] = sorted(split_info["shards"] + [entry], key=lambda e: e["file"])
+            write_json_atomic(out / shards.MANIFEST_NAME, manifest)
+            result.written.append(plan.file)
+    finally:
+        decoded.close()
+        bar.close()
+
+
+def _counted(items: Iterable, bar) -> Iterator:
+    """Pass items through, advancing a progress bar by one per item."""
+    for item in items:
+        yield item
+        bar.update(1)
+
