@@ -8,7 +8,6 @@ from typing import Dict, Optional
 
 import click
 
-from edgeflownas.cli import not_implemented
 from edgeflownas.errors import ConfigError, DataError
 
 
@@ -97,6 +96,33 @@ def synth(out: Path, train_count: int, val_count: int, seed: int, height: int, w
 
 
 @click.command()
-def pack() -> None:
-    """Pack FC2 folders into sharded HDF5."""
-    not_implemented("pack", "lands with the Data issue")
+@click.option("--src", type=click.Path(path_type=Path), required=True, help="FC2 root holding train/ and val/.")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Output directory (new, empty, or an interrupted pack of the same source to finish).")
+@click.option("--resolution", type=click.Choice(["train", "native"]), default="train", show_default=True,
+              help="train: resize to --height x --width (flow rescaled); native: keep the source size.")
+@click.option("--height", type=click.IntRange(min=16), default=180, show_default=True, help="Training height.")
+@click.option("--width", type=click.IntRange(min=16), default=240, show_default=True, help="Training width.")
+@click.option("--shard_size", type=click.IntRange(min=1), default=1000, show_default=True, help="Samples per shard.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Decode/resize worker processes [default: all CPUs].")
+def pack(src: Path, out: Path, resolution: str, height: int, width: int, shard_size: int,
+         workers: Optional[int]) -> None:
+    """Pack FC2 folders into per-split HDF5 shards plus manifest.json.
+
+    Refuses a source with an empty split or any bad sample (nothing is
+    written).  Re-running an interrupted pack finishes it, keeping the shards
+    whose sha256 still matches the manifest.
+    """
+    from edgeflownas.data.pack import pack as pack_folders
+    from edgeflownas.data.scan import default_workers
+
+    result = pack_folders(src, out, resolution=resolution, height=height, width=width, shard_size=shard_size,
+                          workers=workers or default_workers(), progress=sys.stderr.isatty())
+    size = result.manifest["resolution"]
+    for split, info in result.manifest["splits"].items():
+        click.echo(f"{split}_samples: {info['samples']} ({len(info['shards'])} shards)")
+    if result.redone:
+        click.echo(f"rewritten (missing or sha256 mismatch): {', '.join(result.redone)}")
+    click.echo(f"pack: {len(result.written)} shards written, {len(result.reused)} reused, "
+               f"{size['height']}x{size['width']} ({size['mode']}) in {out}")
