@@ -1,0 +1,148 @@
+"""The switchable supernet: shapes, variable schema, selected-path gradients, depth sharing, fixed-arch equality."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from edgeflownas.errors import ConfigError
+from edgeflownas.model.supernet import BN_INFER, BN_TRAIN, Supernet
+from edgeflownas.nas.arch_codec import DEPTH_BLOCKS, EDGEFLOWNET_BASELINE, KERNEL_BLOCKS, KERNEL_CHOICES
+
+pytestmark = pytest.mark.slow
+
+MIXED = (0, 1, 2, 0, 0, 1, 2, 1, 0)
+CODES = [EDGEFLOWNET_BASELINE, MIXED, (0,) * 9, (2,) * 9]
+
+
+class Built:
+    """One graph holding a supernet, its loss gradients and a session."""
+
+    def __init__(self, cfg, height: int, width: int, fixed_arch=None) -> None:
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            tf.compat.v1.set_random_seed(1)
+            self.net = Supernet(cfg.model, cfg.loss, height, width, fixed_arch=fixed_arch)
+            grads = tf.gradients(self.net.loss, self.net.trainable_variables)
+            self.grads = {v.name: g for v, g in zip(self.net.trainable_variables, grads)}
+            self.saver = tf.compat.v1.train.Saver()
+            self.init_op = tf.compat.v1.global_variables_initializer()
+            self.session = tf.compat.v1.Session(graph=self.graph)
+            self.session.run(self.init_op)
+
+    def feed(self, batch, code=None, mode=BN_INFER):
+        feed = {self.net.img0: batch[0], self.net.img1: batch[1], self.net.flow_gt: batch[2], self.net.bn_mode: mode}
+        if code is not None:
+            feed[self.net.arch_code] = list(code)
+        return feed
+
+
+@pytest.fixture(scope="module")
+def supernet(cfg, size):
+    built = Built(cfg, size[0], size[1])
+    yield built
+    built.session.close()
+
+
+def schema(net):
+    return [(v.name, tuple(v.shape.as_list()), v.dtype.name) for v in net.variables]
+
+
+def off_path_prefixes(code):
+    """Variable-name prefixes of the layers ``code`` does not use."""
+    prefixes = []
+    for index, block in enumerate(DEPTH_BLOCKS):
+        prefixes += [f"supernet/{block}/res{extra}/" for extra in range(code[index] + 1, 3)]
+    for offset, block in enumerate(KERNEL_BLOCKS):
+        chosen = KERNEL_CHOICES[code[len(DEPTH_BLOCKS) + offset]]
+        prefixes += [f"supernet/{block}/k{k}/" for k in KERNEL_CHOICES if k != chosen]
+    return prefixes
+
+
+def test_output_shapes_at_test_size(supernet, make_batch, size):
+    height, width, batch = size
+    preds = supernet.session.run(list(supernet.net.preds), supernet.feed(make_batch(0), MIXED))
+    assert [p.shape for p in preds] == [(batch, height // 4, width // 4, 4), (batch, height // 2, width // 2, 4),
+                                        (batch, height, width, 4)]
+    assert all(np.isfinite(p).all() for p in preds)
+
+
+def test_spec_size_gives_exact_output_sizes(cfg):
+    with tf.Graph().as_default():
+        net = Supernet(cfg.model, cfg.loss, 180, 240)
+        assert [p.shape.as_list() for p in net.preds] == [[None, 45, 60, 4], [None, 90, 120, 4], [None, 180, 240, 4]]
+        assert net.flow.shape.as_list() == [None, 180, 240, 2]
+
+
+def test_input_size_must_be_a_multiple_of_4(cfg):
+    with tf.Graph().as_default(), pytest.raises(ConfigError, match="multiples of 4"):
+        Supernet(cfg.model, cfg.loss, 30, 48)
+
+
+def test_out_of_range_code_fed_at_run_time_is_refused(supernet, make_batch):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"arch_code value must be in \{0,1,2\}"):
+        supernet.session.run(supernet.net.flow, supernet.feed(make_batch(0), (0, 0, 0, 0, 3, 0, 0, 0, 0)))
+
+
+@pytest.mark.parametrize("code", CODES, ids=lambda c: "".join(map(str, c)))
+def test_variable_schema_is_the_same_for_every_arch_code(cfg, supernet, size, code):
+    with tf.Graph().as_default():
+        fixed = Supernet(cfg.model, cfg.loss, size[0], size[1], fixed_arch=code)
+    assert schema(fixed) == schema(supernet.net)
+    assert len(schema(fixed)) == len({name for name, _, _ in schema(fixed)})
+
+
+@pytest.mark.parametrize("code", [EDGEFLOWNET_BASELINE, MIXED, (2, 1, 0, 2, 1, 0, 2, 1, 0)],
+                         ids=lambda c: "".join(map(str, c)))
+def test_gradients_reach_exactly_the_selected_path(supernet, make_batch, code):
+    names = list(supernet.grads)
+    fetched = supernet.session.run([supernet.grads[n] for n in names], supernet.feed(make_batch(1), code, BN_TRAIN))
+    off = off_path_prefixes(code)
+    for name, grad in zip(names, fetched):
+        if any(name.startswith(prefix) for prefix in off):
+            assert not np.any(grad), f"{name} is off the path of {code} but got a gradient"
+        else:
+            assert np.any(grad), f"{name} is on the path of {code} but got no gradient"
+
+
+def test_depth_options_share_the_first_resblocks(supernet, make_batch):
+    """Depth d trains res0..res(d-1) of the stage: depth 1's blocks are inside depth 2's, inside depth 3's."""
+    trained = []
+    for depth_option in range(3):
+        code = (depth_option,) * 4 + (0,) * 5
+        names = [n for n in supernet.grads if n.startswith("supernet/EB1/")]
+        grads = supernet.session.run([supernet.grads[n] for n in names], supernet.feed(make_batch(2), code, BN_TRAIN))
+        trained.append({n.split("/")[2] for n, g in zip(names, grads) if np.any(g)})
+    assert trained[0] == {"res0", "down"}
+    assert trained[1] == {"res0", "res1", "down"}
+    assert trained[2] == {"res0", "res1", "res2", "down"}
+
+
+def test_fixed_arch_network_restores_a_supernet_checkpoint_and_matches_it(cfg, supernet, make_batch, size,
+                                                                          tmp_path):
+    code = MIXED
+    session, net = supernet.session, supernet.net
+    session.run(supernet.init_op)
+    for seed in range(3):  # non-trivial moving statistics on the path
+        session.run(net.preds, supernet.feed(make_batch(10 + seed), code, BN_TRAIN))
+    with supernet.graph.as_default():
+        path = supernet.saver.save(session, str(tmp_path / "supernet.ckpt"))
+    fixed = Built(cfg, size[0], size[1], fixed_arch=code)
+    with fixed.graph.as_default():
+        fixed.saver.restore(fixed.session, path)
+    batch = make_batch(20)
+    for mode in (BN_INFER, BN_TRAIN):
+        want = session.run([net.preds, net.loss], supernet.feed(batch, code, mode))
+        got = fixed.session.run([fixed.net.preds, fixed.net.loss], fixed.feed(batch, None, mode))
+        for a, b in zip(want[0], got[0]):
+            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-5)
+    fixed.session.close()
+
+
+def test_fixed_arch_network_has_no_arch_code_input(cfg, size):
+    with tf.Graph().as_default():
+        net = Supernet(cfg.model, cfg.loss, size[0], size[1], fixed_arch=EDGEFLOWNET_BASELINE)
+        assert net.arch_code is None
+        assert not [op for op in tf.compat.v1.get_default_graph().get_operations() if op.type in ("Case", "If")]
