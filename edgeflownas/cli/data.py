@@ -39,9 +39,11 @@ def _split_directories(config: Optional[Path], train_dir: Optional[Path], val_di
               help="Also audit EdgeFlowNet legacy list files (FC2_dirnames.txt, FC2_{train,val,test}.txt) in DIR.")
 @click.option("--lists_base", type=click.Path(path_type=Path),
               help="Root the legacy list entries are relative to [default: entries are absolute paths].")
+@click.option("--shards", "shards_dir", type=click.Path(path_type=Path),
+              help="Verify a packed set (efnas pack --out): manifest, sha256, counts, every chunk's checksum.")
 def data_check(config: Optional[Path], train_dir: Optional[Path], val_dir: Optional[Path], deep: bool,
                workers: Optional[int], max_bad: int, report: Optional[Path], lists_dir: Optional[Path],
-               lists_base: Optional[Path]) -> None:
+               lists_base: Optional[Path], shards_dir: Optional[Path]) -> None:
     """Scan FC2 train/val folders; print sample counts and every bad sample by reason.
 
     Exits non-zero when a split has no usable sample or bad samples exceed --max_bad.
@@ -49,8 +51,8 @@ def data_check(config: Optional[Path], train_dir: Optional[Path], val_dir: Optio
     from edgeflownas.data import check
 
     directories = _split_directories(config, train_dir, val_dir)
-    if not directories and lists_dir is None:
-        raise ConfigError("data-check needs --config FILE, --train_dir/--val_dir DIR, or --lists DIR")
+    if not directories and lists_dir is None and shards_dir is None:
+        raise ConfigError("data-check needs --config FILE, --train_dir/--val_dir DIR, --lists DIR or --shards DIR")
     result: Dict[str, object] = {}
     problems = []
     if directories:
@@ -64,6 +66,14 @@ def data_check(config: Optional[Path], train_dir: Optional[Path], val_dir: Optio
         result["legacy_lists"] = legacy
         if not legacy["ok"]:
             problems.append(f"legacy lists in {lists_dir} reference missing or out-of-range samples (table above)")
+    if shards_dir is not None:
+        from edgeflownas.data.shards import verify_shards
+
+        verified = verify_shards(shards_dir, progress=sys.stderr.isatty())
+        click.echo(verified.format())
+        result["shards"] = {"directory": str(shards_dir), "samples": verified.samples, "problems": verified.problems}
+        if not verified.ok:
+            problems.append(f"{len(verified.problems)} problems in the packed set {shards_dir} (listed above)")
     if report is not None:
         check.write_report(result, report)
         click.echo(f"report: {report}")
