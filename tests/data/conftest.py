@@ -38,3 +38,23 @@ def fc2_root(tmp_path):
 def write_sample():
     """The triplet writer above, for tests that build their own split folders."""
     return write_fc2_sample
+
+
+@pytest.fixture(scope="session")
+def synth_fc2(tmp_path_factory) -> Path:
+    """A small synthetic FC2 root from 'efnas synth': train/ 10 and val/ 4 samples at 96x128 (read-only)."""
+    from edgeflownas.data.synth import write_dataset
+
+    root = tmp_path_factory.mktemp("synth") / "FC2"
+    write_dataset(root, train=10, val=4, seed=7, height=96, width=128)
+    return root
+
+
+@pytest.fixture(scope="session")
+def packed_fc2(synth_fc2, tmp_path_factory) -> Path:
+    """``synth_fc2`` packed at 48x64 in shards of 4 samples (read-only; copy it before damaging it)."""
+    from edgeflownas.data.pack import pack
+
+    out = tmp_path_factory.mktemp("packed") / "shards"
+    pack(synth_fc2, out, height=48, width=64, shard_size=4, workers=1)
+    return out
