@@ -148,6 +148,20 @@ class ShardsReport:
         return "\n".join(lines)
 
 
+def _layout_problems(path: Path, handle, count: int, size: tuple) -> List[str]:
+    """Datasets missing or not of the shape/dtype the manifest implies."""
+    problems = []
+    for name, (dtype, channels) in ARRAYS.items():
+        expected = (count, size[0], size[1], channels)
+        if name not in handle or handle[name].shape != expected or handle[name].dtype != dtype:
+            found = f"{handle[name].shape} {handle[name].dtype}" if name in handle else "no such dataset"
+            problems.append(f"{path}: dataset '{name}' should be {expected} {np.dtype(dtype)}, found {found} "
+                            f"(manifest says {count} samples)")
+    if "sample_ids" not in handle or handle["sample_ids"].shape != (count,):
+        problems.append(f"{path}: dataset 'sample_ids' should hold {count} ids (manifest count)")
+    return problems
+
+
 def _verify_shard(path: Path, entry: Dict[str, Any], size: tuple) -> List[str]:
     """Problems of one shard: sha256, dataset shapes/counts, and a read of every chunk (fletcher32)."""
     if not path.is_file():
@@ -162,16 +176,9 @@ def _verify_shard(path: Path, entry: Dict[str, Any], size: tuple) -> List[str]:
     except DataError as error:
         return problems + [str(error)]
     with handle:
-        for name, (dtype, channels) in ARRAYS.items():
-            expected = (count, size[0], size[1], channels)
-            if name not in handle or handle[name].shape != expected or handle[name].dtype != dtype:
-                found = f"{handle[name].shape} {handle[name].dtype}" if name in handle else "no such dataset"
-                problems.append(f"{path}: dataset '{name}' should be {expected} {np.dtype(dtype)}, found {found} "
-                                f"(manifest says {count} samples)")
-        if "sample_ids" not in handle or handle["sample_ids"].shape != (count,):
-            problems.append(f"{path}: dataset 'sample_ids' should hold {count} ids (manifest count)")
-        if problems:
-            return problems
+        layout = _layout_problems(path, handle, count, size)
+        if layout:
+            return problems + layout
         for name in (*ARRAYS, "sample_ids"):
             dataset = handle[name]
             for index in range(count):  # one chunk per sample: a failure names the sample

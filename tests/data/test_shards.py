@@ -1,0 +1,111 @@
+"""verify_shards / 'efnas data-check --shards': corruption, count mismatches, missing files, bad manifests."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from edgeflownas.data.loader import ShardSource
+from edgeflownas.data.shards import MANIFEST_NAME, open_shard, verify_shards
+from edgeflownas.errors import DataError
+
+
+@pytest.fixture
+def shards_copy(packed_fc2, tmp_path) -> Path:
+    """A private copy of the packed set that a test may damage."""
+    out = tmp_path / "shards"
+    shutil.copytree(packed_fc2, out)
+    return out
+
+
+def flip_chunk_byte(shard: Path, dataset: str, sample: int) -> None:
+    """Invert one byte in the middle of a sample's chunk (its data region, not HDF5 metadata)."""
+    with open_shard(shard) as handle:
+        info = handle[dataset].id.get_chunk_info(sample)
+    with open(shard, "r+b") as raw:
+        raw.seek(info.byte_offset + info.size // 2)
+        byte = raw.read(1)[0]
+        raw.seek(info.byte_offset + info.size // 2)
+        raw.write(bytes([byte ^ 0x01]))
+
+
+def edit_manifest(directory: Path, edit) -> None:
+    path = directory / MANIFEST_NAME
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+def test_fresh_pack_verifies(packed_fc2):
+    report = verify_shards(packed_fc2)
+    assert report.ok, report.problems
+    assert report.samples == {"train": 10, "val": 4} and report.shards == {"train": 3, "val": 1}
+
+
+def test_flipped_chunk_byte_is_found_by_sha256_and_fletcher32(shards_copy):
+    flip_chunk_byte(shards_copy / "train-00001.h5", "flow", 2)
+    problems = verify_shards(shards_copy).problems
+    assert len(problems) == 2
+    assert "train-00001.h5: sha256" in problems[0]
+    assert "train-00001.h5: dataset 'flow' sample 2 unreadable" in problems[1]
+
+
+def test_loader_read_of_a_corrupted_chunk_names_the_shard_and_sample(shards_copy):
+    flip_chunk_byte(shards_copy / "train-00001.h5", "img1", 3)
+    source = ShardSource(shards_copy, "train", 48, 64)
+    source.get(6)  # an intact sample of the same shard still reads
+    with pytest.raises(DataError, match=r"train-00001\.h5: sample 3 \(id 0000007\) of dataset 'img1' cannot be read"):
+        source.get(7)
+    source.close()
+
+
+def test_manifest_count_larger_than_the_shard_is_reported(shards_copy):
+    def claim_one_more(manifest):
+        manifest["splits"]["val"]["shards"][0]["samples"] += 1
+        manifest["splits"]["val"]["samples"] += 1
+
+    edit_manifest(shards_copy, claim_one_more)
+    problems = verify_shards(shards_copy).problems
+    assert any("val-00000.h5: dataset 'img0' should be (5, 48, 64, 3)" in p and "manifest says 5" in p
+               for p in problems)
+    with pytest.raises(DataError, match="val-00000.h5: holds 4 samples but .*manifest.json lists 5"):
+        ShardSource(shards_copy, "val", 48, 64)
+
+
+def test_split_total_disagreeing_with_its_shards_is_reported(shards_copy):
+    edit_manifest(shards_copy, lambda manifest: manifest["splits"]["train"].update(samples=11))
+    assert verify_shards(shards_copy).problems == [
+        f"{shards_copy / MANIFEST_NAME}: split 'train' declares 11 samples but its shards list 10"]
+
+
+def test_missing_shard_is_reported_by_name(shards_copy):
+    (shards_copy / "train-00002.h5").unlink()
+    problems = verify_shards(shards_copy).problems
+    assert problems == [f"{shards_copy / 'train-00002.h5'}: shard listed in manifest.json does not exist"]
+    with pytest.raises(DataError, match="train-00002.h5: shard listed in manifest.json does not exist"):
+        ShardSource(shards_copy, "train", 48, 64)
+
+
+def test_missing_or_unreadable_manifest(shards_copy):
+    (shards_copy / MANIFEST_NAME).write_text("{not json")
+    assert "manifest.json: unreadable manifest" in verify_shards(shards_copy).problems[0]
+    (shards_copy / MANIFEST_NAME).unlink()
+    assert "manifest.json: no shard manifest" in verify_shards(shards_copy).problems[0]
+
+
+def test_incomplete_pack_is_reported(shards_copy):
+    edit_manifest(shards_copy, lambda manifest: manifest.update(complete=False))
+    assert "pack is incomplete (interrupted)" in verify_shards(shards_copy).problems[0]
+
+
+def test_cli_data_check_shards_exit_codes(cli, shards_copy):
+    good = cli("data-check", "--shards", shards_copy)
+    assert good.exit_code == 0 and "train_samples: 10 (3 shards)" in good.output, good.output
+    flip_chunk_byte(shards_copy / "val-00000.h5", "img0", 0)
+    bad = cli("data-check", "--shards", shards_copy)
+    assert bad.exit_code == 1
+    assert "val-00000.h5: dataset 'img0' sample 0 unreadable" in bad.output
+    assert "problems in the packed set" in bad.output
