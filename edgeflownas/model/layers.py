@@ -55,7 +55,8 @@ class Conv2D:
         self.name = name
         self.kernel_size = kernel_size
         self.stride = stride
-        with tf.compat.v1.variable_scope(name):
+        with tf.compat.v1.variable_scope(name) as scope:
+            self.scope = scope.name
             self.kernel = _variable(
                 "kernel", (kernel_size, kernel_size, in_channels, out_channels),
                 tf.compat.v1.glorot_uniform_initializer(), trainable=True,
@@ -81,7 +82,8 @@ class BatchNorm:
     def __init__(self, name: str, channels: int, mode: tf.Tensor) -> None:
         self.name = name
         self.mode = mode
-        with tf.compat.v1.variable_scope(name):
+        with tf.compat.v1.variable_scope(name) as scope:
+            self.scope = scope.name
             self.gamma = _variable("gamma", (channels,), tf.compat.v1.ones_initializer(), True)
             self.beta = _variable("beta", (channels,), tf.compat.v1.zeros_initializer(), True)
             self.moving_mean = _variable("moving_mean", (channels,), tf.compat.v1.zeros_initializer(), False)

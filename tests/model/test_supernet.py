@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from edgeflownas.errors import ConfigError
-from edgeflownas.model.supernet import BN_INFER, BN_TRAIN, Supernet
+from edgeflownas.model.supernet import BN_INFER, BN_RECAL, BN_TRAIN, Supernet
 from edgeflownas.nas.arch_codec import DEPTH_BLOCKS, EDGEFLOWNET_BASELINE, KERNEL_BLOCKS, KERNEL_CHOICES
 
 pytestmark = pytest.mark.slow
@@ -146,3 +146,53 @@ def test_fixed_arch_network_has_no_arch_code_input(cfg, size):
         net = Supernet(cfg.model, cfg.loss, size[0], size[1], fixed_arch=EDGEFLOWNET_BASELINE)
         assert net.arch_code is None
         assert not [op for op in tf.compat.v1.get_default_graph().get_operations() if op.type in ("Case", "If")]
+
+
+def bn_named(net, scope):
+    return next(bn for bn in net.bns if bn.scope == scope)
+
+
+def test_moving_stats_change_only_in_train_mode_and_only_on_the_path(supernet, make_batch):
+    session, net = supernet.session, supernet.net
+    session.run(supernet.init_op)
+    names = [v.name for v in net.bn_moving_variables]
+    before = session.run(net.bn_moving_variables)
+    for mode in (BN_INFER, BN_RECAL):
+        session.run(net.preds, supernet.feed(make_batch(3), MIXED, mode))
+    for name, old, new in zip(names, before, session.run(net.bn_moving_variables)):
+        np.testing.assert_array_equal(new, old, err_msg=name)
+    session.run(net.preds, supernet.feed(make_batch(3), MIXED, BN_TRAIN))
+    off = off_path_prefixes(MIXED)
+    for name, old, new in zip(names, before, session.run(net.bn_moving_variables)):
+        if any(name.startswith(prefix) for prefix in off):
+            np.testing.assert_array_equal(new, old, err_msg=name)
+        else:
+            assert np.any(new != old), f"{name} is on the path but its moving statistic did not move"
+
+
+def test_recal_averages_batch_stats_of_the_path_layers(supernet, make_batch):
+    session, net = supernet.session, supernet.net
+    session.run(supernet.init_op)
+    session.run(net.preds, supernet.feed(make_batch(4), MIXED, BN_TRAIN))
+    session.run(net.bn_reset_recal_op)
+    batches = [make_batch(30 + i) for i in range(3)]
+    for batch in batches:
+        session.run(net.preds, supernet.feed(batch, MIXED, BN_RECAL))
+    counts = dict(zip([v.name for v in net.bn_recal_variables if "recal_count" in v.name],
+                      session.run([v for v in net.bn_recal_variables if "recal_count" in v.name])))
+    off = off_path_prefixes(MIXED)
+    for name, count in counts.items():
+        assert count == (0.0 if any(name.startswith(p) for p in off) else 3.0), name
+    off_layer = bn_named(net, "supernet/EB0/res2/bn_a")
+    off_before = session.run(off_layer.moving_variables)
+    session.run(net.bn_apply_recal_op)
+    with supernet.graph.as_default():
+        images = tf.concat([tf.cast(net.img0, tf.float32), tf.cast(net.img1, tf.float32)], axis=-1)
+        stem_mean, stem_var = tf.nn.moments(net.stem0(images), axes=[0, 1, 2])
+    stats = [session.run([stem_mean, stem_var], supernet.feed(batch)) for batch in batches]
+    np.testing.assert_allclose(session.run(net.stem0_bn.moving_mean), np.mean([m for m, _ in stats], axis=0),
+                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(session.run(net.stem0_bn.moving_variance), np.mean([v for _, v in stats], axis=0),
+                               rtol=1e-4)
+    for old, new in zip(off_before, session.run(off_layer.moving_variables)):
+        np.testing.assert_array_equal(new, old)
