@@ -1,0 +1,101 @@
+"""Per-subnet params and multiply-adds from the graph, checked against hand counts; `efnas arch describe` wiring."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from edgeflownas.model.cost import COST_BLOCKS, subnet_cost
+from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE
+
+pytestmark = pytest.mark.slow
+
+C0, C1, C2, C3 = 32, 64, 128, 256  # init_neurons 32, expansion 2
+FLOW = 4
+
+
+def res_block_params(c: int) -> int:
+    return 2 * (3 * 3 * c * c) + 2 * (2 * c)  # two bias-free 3x3 convs + two BN (gamma, beta)
+
+
+def hand_params(depths, kernels) -> int:
+    """Trainable parameters of a subnet, counted from the design table by hand."""
+    stem = 7 * 7 * 6 * C0 + 5 * 5 * C0 * C1 + 2 * (C0 + C1)
+    stages = (depths[0] * res_block_params(C1) + 9 * C1 * C2 + C2
+              + depths[1] * res_block_params(C2) + 9 * C2 * C3 + C3
+              + depths[2] * res_block_params(C3) + 9 * C3 * C2 + C2
+              + depths[3] * res_block_params(C2) + 9 * C2 * C1 + C1)
+    k0, k1, k2, k3, k4 = kernels
+    heads = (k0 * k0 * C1 * FLOW + FLOW + k1 * k1 * C1 * 32 + 2 * 32 + k2 * k2 * 32 * FLOW + FLOW
+             + k3 * k3 * 32 * 16 + 2 * 16 + k4 * k4 * 16 * FLOW + FLOW)
+    return stem + stages + heads
+
+
+@pytest.fixture(scope="module")
+def baseline_cost(cfg):
+    return subnet_cost(EDGEFLOWNET_BASELINE, 32, 48, cfg.model)
+
+
+def test_stem_params_and_macs_match_a_hand_count(baseline_cost):
+    assert baseline_cost.block_params["stem"] == 7 * 7 * 6 * 32 + 5 * 5 * 32 * 64 + 2 * (32 + 64)
+    # conv0: 7x7x6 -> 32 at 16x24 (stride 2 of 32x48); conv1: 5x5x32 -> 64 at 8x12
+    assert baseline_cost.block_macs["stem"] == 16 * 24 * 32 * (7 * 7 * 6) + 8 * 12 * 64 * (5 * 5 * 32)
+
+
+@pytest.mark.parametrize(
+    "code, depths, kernels",
+    [(EDGEFLOWNET_BASELINE, (1, 1, 1, 1), (7, 5, 7, 7, 7)), ((2, 1, 0, 2, 0, 1, 2, 1, 0), (3, 2, 1, 3), (3, 5, 7, 5, 3))],
+    ids=["baseline", "mixed"],
+)
+def test_total_params_match_the_hand_count(cfg, baseline_cost, code, depths, kernels):
+    cost = baseline_cost if code == EDGEFLOWNET_BASELINE else subnet_cost(code, 32, 48, cfg.model)
+    assert cost.params == hand_params(depths, kernels)
+    assert sum(cost.block_params.values()) == cost.params
+    assert set(cost.block_macs) == set(COST_BLOCKS) and sum(cost.block_macs.values()) == cost.macs
+    assert cost.output_shapes == [(8, 12, 4), (16, 24, 4), (32, 48, 4)]
+
+
+def test_larger_kernels_and_depths_cost_more(cfg, baseline_cost):
+    smallest = subnet_cost((0,) * 9, 32, 48, cfg.model)
+    largest = subnet_cost((2,) * 9, 32, 48, cfg.model)
+    assert smallest.macs < baseline_cost.macs < largest.macs
+    assert largest.supernet_params > largest.params
+
+
+def test_arch_describe_prints_structure_params_and_flops(cli, baseline_cost):
+    result = cli("arch", "describe", "0,0,0,0,2,1,2,2,2", "--height", "32", "--width", "48")
+    assert result.exit_code == 0, result.output
+    assert "a000021222" in result.output and "EdgeFlowNet baseline" in result.output
+    assert f"{baseline_cost.params:,d}" in result.output and f"{baseline_cost.macs:,d}" in result.output
+    assert "kernel 5x5" in result.output and "depth 1" in result.output
+
+
+def test_arch_describe_json(cli, baseline_cost):
+    result = cli("arch", "describe", "[0,0,0,0,2,1,2,2,2]", "--height", "32", "--width", "48", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["name"] == "a000021222"
+    assert data["cost"]["params"] == baseline_cost.params and data["cost"]["macs"] == baseline_cost.macs
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["0,1,2"], "length=9 required"), (["0,1,2,0,0,1,2,1,3"], "value must be in {0,1,2}"),
+     (["a000021222", "--height", "30"], "multiples of 4")],
+    ids=["length", "value", "size"],
+)
+def test_arch_describe_user_errors_exit_2_in_one_line(cli, args, message):
+    result = cli("arch", "describe", *args)
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_arch_help_does_not_import_tensorflow():
+    code = ("import sys\nfrom edgeflownas.cli import main\n"
+            "try:\n    main(['arch', 'describe', '--help'])\nexcept SystemExit as e:\n    print('EXIT', e.code)\n"
+            "print('TF', 'tensorflow' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    assert "EXIT 0" in out and "TF False" in out, out
