@@ -99,6 +99,28 @@ class FolderSource(SampleSource):
         return resize_sample(*read_sample(sample.img0, sample.img1, sample.flow), self.height, self.width)
 
 
+class _OpenShard:
+    """A shard opened by this process, with its dataset ids and reusable dataspaces."""
+
+    def __init__(self, path: Path) -> None:
+        from h5py import h5s
+
+        self.file = shards.open_shard(path)
+        self.datasets = [self.file[name].id for name in shards.ARRAYS]
+        self.file_spaces = [dataset.get_space() for dataset in self.datasets]
+        self.sample_spaces = [h5s.create_simple((1,) + dataset.shape[1:]) for dataset in self.datasets]
+
+    def read(self, local: int, outs: Sequence[np.ndarray], position: int) -> None:
+        """Read sample ``local`` of every dataset into ``outs[...][position]`` (HDF5 checks fletcher32)."""
+        for name, dataset, file_space, sample_space, out in zip(
+                shards.ARRAYS, self.datasets, self.file_spaces, self.sample_spaces, outs):
+            file_space.select_hyperslab((local, 0, 0, 0), (1,) + out.shape[1:])
+            try:
+                dataset.read(sample_space, file_space, out[position:position + 1])
+            except OSError as exc:
+                raise OSError(f"dataset '{name}': {exc}") from None
+
+
 class ShardSource(SampleSource):
     """One split of a packed set; shard files are opened lazily, once per process."""
 
@@ -139,32 +161,23 @@ class ShardSource(SampleSource):
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state, _lock=threading.Lock())
 
-    def _shard(self, shard: int):
-        """The open file of shard ``shard`` in this process (a forked child opens its own)."""
+    def _read(self, index: int, outs: Sequence[np.ndarray], position: int) -> None:
+        """Read sample ``index`` (stored size) into ``outs[...][position]``; corruption -> DataError."""
+        shard = int(np.searchsorted(self.starts, index, side="right")) - 1
+        local = index - int(self.starts[shard])
+        # One lock for opening and reading: h5py serialises its calls anyway, and the
+        # dataspaces of an open shard are reused between reads.
         with self._lock:
             if self._pid != os.getpid():  # inherited through fork: the parent's handles are not ours to use
                 self._files, self._pid = {}, os.getpid()
             if shard not in self._files:
-                self._files[shard] = shards.open_shard(self.paths[shard])
-            return self._files[shard]
-
-    def _read(self, index: int, outs: Sequence[np.ndarray], position: int) -> None:
-        """Read sample ``index`` (stored size) into ``outs[...][position]``; corruption -> DataError."""
-        from h5py import h5s
-
-        shard = int(np.searchsorted(self.starts, index, side="right")) - 1
-        local = index - int(self.starts[shard])
-        handle = self._shard(shard)
-        for name, out in zip(shards.ARRAYS, outs):
-            dataset = handle[name].id
-            file_space = dataset.get_space()
-            file_space.select_hyperslab((local, 0, 0, 0), (1,) + out.shape[1:])
+                self._files[shard] = _OpenShard(self.paths[shard])
             try:
-                dataset.read(h5s.create_simple((1,) + out.shape[1:]), file_space, out[position:position + 1])
+                self._files[shard].read(local, outs, position)
             except OSError as exc:
-                raise DataError(f"{self.paths[shard]}: sample {local} (id {self.sample_ids[index]}) of dataset "
-                                f"'{name}' cannot be read ({exc}); the shard is corrupt: run 'efnas data-check "
-                                f"--shards {self.directory}' and re-pack") from None
+                raise DataError(f"{self.paths[shard]}: sample {local} (id {self.sample_ids[index]}) cannot be "
+                                f"read ({exc}); the shard is corrupt: run 'efnas data-check --shards "
+                                f"{self.directory}' and re-pack") from None
 
     def get(self, index: int) -> Arrays:
         arrays = empty_batch(1, *self.stored_size)
@@ -184,8 +197,8 @@ class ShardSource(SampleSource):
         with self._lock:
             files = self._files if self._pid == os.getpid() else {}
             self._files = {}
-        for handle in files.values():
-            handle.close()
+        for opened in files.values():
+            opened.file.close()
 
 
 def open_source(data_cfg: DataConfig, split: str) -> SampleSource:

@@ -133,7 +133,7 @@ def read_in_child(source, queue) -> None:
 def test_a_forked_worker_opens_its_own_files(packed_fc2):
     source = ShardSource(packed_fc2, "train", 48, 64)
     expected = source.get(5)[2].sum()  # the parent has the shard open before the fork
-    parent_file = source._files[1]
+    parent_file = source._files[1].file
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
     child = context.Process(target=read_in_child, args=(source, queue))
@@ -141,7 +141,7 @@ def test_a_forked_worker_opens_its_own_files(packed_fc2):
     flow_sum, files_in_child, owns_them = queue.get(timeout=60)
     child.join()
     assert child.exitcode == 0 and flow_sum == expected and files_in_child == 1 and owns_them
-    assert source._files[1] is parent_file and parent_file.id.valid
+    assert source._files[1].file is parent_file and parent_file.id.valid
 
 
 def test_a_pickled_source_carries_no_open_file(packed_fc2):

@@ -57,7 +57,7 @@ def test_loader_read_of_a_corrupted_chunk_names_the_shard_and_sample(shards_copy
     flip_chunk_byte(shards_copy / "train-00001.h5", "img1", 3)
     source = ShardSource(shards_copy, "train", 48, 64)
     source.get(6)  # an intact sample of the same shard still reads
-    with pytest.raises(DataError, match=r"train-00001\.h5: sample 3 \(id 0000007\) of dataset 'img1' cannot be read"):
+    with pytest.raises(DataError, match=r"train-00001\.h5: sample 3 \(id 0000007\) cannot be read \(dataset 'img1'"):
         source.get(7)
     source.close()
 
