@@ -89,6 +89,7 @@ class RuntimeConfig:
     deterministic: bool
     debug_trace: bool
     fast_mode: bool
+    graph_optimizations: bool
 
 
 @dataclass(frozen=True)
