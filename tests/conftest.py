@@ -41,3 +41,13 @@ def write_config(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def tiny_fc2(tmp_path_factory) -> Path:
+    """Synthetic FC2 root shared by the training tests: train/ 16, val/ 4 samples at 48x64 (read-only)."""
+    from edgeflownas.data.synth import write_dataset
+
+    root = tmp_path_factory.mktemp("tiny_fc2") / "FC2"
+    write_dataset(root, train=16, val=4, seed=1, height=48, width=64)
+    return root
