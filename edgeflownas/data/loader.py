@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Deque, Iterator, List, Optional, Sequence, Tuple
+from typing import Deque, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -122,7 +123,7 @@ class _OpenShard:
 
 
 class ShardSource(SampleSource):
-    """One split of a packed set; shard files are opened lazily, once per process."""
+    """One split of a packed set; shard files are opened lazily by the process that reads them."""
 
     def __init__(self, directory: Path, split: str, height: int, width: int) -> None:
         self.directory, self.split, self.height, self.width = Path(directory), split, height, width
@@ -148,18 +149,22 @@ class ShardSource(SampleSource):
                 raise DataError(f"{path}: holds {len(ids)} samples but {where} lists {entry['samples']}; "
                                 "the shard or the manifest was changed, re-pack")
             self.sample_ids += ids
+        self._forget_files()
+        _SHARD_SOURCES.add(self)
+
+    def _forget_files(self) -> None:
+        """Start with no open shard (also in a forked child: the parent's files are not ours to use)."""
         self._lock = threading.Lock()
-        self._files: dict = {}
-        self._pid = os.getpid()
+        self._files: Dict[int, _OpenShard] = {}
 
     def __getstate__(self) -> dict:
         """Pickle without open files or locks (a worker process opens its own)."""
-        state = dict(self.__dict__, _files={}, _pid=None)
-        del state["_lock"]
-        return state
+        return {key: value for key, value in self.__dict__.items() if key not in ("_lock", "_files")}
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, _lock=threading.Lock())
+        self.__dict__.update(state)
+        self._forget_files()
+        _SHARD_SOURCES.add(self)
 
     def _read(self, index: int, outs: Sequence[np.ndarray], position: int) -> None:
         """Read sample ``index`` (stored size) into ``outs[...][position]``; corruption -> DataError."""
@@ -168,8 +173,6 @@ class ShardSource(SampleSource):
         # One lock for opening and reading: h5py serialises its calls anyway, and the
         # dataspaces of an open shard are reused between reads.
         with self._lock:
-            if self._pid != os.getpid():  # inherited through fork: the parent's handles are not ours to use
-                self._files, self._pid = {}, os.getpid()
             if shard not in self._files:
                 self._files[shard] = _OpenShard(self.paths[shard])
             try:
@@ -195,10 +198,22 @@ class ShardSource(SampleSource):
 
     def close(self) -> None:
         with self._lock:
-            files = self._files if self._pid == os.getpid() else {}
-            self._files = {}
+            files, self._files = self._files, {}
         for opened in files.values():
             opened.file.close()
+
+
+# Every live ShardSource, so that a forked child drops the parent's open files and locks
+# (an HDF5 handle must not cross a fork; a lock held by a parent thread would never be released).
+_SHARD_SOURCES: "weakref.WeakSet[ShardSource]" = weakref.WeakSet()
+
+
+def _forget_files_after_fork() -> None:
+    for source in list(_SHARD_SOURCES):
+        source._forget_files()
+
+
+os.register_at_fork(after_in_child=_forget_files_after_fork)
 
 
 def open_source(data_cfg: DataConfig, split: str) -> SampleSource:
