@@ -6,7 +6,8 @@ worker processes and written shard by shard by this process.  Each shard is
 written to a temp file and renamed into place; only then does the manifest
 (itself replaced atomically) list it with its sha256.  Re-running an
 interrupted pack with the same arguments re-hashes the shards the manifest
-lists, keeps those that match and writes the rest.
+lists, keeps those that match and writes the rest.  Run one pack at a time
+per output directory.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import shutil
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
@@ -158,12 +159,12 @@ def _resume(out: Path, fresh: Dict[str, Any], plans: List[ShardPlan], result: Pa
 
 
 def prepare_output(out: Path, fresh: Dict[str, Any], plans: List[ShardPlan], result: PackResult) -> Dict[str, Any]:
-    """Create ``out`` (or resume it), drop stale temp files, and write the starting manifest."""
+    """Create ``out`` (or resume it, dropping temp files a killed pack left), write the starting manifest."""
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(".*.tmp-*"):
-        stale.unlink()
     if (out / shards.MANIFEST_NAME).exists():
         manifest = _resume(out, fresh, plans, result)
+        for stale in chain(out.glob(".*.h5.tmp-*"), out.glob(f".{shards.MANIFEST_NAME}.tmp-*")):
+            stale.unlink()
     elif any(out.iterdir()):
         raise DataError(f"{out}: directory is not empty and has no {shards.MANIFEST_NAME}; "
                         "pack into a new or empty --out directory")
