@@ -46,7 +46,10 @@ Batch norm:
 Variables:
     trainable_variables  conv kernels, biases, BN gamma/beta of every option.
     kernel_variables     every conv kernel (weight decay applies to these).
-    variables            every variable the network created (extension).
+    variables            every variable the network created, sorted by name (extension).
+    tf.gradients(loss, trainable_variables) gives ZERO tensors (not None) for the
+    variables of unselected options in the supernet (they are inputs of the
+    switch ops), and None for them in a fixed_arch network.
 The variable set (names, shapes, dtypes) is the same for every arch code and for
 ``fixed_arch``; names start with ``supernet/``.  ``fixed_arch=code`` builds a static
 network (no switching) of that subnet with the same variables, so a supernet
@@ -55,9 +58,14 @@ checkpoint restores into it; variables of unselected options exist but are unuse
 Only the selected branch of each block is computed: kernel choices are
 ``tf.switch_case`` over separate convs; a depth choice applies ResBlock 1 always
 and ResBlocks 2 and 3 under ``tf.cond`` (depth d uses the first d ResBlocks).
-The BN after a kernel choice (H1, H3) is shared by its options.  Images enter as
+The BN after a kernel choice (H1, H3) is shared by its options; BN momentum 0.9,
+epsilon 1e-3 (``layers.py``).  Convs followed by BN have no bias (it would be
+cancelled by the BN; EdgeFlowNet's layers had one); the others have.  Images enter as
 float32 0..255 without mean/std normalisation, like EdgeFlowNet (its loader
-only casts to float32); img0 and img1 are concatenated into 6 channels.
+only casts to float32); img0 and img1 are concatenated into 6 channels (RGB;
+EdgeFlowNet's cv2 loader fed BGR, which only matters for its own weights).
+Also available: ``height``, ``width``, ``fixed_arch`` (tuple or None), ``convs``
+and ``bns`` (the layer objects, each with ``.scope``).
 """
 
 from __future__ import annotations
@@ -173,8 +181,6 @@ class Supernet:
         c0 = cfg.init_neurons
         c1, c2, c3 = c0 * growth, c0 * growth ** 2, c0 * growth ** 3
         head1, head3 = c1 // growth, c1 // growth ** 2
-        self.channels = {"stem0": c0, "stem1": c1, "EB0": c1, "EB1": c2, "DB0": c3, "DB1": c2, "H1": head1,
-                         "H3": head3}
         with tf.compat.v1.variable_scope("stem"):
             self.stem0, self.stem0_bn = self._conv("conv0", 7, 6, c0, 2, False), self._bn("bn0", c0)
             self.stem1, self.stem1_bn = self._conv("conv1", 5, c0, c1, 2, False), self._bn("bn1", c1)
@@ -210,9 +216,6 @@ class Supernet:
         pred1 = tf.identity(resize_bilinear(pred0, (h // 2, w // 2)) + out1, name="pred_half")
         pred2 = tf.identity(resize_bilinear(pred1, (h, w)) + out2, name="pred_full")
         return pred0, pred1, pred2
-
-    def _option(self, block_index: int):
-        return self.fixed_arch[block_index] if self.fixed_arch is not None else self._code[block_index]
 
     def _kernel(self, block_index: int, convs: List[Conv2D], x: tf.Tensor) -> tf.Tensor:
         """Apply the conv of the selected kernel option (only that one is computed)."""

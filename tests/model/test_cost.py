@@ -56,13 +56,7 @@ def test_total_params_match_the_hand_count(cfg, baseline_cost, code, depths, ker
     assert sum(cost.block_params.values()) == cost.params
     assert set(cost.block_macs) == set(COST_BLOCKS) and sum(cost.block_macs.values()) == cost.macs
     assert cost.output_shapes == [(8, 12, 4), (16, 24, 4), (32, 48, 4)]
-
-
-def test_larger_kernels_and_depths_cost_more(cfg, baseline_cost):
-    smallest = subnet_cost((0,) * 9, 32, 48, cfg.model)
-    largest = subnet_cost((2,) * 9, 32, 48, cfg.model)
-    assert smallest.macs < baseline_cost.macs < largest.macs
-    assert largest.supernet_params > largest.params
+    assert cost.supernet_params > cost.params
 
 
 def test_arch_describe_prints_structure_params_and_flops(cli, baseline_cost):

@@ -13,7 +13,7 @@ from edgeflownas.nas.arch_codec import DEPTH_BLOCKS, EDGEFLOWNET_BASELINE, KERNE
 pytestmark = pytest.mark.slow
 
 MIXED = (0, 1, 2, 0, 0, 1, 2, 1, 0)
-CODES = [EDGEFLOWNET_BASELINE, MIXED, (0,) * 9, (2,) * 9]
+CODES = [EDGEFLOWNET_BASELINE, MIXED, (2,) * 9]
 
 
 class Built:
