@@ -119,13 +119,14 @@ def test_nonexistent_root_is_refused(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_decode_failure_in_first_shard_removes_the_new_output(synth_fc2, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_decode_failure_in_first_shard_removes_the_new_output(synth_fc2, tmp_path, workers):
     """A PNG with a valid header but corrupt pixels passes the quick scan and fails while packing."""
     root = copy_root(synth_fc2, tmp_path)
     png = root / "train" / "0000001-img_0.png"
     png.write_bytes(png.read_bytes()[:40])
     with pytest.raises(DataError, match="0000001-img_0.png: not a decodable image"):
-        pack(root, tmp_path / "out", height=48, width=64, shard_size=4, workers=1)
+        pack(root, tmp_path / "out", height=48, width=64, shard_size=4, workers=workers)
     assert not (tmp_path / "out").exists()
 
 
