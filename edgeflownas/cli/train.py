@@ -30,6 +30,7 @@ def train(config_path: Optional[Path], dry_run: bool, **kwargs) -> None:
     if dry_run:
         click.echo(format_resolved(resolved))
         return
-    from edgeflownas.cli import not_implemented
+    from edgeflownas.train.api import main_summary, run_training
 
-    not_implemented("train", "supernet training lands with the Training issue")
+    result = run_training(resolved)
+    click.echo(main_summary(result))

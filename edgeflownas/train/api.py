@@ -1,0 +1,213 @@
+"""``run_training``: the one entry point of supernet training (used by ``efnas train`` and the launcher).
+
+Order: check the data (counts printed; an empty split or a bad sample is
+fatal) -> plan -> decide fresh / resume / inherit from the run directory's
+artifacts -> build the graph -> train epochs -> ``TrainResult``.
+
+Start modes, read from artifacts only:
+
+- **resume** (``checkpoint.resume`` and ``<run_dir>/supernet_last.ckpt`` exists):
+  weights, Adam slots, global step, data position, sampler cycle, early-stop
+  state, history and fairness counts come from that checkpoint; the config
+  must match it except for locations and runtime knobs (``RESUME_FREE_KEYS``).
+  ``checkpoint.reset_early_stop_on_resume`` forgets the early-stop counters
+  and the best metric.  With ``resume`` and no checkpoint yet, the run starts
+  fresh (the first start of a requeued SLURM job).
+- **inherit** (``checkpoint.resume_experiment_name``): a new experiment starts
+  from the weights and BN statistics of that experiment's last checkpoint;
+  step, schedule, optimizer and early stop start fresh.
+- **fresh** otherwise.  A run directory that already holds a checkpoint is
+  never overwritten without ``--resume``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from edgeflownas.config import ResolvedConfig, flatten
+from edgeflownas.errors import CheckpointError, ConfigError, DataError
+from edgeflownas.nas.eval_pool import build_pool, load_pool, pool_file_name, save_pool
+from edgeflownas.train import checkpoint, run_dir as rd
+from edgeflownas.train.plan import TrainPlan, make_plan
+
+# Config keys that may differ between a checkpoint and the run resuming it.
+RESUME_FREE_KEYS = ("experiment.output_root", "data.source", "data.train_dir", "data.val_dir", "data.shards_dir",
+                    "data.num_workers", "data.prefetch_batches", "train.max_epochs", "train.log_every_steps",
+                    "early_stop.", "eval.every_n_epochs", "runtime.", "checkpoint.", "slurm.")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training invocation achieved."""
+
+    epochs_done: int
+    global_step: int
+    best_mean_epe: Optional[float]
+    best_epoch: Optional[int]
+    stopped_early: bool
+    run_dir: Path
+    history: List[Dict[str, Any]]
+
+
+class RunLog:
+    """Log lines to stdout and append them to ``<run_dir>/train.log``."""
+
+    def __init__(self, path: Optional[Path] = None) -> None:
+        self.path = path
+
+    def __call__(self, line: str) -> None:
+        print(line, flush=True)
+        if self.path is not None:
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(line + "\n")
+
+
+def open_data(resolved: ResolvedConfig, log: Callable[[str], None]) -> Tuple[Any, Any, Dict[str, Any]]:
+    """Open (and thereby check) the train/val sources; DataError if a split is empty or has a bad sample.
+
+    Opening a folder source scans every sample (existence, PNG and .flo headers); a
+    shard source checks its manifest.  Either refuses empty splits and bad samples.
+    """
+    from edgeflownas.data.loader import open_source
+
+    data = resolved.config.data
+    sources = {}
+    for split in ("train", "val"):
+        where = data.shards_dir if data.source == "shards" else getattr(data, f"{split}_dir")
+        try:
+            sources[split] = open_source(data, split)
+        except DataError as error:
+            log(f"{split}_samples: data check failed for {where}")
+            raise DataError(f"data check failed, training not started: {error}") from None
+        log(f"{split}_samples={len(sources[split])} ({data.source}: {where})")
+        if len(sources[split]) == 0:
+            raise DataError(f"{split}_samples == 0 in {where}: point --{split}_dir at an FC2 '{split}' folder")
+    return sources["train"], sources["val"], data_description(resolved, sources["train"], sources["val"])
+
+
+def data_description(resolved: ResolvedConfig, train: Any, val: Any) -> Dict[str, Any]:
+    """What the manifest records about the data: source, locations, counts, content hashes."""
+    data = resolved.config.data
+    info: Dict[str, Any] = {"source": data.source, "train_dir": data.train_dir, "val_dir": data.val_dir,
+                            "shards_dir": data.shards_dir, "input_height": data.input_height,
+                            "input_width": data.input_width, "train_samples": len(train), "val_samples": len(val)}
+    for split, source in (("train", train), ("val", val)):
+        ids = "\n".join(source.sample_ids).encode("utf-8")
+        info[f"{split}_sample_ids_sha256"] = hashlib.sha256(ids).hexdigest()
+    if data.source == "shards":
+        from edgeflownas.data.shards import MANIFEST_NAME
+
+        manifest = Path(data.shards_dir) / MANIFEST_NAME
+        info["shards_manifest_sha256"] = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    return info
+
+
+def config_differences(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
+    """Keys (outside RESUME_FREE_KEYS) whose value differs between two resolved configs."""
+    a, b = dict(flatten(old)), dict(flatten(new))
+    keys = sorted(set(a) | set(b))
+    return [f"{k}: checkpoint {a.get(k)!r} != now {b.get(k)!r}" for k in keys
+            if a.get(k) != b.get(k) and not k.startswith(RESUME_FREE_KEYS)]
+
+
+def check_resumable(state: Dict[str, Any], resolved: ResolvedConfig, plan: TrainPlan, where: Path) -> None:
+    """CheckpointError if the checkpoint was trained under a different experiment definition."""
+    problems = config_differences(state.get("config", {}), resolved.values)
+    for key in ("steps_per_epoch", "planned_steps", "paths_per_step"):
+        if state.get("plan", {}).get(key) != getattr(plan, key):
+            problems.append(f"plan {key}: checkpoint {state.get('plan', {}).get(key)} != now {getattr(plan, key)}")
+    if problems:
+        raise CheckpointError(
+            f"cannot resume {where}: the config differs from the one it was trained with ("
+            + "; ".join(problems) + "). Restore those values, or start a new experiment with "
+            "--experiment_name NEW and checkpoint.resume_experiment_name to inherit the weights")
+
+
+def start_mode(resolved: ResolvedConfig, run_dir: Path, log: Callable[[str], None]) -> Tuple[str, Optional[Path]]:
+    """('fresh'|'resume'|'inherit', checkpoint directory to read) decided from the run directory."""
+    cfg = resolved.config
+    last = run_dir / rd.LAST
+    if checkpoint.has_checkpoint(last):
+        if not cfg.checkpoint.resume:
+            raise CheckpointError(
+                f"{last} already exists: pass --resume to continue this experiment, or choose another "
+                "--experiment_name (nothing was overwritten)")
+        return "resume", last
+    if cfg.checkpoint.resume:
+        log(f"notice: --resume given but {last} does not exist yet; starting from scratch")
+    source_name = cfg.checkpoint.resume_experiment_name
+    if source_name:
+        source = Path(cfg.experiment.output_root) / source_name / rd.LAST
+        if source_name == cfg.experiment.name:
+            raise ConfigError("checkpoint.resume_experiment_name names this same experiment: use --resume instead")
+        if not checkpoint.has_checkpoint(source):
+            raise CheckpointError(f"checkpoint.resume_experiment_name={source_name}: no checkpoint at {source}")
+        return "inherit", source
+    return "fresh", None
+
+
+def prepare_pool(mode: str, run_dir: Path, seed: int, pool_size: int) -> tuple:
+    """The evaluation pool: read back on resume, built and saved otherwise."""
+    path = run_dir / pool_file_name(pool_size)
+    if mode == "resume":
+        pool_seed, pool = load_pool(path)
+        if pool_seed != seed or len(pool) != pool_size:
+            raise CheckpointError(f"{path} was built for seed {pool_seed} / size {len(pool)}, "
+                                  f"the run has seed {seed} / pool_size {pool_size}")
+        return pool
+    pool = build_pool(seed, pool_size)
+    save_pool(path, seed, pool)
+    return pool
+
+
+def run_training(resolved: ResolvedConfig, run_dir: Optional[Path] = None) -> TrainResult:
+    """Train (or resume) the supernet described by ``resolved``; artifacts go to ``run_dir``."""
+    cfg = resolved.config
+    run_dir = Path(run_dir) if run_dir is not None else rd.run_dir_for(cfg.experiment)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = RunLog(run_dir / "train.log")
+    log(f"efnas train: experiment={cfg.experiment.name} run_dir={run_dir} config_hash={resolved.config_hash}")
+    train_source, val_source, data_info = open_data(resolved, log)
+    plan = make_plan(cfg, len(train_source), len(val_source))
+    for notice in plan.notices:
+        log(f"notice: {notice}")
+    mode, source_ckpt = start_mode(resolved, run_dir, log)
+    state_doc = checkpoint.read_state(source_ckpt) if mode == "resume" else None
+    if state_doc is not None:
+        check_resumable(state_doc, resolved, plan, source_ckpt)
+    pool = prepare_pool(mode, run_dir, cfg.experiment.seed, plan.pool_size)
+    log(f"plan: batch_size={plan.batch_size} steps_per_epoch={plan.steps_per_epoch} num_epochs={plan.num_epochs} "
+        f"planned_steps={plan.planned_steps} paths_per_step={plan.paths_per_step} "
+        f"eval: pool={plan.pool_size} bn_recal_batches={plan.recal_batches} val_batches={plan.val_batches} "
+        f"x batch {plan.eval_batch_size}")
+    from edgeflownas.train.session import train_session
+
+    return train_session(resolved, plan, run_dir, mode, source_ckpt, state_doc, pool,
+                         train_source, val_source, data_info, log)
+
+
+def main_summary(result: TrainResult) -> str:
+    """Short human summary of a finished invocation (artifact paths, EPE per epoch)."""
+    lines = [f"run directory: {result.run_dir}",
+             f"epochs done: {result.epochs_done}  global_step: {result.global_step}"
+             + ("  (stopped early)" if result.stopped_early else "")]
+    for row in result.history:
+        epe = next((v for k, v in row.items() if k.startswith("mean_epe_")), None)
+        shown = f"{epe:.4f}" if isinstance(epe, float) else "-"
+        lines.append(f"  epoch {row['epoch']:>3}  step {row['global_step']:>6}  "
+                     f"train_loss_avg {row['train_loss_epoch_avg']:.4f}  mean_epe {shown}")
+    if result.best_mean_epe is not None:
+        lines.append(f"best mean EPE {result.best_mean_epe:.4f} at epoch {result.best_epoch}")
+    for name in (rd.BEST, rd.LAST, rd.MANIFEST, rd.HISTORY, rd.FAIRNESS, "eval_pool_*.json", rd.TENSORBOARD):
+        lines.append(f"  {run_dir_entry(result.run_dir, name)}")
+    return "\n".join(lines)
+
+
+def run_dir_entry(run_dir: Path, name: str) -> str:
+    """Path of one artifact for the summary (globs resolved)."""
+    matches = sorted(run_dir.glob(name))
+    return str(matches[0]) if matches else f"{run_dir / name} (not written)"
+

@@ -1,0 +1,115 @@
+"""Evaluation of the fixed subnet pool with BN recalibration (design §5).
+
+For each subnet of the pool: start from the training moving statistics, zero
+the recalibration sums, run the **same**
+``bn_recal_batches`` fixed training batches in BN_RECAL, set the moving
+statistics to their true average, then measure EPE on the fixed validation
+batches in BN_INFER.  The training moving statistics are saved before and put
+back after the pool, so evaluation never perturbs training (and a resumed run
+stays exact).  EPE is the mean over every pixel of the validation batches, in
+training-resolution pixels; ``std`` is the population std over the pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from edgeflownas.model.layers import BN_INFER, BN_RECAL
+from edgeflownas.nas.arch_codec import ArchCode, arch_name
+from edgeflownas.train.graph import TrainGraph
+
+# Separates the recalibration-batch choice from other consumers of the seed.
+_RECAL_STREAM = 0xB4C1
+
+
+def recal_indices(seed: int, train_samples: int, num_batches: int, batch_size: int) -> np.ndarray:
+    """Training-sample indices [num_batches, batch_size] for BN recalibration (pure in seed)."""
+    rng = np.random.default_rng([_RECAL_STREAM, int(seed)])
+    needed = num_batches * batch_size
+    if needed <= train_samples:
+        flat = rng.choice(train_samples, size=needed, replace=False)
+    else:
+        flat = np.concatenate([rng.permutation(train_samples) for _ in range(-(-needed // train_samples))])[:needed]
+    return flat.reshape(num_batches, batch_size)
+
+
+def val_indices(val_samples: int, num_batches: int, batch_size: int) -> List[np.ndarray]:
+    """The first ``num_batches`` batches of the sorted validation split (the last may be short)."""
+    stop = min(val_samples, num_batches * batch_size)
+    return [np.arange(start, min(start + batch_size, stop)) for start in range(0, stop, batch_size)]
+
+
+@dataclass(frozen=True)
+class PoolResult:
+    """EPE per subnet (pool order) and its summary."""
+
+    names: List[str]
+    epe: List[float]
+
+    @property
+    def mean(self) -> float:
+        """Mean EPE over the pool."""
+        return float(np.mean(self.epe))
+
+    @property
+    def std(self) -> float:
+        """Population standard deviation of EPE over the pool."""
+        return float(np.std(self.epe))
+
+    def by_name(self) -> Dict[str, float]:
+        """{arch name: EPE}."""
+        return dict(zip(self.names, self.epe))
+
+
+def bn_summary(values: Sequence[np.ndarray]) -> str:
+    """One-line summary of BN moving statistics: mean |moving_mean|, mean moving_variance."""
+    means, variances = values[0::2], values[1::2]
+    abs_mean = float(np.mean(np.concatenate([np.abs(m).ravel() for m in means])))
+    mean_var = float(np.mean(np.concatenate([v.ravel() for v in variances])))
+    return f"mean|mu|={abs_mean:.5g} mean_var={mean_var:.5g}"
+
+
+class PoolEvaluator:
+    """Holds the fixed recalibration and validation batches; evaluates a pool on demand."""
+
+    def __init__(self, graph: TrainGraph, recal_batches: Sequence, val_batches: Sequence,
+                 log: Callable[[str], None]) -> None:
+        self.graph = graph
+        self.recal_batches = list(recal_batches)
+        self.val_batches = list(val_batches)
+        self.log = log
+
+    def evaluate_subnet(self, sess, code: ArchCode, training_stats: Sequence[np.ndarray]) -> float:
+        """Recalibrate BN for ``code`` on the fixed training batches, then EPE on the validation batches."""
+        graph = self.graph
+        graph.bn_restore(sess, training_stats)
+        before = bn_summary(training_stats)
+        sess.run(graph.net.bn_reset_recal_op)
+        for batch in self.recal_batches:
+            sess.run(graph.forward_op, graph.feed(batch, code, BN_RECAL))
+        sess.run(graph.net.bn_apply_recal_op)
+        after = bn_summary(graph.bn_snapshot(sess))
+        total, pixels = 0.0, 0
+        for batch in self.val_batches:
+            epe = sess.run(graph.net.epe, graph.feed(batch, code, BN_INFER))
+            count = len(batch.img0)
+            total += float(epe) * count
+            pixels += count
+        value = total / pixels
+        self.log(f"eval subnet={arch_name(code)} bn_recal_batches={len(self.recal_batches)} "
+                 f"bn_before[{before}] bn_after[{after}] epe={value:.6f}")
+        return value
+
+    def evaluate(self, sess, pool: Sequence[ArchCode]) -> PoolResult:
+        """EPE of every pool subnet; the training BN statistics are restored afterwards."""
+        saved = self.graph.bn_snapshot(sess)
+        try:
+            epes = [self.evaluate_subnet(sess, code, saved)
+                    for code in tqdm(pool, desc="eval pool", unit="subnet", leave=False, disable=None)]
+        finally:
+            self.graph.bn_restore(sess, saved)
+        return PoolResult([arch_name(code) for code in pool], epes)

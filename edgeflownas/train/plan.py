@@ -1,0 +1,90 @@
+"""The numbers a run is planned with, derived once from the config and the data sizes.
+
+Steps per epoch: ``train.steps_per_epoch`` or one pass over the training split
+(``floor(train_samples / batch_size)``); ``fast_mode.steps_per_epoch`` in fast
+mode; capped by ``train.max_steps`` and by the batches one pass can supply.
+The cosine schedule spans ``num_epochs x steps_per_epoch`` optimizer steps.
+Evaluation uses ``eval.batch_size`` (default ``train.batch_size``) and the
+first ``eval.val_batches`` batches of the sorted validation split (default
+all of it); fast mode substitutes ``fast_mode.eval_batch_size`` and
+``fast_mode.val_batches``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Dict, List
+
+from edgeflownas.config_types import Config
+from edgeflownas.errors import DataError
+from edgeflownas.nas.fair_sampler import PATHS_PER_CYCLE
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """Resolved sizes and counts of one run."""
+
+    batch_size: int
+    steps_per_epoch: int
+    num_epochs: int
+    planned_steps: int
+    paths_per_step: int
+    eval_batch_size: int
+    val_batches: int
+    val_samples_used: int
+    recal_batches: int
+    pool_size: int
+    eval_every: int
+    notices: tuple
+
+    def to_dict(self) -> Dict[str, Any]:
+        """JSON-ready copy."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    @property
+    def eval(self) -> Dict[str, int]:
+        """The evaluation part, as recorded in the manifest."""
+        return {"pool_size": self.pool_size, "bn_recal_batches": self.recal_batches,
+                "eval_batch_size": self.eval_batch_size, "val_batches": self.val_batches,
+                "val_samples_used": self.val_samples_used, "every_n_epochs": self.eval_every}
+
+
+def make_plan(cfg: Config, train_samples: int, val_samples: int) -> TrainPlan:
+    """Derive the plan; DataError if the data cannot fill one batch."""
+    train, fast = cfg.train, cfg.fast_mode
+    notices: List[str] = []
+    batch = train.batch_size
+    full_pass = train_samples // batch
+    if full_pass < 1:
+        raise DataError(
+            f"training split {cfg.data.train_dir} has {train_samples} samples, fewer than one batch of "
+            f"train.batch_size={batch}: lower --batch_size or add data"
+        )
+    steps = fast.steps_per_epoch if cfg.runtime.fast_mode else (train.steps_per_epoch or full_pass)
+    if train.max_steps is not None and train.max_steps < steps:
+        steps = train.max_steps
+    if steps > full_pass:
+        notices.append(f"steps_per_epoch {steps} exceeds one pass over {train_samples} training samples "
+                       f"at batch {batch}; using {full_pass}")
+        steps = full_pass
+    eval_batch = fast.eval_batch_size if cfg.runtime.fast_mode else (cfg.eval.batch_size or batch)
+    available_val = math.ceil(val_samples / eval_batch)
+    wanted_val = fast.val_batches if cfg.runtime.fast_mode else cfg.eval.val_batches
+    val_batches = min(wanted_val, available_val) if wanted_val else available_val
+    if wanted_val and wanted_val > available_val:
+        notices.append(f"{wanted_val} validation batches requested, the split supplies {available_val}")
+    return TrainPlan(
+        batch_size=batch,
+        steps_per_epoch=steps,
+        num_epochs=train.num_epochs,
+        planned_steps=train.num_epochs * steps,
+        paths_per_step=PATHS_PER_CYCLE if train.supernet_mode == "strict_fairness" else 1,
+        eval_batch_size=eval_batch,
+        val_batches=val_batches,
+        val_samples_used=min(val_samples, val_batches * eval_batch),
+        recal_batches=cfg.eval.bn_recal_batches,
+        pool_size=cfg.eval.pool_size,
+        eval_every=cfg.eval.every_n_epochs,
+        notices=tuple(notices),
+    )

@@ -1,0 +1,213 @@
+"""The epoch loop: fairness cycles, per-epoch evaluation, early stop, checkpoints, artifacts.
+
+One optimizer step = one fairness cycle (``cycle_index == global_step``): the
+3 paths of ``cycle_paths(seed, global_step)`` run serially on the same batch,
+then one apply.  Epoch ``e`` (1-based) reads the loader's order for index
+``e - 1``, a pure function of (seed, epoch).  After each epoch: evaluate the
+pool (every ``eval.every_n_epochs``), update early stop, save ``best`` (lowest
+pool-mean EPE so far) and ``last`` with a ``state.json`` holding every counter,
+then rewrite the CSV history, the fairness counts and TensorBoard scalars.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from edgeflownas.model.layers import BN_TRAIN
+from edgeflownas.nas.arch_codec import ArchCode, arch_name
+from edgeflownas.nas.fair_sampler import add_counts, cycle_paths, fairness_gap
+from edgeflownas.train import checkpoint, run_dir as rd
+from edgeflownas.train.early_stop import EarlyStopper
+from edgeflownas.train.evaluate import PoolEvaluator
+from edgeflownas.train.graph import TrainGraph
+from edgeflownas.train.plan import TrainPlan
+
+
+@dataclass
+class TrainState:
+    """Every counter a resume needs; stored as state.json inside each checkpoint."""
+
+    global_step: int
+    epoch: int
+    counts: np.ndarray
+    history: List[Dict[str, Any]]
+    best_metric: Optional[float]
+    best_epoch: Optional[int]
+    next_batch_index: int = 0
+
+    def to_dict(self, stopper: EarlyStopper, header: Dict[str, Any]) -> Dict[str, Any]:
+        """JSON-ready state (``header`` carries config hash, seed, plan)."""
+        return dict(header, global_step=self.global_step, epoch=self.epoch, cycle_index=self.global_step,
+                    next_batch_index=self.next_batch_index, fairness_counts=self.counts.tolist(),
+                    history=self.history, best_metric=self.best_metric, best_epoch=self.best_epoch,
+                    early_stop=stopper.state.to_dict())
+
+
+@dataclass
+class EpochStats:
+    """Sums over the steps of one epoch; the averages are the logged figures."""
+
+    steps: int = 0
+    loss: float = 0.0
+    norm_before: float = 0.0
+    norm_after: float = 0.0
+    lr: float = float("nan")
+
+    def add(self, loss: float, before: float, after: float, lr: float) -> None:
+        """Add one optimizer step."""
+        self.steps += 1
+        self.loss += loss
+        self.norm_before += before
+        self.norm_after += after
+        self.lr = lr
+
+    def averages(self) -> Dict[str, float]:
+        """Epoch averages of loss and grad norms, and the last lr."""
+        n = max(self.steps, 1)
+        return {"train_loss_epoch_avg": self.loss / n, "train_grad_norm_before_clip_epoch_avg": self.norm_before / n,
+                "train_grad_norm_after_clip_epoch_avg": self.norm_after / n, "lr": self.lr}
+
+
+class Trainer:
+    """Runs epochs on an initialised session; see the module doc for the order of things."""
+
+    def __init__(self, sess, graph: TrainGraph, plan: TrainPlan, loader, evaluator: PoolEvaluator,
+                 pool: Sequence[ArchCode], run_dir: Path, seed: int, fixed_arch: Optional[ArchCode],
+                 stopper: EarlyStopper, state: TrainState, header: Dict[str, Any], writer, debug_trace: bool,
+                 log_every: int, log: Callable[[str], None]) -> None:
+        self.sess, self.graph, self.plan, self.loader = sess, graph, plan, loader
+        self.evaluator, self.pool, self.run_dir, self.seed = evaluator, tuple(pool), Path(run_dir), seed
+        self.fixed_arch, self.stopper, self.state, self.header = fixed_arch, stopper, state, header
+        self.writer, self.debug_trace, self.log_every, self.log = writer, debug_trace, log_every, log
+
+    def paths(self, cycle_index: int) -> Sequence[ArchCode]:
+        """The arch codes of one optimizer step."""
+        return (self.fixed_arch,) if self.fixed_arch is not None else cycle_paths(self.seed, cycle_index)
+
+    def step(self, batch, epoch: int, batch_index: int, stats: EpochStats) -> None:
+        """One fairness cycle: forward/backward per path into the accumulators, one clipped Adam step."""
+        graph, sess = self.graph, self.sess
+        cycle = self.state.global_step
+        paths = self.paths(cycle)
+        losses = []
+        for index, code in enumerate(paths):
+            write = graph.store_op if index == 0 else graph.accumulate_op
+            _, loss = sess.run([write, graph.net.loss], graph.feed(batch, code, BN_TRAIN))
+            losses.append(float(loss))
+        _, before, after, lr, step = sess.run([graph.apply_op, graph.norm_before, graph.norm_after, graph.lr,
+                                               graph.step_after_apply])
+        if int(step) != cycle + 1:
+            raise RuntimeError(f"global_step went from {cycle} to {step} in one cycle")
+        self.state.global_step = int(step)
+        add_counts(self.state.counts, paths)
+        stats.add(float(np.mean(losses)), float(before), float(after), float(lr))
+        if self.debug_trace:
+            self.log(f"[trace] epoch={epoch} batch={batch_index} cycle={cycle} global_step={step} "
+                     f"forward/backward x{len(paths)} paths={','.join(arch_name(c) for c in paths)} "
+                     f"losses={','.join(f'{v:.5f}' for v in losses)} optimizer_step x1 "
+                     f"global_grad_norm_before={before:.6f} global_grad_norm_after={after:.6f} lr={lr:.6e}")
+        elif stats.steps % self.log_every == 0:
+            avg = stats.averages()
+            self.log(f"epoch {epoch} step {stats.steps}/{self.plan.steps_per_epoch} global_step={step} "
+                     f"loss_avg={avg['train_loss_epoch_avg']:.5f} lr={lr:.3e}")
+
+    def train_epoch(self, epoch: int) -> EpochStats:
+        """All optimizer steps of 1-based ``epoch``, starting at the saved batch index."""
+        stats = EpochStats()
+        start = self.state.next_batch_index
+        batches = self.loader.batches(epoch - 1, start_batch=start)
+        bar = tqdm(total=self.plan.steps_per_epoch, initial=start, desc=f"epoch {epoch}", unit="step",
+                   leave=False, disable=None)
+        try:
+            for batch_index in range(start, self.plan.steps_per_epoch):
+                self.step(next(batches), epoch, batch_index, stats)
+                bar.update(1)
+        finally:
+            bar.close()
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+        return stats
+
+    def end_epoch(self, epoch: int, stats: EpochStats) -> bool:
+        """Evaluate, decide early stop, save checkpoints and artifacts; True means stop."""
+        state = self.state
+        row: Dict[str, Any] = {"epoch": epoch, "global_step": state.global_step, **stats.averages(),
+                               "fairness_gap": fairness_gap(state.counts)}
+        stop = improved_best = False
+        if epoch % self.plan.eval_every == 0:
+            started = time.time()
+            result = self.evaluator.evaluate(self.sess, self.pool)
+            row[rd.mean_column(len(self.pool))] = result.mean
+            row[rd.std_column(len(self.pool))] = result.std
+            row.update({f"epe_{name}": value for name, value in result.by_name().items()})
+            decision = self.stopper.update(epoch, result.mean)
+            stop = decision.stop
+            improved_best = state.best_metric is None or result.mean < state.best_metric
+            if improved_best:
+                state.best_metric, state.best_epoch = result.mean, epoch
+            self.log(f"epoch {epoch} eval {rd.mean_column(len(self.pool))}={result.mean:.6f} "
+                     f"{rd.std_column(len(self.pool))}={result.std:.6f} fairness_gap={row['fairness_gap']} "
+                     f"early_stop_bad_epochs={self.stopper.state.bad_epochs}/{self.stopper.cfg.patience} "
+                     f"({time.time() - started:.1f}s)")
+        state.epoch, state.next_batch_index = epoch, 0
+        state.history = [r for r in state.history if r["epoch"] < epoch] + [_plain(row)]
+        payload = state.to_dict(self.stopper, self.header)
+        if improved_best:
+            checkpoint.save_checkpoint(self.run_dir / rd.BEST, lambda p: self.graph.save(self.sess, p),
+                                       dict(payload, kind="best"))
+        checkpoint.save_checkpoint(self.run_dir / rd.LAST, lambda p: self.graph.save(self.sess, p),
+                                   dict(payload, kind="last"))
+        self.write_artifacts()
+        self.write_scalars(row)
+        self.log(f"epoch {epoch} done global_step={state.global_step} "
+                 f"train_loss_epoch_avg={row['train_loss_epoch_avg']:.5f} "
+                 f"grad_norm_epoch_avg before/after clip={row['train_grad_norm_before_clip_epoch_avg']:.4f}/"
+                 f"{row['train_grad_norm_after_clip_epoch_avg']:.4f} lr={row['lr']:.3e}"
+                 + (" (new best)" if improved_best else ""))
+        return stop
+
+    def write_artifacts(self) -> None:
+        """Rewrite the history CSV and the fairness counts from the state."""
+        rd.write_history(self.run_dir, self.pool, self.state.history)
+        rd.write_fairness(self.run_dir, self.state.counts, self.state.global_step, self.seed)
+
+    def write_scalars(self, row: Dict[str, Any]) -> None:
+        """TensorBoard scalars of one epoch row, at its global step."""
+        import tensorflow as tf
+
+        values = [tf.compat.v1.Summary.Value(tag=_tag(key), simple_value=float(value))
+                  for key, value in row.items() if key not in ("epoch", "global_step")]
+        self.writer.add_summary(tf.compat.v1.Summary(value=values), row["global_step"])
+        self.writer.flush()
+
+    def run(self, last_epoch: int) -> bool:
+        """Train epochs ``state.epoch + 1 .. last_epoch``; True if early stop fired."""
+        for epoch in range(self.state.epoch + 1, last_epoch + 1):
+            started = time.time()
+            stats = self.train_epoch(epoch)
+            self.log(f"epoch {epoch} trained {stats.steps} steps in {time.time() - started:.1f}s")
+            if self.end_epoch(epoch, stats):
+                self.log(f"early stop after epoch {epoch}: no improvement below best - min_delta "
+                         f"for {self.stopper.cfg.patience} evaluations (best {self.stopper.state.best:.6f} "
+                         f"at epoch {self.stopper.state.best_epoch})")
+                return True
+        return False
+
+
+def _plain(row: Dict[str, Any]) -> Dict[str, Any]:
+    return {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in row.items()}
+
+
+def _tag(key: str) -> str:
+    if key.startswith("epe_"):
+        return f"eval_subnet/{key}"
+    if key.startswith(("mean_epe", "std_epe", "fairness")):
+        return f"eval/{key}"
+    return f"train/{key}"

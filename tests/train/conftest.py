@@ -1,0 +1,28 @@
+"""Training fixtures: a tiny run config on the shared synthetic FC2 set."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+# 32x48 input, 8-channel stem, batch 2, 3 steps/epoch, pool evaluated on one small val batch.
+TINY_RUN = {
+    "experiment": {"name": "tiny", "seed": 5},
+    "data": {"input_height": 32, "input_width": 48, "num_workers": 1, "prefetch_batches": 2},
+    "model": {"init_neurons": 8},
+    "train": {"num_epochs": 5, "batch_size": 2, "steps_per_epoch": 3, "lr": 0.001, "log_every_steps": 1000},
+    "eval": {"bn_recal_batches": 2, "batch_size": 2, "val_batches": 1},
+    "early_stop": {"min_epochs_before_early_stop": 0},
+    "runtime": {"deterministic": True, "graph_optimizations": False},
+}
+
+
+@pytest.fixture
+def tiny_run(tiny_fc2, tmp_path):
+    """A fresh copy of TINY_RUN pointing at the shared synthetic set, output under tmp_path."""
+    raw = copy.deepcopy(TINY_RUN)
+    raw["experiment"]["output_root"] = str(tmp_path / "runs")
+    raw["data"]["train_dir"] = str(tiny_fc2 / "train")
+    raw["data"]["val_dir"] = str(tiny_fc2 / "val")
+    return raw
