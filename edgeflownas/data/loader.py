@@ -9,7 +9,8 @@ the training resolution (``data.input_height`` x ``data.input_width``):
   shards resized on read.  Shards of another resized resolution are refused
   (resizing twice would not match the folder pipeline).  HDF5 files are opened
   lazily by the process that reads them and reopened after a fork, never
-  shared across processes.  ``HDF5_USE_FILE_LOCKING=FALSE`` is set when unset,
+  shared across processes.  Unless the user set ``HDF5_USE_FILE_LOCKING``,
+  shards open with file locking off (and the variable is set to FALSE),
   because file locks fail or hang on cluster filesystems (Lustre, GPFS, NFS).
 
 ``BatchLoader`` turns a source into batches: the sample order of an epoch is a

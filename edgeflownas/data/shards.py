@@ -40,22 +40,25 @@ def shard_name(split: str, index: int) -> str:
     return f"{split}-{index:05d}.h5"
 
 
-def use_unlocked_hdf5() -> None:
-    """Set HDF5_USE_FILE_LOCKING=FALSE unless the user chose a value.
+def hdf5_locking() -> Dict[str, Any]:
+    """Keyword for h5py.File: no file locking unless the user set HDF5_USE_FILE_LOCKING.
 
-    HDF5 locks files on open; on cluster filesystems (Lustre, GPFS, NFS) that
-    lock fails or hangs, and read-only shards never need it.
+    HDF5 locks files on open; on cluster filesystems (Lustre, GPFS, NFS) the
+    lock fails or hangs, and read-only shards never need it.  The variable is
+    set to FALSE when unset (for child processes too), and ``locking=False`` is
+    passed as well because HDF5 reads the variable only once, when it starts.
     """
     os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
+    return {"locking": False} if os.environ["HDF5_USE_FILE_LOCKING"].upper() == "FALSE" else {}
 
 
 def open_shard(path: Path):
     """Open a shard read-only (chunk cache off: every chunk is read once per epoch)."""
+    locking = hdf5_locking()
     import h5py
 
-    use_unlocked_hdf5()
     try:
-        return h5py.File(path, "r", rdcc_nbytes=0)
+        return h5py.File(path, "r", rdcc_nbytes=0, **locking)
     except FileNotFoundError:
         raise DataError(f"{path}: shard listed in {MANIFEST_NAME} does not exist; re-run 'efnas pack'") from None
     except OSError as exc:
@@ -64,11 +67,11 @@ def open_shard(path: Path):
 
 def create_shard(path: Path, sample_ids: List[str], height: int, width: int, attrs: Dict[str, Any]):
     """Create a shard file holding ``sample_ids`` and empty sample datasets (one sample per chunk, fletcher32)."""
+    locking = hdf5_locking()
     import h5py
 
-    use_unlocked_hdf5()
     encoded = [sample_id.encode("utf-8") for sample_id in sample_ids]
-    handle = h5py.File(path, "w")
+    handle = h5py.File(path, "w", **locking)
     for name, (dtype, channels) in ARRAYS.items():
         shape = (len(sample_ids), height, width, channels)
         handle.create_dataset(name, shape=shape, dtype=dtype, chunks=(1,) + shape[1:], fletcher32=True)

@@ -6,6 +6,8 @@ import multiprocessing
 import os
 import pickle
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ import pytest
 from edgeflownas.config_types import DataConfig
 from edgeflownas.data.loader import BatchLoader, FolderSource, ShardSource, open_source
 from edgeflownas.data.pack import pack
+from edgeflownas.data.shards import hdf5_locking, open_shard
 from edgeflownas.errors import ConfigError, DataError
 
 
@@ -117,13 +120,46 @@ def test_drop_last_and_too_large_batches(packed_fc2):
         BatchLoader(source, 5, seed=0)
 
 
-def test_file_locking_is_switched_off_only_when_unset(packed_fc2, monkeypatch):
-    monkeypatch.delenv("HDF5_USE_FILE_LOCKING", raising=False)
-    ShardSource(packed_fc2, "val", 48, 64).get(0)
-    assert os.environ["HDF5_USE_FILE_LOCKING"] == "FALSE"
+HOLD_WRITE_LOCK = """
+import sys, h5py
+handle = h5py.File(sys.argv[1], "w", locking=True)
+handle.create_dataset("x", data=[1])
+handle.flush()
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+# HDF5 reads HDF5_USE_FILE_LOCKING once, when h5py is first imported (e.g. by TensorFlow).
+OPEN_AFTER_H5PY_IMPORT = """
+import os, sys
+os.environ.pop("HDF5_USE_FILE_LOCKING", None)
+import h5py
+from edgeflownas.data.shards import open_shard
+open_shard(sys.argv[1]).close()
+print(os.environ["HDF5_USE_FILE_LOCKING"])
+"""
+
+
+def test_a_file_locked_by_another_process_still_opens(tmp_path):
+    """As on cluster filesystems where locks fail: shards open with locking off unless the user chose."""
+    locked = tmp_path / "locked.h5"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(locked)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        opener = subprocess.run([sys.executable, "-c", OPEN_AFTER_H5PY_IMPORT, str(locked)],
+                                capture_output=True, text=True)
+    finally:
+        holder.communicate("")
+    assert opener.returncode == 0, opener.stderr
+    assert opener.stdout.strip() == "FALSE"
+
+
+def test_a_user_choice_of_file_locking_is_kept(monkeypatch):
     monkeypatch.setenv("HDF5_USE_FILE_LOCKING", "TRUE")
-    ShardSource(packed_fc2, "val", 48, 64).get(0)
-    assert os.environ["HDF5_USE_FILE_LOCKING"] == "TRUE"
+    assert hdf5_locking() == {} and os.environ["HDF5_USE_FILE_LOCKING"] == "TRUE"
+    monkeypatch.delenv("HDF5_USE_FILE_LOCKING")
+    assert hdf5_locking() == {"locking": False} and os.environ["HDF5_USE_FILE_LOCKING"] == "FALSE"
 
 
 def read_in_child(source, queue) -> None:
