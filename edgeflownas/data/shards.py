@@ -18,7 +18,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
@@ -125,7 +125,7 @@ def _get(mapping: Any, key: str) -> Any:
     return mapping.get(key) if isinstance(mapping, dict) else None
 
 
-def stored_size(manifest: Dict[str, Any]) -> tuple:
+def stored_size(manifest: Dict[str, Any]) -> Tuple[int, int]:
     """(height, width) the shards of a manifest are stored at."""
     return int(manifest["resolution"]["height"]), int(manifest["resolution"]["width"])
 
