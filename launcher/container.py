@@ -8,7 +8,7 @@ image's interpreter once and refuses the submission on a mismatch.
 Requeue happens on the host side.  ``scontrol`` talks to slurmctld through the
 site's SLURM libraries, config and munge socket, none of which an image built
 from a TensorFlow base has, and binding them in is site-specific.  So inside
-the container ``launcher.container_entry`` replaces submitit's ``scontrol
+the container ``launcher.job_entry`` replaces submitit's ``scontrol
 requeue`` call by a flag file; the sbatch script (on the host) checks the flag
 after the step ends and runs ``scontrol requeue`` itself.
 """
@@ -28,7 +28,6 @@ from edgeflownas.errors import SubmitError
 
 APPTAINER = "apptainer"
 IMAGE_PYTHON = "python3"
-CONTAINER_ENTRY = "launcher.container_entry"
 REQUEUE_FLAG_ENV = "EFNAS_REQUEUE_FLAG"
 BUILD_HINT = "build it with 'apptainer build --fakeroot efnas.sif containers/Apptainer.def'"
 _PROBE = (

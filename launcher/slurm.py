@@ -19,7 +19,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 from edgeflownas.config_types import SlurmConfig
 from edgeflownas.errors import SubmitError
 
-HOST_ENTRY = "submitit.core._submit"
+JOB_ENTRY = "launcher.job_entry"  # submitit.core._submit with a sturdier requeue
 ACTIVE_STATES = frozenset({"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING",
                            "SUSPENDED", "CONFIGURING", "COMPLETING", "SIGNALING", "STAGE_OUT"})
 
@@ -69,28 +69,28 @@ def host_python() -> str:
     return shlex.quote(sys.executable)
 
 
-def submitit_command(python: str, entry: str, folder: Path) -> str:
+def submitit_command(python: str, folder: Path) -> str:
     """The command line the sbatch script runs under srun."""
-    return " ".join([python, "-u -m", entry, shlex.quote(str(folder))])
+    return " ".join([python, "-u -m", JOB_ENTRY, shlex.quote(str(folder))])
 
 
-def render_sbatch(params: Dict[str, Any], folder: Path, python: str, entry: str, array_size: int) -> str:
+def render_sbatch(params: Dict[str, Any], folder: Path, python: str, array_size: int) -> str:
     """The sbatch script submitit would write for these parameters (used by --dry_run)."""
     from submitit.slurm.slurm import _make_sbatch_string
 
-    return _make_sbatch_string(command=submitit_command(python, entry, folder), folder=folder,
+    return _make_sbatch_string(command=submitit_command(python, folder), folder=folder,
                                map_count=array_size if array_size > 1 else None, **params)
 
 
-def make_executor(folder: Path, max_num_timeout: int, python: str, entry: str, params: Dict[str, Any]):
-    """A submitit SlurmExecutor whose job command is ``<python> -u -m <entry> <folder>``."""
+def make_executor(folder: Path, max_num_timeout: int, python: str, params: Dict[str, Any]):
+    """A submitit SlurmExecutor whose job command is ``<python> -u -m launcher.job_entry <folder>``."""
     require_command("sbatch")
     from submitit.slurm.slurm import SlurmExecutor
 
     class EfnasSlurmExecutor(SlurmExecutor):
         @property
         def _submitit_command_str(self) -> str:
-            return submitit_command(self.python, entry, self.folder)
+            return submitit_command(self.python, self.folder)
 
     executor = EfnasSlurmExecutor(folder, max_num_timeout=max_num_timeout, python=python)
     executor.update_parameters(**params)

@@ -73,10 +73,10 @@ def _bind_sources(plan: SubmissionPlan) -> List[Path]:
 
 
 def _launch_settings(plan: SubmissionPlan, probe: bool) -> tuple:
-    """(python command, entry module, sbatch parameters) for host or container mode."""
+    """(python command, sbatch parameters) for host or container mode."""
     name = f"efnas-{plan.experiment}"
     if plan.container is None:
-        return slurm.host_python(), slurm.HOST_ENTRY, slurm.sbatch_parameters(plan.slurm, name)
+        return slurm.host_python(), slurm.sbatch_parameters(plan.slurm, name)
     if probe:
         image = containers.prepare(plan.container, _bind_sources(plan))
     else:
@@ -84,7 +84,7 @@ def _launch_settings(plan: SubmissionPlan, probe: bool) -> tuple:
         image = containers.Container(plan.container, containers.bind_paths(_bind_sources(plan)), {})
     params = slurm.sbatch_parameters(plan.slurm, name, setup=image.setup_lines(plan.log_dir),
                                      teardown=image.teardown_lines())
-    return image.python(), containers.CONTAINER_ENTRY, params
+    return image.python(), params
 
 
 def _callable(trial: TrialPlan) -> TrainingJob:
@@ -96,13 +96,13 @@ def dry_run(plan: SubmissionPlan) -> str:
     """The sbatch script of this submission (finished trials left out); touches neither SLURM nor disk."""
     decisions = decide(plan, check_active=False)
     todo = [d for d in decisions if d.action == SUBMIT]
-    python, entry, params = _launch_settings(plan, probe=False)
+    python, params = _launch_settings(plan, probe=False)
     lines = [f"# efnas submit --dry_run: nothing submitted; experiment {plan.experiment} -> {plan.experiment_dir}"]
     lines += [f"# {d.trial.label}: {d.action} -> {d.trial.run_dir}" for d in decisions]
     if not todo:
         lines.append("# every trial is finished: nothing would be submitted")
         return "\n".join(lines) + "\n"
-    script = slurm.render_sbatch(params, plan.log_dir, python, entry, len(todo))
+    script = slurm.render_sbatch(params, plan.log_dir, python, len(todo))
     return "\n".join(lines) + "\n" + script
 
 
@@ -113,10 +113,10 @@ def submit_plan(plan: SubmissionPlan) -> tuple:
     todo = [d.trial for d in decisions if d.action == SUBMIT]
     if not todo:
         return decisions, []
-    python, entry, params = _launch_settings(plan, probe=True)
+    python, params = _launch_settings(plan, probe=True)
     plan.log_dir.mkdir(parents=True, exist_ok=True)
     plan.experiment_dir.mkdir(parents=True, exist_ok=True)
-    executor = slurm.make_executor(plan.log_dir, plan.slurm.max_num_timeout, python, entry, params)
+    executor = slurm.make_executor(plan.log_dir, plan.slurm.max_num_timeout, python, params)
     jobs = slurm.submit(executor, [_callable(t) for t in todo])
     submitted = []
     for trial, job in zip(todo, jobs):

@@ -31,7 +31,7 @@ def test_container_run_goes_through_apptainer_with_host_side_requeue(cli, launch
                       "--container", image)
     check_golden("container.sbatch", normalise(output))
     assert "apptainer exec --nv --bind" in output
-    assert "-m launcher.container_entry" in output
+    assert "-m launcher.job_entry" in output
     assert 'scontrol requeue "$SLURM_JOB_ID"' in output
 
 
