@@ -66,8 +66,8 @@ class UncheckedShardSource(ShardSource):
     def get_batch(self, indices: Sequence[int]) -> Batch:
         arrays = empty_batch(len(indices), self.height, self.width)
         for position, index in enumerate(indices):
-            shard = int(np.searchsorted(self.starts, index, side="right")) - 1
-            offsets = (int(index - self.starts[shard]), 0, 0, 0)
+            shard, local = self.locate(int(index))
+            offsets = (local, 0, 0, 0)
             for dataset, out in zip(self.raw_datasets[shard], arrays):
                 _, chunk = dataset.read_direct_chunk(offsets)  # data + the 4 fletcher32 bytes, unchecked
                 out[position] = np.frombuffer(chunk, out.dtype, count=out[position].size).reshape(out.shape[1:])

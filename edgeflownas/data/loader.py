@@ -24,6 +24,8 @@ fletcher32 verification of every chunk).
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import os
 import threading
 import weakref
@@ -144,7 +146,7 @@ class ShardSource(SampleSource):
                             f"data.input_height x input_width is {height}x{width}; re-pack with "
                             f"'efnas pack --height {height} --width {width}' (or '--resolution native')")
         self.paths = [self.directory / entry["file"] for entry in entries]
-        self.starts = np.cumsum([0] + [int(entry["samples"]) for entry in entries])
+        self.starts = list(itertools.accumulate((int(entry["samples"]) for entry in entries), initial=0))
         self.sample_ids = []
         for path, entry in zip(self.paths, entries):
             with shards.open_shard(path) as handle:
@@ -170,10 +172,14 @@ class ShardSource(SampleSource):
         self._forget_files()
         _SHARD_SOURCES.add(self)
 
+    def locate(self, index: int) -> Tuple[int, int]:
+        """(shard number, index within the shard) of sample ``index``."""
+        shard = bisect.bisect_right(self.starts, index) - 1
+        return shard, index - self.starts[shard]
+
     def _read(self, index: int, outs: Sequence[np.ndarray], position: int) -> None:
         """Read sample ``index`` (stored size) into ``outs[...][position]``; corruption -> DataError."""
-        shard = int(np.searchsorted(self.starts, index, side="right")) - 1
-        local = index - int(self.starts[shard])
+        shard, local = self.locate(index)
         # One lock for opening and reading: h5py serialises its calls anyway, and the
         # dataspaces of an open shard are reused between reads.
         with self._lock:
