@@ -18,11 +18,21 @@ TINY_RUN = {
 }
 
 
+@pytest.fixture(scope="session")
+def make_tiny_run(tiny_fc2):
+    """Factory: a fresh copy of TINY_RUN on the shared synthetic set, runs written under ``output_root``."""
+
+    def make(output_root) -> dict:
+        raw = copy.deepcopy(TINY_RUN)
+        raw["experiment"]["output_root"] = str(output_root)
+        raw["data"]["train_dir"] = str(tiny_fc2 / "train")
+        raw["data"]["val_dir"] = str(tiny_fc2 / "val")
+        return raw
+
+    return make
+
+
 @pytest.fixture
-def tiny_run(tiny_fc2, tmp_path):
-    """A fresh copy of TINY_RUN pointing at the shared synthetic set, output under tmp_path."""
-    raw = copy.deepcopy(TINY_RUN)
-    raw["experiment"]["output_root"] = str(tmp_path / "runs")
-    raw["data"]["train_dir"] = str(tiny_fc2 / "train")
-    raw["data"]["val_dir"] = str(tiny_fc2 / "val")
-    return raw
+def tiny_run(make_tiny_run, tmp_path):
+    """TINY_RUN with output under this test's tmp_path/runs."""
+    return make_tiny_run(tmp_path / "runs")
