@@ -1,0 +1,85 @@
+"""What a run refuses before it builds anything: bad data, overwriting, resuming under another config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from edgeflownas.config import resolve_mapping
+from edgeflownas.train import checkpoint
+from edgeflownas.train.api import check_resumable, config_differences
+from edgeflownas.train.plan import make_plan
+from edgeflownas.train.session import initial_state
+
+
+def _write_config(tmp_path, raw):
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _fake_last_checkpoint(raw, epoch=3, early_stop=None):
+    """A run directory whose supernet_last.ckpt was written under ``raw`` (variables are dummies)."""
+    resolved = resolve_mapping(raw)
+    plan = make_plan(resolved.config, 16, 4)
+    run_dir = Path(resolved.config.experiment.output_root) / resolved.config.experiment.name
+
+    def dummy_variables(prefix):
+        open(prefix + ".index", "w").close()
+
+    state = {"config_hash": resolved.config_hash, "config": resolved.values, "plan": plan.to_dict(),
+             "global_step": epoch * 3, "epoch": epoch, "next_batch_index": 0, "cycle_index": epoch * 3,
+             "fairness_counts": [[epoch * 3] * 3] * 9, "history": [], "best_metric": 1.0, "best_epoch": 2,
+             "early_stop": early_stop or {"best": 1.0, "best_epoch": 2, "bad_epochs": 1, "stopped_epoch": None}}
+    checkpoint.save_checkpoint(run_dir / "supernet_last.ckpt", dummy_variables, state)
+    return state
+
+
+def test_empty_validation_split_is_fatal_and_names_the_folder(cli, tiny_run, tmp_path):
+    empty = tmp_path / "empty_val"
+    empty.mkdir()
+    tiny_run["data"]["val_dir"] = str(empty)
+    result = cli("train", "--config", _write_config(tmp_path, tiny_run))
+    assert result.exit_code == 1
+    assert "train_samples=16" in result.output
+    assert "data check failed, training not started" in result.output and str(empty) in result.output
+    assert "Traceback" not in result.output
+
+
+def test_existing_run_is_not_overwritten_without_resume(cli, tiny_run, tmp_path):
+    _fake_last_checkpoint(tiny_run)
+    result = cli("train", "--config", _write_config(tmp_path, tiny_run))
+    assert result.exit_code == 1
+    assert "supernet_last.ckpt already exists: pass --resume" in result.output
+
+
+def test_resume_under_a_different_experiment_definition_is_refused(cli, tiny_run, tmp_path):
+    _fake_last_checkpoint(tiny_run)
+    result = cli("train", "--config", _write_config(tmp_path, tiny_run), "--resume", "--lr", "0.5")
+    assert result.exit_code == 1
+    assert "cannot resume" in result.output and "train.lr: checkpoint 0.001 != now 0.5" in result.output
+    assert "resume_experiment_name" in result.output
+
+
+def test_locations_and_runtime_knobs_may_change_on_resume(tiny_run):
+    state = _fake_last_checkpoint(tiny_run)
+    moved = resolve_mapping(tiny_run, {"data.train_dir": "/elsewhere/train", "train.max_epochs": 2,
+                                       "runtime.debug_trace": True, "early_stop.patience": 200})
+    assert config_differences(state["config"], moved.values) == []
+    check_resumable(state, moved, make_plan(moved.config, 16, 4), "ckpt")
+
+
+def test_missing_inherit_source_is_an_error(cli, tiny_run, tmp_path):
+    result = cli("train", "--config", _write_config(tmp_path, tiny_run), "--resume_experiment_name", "nope")
+    assert result.exit_code == 1 and "no checkpoint at" in result.output and "nope" in result.output
+
+
+def test_resume_restores_or_resets_early_stop_state(tiny_run):
+    state = _fake_last_checkpoint(tiny_run)
+    kept, stopper = initial_state("resume", state, resolve_mapping(tiny_run, {"checkpoint.resume": True}), print)
+    assert (kept.epoch, kept.global_step, kept.best_metric, stopper.state.bad_epochs) == (3, 9, 1.0, 1)
+    reset = resolve_mapping(tiny_run, {"checkpoint.resume": True, "checkpoint.reset_early_stop_on_resume": True})
+    fresh, stopper = initial_state("resume", state, reset, print)
+    assert (fresh.epoch, fresh.global_step) == (3, 9)
+    assert fresh.best_metric is None and stopper.state.best is None and stopper.state.bad_epochs == 0
