@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Tuple
 
@@ -27,6 +28,7 @@ def eval_command(run_dir: Path, arch: Tuple[str, ...], which: str, as_json: bool
     FLOPs, one row per subnet.  For pool subnets the EPE the trainer logged at
     the same checkpoint is shown beside it.
     """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from edgeflownas.report.costs import subnet_cost
     from edgeflownas.report.eval_run import evaluate_run, format_report
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -30,6 +31,7 @@ def report(run_dir: Path, out_dir: Optional[Path], which: str, flow_samples: int
     pictures (img0, ground truth, baseline and best pool subnet, error maps).
     """
     from edgeflownas.report.build import build_report
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from edgeflownas.report.costs import subnet_cost
 
     cost = subnet_cost(run_dir) if with_cost else None

@@ -5,8 +5,10 @@ the config and the evaluation plan come from the checkpoint's ``state.json``;
 the BN-recalibration batches and validation batches come from the trainer's
 own ``eval_batches`` (same seed, same sorted validation split); the EPE comes
 from the trainer's ``PoolEvaluator.evaluate_subnet`` (reset, recalibrate on the
-fixed training batches as a true average, measure in BN_INFER).  So a pool
-subnet evaluated here reproduces the EPE logged for it at that checkpoint.
+fixed training batches as a true average, measure in BN_INFER), run on an
+``EvalGraph`` (the trainer's graph without gradients and optimizer, restored
+from the checkpoint).  So a pool subnet evaluated here reproduces the EPE
+logged for it at that checkpoint.
 
 Outlier rates need per-pixel errors, which the trainer's scalar EPE does not
 expose; a second pass over the same validation batches with the same
@@ -23,6 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from edgeflownas.config import resolve_mapping
+from edgeflownas.config_types import Config
 from edgeflownas.errors import CheckpointError, DataError
 from edgeflownas.nas.arch_codec import ArchCode, arch_name
 from edgeflownas.report.flow_viz import endpoint_error
@@ -30,6 +33,7 @@ from edgeflownas.train import checkpoint, run_dir as rd
 
 OUTLIER_THRESHOLDS = (1.0, 3.0, 5.0)
 CHECKPOINTS = {"best": rd.BEST, "last": rd.LAST}
+GLOBAL_STEP_KEY = "train/global_step"
 # Relative agreement required between the trainer's EPE and the per-pixel pass (float32 summation order).
 _EPE_AGREEMENT = 1e-4
 
@@ -86,6 +90,42 @@ def check_same_data(manifest: Dict[str, Any], train_source, val_source, run_dir:
                             f"{recorded[key][:12]}... != {now[:12]}...): the EPE would not be comparable")
 
 
+class EvalGraph:
+    """The evaluation side of the trainer's ``TrainGraph``: supernet, feed, forward op, BN snapshot/restore.
+
+    ``PoolEvaluator`` needs only these; leaving out the gradients, accumulators
+    and optimizer makes the graph build several times faster.  ``saver`` restores
+    the network's variables (weights, BN statistics) from a training checkpoint.
+    """
+
+    def __init__(self, cfg: Config) -> None:
+        import tensorflow as tf
+
+        from edgeflownas.model.supernet import Supernet
+
+        self.net = net = Supernet(cfg.model, cfg.loss, cfg.data.input_height, cfg.data.input_width)
+        self.forward_op = tf.group(net.preds[2])
+        self._bn_inputs = [tf.compat.v1.placeholder(v.dtype.base_dtype, v.shape) for v in net.bn_moving_variables]
+        self._bn_assign = tf.group(*[v.assign(p, read_value=False)
+                                     for v, p in zip(net.bn_moving_variables, self._bn_inputs)])
+        self.saver = tf.compat.v1.train.Saver(net.variables, save_relative_paths=True)
+        self.init_op = tf.compat.v1.global_variables_initializer()
+
+    def feed(self, batch, arch_code: Sequence[int], bn_mode: int) -> Dict:
+        """The feed dict of one run: images, flow, arch code and BN mode."""
+        net = self.net
+        return {net.img0: batch.img0, net.img1: batch.img1, net.flow_gt: batch.flow,
+                net.arch_code: np.asarray(arch_code, np.int32), net.bn_mode: bn_mode}
+
+    def bn_snapshot(self, sess) -> List[np.ndarray]:
+        """Current BN moving statistics."""
+        return sess.run(self.net.bn_moving_variables)
+
+    def bn_restore(self, sess, values: Sequence[np.ndarray]) -> None:
+        """Put BN moving statistics back as a snapshot holds them."""
+        sess.run(self._bn_assign, dict(zip(self._bn_inputs, values)))
+
+
 class CheckpointEvaluator:
     """A session on one checkpoint of a run, with the trainer's fixed evaluation batches (context manager)."""
 
@@ -126,24 +166,28 @@ class CheckpointEvaluator:
         import tensorflow as tf
 
         from edgeflownas.train.evaluate import PoolEvaluator
-        from edgeflownas.train.graph import TrainGraph
         from edgeflownas.train.session import eval_batches, session_config
 
         seed = self.resolved.config.experiment.seed
+        if self.resolved.config.runtime.deterministic:
+            # The same numerics as the trainer's evaluation (it enables this for deterministic runs).
+            tf.config.experimental.enable_op_determinism()
         recal, val = eval_batches(self.train_source, self.val_source, self.plan, seed)
         self.val_batches = val
-        tf_graph = tf.Graph()
-        with tf_graph.as_default():
-            tf.compat.v1.set_random_seed(seed)
-            self.graph = TrainGraph(self.resolved.config, self.plan)
-        tf_graph.finalize()
-        self._session = tf.compat.v1.Session(graph=tf_graph, config=session_config())
-        self._session.run(self.graph.init_op)
-        self.graph.restore(self._session, checkpoint.model_prefix(self.ckpt_dir))
-        step = int(self._session.run(self.graph.global_step))
+        prefix = checkpoint.model_prefix(self.ckpt_dir)
+        step = int(tf.train.load_checkpoint(prefix).get_tensor(GLOBAL_STEP_KEY))
         if step != self.global_step:
             raise CheckpointError(f"{self.ckpt_dir}: variables hold global_step {step}, state.json says "
                                   f"{self.global_step}; the checkpoint is inconsistent")
+        tf_graph = tf.Graph()
+        with tf_graph.as_default():
+            tf.compat.v1.set_random_seed(seed)
+            self.graph = EvalGraph(self.resolved.config)
+            self._session = tf.compat.v1.Session(graph=tf_graph, config=session_config(self.resolved.config.runtime))
+            self._session.run(self.graph.init_op)
+            self.graph.saver.restore(self._session, prefix)
+        tf_graph.finalize()
+        self.training_stats = self.graph.bn_snapshot(self._session)
         self.evaluator = PoolEvaluator(self.graph, recal, val, self.log)
         self.log(f"checkpoint {self.ckpt_dir} epoch={self.epoch} global_step={step} "
                  f"bn_recal_batches={len(recal)} val_batches={len(val)} x batch {self.plan.eval_batch_size}")
@@ -153,6 +197,8 @@ class CheckpointEvaluator:
         if self._session is not None:
             self._session.close()
             self._session = None
+        self.train_source.close()
+        self.val_source.close()
 
     def _flows(self, code: ArchCode, batches: Sequence) -> List[np.ndarray]:
         from edgeflownas.model.layers import BN_INFER
@@ -163,7 +209,7 @@ class CheckpointEvaluator:
         """Recalibrate BN for ``code`` and measure EPE and 1/3/5 px outlier rates on the validation batches."""
         if self._session is None:
             raise RuntimeError("CheckpointEvaluator.evaluate used outside its 'with' block")
-        epe = self.evaluator.evaluate_subnet(self._session, code)
+        epe = self.evaluator.evaluate_subnet(self._session, code, self.training_stats)
         self._calibrated = tuple(code)
         total, pixels = 0.0, 0
         outliers = np.zeros(len(OUTLIER_THRESHOLDS), np.int64)

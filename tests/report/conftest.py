@@ -78,3 +78,30 @@ def make_fake_run(tmp_path):
         return write_fake_run(tmp_path / name, **kwargs)
 
     return make
+
+
+# 32x48 input, 8-channel stem, batch 2, 2 steps/epoch, 3 epochs; the design's 8 BN-recalibration batches.
+TRAINED_RUN = {
+    "experiment.name": "report_tiny", "experiment.seed": 5,
+    "data.input_height": 32, "data.input_width": 48, "data.num_workers": 1, "data.prefetch_batches": 2,
+    "model.init_neurons": 8,
+    "train.num_epochs": 3, "train.batch_size": 2, "train.steps_per_epoch": 2, "train.lr": 0.001,
+    "train.log_every_steps": 1000,
+    "eval.bn_recal_batches": 8,
+    "early_stop.min_epochs_before_early_stop": 0,
+    "runtime.deterministic": True, "runtime.graph_optimizations": False,
+}
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_fc2, tmp_path_factory) -> Path:
+    """A real run directory: 3 tiny epochs of supernet training on the shared synthetic FC2 set (read-only)."""
+    from edgeflownas.config import default_config_path, load_yaml, resolve_mapping
+    from edgeflownas.train.api import run_training
+
+    overrides = dict(TRAINED_RUN, **{
+        "experiment.output_root": str(tmp_path_factory.mktemp("report_runs")),
+        "data.train_dir": str(tiny_fc2 / "train"), "data.val_dir": str(tiny_fc2 / "val")})
+    result = run_training(resolve_mapping(load_yaml(default_config_path()), overrides))
+    assert result.epochs_done == 3
+    return result.run_dir
