@@ -10,9 +10,11 @@ the loss in BN_TRAIN mode, random uint8 images and flow (same seed).
 
 Time: ONE subprocess builds both graphs and alternates their train steps
 (``--warmup`` untimed, then ``--steps`` timed steps each), so load from other
-processes hits both alike.  Reported per variant: median wall time and median
-process CPU time (all TensorFlow threads) of one ``sess.run(train_op)``
-(forward + backward + Adam update).
+processes hits both alike.  Reported per variant: minimum and median wall time
+and median process CPU time (all TensorFlow threads) of one
+``sess.run(train_op)`` (forward + backward + Adam update).  The verdict uses
+the minimum wall time: on a shared machine load from other processes only
+ever adds time, so the fastest step is the least disturbed one.
 
 Memory: one fresh subprocess per variant builds only that variant and runs
 ``--warmup + 2`` steps.  Reported: peak RSS (``resource.getrusage(RUSAGE_SELF).
@@ -96,8 +98,8 @@ def time_both(args: argparse.Namespace) -> Dict:
             session.run(train_op, feed)
             wall[variant].append(time.perf_counter() - start_wall)
             cpu[variant].append(time.process_time() - start_cpu)
-    return {v: {"wall_ms": 1000 * statistics.median(wall[v]), "cpu_ms": 1000 * statistics.median(cpu[v])}
-            for v in VARIANTS}
+    return {v: {"wall_ms": 1000 * statistics.median(wall[v]), "wall_min_ms": 1000 * min(wall[v]),
+                "cpu_ms": 1000 * statistics.median(cpu[v])} for v in VARIANTS}
 
 
 def memory_of(variant: str, args: argparse.Namespace) -> Dict:
@@ -149,13 +151,13 @@ def main(argv: List[str] = None) -> int:
           f"(+{args.warmup} warmup), alternating in one process")
     for variant in VARIANTS:
         t, m = times[variant], memory[variant]
-        print(f"{variant:9s} step wall {t['wall_ms']:8.1f} ms  cpu {t['cpu_ms']:8.1f} ms  |  "
-              f"peak RSS {m['peak_rss_mb']:7.0f} MB  (added by steps {m['step_rss_mb']:6.0f} MB)")
-    wall_ratio = times["supernet"]["wall_ms"] / times["fixed"]["wall_ms"]
-    cpu_ratio = times["supernet"]["cpu_ms"] / times["fixed"]["cpu_ms"]
-    verdict = "meets" if wall_ratio <= TARGET_RATIO else "MISSES"
-    print(f"ratio supernet/fixed step time: wall {wall_ratio:.3f}x ({verdict} target <= {TARGET_RATIO:.2f}x), "
-          f"cpu {cpu_ratio:.3f}x")
+        print(f"{variant:9s} step wall min {t['wall_min_ms']:7.1f} ms  median {t['wall_ms']:7.1f} ms  "
+              f"cpu median {t['cpu_ms']:7.1f} ms  |  peak RSS {m['peak_rss_mb']:6.0f} MB  "
+              f"(added by steps {m['step_rss_mb']:5.0f} MB)")
+    ratios = {key: times["supernet"][key] / times["fixed"][key] for key in ("wall_min_ms", "wall_ms", "cpu_ms")}
+    verdict = "meets" if ratios["wall_min_ms"] <= TARGET_RATIO else "MISSES"
+    print(f"ratio supernet/fixed step time: wall min {ratios['wall_min_ms']:.3f}x ({verdict} target <= "
+          f"{TARGET_RATIO:.2f}x), wall median {ratios['wall_ms']:.3f}x, cpu median {ratios['cpu_ms']:.3f}x")
     print(f"ratio supernet/fixed peak RSS: {memory['supernet']['peak_rss_mb'] / memory['fixed']['peak_rss_mb']:.3f}x")
     return 0
 

@@ -18,7 +18,7 @@ Each number is attributed to the block whose variable scope holds the weights
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from edgeflownas.config_types import LossConfig, ModelConfig
 from edgeflownas.nas.arch_codec import BLOCK_NAMES, ArchCode, parse_arch_code
@@ -136,7 +136,7 @@ def _conv_cost(op, by_handle: Dict) -> ConvCost:
     )
 
 
-def _handle_name(read_op) -> Optional[str]:
+def _handle_name(read_op) -> str:
     if read_op.type != "ReadVariableOp":
         raise ValueError(f"Conv2D filter comes from a {read_op.type} op, expected a ReadVariableOp")
     return read_op.inputs[0].op.name

@@ -32,7 +32,6 @@ import tensorflow as tf
 BN_TRAIN = 0
 BN_INFER = 1
 BN_RECAL = 2
-BN_MODES = {"train": BN_TRAIN, "infer": BN_INFER, "recal": BN_RECAL}
 
 # Higher than Keras' 0.99 default because the moving statistics of a shared
 # BN follow a different path every step; evaluation recalibrates them anyway.

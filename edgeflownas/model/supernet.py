@@ -228,12 +228,11 @@ class Supernet:
         """Apply the first d ResBlocks, d = the selected depth (blocks past d are not computed)."""
         x = blocks[0](x)
         for extra in range(1, len(blocks)):
-            if self.fixed_arch is not None:
-                if self.fixed_arch[block_index] >= extra:
-                    x = blocks[extra](x)
-                continue
-            x = tf.cond(self._code[block_index] >= extra, _bind(blocks[extra], x), _bind(tf.identity, x),
-                        name=f"{BLOCK_NAMES[block_index]}_depth{extra + 1}")
+            if self.fixed_arch is None:
+                x = tf.cond(self._code[block_index] >= extra, _bind(blocks[extra], x), _bind(tf.identity, x),
+                            name=f"{BLOCK_NAMES[block_index]}_depth{extra + 1}")
+            elif self.fixed_arch[block_index] >= extra:
+                x = blocks[extra](x)
         return x
 
 

@@ -19,6 +19,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from edgeflownas.errors import EfnasError
 from edgeflownas.nas.arch_codec import NUM_BLOCKS, NUM_OPTIONS, ArchCode, arch_name, format_code
 
 Shape = Tuple[int, ...]
@@ -72,8 +73,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--config", type=Path, default=None, help="YAML config whose model section is used")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from edgeflownas.errors import EfnasError
-
     codes = random_codes(args.codes, args.seed)
     try:
         results = check_shapes(args.h, args.w, args.batch, codes, args.config, args.seed)
