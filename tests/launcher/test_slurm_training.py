@@ -47,6 +47,7 @@ def _config(root: Path, name: str, epochs: int, **slurm_values) -> Path:
         "eval": {"pool_size": 3, "bn_recal_batches": 1},
         "early_stop": {"min_epochs_before_early_stop": 1000},
         "fast_mode": {"steps_per_epoch": STEPS, "val_batches": 1, "eval_batch_size": 2},
+        "runtime": {"graph_optimizations": False},
         "slurm": dict({"partition": "debug", "gpus_per_node": 0, "cpus_per_task": 1, "mem_gb": 1,
                        "time_min": 60, "signal_delay_s": 30, "max_num_timeout": 0}, **slurm_values),
     }
