@@ -88,7 +88,9 @@ def test_runscript_is_efnas_and_test_runs_help_and_the_shape_check(definition):
     _, sections = definition
     assert sections["runscript"] == 'exec efnas "$@"'
     assert "efnas --help" in sections["test"]
-    assert re.search(r"python3 -m edgeflownas\.\S*model_shape_check --h 180 --w 240 --batch 2", sections["test"])
+    module = re.search(r"python3 -m (edgeflownas\.\S*model_shape_check) --h 180 --w 240 --batch 2", sections["test"])
+    assert module, sections["test"]
+    assert (REPO / (module.group(1).replace(".", "/") + ".py")).is_file(), f"%test runs {module.group(1)}, which is missing"
 
 
 def test_help_documents_the_fakeroot_build(definition):
