@@ -19,6 +19,7 @@ from the SLURM restart count.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,8 +32,6 @@ RESULT_FILE = "launch_result.json"
 
 def read_result(run_dir: Path) -> Optional[Dict[str, Any]]:
     """The finished-run record of a run directory, or None if the run has not finished."""
-    import json
-
     path = Path(run_dir) / RESULT_FILE
     if not path.is_file():
         return None
