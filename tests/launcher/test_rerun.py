@@ -1,0 +1,61 @@
+"""Re-running a submission: finished trials are skipped, active ones too, the rest resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgeflownas.errors import SubmitError
+from launcher import slurm
+from launcher import submit as submission
+from launcher.plan import build_plan, training_fingerprint
+from launcher.records import append_records
+
+
+def _finish(trial, fingerprint=None):
+    trial.run_dir.mkdir(parents=True, exist_ok=True)
+    (trial.run_dir / "launch_result.json").write_text(json.dumps(
+        {"fingerprint": fingerprint or training_fingerprint(trial.resolved.values),
+         "result": {"epochs_done": 2, "global_step": 8}}))
+
+
+def test_finished_active_and_unfinished_trials(launch_config, monkeypatch):
+    plan = build_plan(launch_config(), {}, ["seed=1,2,3,4"], None)
+    done, changed, running, partial = plan.trials
+    _finish(done)
+    _finish(changed, fingerprint="trained under another config")
+    partial.run_dir.mkdir(parents=True)
+    append_records(plan.experiment_dir, [{"trial": t.name, "job_id": f"9_{i}"} for i, t in enumerate(plan.trials)])
+    monkeypatch.setattr(slurm, "query_states", lambda ids: {
+        "9_0": slurm.JobState("COMPLETED", 0), "9_1": slurm.JobState("COMPLETED", 0),
+        "9_2": slurm.JobState("RUNNING", 1), "9_3": slurm.JobState("FAILED", 2)})
+    decisions = submission.decide(plan, check_active=True)
+    assert [(d.trial.name, d.action, d.detail) for d in decisions] == [
+        ("seed=1", "finished", "finished (2 epochs, global step 8)"),
+        ("seed=2", "submit", "resumes"),
+        ("seed=3", "active", "job 9_2 is RUNNING"),
+        ("seed=4", "submit", "resumes"),
+    ]
+
+
+def test_slurm_settings_and_the_resume_flag_do_not_change_the_fingerprint(launch_config):
+    a = build_plan(launch_config(), {}, [], None).trials[0].resolved.values
+    b = build_plan(launch_config(slurm={"time_min": 5}), {"checkpoint.resume": True}, [], None).trials[0].resolved.values
+    c = build_plan(launch_config(), {"train.lr": 3e-4}, [], None).trials[0].resolved.values
+    assert training_fingerprint(a) == training_fingerprint(b) != training_fingerprint(c)
+
+
+def test_dry_run_leaves_out_finished_trials(launch_config):
+    plan = build_plan(launch_config(), {}, ["seed=1,2"], None)
+    _finish(plan.trials[0])
+    text = submission.dry_run(plan)
+    assert "# seed=1: finished" in text and "# seed=2: submit" in text
+    assert "#SBATCH --array" not in text, "one trial left: a plain job, not an array"
+
+
+def test_a_sweep_cannot_reuse_a_single_run_experiment(launch_config):
+    plan = build_plan(launch_config(), {}, ["seed=1,2"], None)
+    append_records(plan.experiment_dir, [{"trial": None, "job_id": "4"}])
+    with pytest.raises(SubmitError, match="already holds a single run"):
+        submission.decide(plan, check_active=False)
