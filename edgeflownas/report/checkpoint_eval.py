@@ -18,6 +18,8 @@ mean equals the trainer's EPE).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -78,7 +80,6 @@ def plan_from_state(state: Dict[str, Any], where: Path):
 
 def check_same_data(manifest: Dict[str, Any], train_source, val_source, run_dir: Path) -> None:
     """DataError if the data found now is not the data the run was evaluated on (sample-id hashes)."""
-    import hashlib
 
     recorded = manifest.get("data", {})
     for split, source in (("train", train_source), ("val", val_source)):
@@ -142,15 +143,17 @@ class CheckpointEvaluator:
         self.resolved = resolve_mapping(self.state["config"], origin=f"config stored in {self.ckpt_dir}")
         self.plan = plan_from_state(self.state, self.ckpt_dir)
         data = self.resolved.config.data
-        self.train_source, self.val_source = open_source(data, "train"), open_source(data, "val")
-        manifest_path = self.run_dir / rd.MANIFEST
-        if manifest_path.is_file():
-            import json
-
-            check_same_data(json.loads(manifest_path.read_text(encoding="utf-8")), self.train_source,
-                            self.val_source, self.run_dir)
         self._session = None
         self._calibrated: Optional[ArchCode] = None
+        self.train_source, self.val_source = open_source(data, "train"), open_source(data, "val")
+        manifest_path = self.run_dir / rd.MANIFEST
+        try:
+            if manifest_path.is_file():
+                check_same_data(json.loads(manifest_path.read_text(encoding="utf-8")), self.train_source,
+                                self.val_source, self.run_dir)
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def epoch(self) -> int:
@@ -163,6 +166,14 @@ class CheckpointEvaluator:
         return int(self.state["global_step"])
 
     def __enter__(self) -> "CheckpointEvaluator":
+        try:
+            self._open_session()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _open_session(self) -> None:
         import tensorflow as tf
 
         from edgeflownas.train.evaluate import PoolEvaluator
@@ -191,9 +202,12 @@ class CheckpointEvaluator:
         self.evaluator = PoolEvaluator(self.graph, recal, val, self.log)
         self.log(f"checkpoint {self.ckpt_dir} epoch={self.epoch} global_step={step} "
                  f"bn_recal_batches={len(recal)} val_batches={len(val)} x batch {self.plan.eval_batch_size}")
-        return self
 
     def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the session and the data sources."""
         if self._session is not None:
             self._session.close()
             self._session = None
