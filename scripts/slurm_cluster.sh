@@ -3,7 +3,7 @@
 #
 #   bash scripts/slurm_cluster.sh up      install what is missing, start what is down, prove it works
 #   bash scripts/slurm_cluster.sh status  exit 0 when slurmctld answers and the node accepts jobs
-#   bash scripts/slurm_cluster.sh down    stop the daemons this script started (by their pid files)
+#   bash scripts/slurm_cluster.sh down    stop the daemons this script started (pid files; MariaDB via mysqladmin)
 #
 # Idempotent: `up` on a running cluster only re-checks it.  Needs root on Debian
 # (apt-get); the facts behind every setting are in shared/notes/slurm-local-cluster.md.
@@ -56,7 +56,7 @@ install_packages() {
   log "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$STATE/apt.log" 2>&1 \
+  apt-get install -y -qq "${missing[@]}" >"$STATE/apt.log" 2>&1 \
     || die "apt-get install ${missing[*]} failed (see $STATE/apt.log)"
 }
 
@@ -197,6 +197,9 @@ up() {
 case "${1:-up}" in
   up) up ;;
   status) node_idle && scontrol ping >/dev/null ;;
-  down) stop slurmd; stop slurmctld; stop slurmdbd ;;
+  down)
+    stop slurmd; stop slurmctld; stop slurmdbd
+    if running mariadb; then mysqladmin shutdown >/dev/null 2>&1 || log "mysqladmin shutdown failed"; stop mariadb; fi
+    stop munged ;;
   *) die "usage: $0 [up|status|down]" ;;
 esac
