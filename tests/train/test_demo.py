@@ -1,0 +1,40 @@
+"""``efnas demo``: synth -> data-check -> pack -> train --fast_mode from shards, with a tiny config."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_runs_the_whole_chain_and_points_at_the_artifacts(cli, tiny_run, tmp_path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_run))
+    out = tmp_path / "demo"
+    result = cli("demo", "--out", out, "--config", config, "--train_samples", 12, "--val_samples", 4,
+                 "--num_epochs", 1, "--batch_size", 2)
+    assert result.exit_code == 0, result.output[-3000:]
+    for command in ("$ efnas synth", "$ efnas data-check", "$ efnas pack", "$ efnas train"):
+        assert command in result.output
+    assert "data-check: ok" in result.output
+    assert f"train_samples=12 (shards: {out / 'shards'})" in result.output
+    assert "val_samples=4" in result.output
+    run_dir = out / "runs" / "demo"
+    for name in ("supernet_best.ckpt", "supernet_last.ckpt", "train_manifest.json", "eval_epe_history.csv",
+                 "fairness_counts.json", "eval_pool_12.json"):
+        assert (run_dir / name).exists(), name
+        assert str(run_dir / name) in result.output
+    assert "mean_epe" in result.output and "demo done" in result.output
+    manifest = json.loads((run_dir / "train_manifest.json").read_text())
+    assert manifest["data"]["source"] == "shards" and len(manifest["data"]["shards_manifest_sha256"]) == 64
+    assert manifest["lr_schedule"]["steps_per_epoch"] == 4  # fast_mode.steps_per_epoch
+
+
+def test_demo_refuses_a_non_empty_output_directory(cli, tmp_path):
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "keep.txt").write_text("x")
+    result = cli("demo", "--out", tmp_path / "demo")
+    assert result.exit_code == 2 and "is not empty" in result.output
