@@ -133,7 +133,9 @@ def train_session(resolved: ResolvedConfig, plan: TrainPlan, run_dir: Path, mode
             if cfg.train.max_epochs is not None:
                 last_epoch = min(last_epoch, state.epoch + cfg.train.max_epochs)
             stopped = already_stopped(stopper, state.epoch, log)
-            if not stopped:
+            if not stopped and state.epoch >= last_epoch:
+                log(f"nothing to train: epoch {state.epoch} of train.num_epochs={cfg.train.num_epochs} is done")
+            elif not stopped:
                 stopper.state.stopped_epoch = None
                 stopped = trainer.run(last_epoch)
     finally:
