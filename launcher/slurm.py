@@ -14,7 +14,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Sequence
 
 from edgeflownas.config_types import SlurmConfig
 from edgeflownas.errors import SubmitError
@@ -169,10 +169,3 @@ def log_paths(folder: Path, job_id: str) -> Dict[str, Path]:
     paths = JobPaths(folder, job_id=job_id, task_id=0)
     return {"stdout": paths.stdout, "stderr": paths.stderr}
 
-
-def cluster_tools_present() -> Optional[str]:
-    """None when sbatch and sacct are on PATH, else the name of the first missing one."""
-    for name in ("sbatch", "sacct"):
-        if shutil.which(name) is None:
-            return name
-    return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
@@ -70,7 +71,7 @@ def experiment_status(output_root: Path, experiment: str) -> tuple:
         raise SubmitError(f"no submissions recorded for experiment '{experiment}' ({record_path(experiment_dir)} "
                           "not found): check the name and --output_root")
     note = ""
-    if slurm.cluster_tools_present() is None:
+    if shutil.which("sacct"):
         states = slurm.query_states(r["job_id"] for r in latest.values())
     else:
         states, note = {}, "sacct not found on PATH: SLURM states unknown"
