@@ -109,7 +109,12 @@ def training_figure(run: RunData) -> "Figure":
     clip = run.manifest.get("grad_clip", {}).get("max_norm")
     if clip is not None:
         norm_axis.axhline(float(clip), color="0.4", linestyle="--", linewidth=1, label=f"clip norm {clip:g}")
-    norm_axis.set_title("global grad norm (epoch average)")
+    norms = [v for line in norm_axis.get_lines() for v in line.get_ydata() if v > 0]
+    log_scale = bool(norms) and max(norms) / min(norms) > 30
+    if log_scale:
+        # Pre-clip norms can be orders of magnitude above the clip threshold; a linear axis hides the rest.
+        norm_axis.set_yscale("log")
+    norm_axis.set_title("global grad norm (epoch average)" + (", log scale" if log_scale else ""))
     norm_axis.legend(fontsize=8)
     x, y = _series(run, "lr")
     lr_axis.plot(x, y, marker="o", markersize=3, color="tab:purple")
