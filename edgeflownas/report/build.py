@@ -78,7 +78,7 @@ def flow_section(run: RunData, which: str, count: int, log: Callable[[str], None
         logged = {arch_name(best): best_logged if logged_epoch == evaluator.epoch else None}
         baseline_column = f"epe_{arch_name(EDGEFLOWNET_BASELINE)}"
         if baseline_column in run.columns:
-            row = next(r for r in run.history if r["epoch"] == evaluator.epoch)
+            row = next((r for r in run.history if r["epoch"] == evaluator.epoch), {})
             logged[arch_name(EDGEFLOWNET_BASELINE)] = row.get(baseline_column)
         return FlowSection(which, evaluator.epoch, metrics, logged, samples)
 
