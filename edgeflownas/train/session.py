@@ -141,6 +141,8 @@ def train_session(resolved: ResolvedConfig, plan: TrainPlan, run_dir: Path, mode
     finally:
         loader.close()
         writer.close()
+        train_source.close()
+        val_source.close()
     return TrainResult(state.epoch, state.global_step, state.best_metric, state.best_epoch, stopped, run_dir,
                        state.history)
 
