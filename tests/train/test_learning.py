@@ -65,7 +65,7 @@ def test_artifacts_describe_the_run(learned):
     for r in rows:
         step = int(r["global_step"]) - 1
         assert float(r["lr"]) == pytest.approx(0.5 * LR * (1 + math.cos(math.pi * step / (EPOCHS * STEPS))), rel=1e-5)
-    assert all(float(r["train_grad_norm_after_clip_epoch_avg"]) <= 5.0 + 1e-4 for r in rows)
+    assert all(float(r["train_grad_norm_after_clip_epoch_avg"]) <= 5.0 for r in rows)
     epe_columns = [c for c in rows[0] if c.startswith("epe_a")]
     assert len(epe_columns) == 12
     best = read_state(run_dir / "supernet_best.ckpt")
