@@ -10,6 +10,8 @@ import click
 
 from edgeflownas.errors import ConfigError, DataError
 
+DEFAULT_REPORT = Path("outputs") / "data_check_report.json"
+
 
 def _split_directories(config: Optional[Path], train_dir: Optional[Path], val_dir: Optional[Path]) -> Dict[str, Path]:
     """Split folders to scan: --train_dir/--val_dir win over data.train_dir/val_dir of --config."""
@@ -34,7 +36,8 @@ def _split_directories(config: Optional[Path], train_dir: Optional[Path], val_di
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes for --deep [default: all CPUs].")
 @click.option("--max_bad", type=click.IntRange(min=0), default=0, show_default=True,
               help="Bad samples tolerated (all splits together) before the check fails.")
-@click.option("--report", type=click.Path(path_type=Path), help="Write the full JSON report (every bad sample) here.")
+@click.option("--report", type=click.Path(path_type=Path), default=DEFAULT_REPORT, show_default=True,
+              help="Where the full JSON report (every bad sample, the verdict) is written, pass or fail.")
 @click.option("--lists", "lists_dir", type=click.Path(path_type=Path),
               help="Also audit EdgeFlowNet legacy list files (FC2_dirnames.txt, FC2_{train,val,test}.txt) in DIR.")
 @click.option("--lists_base", type=click.Path(path_type=Path),
@@ -42,21 +45,33 @@ def _split_directories(config: Optional[Path], train_dir: Optional[Path], val_di
 @click.option("--shards", "shards_dir", type=click.Path(path_type=Path),
               help="Verify a packed set (efnas pack --out): manifest, sha256, counts, every chunk's checksum.")
 def data_check(config: Optional[Path], train_dir: Optional[Path], val_dir: Optional[Path], deep: bool,
-               workers: Optional[int], max_bad: int, report: Optional[Path], lists_dir: Optional[Path],
+               workers: Optional[int], max_bad: int, report: Path, lists_dir: Optional[Path],
                lists_base: Optional[Path], shards_dir: Optional[Path]) -> None:
     """Scan FC2 train/val folders; print sample counts and every bad sample by reason.
 
-    Exits non-zero when a split has no usable sample or bad samples exceed --max_bad.
+    Both splits are always checked.  Quick mode reads file headers (PNG and
+    .flo), --deep decodes everything.  Exits non-zero when a split has no
+    usable sample or bad samples exceed --max_bad; the JSON report is written
+    either way.
     """
     from edgeflownas.data import check
 
     directories = _split_directories(config, train_dir, val_dir)
     if not directories and lists_dir is None and shards_dir is None:
         raise ConfigError("data-check needs --config FILE, --train_dir/--val_dir DIR, --lists DIR or --shards DIR")
-    result: Dict[str, object] = {}
+    missing = [f"--{split}_dir" for split in ("train", "val") if directories and split not in directories]
+    if missing:
+        raise ConfigError(f"data-check checks both splits: {' and '.join(missing)} is missing "
+                          "(or pass --config FILE for data.train_dir and data.val_dir)")
+    result: Dict[str, object] = {"format": check.REPORT_FORMAT}
     problems = []
     if directories:
-        scans = check.check_splits(directories, deep=deep, workers=workers, progress=sys.stderr.isatty())
+        try:
+            scans = check.check_splits(directories, deep=deep, workers=workers, progress=sys.stderr.isatty())
+        except DataError as error:
+            check.write_report(dict(result, ok=False, failures=[str(error)]), report)
+            click.echo(f"report: {report}")
+            raise
         result = check.build_report(scans, max_bad=max_bad, deep=deep)
         click.echo(check.format_report(result))
         problems += result["failures"]
@@ -74,9 +89,8 @@ def data_check(config: Optional[Path], train_dir: Optional[Path], val_dir: Optio
         result["shards"] = {"directory": str(shards_dir), "samples": verified.samples, "problems": verified.problems}
         if not verified.ok:
             problems.append(f"{len(verified.problems)} problems in the packed set {shards_dir} (listed above)")
-    if report is not None:
-        check.write_report(result, report)
-        click.echo(f"report: {report}")
+    check.write_report(dict(result, ok=not problems, failures=problems), report)
+    click.echo(f"report: {report}")
     if problems:
         raise DataError("data-check failed: " + "; ".join(problems))
     click.echo("data-check: ok")

@@ -102,6 +102,7 @@ class FolderSource(SampleSource):
         self.sample_ids = [sample.sample_id for sample in scan.samples]
 
     def get(self, index: int) -> Arrays:
+        """Decode and resize one sample from its PNG and .flo files."""
         sample = self.samples[index]
         return resize_sample(*read_sample(sample.img0, sample.img1, sample.flow), self.height, self.width)
 
@@ -193,12 +194,14 @@ class ShardSource(SampleSource):
                                 f"{self.directory}' and re-pack") from None
 
     def get(self, index: int) -> Arrays:
+        """Read one sample (checksums verified) and resize it if the shards hold another size."""
         arrays = empty_batch(1, *self.stored_size)
         self._read(index, arrays, 0)
         img0, img1, flow = (array[0] for array in arrays)
         return resize_sample(img0, img1, flow, self.height, self.width)
 
     def get_batch(self, indices: Sequence[int]) -> Batch:
+        """Read samples straight into one batch when the shards are at the training size."""
         if self.stored_size != (self.height, self.width):
             return super().get_batch(indices)
         arrays = empty_batch(len(indices), self.height, self.width)
@@ -207,6 +210,7 @@ class ShardSource(SampleSource):
         return Batch(*arrays, ids=tuple(self.sample_ids[int(index)] for index in indices))
 
     def close(self) -> None:
+        """Close every shard file this source opened."""
         with self._lock:
             files, self._files = self._files, {}
         for opened in files.values():

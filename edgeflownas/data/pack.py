@@ -47,6 +47,7 @@ class ShardPlan:
 
     @property
     def sample_ids(self) -> List[str]:
+        """The ids of the shard's samples, in order."""
         return [sample.sample_id for sample in self.samples]
 
 
@@ -236,12 +237,16 @@ def pack(src: Path, out: Path, resolution: str = "train", height: int = 180, wid
     plans = plan_shards(scans, shard_size)
     result = PackResult(out, {})
     created = not out.exists()
+    was_empty = not created and out.is_dir() and not any(out.iterdir())
     manifest = prepare_output(out, new_manifest(scans, size, shard_size, plans), plans, result)
     try:
         _write_missing(out, manifest, plans, result, workers, progress)
     except BaseException:
-        if created and not (result.written or result.reused):
-            shutil.rmtree(out)  # nothing was completed: leave no trace of this run
+        if not (result.written or result.reused):  # nothing was completed: leave no trace of this run
+            if created:
+                shutil.rmtree(out)
+            elif was_empty:
+                (out / shards.MANIFEST_NAME).unlink(missing_ok=True)
         raise
     manifest["complete"] = True
     write_json_atomic(out / shards.MANIFEST_NAME, manifest)

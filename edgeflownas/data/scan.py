@@ -220,7 +220,8 @@ def empty_split_message(scan: SplitScan, split: str) -> Optional[str]:
     found = f"{len(scan.bad)} bad samples and {scan.ignored_files} other files" if scan.bad else (
         f"{scan.ignored_files} files, none of them a sample file")
     return (f"{split} split is empty: no usable sample matching {SAMPLE_PATTERN} in {scan.directory} "
-            f"(found {found}); point data.{split}_dir (or --{split}_dir) at an FC2 '{split}' folder")
+            f"(found {found}); point data.{split}_dir (or --{split}_dir, or efnas pack --src) at FC2 data "
+            f"holding a '{split}' folder")
 
 
 def require_samples(scan: SplitScan, split: str) -> None:

@@ -141,6 +141,7 @@ class ShardsReport:
 
     @property
     def ok(self) -> bool:
+        """True when the packed set has no problem."""
         return not self.problems
 
     def format(self) -> str:

@@ -20,37 +20,49 @@ def test_clean_dataset_passes_and_prints_counts(cli, fc2_root, tmp_path):
     assert data["splits"]["val"]["image_size"] == [24, 32]
 
 
-def test_config_file_supplies_the_directories(cli, fc2_root, write_config, default_raw):
+def test_config_file_supplies_the_directories(cli, fc2_root, write_config, default_raw, tmp_path):
     default_raw["data"]["train_dir"] = str(fc2_root / "train")
     default_raw["data"]["val_dir"] = str(fc2_root / "val")
-    result = cli("data-check", "--config", write_config(default_raw))
+    result = cli("data-check", "--config", write_config(default_raw), "--report", tmp_path / "r.json")
     assert result.exit_code == 0, result.output
     assert "train_samples: 5" in result.output and "val_samples: 3" in result.output
 
 
-def test_empty_val_fails_naming_directory_and_pattern(cli, fc2_root):
+def test_empty_val_fails_naming_directory_and_pattern(cli, fc2_root, tmp_path):
     empty = fc2_root / "val_empty"
     empty.mkdir()
-    result = cli("data-check", "--train_dir", fc2_root / "train", "--val_dir", empty)
+    report = tmp_path / "r.json"
+    result = cli("data-check", "--train_dir", fc2_root / "train", "--val_dir", empty, "--report", report)
     assert result.exit_code == 1
     assert "val_samples: 0" in result.output
     assert f"val split is empty: no usable sample matching NNNNNNN-img_0.png" in result.output
     assert str(empty) in result.output
+    data = json.loads(report.read_text())
+    assert data["val_samples"] == 0 and not data["ok"] and "val split is empty" in data["failures"][0]
 
 
-def test_nonexistent_root_fails_clearly(cli, tmp_path):
-    result = cli("data-check", "--train_dir", tmp_path / "nope" / "train", "--val_dir", tmp_path / "nope" / "val")
+def test_nonexistent_root_fails_clearly_and_still_writes_the_report(cli, tmp_path):
+    report = tmp_path / "r.json"
+    result = cli("data-check", "--train_dir", tmp_path / "nope" / "train", "--val_dir", tmp_path / "nope" / "val",
+                 "--report", report)
     assert result.exit_code == 1
     assert f"train split: {tmp_path / 'nope' / 'train'}: directory does not exist" in result.output
     assert "Traceback" not in result.output
+    assert "directory does not exist" in json.loads(report.read_text())["failures"][0]
+
+
+def test_one_split_alone_is_a_usage_error(cli, fc2_root, tmp_path):
+    result = cli("data-check", "--train_dir", fc2_root / "train", "--report", tmp_path / "r.json")
+    assert result.exit_code == 2 and "data-check checks both splits: --val_dir is missing" in result.output
+    assert not (tmp_path / "r.json").exists()
 
 
 def test_bad_samples_fail_unless_max_bad_allows_them(cli, fc2_root, tmp_path):
     zero = fc2_root / "val" / "0000001-img_0.png"
     zero.write_bytes(b"")
     (fc2_root / "train" / "0000004-img_1.png").unlink()
-    args = ("data-check", "--train_dir", fc2_root / "train", "--val_dir", fc2_root / "val")
-    result = cli(*args, "--report", tmp_path / "r.json")
+    args = ("data-check", "--train_dir", fc2_root / "train", "--val_dir", fc2_root / "val", "--report", tmp_path / "r.json")
+    result = cli(*args)
     assert result.exit_code == 1
     assert "train_samples: 4" in result.output and "val_samples: 2" in result.output
     assert "missing_partner" in result.output and "unreadable_image" in result.output and str(zero) in result.output

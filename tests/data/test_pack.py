@@ -130,6 +130,16 @@ def test_decode_failure_in_first_shard_removes_the_new_output(synth_fc2, tmp_pat
     assert not (tmp_path / "out").exists()
 
 
+def test_decode_failure_leaves_a_previously_empty_output_empty(synth_fc2, tmp_path):
+    root = copy_root(synth_fc2, tmp_path)
+    png = root / "train" / "0000001-img_0.png"
+    png.write_bytes(png.read_bytes()[:40])
+    (tmp_path / "out").mkdir()
+    with pytest.raises(DataError, match="0000001-img_0.png: not a decodable image"):
+        pack(root, tmp_path / "out", height=48, width=64, shard_size=4)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_interrupted_pack_resumes_without_redoing_finished_shards(synth_fc2, tmp_path, monkeypatch):
     out = tmp_path / "out"
     calls = {"count": 0}

@@ -101,11 +101,11 @@ def test_incomplete_pack_is_reported(shards_copy):
     assert "pack is incomplete (interrupted)" in verify_shards(shards_copy).problems[0]
 
 
-def test_cli_data_check_shards_exit_codes(cli, shards_copy):
-    good = cli("data-check", "--shards", shards_copy)
+def test_cli_data_check_shards_exit_codes(cli, shards_copy, tmp_path):
+    good = cli("data-check", "--shards", shards_copy, "--report", tmp_path / "r.json")
     assert good.exit_code == 0 and "train_samples: 10 (3 shards)" in good.output, good.output
     flip_chunk_byte(shards_copy / "val-00000.h5", "img0", 0)
-    bad = cli("data-check", "--shards", shards_copy)
+    bad = cli("data-check", "--shards", shards_copy, "--report", tmp_path / "r.json")
     assert bad.exit_code == 1
     assert "val-00000.h5: dataset 'img0' sample 0 unreadable" in bad.output
     assert "problems in the packed set" in bad.output

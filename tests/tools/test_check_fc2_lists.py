@@ -86,4 +86,4 @@ def test_reachable_through_efnas_data_check(cli, legacy, tmp_path):
     assert "test=3" in result.output and "legacy lists in" in result.output
     (lists / "FC2_test.txt").write_text("")
     (lists / "FC2_dirnames.txt").write_text("\n".join(f"/Datasets/FlyingChairs2/train/{i:07d}-img_0.png" for i in range(6)))
-    assert cli("data-check", "--lists", lists, "--lists_base", base).exit_code == 0
+    assert cli("data-check", "--lists", lists, "--lists_base", base, "--report", tmp_path / "r.json").exit_code == 0
