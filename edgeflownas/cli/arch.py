@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import click
+
+if TYPE_CHECKING:
+    from edgeflownas.model.cost import SubnetCost
 
 
 @click.group()
@@ -50,7 +53,7 @@ def describe(code: str, height: Optional[int], width: Optional[int], config_path
     click.echo(format_description(structure, cost))
 
 
-def format_description(structure: dict, cost) -> str:
+def format_description(structure: dict, cost: SubnetCost) -> str:
     """The human-readable table of ``efnas arch describe``."""
     code_text = ",".join(str(v) for v in structure["arch_code"])
     baseline = "  (EdgeFlowNet baseline)" if structure["is_edgeflownet_baseline"] else ""

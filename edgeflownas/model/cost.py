@@ -85,6 +85,9 @@ def subnet_cost(code: Sequence[int], height: int, width: int, model_cfg: ModelCo
 
     arch = parse_arch_code(code)
     with tf.Graph().as_default():
+        # Weights are never computed here, but initializers need a seed once op determinism is on
+        # (e.g. efnas demo runs train, then report, in one process).
+        tf.compat.v1.set_random_seed(0)
         net = Supernet(model_cfg, _ANY_LOSS, height, width, fixed_arch=arch)
         ops = _ops_feeding(net.preds[-1].op)
         by_handle = {v.handle.op.name: v for v in net.variables}

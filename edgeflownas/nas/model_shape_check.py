@@ -50,6 +50,7 @@ def check_shapes(height: int, width: int, batch: int, codes: Sequence[ArchCode],
     expected = expected_shapes(batch, height, width)
     results = []
     with tf.Graph().as_default():
+        tf.compat.v1.set_random_seed(seed)
         net = Supernet(cfg.model, cfg.loss, height, width)
         with tf.compat.v1.Session() as session:
             session.run(tf.compat.v1.global_variables_initializer())

@@ -34,6 +34,29 @@ def hand_params(depths, kernels) -> int:
     return stem + stages + heads
 
 
+def conv_macs(h: int, w: int, k: int, cin: int, cout: int) -> int:
+    return h * w * k * k * cin * cout
+
+
+def hand_macs(depths, kernels, height: int, width: int) -> int:
+    """Multiply-adds of a subnet's convolutions, counted from the design table by hand."""
+    full, half = (height, width), (height // 2, width // 2)
+    quarter, eighth, sixteenth = (height // 4, width // 4), (height // 8, width // 8), (height // 16, width // 16)
+
+    def res_blocks(size, c, depth):
+        return depth * 2 * conv_macs(*size, 3, c, c)
+
+    stem = conv_macs(*half, 7, 6, C0) + conv_macs(*quarter, 5, C0, C1)
+    stages = (res_blocks(quarter, C1, depths[0]) + conv_macs(*eighth, 3, C1, C2)         # EB0 + stride-2 conv
+              + res_blocks(eighth, C2, depths[1]) + conv_macs(*sixteenth, 3, C2, C3)    # EB1 + stride-2 conv
+              + res_blocks(sixteenth, C3, depths[2]) + conv_macs(*eighth, 3, C3, C2)    # DB0 + upsample conv
+              + res_blocks(eighth, C2, depths[3]) + conv_macs(*quarter, 3, C2, C1))     # DB1 + upsample conv
+    k0, k1, k2, k3, k4 = kernels
+    heads = (conv_macs(*quarter, k0, C1, FLOW) + conv_macs(*half, k1, C1, 32) + conv_macs(*half, k2, 32, FLOW)
+             + conv_macs(*full, k3, 32, 16) + conv_macs(*full, k4, 16, FLOW))
+    return stem + stages + heads
+
+
 @pytest.fixture(scope="module")
 def baseline_cost(cfg):
     return subnet_cost(EDGEFLOWNET_BASELINE, 32, 48, cfg.model)
@@ -50,9 +73,10 @@ def test_stem_params_and_macs_match_a_hand_count(baseline_cost):
     [(EDGEFLOWNET_BASELINE, (1, 1, 1, 1), (7, 5, 7, 7, 7)), ((2, 1, 0, 2, 0, 1, 2, 1, 0), (3, 2, 1, 3), (3, 5, 7, 5, 3))],
     ids=["baseline", "mixed"],
 )
-def test_total_params_match_the_hand_count(cfg, baseline_cost, code, depths, kernels):
+def test_total_params_and_macs_match_the_hand_count(cfg, baseline_cost, code, depths, kernels):
     cost = baseline_cost if code == EDGEFLOWNET_BASELINE else subnet_cost(code, 32, 48, cfg.model)
     assert cost.params == hand_params(depths, kernels)
+    assert cost.macs == hand_macs(depths, kernels, 32, 48)
     assert sum(cost.block_params.values()) == cost.params
     assert set(cost.block_macs) == set(COST_BLOCKS) and sum(cost.block_macs.values()) == cost.macs
     assert cost.output_shapes == [(8, 12, 4), (16, 24, 4), (32, 48, 4)]
