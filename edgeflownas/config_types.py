@@ -67,6 +67,7 @@ class EvalConfig:
     bn_recal_batches: int
     batch_size: Optional[int]
     val_batches: Optional[int]
+    flow_pictures: int
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,26 @@
 """The callable submitit pickles and runs on the compute node.
 
-``TrainingJob`` is a ``submitit.helpers.Checkpointable``: on SLURM's USR2
-warning (time limit near, or preemption) submitit calls ``checkpoint()``,
-pickles the instance it returns, requeues the job and exits.  The requeued
-job calls it again and ``run_training`` resumes from the run directory.
+``TrainingJob`` is a ``submitit.helpers.Checkpointable``.  On SLURM's USR2
+warning (time limit near, or preemption) the job saves and is requeued:
 
-Nothing training-related lives in the pickle: the instance carries only the
-resolved config values and the run directory.  The trainer saves
-``supernet_last`` atomically after every epoch, so ``checkpoint()`` does not
-save again: the signal arrives in the middle of a step, where no consistent
-state exists; the work lost is at most the epoch in progress, and
-``slurm.signal_delay_s`` bounds when the signal comes.  Resume is decided from
-the run directory's artifacts by the trainer (``checkpoint.resume`` is always
-on: a complete ``supernet_last`` is resumed, none means a fresh start), never
-from the SLURM restart count.
+1. While training runs, USR2 goes to a ``StopRequest`` instead of submitit's
+   handler: the signal lands between two ``sess.run`` calls of a fairness
+   cycle, where no consistent state exists.  The trainer honours the request
+   after the current optimizer step, saving ``supernet_last`` at that exact
+   position inside the epoch (weights, Adam slots, step, data position,
+   partial epoch sums), and returns.
+2. The job then hands the recorded signal to submitit's handler, which calls
+   ``checkpoint()`` (a fresh instance bound to the same run directory),
+   pickles it, requeues the job (or refuses after ``max_num_timeout``
+   timeouts) and exits.  The requeued job resumes from the run directory.
+
+So the work lost per requeue is at most one optimizer step (plus the
+evaluation in progress, if the signal comes during one); a job killed without
+warning loses at most the epoch in progress.  Nothing training-related lives
+in the pickle: the instance carries only the resolved config values and the
+run directory.  Resume is decided from the run directory's artifacts by the
+trainer (``checkpoint.resume`` is always on: a complete ``supernet_last`` is
+resumed, none means a fresh start), never from the SLURM restart count.
 """
 
 from __future__ import annotations
@@ -21,11 +28,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 import submitit
+from submitit.core.job_environment import JobEnvironment
+
+from edgeflownas.train.interrupt import StopRequest, deferred_signals
 
 RESULT_FILE = "launch_result.json"
 
@@ -58,7 +69,16 @@ class TrainingJob(submitit.helpers.Checkpointable):
         resolved = dataclasses.replace(resolved, path=self.config_path)
         print(f"efnas job: run_dir={run_dir} slurm_job={os.environ.get('SLURM_JOB_ID')} "
               f"restart_count={os.environ.get('SLURM_RESTART_COUNT', '0')}", flush=True)
-        result = run_training(resolved, run_dir)
+        usr_sig = JobEnvironment._usr_sig()
+        with deferred_signals([usr_sig], StopRequest()) as stop:
+            result = run_training(resolved, run_dir, stop=stop)
+        if result.interrupted_by:
+            print(f"efnas job: stopped at global_step {result.global_step} on {stop.name}; "
+                  "handing over to submitit's requeue", flush=True)
+            handler = signal.getsignal(usr_sig)  # submitit's again, now that the block has ended
+            if callable(handler):
+                handler(stop.signum, stop.frame)  # checkpoint() + requeue + exit, or UncompletedJobError
+            return {"interrupted_by": result.interrupted_by, "result": _as_dict(result)}
         summary = {
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "fingerprint": self.fingerprint,
@@ -69,7 +89,7 @@ class TrainingJob(submitit.helpers.Checkpointable):
         return summary
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
-        """A fresh instance bound to the same run directory; it resumes from the last saved epoch."""
+        """A fresh instance bound to the same run directory; it resumes from the position saved on the signal."""
         return submitit.helpers.DelayedSubmission(
             TrainingJob(self.values, self.run_dir, self.config_path, self.fingerprint))
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Optional
 
 import click
 
 from edgeflownas.cli.options import collect_overrides, override_options
+
+# Saved at the next step boundary, then the command exits 128+signal: scancel/preemption (TERM),
+# SLURM's --signal warning (USR2), Ctrl-C (INT; a second Ctrl-C stops at once).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR2, signal.SIGINT)
 
 
 @click.command()
@@ -23,6 +28,9 @@ def train(config_path: Optional[Path], dry_run: bool, **kwargs) -> None:
     option of every block once), accumulates their gradients and applies one
     Adam update.  Every epoch the fixed 12-subnet pool is evaluated with BN
     recalibration.  Precedence: CLI option > --config file > schema default.
+
+    SIGTERM, SIGUSR2 or Ctrl-C save supernet_last at the next step (inside the
+    epoch) and exit 128+signal; --resume continues exactly from there.
     """
     from edgeflownas.config import format_resolved, resolve
 
@@ -31,6 +39,10 @@ def train(config_path: Optional[Path], dry_run: bool, **kwargs) -> None:
         click.echo(format_resolved(resolved))
         return
     from edgeflownas.train.api import main_summary, run_training
+    from edgeflownas.train.interrupt import StopRequest, deferred_signals
 
-    result = run_training(resolved)
+    with deferred_signals(STOP_SIGNALS, StopRequest()) as stop:
+        result = run_training(resolved, stop=stop)
     click.echo(main_summary(result))
+    if result.interrupted_by:
+        raise click.exceptions.Exit(128 + stop.signum)

@@ -248,7 +248,8 @@ class CheckpointEvaluator:
 
     def sample_indices(self, count: int) -> List[int]:
         """``count`` fixed validation indices spread evenly over the evaluated validation samples."""
-        used = self.plan.val_samples_used
-        if used < 1:
+        from edgeflownas.train.evaluate import picture_indices
+
+        if self.plan.val_samples_used < 1:
             raise DataError("no validation samples were evaluated in this run")
-        return sorted({int(i) for i in np.linspace(0, used - 1, num=min(count, used)).round()})
+        return picture_indices(self.plan.val_samples_used, count)

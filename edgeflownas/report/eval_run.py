@@ -72,7 +72,13 @@ class EvalReport:
 
 
 def logged_epe(state: Mapping[str, Any], epoch: int) -> Dict[str, float]:
-    """{arch name: EPE} the trainer logged for its pool at ``epoch`` (empty if that epoch was not evaluated)."""
+    """{arch name: EPE} the trainer logged for its pool at ``epoch`` (empty if that epoch was not evaluated).
+
+    Empty as well for a checkpoint saved inside an epoch (a stop request): its
+    weights moved on after the logged evaluation.
+    """
+    if state.get("next_batch_index", 0):
+        return {}
     row = next((r for r in state.get("history", []) if r.get("epoch") == epoch), {})
     return {key[len("epe_"):]: value for key, value in row.items()
             if key.startswith("epe_") and isinstance(value, (int, float))}

@@ -31,12 +31,13 @@ from edgeflownas.config import ResolvedConfig, flatten
 from edgeflownas.errors import CheckpointError, ConfigError, DataError
 from edgeflownas.nas.eval_pool import build_pool, load_pool, pool_file_name, save_pool
 from edgeflownas.train import checkpoint, run_dir as rd
+from edgeflownas.train.interrupt import StopRequest
 from edgeflownas.train.plan import TrainPlan, make_plan
 
 # Config keys that may differ between a checkpoint and the run resuming it.
 RESUME_FREE_KEYS = ("experiment.output_root", "data.source", "data.train_dir", "data.val_dir", "data.shards_dir",
                     "data.num_workers", "data.prefetch_batches", "train.max_epochs", "train.log_every_steps",
-                    "early_stop.", "eval.every_n_epochs", "runtime.", "checkpoint.", "slurm.")
+                    "early_stop.", "eval.every_n_epochs", "eval.flow_pictures", "runtime.", "checkpoint.", "slurm.")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class TrainResult:
     stopped_early: bool
     run_dir: Path
     history: List[Dict[str, Any]]
+    interrupted_by: Optional[str] = None  # signal name when a stop request ended the run early
 
 
 class RunLog:
@@ -163,8 +165,13 @@ def prepare_pool(mode: str, run_dir: Path, seed: int, pool_size: int) -> tuple:
     return pool
 
 
-def run_training(resolved: ResolvedConfig, run_dir: Optional[Path] = None) -> TrainResult:
-    """Train (or resume) the supernet described by ``resolved``; artifacts go to ``run_dir``."""
+def run_training(resolved: ResolvedConfig, run_dir: Optional[Path] = None,
+                 stop: Optional[StopRequest] = None) -> TrainResult:
+    """Train (or resume) the supernet described by ``resolved``; artifacts go to ``run_dir``.
+
+    ``stop`` (see ``train.interrupt``) ends the run at the next step boundary with
+    ``supernet_last`` saved there; the result then names the signal.
+    """
     cfg = resolved.config
     run_dir = Path(run_dir) if run_dir is not None else rd.run_dir_for(cfg.experiment)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -186,7 +193,7 @@ def run_training(resolved: ResolvedConfig, run_dir: Optional[Path] = None) -> Tr
     from edgeflownas.train.session import train_session
 
     return train_session(resolved, plan, run_dir, mode, source_ckpt, state_doc, pool,
-                         train_source, val_source, data_info, log)
+                         train_source, val_source, data_info, log, stop)
 
 
 def main_summary(result: TrainResult) -> str:
@@ -201,6 +208,9 @@ def main_summary(result: TrainResult) -> str:
                      f"train_loss_avg {row['train_loss_epoch_avg']:.4f}  mean_epe {shown}")
     if result.best_mean_epe is not None:
         lines.append(f"best mean EPE {result.best_mean_epe:.4f} at epoch {result.best_epoch}")
+    if result.interrupted_by:
+        lines.append(f"interrupted by {result.interrupted_by} at global_step {result.global_step}: "
+                     f"{result.run_dir / rd.LAST} holds that position; continue with --resume")
     for name in (rd.BEST, rd.LAST, rd.MANIFEST, rd.HISTORY, rd.FAIRNESS, "eval_pool_*.json", rd.TENSORBOARD):
         lines.append(f"  {run_dir_entry(result.run_dir, name)}")
     return "\n".join(lines)

@@ -37,6 +37,13 @@ def recal_indices(seed: int, train_samples: int, num_batches: int, batch_size: i
     return flat.reshape(num_batches, batch_size)
 
 
+def picture_indices(val_samples_used: int, count: int) -> List[int]:
+    """``count`` fixed validation indices spread evenly over the evaluated validation samples."""
+    if val_samples_used < 1 or count < 1:
+        return []
+    return sorted({int(i) for i in np.linspace(0, val_samples_used - 1, num=min(count, val_samples_used)).round()})
+
+
 def val_indices(val_samples: int, num_batches: int, batch_size: int) -> List[np.ndarray]:
     """The first ``num_batches`` batches of the sorted validation split (the last may be short)."""
     stop = min(val_samples, num_batches * batch_size)
@@ -77,14 +84,15 @@ class PoolEvaluator:
     """Holds the fixed recalibration and validation batches; evaluates a pool on demand."""
 
     def __init__(self, graph: TrainGraph, recal_batches: Sequence, val_batches: Sequence,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], picture_batch=None) -> None:
         self.graph = graph
         self.recal_batches = list(recal_batches)
         self.val_batches = list(val_batches)
         self.log = log
+        self.picture_batch = picture_batch  # fixed validation samples drawn to TensorBoard (None: no pictures)
 
-    def evaluate_subnet(self, sess, code: ArchCode, training_stats: Sequence[np.ndarray]) -> float:
-        """Recalibrate BN for ``code`` on the fixed training batches, then EPE on the validation batches."""
+    def recalibrate(self, sess, code: ArchCode, training_stats: Sequence[np.ndarray]) -> str:
+        """Reset BN to ``training_stats``, re-estimate it for ``code`` as a true average; 'before/after' summary."""
         graph = self.graph
         graph.bn_restore(sess, training_stats)
         before = bn_summary(training_stats)
@@ -92,7 +100,12 @@ class PoolEvaluator:
         for batch in self.recal_batches:
             sess.run(graph.forward_op, graph.feed(batch, code, BN_RECAL))
         sess.run(graph.net.bn_apply_recal_op)
-        after = bn_summary(graph.bn_snapshot(sess))
+        return f"bn_before[{before}] bn_after[{bn_summary(graph.bn_snapshot(sess))}]"
+
+    def evaluate_subnet(self, sess, code: ArchCode, training_stats: Sequence[np.ndarray]) -> float:
+        """Recalibrate BN for ``code`` on the fixed training batches, then EPE on the validation batches."""
+        graph = self.graph
+        summary = self.recalibrate(sess, code, training_stats)
         total, pixels = 0.0, 0
         for batch in self.val_batches:
             epe = sess.run(graph.net.epe, graph.feed(batch, code, BN_INFER))
@@ -100,9 +113,21 @@ class PoolEvaluator:
             total += float(epe) * count
             pixels += count
         value = total / pixels
-        self.log(f"eval subnet={arch_name(code)} bn_recal_batches={len(self.recal_batches)} "
-                 f"bn_before[{before}] bn_after[{after}] epe={value:.6f}")
+        self.log(f"eval subnet={arch_name(code)} bn_recal_batches={len(self.recal_batches)} {summary} "
+                 f"epe={value:.6f}")
         return value
+
+    def predict(self, sess, codes: Sequence[ArchCode], batch) -> List[np.ndarray]:
+        """Predicted flow of ``batch`` for each subnet, each with its own recalibrated BN; training BN restored."""
+        saved = self.graph.bn_snapshot(sess)
+        try:
+            flows = []
+            for code in codes:
+                self.recalibrate(sess, code, saved)
+                flows.append(sess.run(self.graph.net.flow, self.graph.feed(batch, code, BN_INFER)))
+        finally:
+            self.graph.bn_restore(sess, saved)
+        return flows
 
     def evaluate(self, sess, pool: Sequence[ArchCode]) -> PoolResult:
         """EPE of every pool subnet; the training BN statistics are restored afterwards."""

@@ -21,6 +21,7 @@ from edgeflownas.nas.fair_sampler import empty_counts
 from edgeflownas.train import checkpoint, run_dir as rd
 from edgeflownas.train.api import TrainResult
 from edgeflownas.train.early_stop import EarlyStopper, EarlyStopState
+from edgeflownas.train.interrupt import StopRequest
 from edgeflownas.train.plan import TrainPlan
 
 
@@ -65,7 +66,7 @@ def initial_state(mode: str, doc: Optional[Dict[str, Any]], resolved: ResolvedCo
         return TrainState(0, 0, empty_counts(), [], None, None), EarlyStopper(cfg.early_stop)
     state = TrainState(int(doc["global_step"]), int(doc["epoch"]), np.asarray(doc["fairness_counts"], np.int64),
                        list(doc.get("history", [])), doc.get("best_metric"), doc.get("best_epoch"),
-                       int(doc["next_batch_index"]))
+                       int(doc["next_batch_index"]), doc.get("partial_epoch"))
     stopper = EarlyStopper(cfg.early_stop, EarlyStopState.from_dict(doc.get("early_stop", {})))
     if cfg.checkpoint.reset_early_stop_on_resume:
         log("checkpoint.reset_early_stop_on_resume: early-stop counters and best metric start afresh")
@@ -92,10 +93,19 @@ def eval_batches(train_source, val_source, plan: TrainPlan, seed: int):
     return recal, val
 
 
+def picture_batch(val_source, plan: TrainPlan, count: int):
+    """The fixed validation samples of the TensorBoard flow pictures (None when ``count`` is 0)."""
+    from edgeflownas.train.evaluate import picture_indices
+
+    indices = picture_indices(plan.val_samples_used, count)
+    return val_source.get_batch(np.asarray(indices)) if indices else None
+
+
 def train_session(resolved: ResolvedConfig, plan: TrainPlan, run_dir: Path, mode: str,
                   source_ckpt: Optional[Path], doc: Optional[Dict[str, Any]], pool: Sequence[ArchCode],
-                  train_source, val_source, data_info: Dict[str, Any], log: Callable[[str], None]) -> TrainResult:
-    """Build the graph, restore per ``mode``, run the epochs, return the result."""
+                  train_source, val_source, data_info: Dict[str, Any], log: Callable[[str], None],
+                  stop: Optional[StopRequest] = None) -> TrainResult:
+    """Build the graph, restore per ``mode``, run the epochs (until done, early stop or ``stop``), return the result."""
     import tensorflow as tf
 
     from edgeflownas.data.loader import BatchLoader
@@ -126,25 +136,25 @@ def train_session(resolved: ResolvedConfig, plan: TrainPlan, run_dir: Path, mode
             manifest = rd.build_manifest(resolved, plan.to_dict() | {"eval": plan.eval}, data_info,
                                          previous_starts(run_dir) + [rd.start_record(state.global_step, mode)])
             rd.write_manifest(run_dir, manifest)
-            evaluator = PoolEvaluator(graph, recal, val, log)
+            evaluator = PoolEvaluator(graph, recal, val, log, picture_batch(val_source, plan, cfg.eval.flow_pictures))
             trainer = Trainer(sess, graph, plan, loader, evaluator, pool, run_dir, seed, fixed, stopper, state,
-                              header, writer, cfg.runtime.debug_trace, cfg.train.log_every_steps, log)
+                              header, writer, cfg.runtime.debug_trace, cfg.train.log_every_steps, log, stop)
             last_epoch = cfg.train.num_epochs
             if cfg.train.max_epochs is not None:
                 last_epoch = min(last_epoch, state.epoch + cfg.train.max_epochs)
-            stopped = already_stopped(stopper, state.epoch, log)
-            if not stopped and state.epoch >= last_epoch:
+            outcome = "early_stop" if already_stopped(stopper, state.epoch, log) else "done"
+            if outcome == "done" and state.epoch >= last_epoch:
                 log(f"nothing to train: epoch {state.epoch} of train.num_epochs={cfg.train.num_epochs} is done")
-            elif not stopped:
+            elif outcome == "done":
                 stopper.state.stopped_epoch = None
-                stopped = trainer.run(last_epoch)
+                outcome = trainer.run(last_epoch)
     finally:
         loader.close()
         writer.close()
         train_source.close()
         val_source.close()
-    return TrainResult(state.epoch, state.global_step, state.best_metric, state.best_epoch, stopped, run_dir,
-                       state.history)
+    return TrainResult(state.epoch, state.global_step, state.best_metric, state.best_epoch, outcome == "early_stop",
+                       run_dir, state.history, stop.name if outcome == "interrupted" else None)
 
 
 def already_stopped(stopper: EarlyStopper, epoch: int, log: Callable[[str], None]) -> bool:

@@ -7,6 +7,12 @@ then one apply.  Epoch ``e`` (1-based) reads the loader's order for index
 pool (every ``eval.every_n_epochs``), update early stop, save ``best`` (lowest
 pool-mean EPE so far) and ``last`` with a ``state.json`` holding every counter,
 then rewrite the CSV history, the fairness counts and TensorBoard scalars.
+
+A stop request (``interrupt.StopRequest``: SIGTERM, SLURM's USR2 warning,
+Ctrl-C) is honoured at the next step boundary: ``last`` is saved with the
+position inside the epoch (``next_batch_index``) and the partial epoch sums,
+so the resumed run continues with the very next batch and logs the same
+epoch averages as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -20,12 +26,13 @@ import numpy as np
 from tqdm import tqdm
 
 from edgeflownas.model.layers import BN_TRAIN
-from edgeflownas.nas.arch_codec import ArchCode, arch_name
+from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, ArchCode, arch_name
 from edgeflownas.nas.fair_sampler import add_counts, cycle_paths, fairness_gap
 from edgeflownas.train import checkpoint, run_dir as rd
 from edgeflownas.train.early_stop import EarlyStopper
-from edgeflownas.train.evaluate import PoolEvaluator
+from edgeflownas.train.evaluate import PoolEvaluator, PoolResult
 from edgeflownas.train.graph import TrainGraph
+from edgeflownas.train.interrupt import StopRequest
 from edgeflownas.train.plan import TrainPlan
 
 
@@ -40,11 +47,13 @@ class TrainState:
     best_metric: Optional[float]
     best_epoch: Optional[int]
     next_batch_index: int = 0
+    partial_epoch: Optional[Dict[str, float]] = None
 
     def to_dict(self, stopper: EarlyStopper, header: Dict[str, Any]) -> Dict[str, Any]:
         """JSON-ready state (``header`` carries config hash, seed, plan)."""
         return dict(header, global_step=self.global_step, epoch=self.epoch, cycle_index=self.global_step,
-                    next_batch_index=self.next_batch_index, fairness_counts=self.counts.tolist(),
+                    next_batch_index=self.next_batch_index, partial_epoch=self.partial_epoch,
+                    fairness_counts=self.counts.tolist(),
                     history=self.history, best_metric=self.best_metric, best_epoch=self.best_epoch,
                     early_stop=stopper.state.to_dict())
 
@@ -67,6 +76,16 @@ class EpochStats:
         self.norm_after += after
         self.lr = lr
 
+    def to_dict(self) -> Dict[str, float]:
+        """The running sums, for a checkpoint saved inside an epoch."""
+        return {"steps": self.steps, "loss": self.loss, "norm_before": self.norm_before,
+                "norm_after": self.norm_after, "lr": self.lr}
+
+    @classmethod
+    def from_dict(cls, sums: Optional[Dict[str, float]]) -> "EpochStats":
+        """Sums saved by ``to_dict`` (a fresh epoch when None)."""
+        return cls(**sums) if sums else cls()
+
     def averages(self) -> Dict[str, float]:
         """Epoch averages of loss and grad norms, and the last lr."""
         n = max(self.steps, 1)
@@ -80,8 +99,9 @@ class Trainer:
     def __init__(self, sess, graph: TrainGraph, plan: TrainPlan, loader, evaluator: PoolEvaluator,
                  pool: Sequence[ArchCode], run_dir: Path, seed: int, fixed_arch: Optional[ArchCode],
                  stopper: EarlyStopper, state: TrainState, header: Dict[str, Any], writer, debug_trace: bool,
-                 log_every: int, log: Callable[[str], None]) -> None:
+                 log_every: int, log: Callable[[str], None], stop: Optional[StopRequest] = None) -> None:
         self.sess, self.graph, self.plan, self.loader = sess, graph, plan, loader
+        self.stop = stop or StopRequest()
         self.evaluator, self.pool, self.run_dir, self.seed = evaluator, tuple(pool), Path(run_dir), seed
         self.fixed_arch, self.stopper, self.state, self.header = fixed_arch, stopper, state, header
         self.writer, self.debug_trace, self.log_every, self.log = writer, debug_trace, log_every, log
@@ -117,10 +137,10 @@ class Trainer:
             self.log(f"epoch {epoch} step {stats.steps}/{self.plan.steps_per_epoch} global_step={step} "
                      f"loss_avg={avg['train_loss_epoch_avg']:.5f} lr={lr:.3e}")
 
-    def train_epoch(self, epoch: int) -> EpochStats:
-        """All optimizer steps of 1-based ``epoch``, starting at the saved batch index."""
-        stats = EpochStats()
+    def train_epoch(self, epoch: int) -> Optional[EpochStats]:
+        """All optimizer steps of 1-based ``epoch`` from the saved position; None if a stop request cut it short."""
         start = self.state.next_batch_index
+        stats = EpochStats.from_dict(self.state.partial_epoch) if start else EpochStats()
         batches = self.loader.batches(epoch - 1, start_batch=start)
         bar = tqdm(total=self.plan.steps_per_epoch, initial=start, desc=f"epoch {epoch}", unit="step",
                    leave=False, disable=None)
@@ -128,12 +148,33 @@ class Trainer:
             for batch_index in range(start, self.plan.steps_per_epoch):
                 self.step(next(batches), epoch, batch_index, stats)
                 bar.update(1)
+                if self.stop.requested and batch_index + 1 < self.plan.steps_per_epoch:
+                    self.save_position(epoch, batch_index + 1, stats)
+                    return None
         finally:
             bar.close()
             close = getattr(batches, "close", None)
             if close is not None:
                 close()
         return stats
+
+    def save_position(self, epoch: int, next_batch_index: int, stats: EpochStats) -> None:
+        """Save ``last`` inside ``epoch``: the next batch to train and the epoch's running sums."""
+        state = self.state
+        state.next_batch_index, state.partial_epoch = next_batch_index, stats.to_dict()
+        self.save_checkpoints(best=False)
+        self.write_artifacts()
+        self.log(f"stop requested ({self.stop.name}): saved {self.run_dir / rd.LAST} inside epoch {epoch} "
+                 f"(next batch {next_batch_index}/{self.plan.steps_per_epoch}, global_step={state.global_step}); "
+                 "resume continues from there")
+
+    def save_checkpoints(self, best: bool) -> None:
+        """Atomically write ``last`` (and ``best`` when asked) from the current session and state."""
+        payload = self.state.to_dict(self.stopper, self.header)
+        kinds = ("best", "last") if best else ("last",)
+        for kind in kinds:
+            target = self.run_dir / (rd.BEST if kind == "best" else rd.LAST)
+            checkpoint.save_checkpoint(target, lambda p: self.graph.save(self.sess, p), dict(payload, kind=kind))
 
     def end_epoch(self, epoch: int, stats: EpochStats) -> bool:
         """Evaluate, decide early stop, save checkpoints and artifacts; True means stop."""
@@ -152,18 +193,15 @@ class Trainer:
             improved_best = state.best_metric is None or result.mean < state.best_metric
             if improved_best:
                 state.best_metric, state.best_epoch = result.mean, epoch
+            if self.evaluator.picture_batch is not None:
+                self.write_flow_pictures(result)
             self.log(f"epoch {epoch} eval {rd.mean_column(len(self.pool))}={result.mean:.6f} "
                      f"{rd.std_column(len(self.pool))}={result.std:.6f} fairness_gap={row['fairness_gap']} "
                      f"early_stop_bad_epochs={self.stopper.state.bad_epochs}/{self.stopper.cfg.patience} "
                      f"({time.time() - started:.1f}s)")
-        state.epoch, state.next_batch_index = epoch, 0
+        state.epoch, state.next_batch_index, state.partial_epoch = epoch, 0, None
         state.history = [r for r in state.history if r["epoch"] < epoch] + [_plain(row)]
-        payload = state.to_dict(self.stopper, self.header)
-        if improved_best:
-            checkpoint.save_checkpoint(self.run_dir / rd.BEST, lambda p: self.graph.save(self.sess, p),
-                                       dict(payload, kind="best"))
-        checkpoint.save_checkpoint(self.run_dir / rd.LAST, lambda p: self.graph.save(self.sess, p),
-                                   dict(payload, kind="last"))
+        self.save_checkpoints(best=improved_best)
         self.write_artifacts()
         self.write_scalars(row)
         self.log(f"epoch {epoch} done global_step={state.global_step} "
@@ -178,6 +216,18 @@ class Trainer:
         rd.write_history(self.run_dir, self.pool, self.state.history)
         rd.write_fairness(self.run_dir, self.state.counts, self.state.global_step, self.seed)
 
+    def write_flow_pictures(self, result: PoolResult) -> None:
+        """TensorBoard images of the fixed picture samples: EdgeFlowNet baseline and the best pool subnet."""
+        from edgeflownas.report.tensorboard import flow_image_summary, flow_panel
+
+        best = self.pool[int(np.argmin(result.epe))]
+        subnets = {"baseline": EDGEFLOWNET_BASELINE, "best_pool": best}
+        batch = self.evaluator.picture_batch
+        flows = self.evaluator.predict(self.sess, list(subnets.values()), batch)
+        for label, flow in zip(subnets, flows):
+            panels = [flow_panel(batch.img0[i], batch.flow[i], flow[i]) for i in range(len(flow))]
+            self.writer.add_summary(flow_image_summary(f"flow/{label}", panels), self.state.global_step)
+
     def write_scalars(self, row: Dict[str, Any]) -> None:
         """TensorBoard scalars of one epoch row, at its global step."""
         import tensorflow as tf
@@ -187,18 +237,24 @@ class Trainer:
         self.writer.add_summary(tf.compat.v1.Summary(value=values), row["global_step"])
         self.writer.flush()
 
-    def run(self, last_epoch: int) -> bool:
-        """Train epochs ``state.epoch + 1 .. last_epoch``; True if early stop fired."""
+    def run(self, last_epoch: int) -> str:
+        """Train epochs ``state.epoch + 1 .. last_epoch``; 'done', 'early_stop' or 'interrupted'."""
         for epoch in range(self.state.epoch + 1, last_epoch + 1):
             started = time.time()
             stats = self.train_epoch(epoch)
+            if stats is None:
+                return "interrupted"
             self.log(f"epoch {epoch} trained {stats.steps} steps in {time.time() - started:.1f}s")
             if self.end_epoch(epoch, stats):
                 self.log(f"early stop after epoch {epoch}: no improvement below best - min_delta "
                          f"for {self.stopper.cfg.patience} evaluations (best {self.stopper.state.best:.6f} "
                          f"at epoch {self.stopper.state.best_epoch})")
-                return True
-        return False
+                return "early_stop"
+            if self.stop.requested and epoch < last_epoch:
+                self.log(f"stop requested ({self.stop.name}): {self.run_dir / rd.LAST} holds epoch {epoch}; "
+                         "resume continues with the next epoch")
+                return "interrupted"
+        return "done"
 
 
 def _plain(row: Dict[str, Any]) -> Dict[str, Any]:

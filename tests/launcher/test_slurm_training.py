@@ -65,9 +65,9 @@ def _history(run_dir: Path) -> list:
 
 
 def _starts(log_dir: Path, job_id: str) -> int:
-    """How many times the job's callable has started (it prints one 'efnas job:' line per start)."""
+    """How many times the job's callable has started (it prints one 'efnas job: run_dir=' line per start)."""
     log = log_dir / f"{job_id}_0_log.out"
-    return log.read_text().count("efnas job: ") if log.is_file() else 0
+    return log.read_text().count("efnas job: run_dir=") if log.is_file() else 0
 
 
 class Run:
@@ -174,7 +174,11 @@ def test_preempted_job_resumes_and_ends_exactly_like_the_uninterrupted_run(clust
     assert resumed == reference, "the preempted run differs from the uninterrupted one"
     starts = json.loads((run.experiment_dir / "train_manifest.json").read_text())["starts"]
     assert [s["mode"] for s in starts] == ["fresh", "resume"]
-    assert starts[1]["global_step"] % STEPS == 0 and starts[1]["global_step"] >= STEPS
+    # The USR2 came after epoch 1: the job saved at the next step boundary (inside an epoch, or at the end
+    # of the evaluation it was in) and submitit requeued it from there.
+    assert starts[1]["global_step"] > STEPS
+    out = (run.log_dir / f"{run.job_id}_0_log.out").read_text()
+    assert "stop requested (SIGUSR2)" in out and "handing over to submitit's requeue" in out, run.logs()
     result = json.loads((run.experiment_dir / "launch_result.json").read_text())["result"]
     assert (result["global_step"], result["epochs_done"]) == (STEPS * EPOCHS, EPOCHS)
 

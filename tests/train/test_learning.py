@@ -83,8 +83,32 @@ def test_artifacts_describe_the_run(learned):
     assert all(c == [EPOCHS * STEPS] * 3 for c in fairness["option_counts"].values())
     pool = json.loads((run_dir / "eval_pool_12.json").read_text())
     assert pool["seed"] == 5 and [f"epe_{s['name']}" for s in pool["subnets"]] == epe_columns
-    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert "bn_recal_batches=4" in (run_dir / "train.log").read_text()
+
+
+def test_tensorboard_has_the_scalars_and_flow_pictures_of_each_evaluation(learned):
+    import cv2
+    import tensorflow as tf
+
+    _, result, _ = learned
+    scalars, images = {}, {}
+    for path in sorted((result.run_dir / "tensorboard").glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.HasField("image"):
+                    images.setdefault(value.tag, []).append((event.step, value.image))
+                else:
+                    scalars.setdefault(value.tag, []).append(event.step)
+    assert scalars["train/train_loss_epoch_avg"] == [STEPS * e for e in range(1, EPOCHS + 1)]
+    assert scalars["eval/mean_epe_12"] == [STEPS * e for e in range(10, EPOCHS + 1, 10)]
+    assert scalars["train/train_grad_norm_before_clip_epoch_avg"] and scalars["train/lr"]
+    expected_tags = {f"flow/{who}/{i}" for who in ("baseline", "best_pool") for i in range(3)}
+    assert set(images) == expected_tags
+    for tag, entries in images.items():
+        assert [step for step, _ in entries] == scalars["eval/mean_epe_12"], tag
+        picture = cv2.imdecode(np.frombuffer(entries[-1][1].encoded_image_string, np.uint8), cv2.IMREAD_COLOR)
+        assert picture.shape == (32, 4 * 48, 3)  # img0 | GT flow | predicted flow | error map
+        assert picture.std() > 0
 
 
 def test_new_experiment_inherits_weights_but_not_counters(learned):
