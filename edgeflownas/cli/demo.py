@@ -2,12 +2,14 @@
 
 Runs the real commands one after another, printing each as you would type it:
 ``efnas synth`` -> ``efnas data-check`` -> ``efnas pack`` -> ``efnas train
---fast_mode`` reading the shards, then a summary of where everything is.
+--fast_mode`` reading the shards -> ``efnas report``, then a summary of where
+everything is and what to run next.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -19,12 +21,15 @@ def _run(args: List[str]) -> None:
     from edgeflownas.cli import main
 
     click.echo(f"\n$ efnas {' '.join(args)}", err=False)
-    main.main(args=args, prog_name="efnas", standalone_mode=False)
+    code = main.main(args=args, prog_name="efnas", standalone_mode=False)
+    if isinstance(code, int) and code != 0:
+        raise click.exceptions.Exit(code)
 
 
 @click.command()
-@click.option("--out", type=click.Path(path_type=Path), default=Path("outputs/demo"), show_default=True,
-              help="New or empty directory for the dataset, shards, report and run.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="New or empty directory for the dataset, shards, run and report "
+                   "[default: outputs/demo-<date>-<time>, new on every call].")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="Run config (default: configs/supernet_fc2_180x240.yaml, 180x240).")
 @click.option("--train_samples", type=click.IntRange(min=1), default=48, show_default=True,
@@ -35,17 +40,21 @@ def _run(args: List[str]) -> None:
 @click.option("--batch_size", type=click.IntRange(min=1), default=8, show_default=True,
               help="Training batch (the spec's 32 also works, ~3x slower on a CPU).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Synthetic data seed.")
-def demo(out: Path, config_path: Optional[Path], train_samples: int, val_samples: int, num_epochs: int,
-         batch_size: int, seed: int) -> None:
-    """Synthetic FC2 set -> data-check -> pack -> 'efnas train --fast_mode', then a summary.
+@click.option("--report/--no-report", "with_report", default=True, show_default=True,
+              help="Finish with 'efnas report' on the run (figures, flow pictures, HTML page).")
+def demo(out: Optional[Path], config_path: Optional[Path], train_samples: int, val_samples: int, num_epochs: int,
+         batch_size: int, seed: int, with_report: bool) -> None:
+    """Synthetic FC2 set -> data-check -> pack -> 'efnas train --fast_mode' -> 'efnas report'.
 
     Everything goes under --out (which must be new or empty): fc2/ (train/, val/),
     data_check.json, shards/, runs/demo/ (checkpoints, manifest, EPE history,
-    fairness counts, eval pool, TensorBoard events).
+    fairness counts, eval pool, TensorBoard events) and runs/demo/report/.
+    The synthetic set is made explicitly here; training never falls back to it.
     """
     from edgeflownas.config import default_config_path, resolve
     from edgeflownas.errors import ConfigError
 
+    out = out or Path("outputs") / time.strftime("demo-%Y%m%d-%H%M%S")
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"--out {out} is not empty: pass a new directory (the demo never overwrites)")
     config_path = config_path or default_config_path()
@@ -62,5 +71,10 @@ def demo(out: Path, config_path: Optional[Path], train_samples: int, val_samples
           "--batch_size", str(batch_size), "--data_source", "shards", "--shards_dir", str(shards),
           "--train_dir", str(fc2 / "train"), "--val_dir", str(fc2 / "val"),
           "--output_root", str(runs), "--experiment_name", "demo"])
-    click.echo(f"\ndemo done: data {fc2}, report {out / 'data_check.json'}, shards {shards}, "
-               f"run {runs / 'demo'} (tensorboard --logdir {runs / 'demo' / 'tensorboard'})")
+    run = runs / "demo"
+    if with_report:
+        _run(["report", str(run), "--flow-samples", "2"])
+    click.echo(f"\ndemo done in {out}: data {fc2}, data check {out / 'data_check.json'}, shards {shards}, run {run}"
+               + (f", report {run / 'report' / 'report.html'}" if with_report else ""))
+    click.echo(f"next:  efnas eval --run {run} --arch pool --ckpt last      # any subnet: --arch 0,1,2,0,0,1,2,1,0\n"
+               f"       tensorboard --logdir {run / 'tensorboard'}")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -31,6 +34,21 @@ def test_demo_runs_the_whole_chain_and_points_at_the_artifacts(cli, tiny_run, tm
     manifest = json.loads((run_dir / "train_manifest.json").read_text())
     assert manifest["data"]["source"] == "shards" and len(manifest["data"]["shards_manifest_sha256"]) == 64
     assert manifest["lr_schedule"]["steps_per_epoch"] == 4  # fast_mode.steps_per_epoch
+
+    # The report step, and `efnas eval` on the demo's run (shards source): the pool EPEs logged for the
+    # checkpoint's epoch come back from a fresh evaluation.
+    assert "$ efnas report" in result.output
+    assert (run_dir / "report" / "report.html").is_file() and (run_dir / "report" / "epe_per_subnet.png").is_file()
+    assert f"efnas eval --run {run_dir} --arch pool" in result.output
+    done = subprocess.run([sys.executable, "-c", "from edgeflownas.cli import main; main()", "eval", "--run",
+                           str(run_dir), "--arch", "pool", "--ckpt", "last", "--json"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = list(csv.DictReader(open(run_dir / "eval_epe_history.csv")))
+    doc = json.loads(done.stdout)
+    assert len(doc["subnets"]) == 12
+    for subnet in doc["subnets"]:
+        assert subnet["epe"] == pytest.approx(float(rows[-1][f"epe_{subnet['name']}"]), rel=1e-6, abs=1e-7)
 
 
 def test_demo_refuses_a_non_empty_output_directory(cli, tmp_path):
