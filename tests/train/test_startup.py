@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from edgeflownas.config import resolve_mapping
@@ -83,3 +84,18 @@ def test_resume_restores_or_resets_early_stop_state(tiny_run):
     fresh, stopper = initial_state("resume", state, reset, print)
     assert (fresh.epoch, fresh.global_step) == (3, 9)
     assert fresh.best_metric is None and stopper.state.best is None and stopper.state.bad_epochs == 0
+
+
+def test_gpu_device_without_a_gpu_is_accepted_with_a_notice():
+    import tensorflow as tf
+
+    from edgeflownas.config_types import RuntimeConfig
+    from edgeflownas.train.session import configure_runtime
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("a GPU is visible: the CPU-only notice cannot be observed here")
+    lines = []
+    runtime = RuntimeConfig(gpu_device=0, deterministic=False, debug_trace=False, fast_mode=True,
+                            graph_optimizations=True)
+    assert configure_runtime(runtime, lines.append) is None  # build on TensorFlow's default device: the CPU
+    assert lines == ["notice: --gpu_device 0 requested but TensorFlow sees no GPU; running on CPU"]
