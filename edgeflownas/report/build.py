@@ -75,9 +75,11 @@ def flow_section(run: RunData, which: str, count: int, log: Callable[[str], None
         samples = [plots.FlowSample(batch.ids[i], batch.img0[i], batch.flow[i],
                                     {label: flow[i] for label, flow in predictions.items()})
                    for i in range(len(indices))]
-        logged = {arch_name(best): best_logged if logged_epoch == evaluator.epoch else None}
+        # A checkpoint saved inside an epoch (stop request) has trained past its epoch's logged evaluation.
+        comparable = not evaluator.state.get("next_batch_index")
+        logged = {arch_name(best): best_logged if comparable and logged_epoch == evaluator.epoch else None}
         baseline_column = f"epe_{arch_name(EDGEFLOWNET_BASELINE)}"
-        if baseline_column in run.columns:
+        if comparable and baseline_column in run.columns:
             row = next((r for r in run.history if r["epoch"] == evaluator.epoch), {})
             logged[arch_name(EDGEFLOWNET_BASELINE)] = row.get(baseline_column)
         return FlowSection(which, evaluator.epoch, metrics, logged, samples)
