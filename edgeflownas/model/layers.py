@@ -36,7 +36,7 @@ BN_RECAL = 2
 # Higher than Keras' 0.99 default because the moving statistics of a shared
 # BN follow a different path every step; evaluation recalibrates them anyway.
 BN_MOMENTUM = 0.9
-# tf.compat.v1.layers.batch_normalization's default, as in EdgeFlowNet.
+# The epsilon of TF1's batch_normalization layer, which EdgeFlowNet used.
 BN_EPSILON = 1e-3
 
 
