@@ -29,6 +29,10 @@ class DataError(EfnasError):
     """Training/validation data is missing, empty, corrupt or inconsistent."""
 
 
+class EmptySplitError(DataError):
+    """A split folder holds no usable sample (the post-mortem's ``val_samples == 0``)."""
+
+
 class CheckpointError(EfnasError):
     """A checkpoint or run directory cannot be written, read or resumed."""
 

@@ -21,7 +21,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 import numpy as np
 
 from edgeflownas.data.io import read_flo, read_flo_header, read_image_rgb, read_png_size
-from edgeflownas.errors import DataError
+from edgeflownas.errors import DataError, EmptySplitError
 
 SAMPLE_PATTERN = "NNNNNNN-img_0.png + NNNNNNN-img_1.png + NNNNNNN-flow_01.flo"
 PARTS = ("img_0.png", "img_1.png", "flow_01.flo")
@@ -220,12 +220,12 @@ def empty_split_message(scan: SplitScan, split: str) -> Optional[str]:
     found = f"{len(scan.bad)} bad samples and {scan.ignored_files} other files" if scan.bad else (
         f"{scan.ignored_files} files, none of them a sample file")
     return (f"{split} split is empty: no usable sample matching {SAMPLE_PATTERN} in {scan.directory} "
-            f"(found {found}); point data.{split}_dir (or --{split}_dir, or efnas pack --src) at FC2 data "
-            f"holding a '{split}' folder")
+            f"(found {found}); point data.{split}_dir (or --{split}_dir) at an FC2 '{split}' folder "
+            f"(for efnas pack: --src at the FC2 root holding it)")
 
 
 def require_samples(scan: SplitScan, split: str) -> None:
-    """Raise DataError when a split has no usable sample."""
+    """Raise EmptySplitError when a split has no usable sample."""
     message = empty_split_message(scan, split)
     if message is not None:
-        raise DataError(message)
+        raise EmptySplitError(message)

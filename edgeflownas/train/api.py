@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from edgeflownas.config import ResolvedConfig, flatten
-from edgeflownas.errors import CheckpointError, ConfigError, DataError
+from edgeflownas.errors import CheckpointError, ConfigError, DataError, EmptySplitError
 from edgeflownas.nas.eval_pool import build_pool, load_pool, pool_file_name, save_pool
 from edgeflownas.train import checkpoint, run_dir as rd
 from edgeflownas.train.interrupt import StopRequest
@@ -81,6 +81,9 @@ def open_data(resolved: ResolvedConfig, log: Callable[[str], None]) -> Tuple[Any
         where = data.shards_dir if data.source == "shards" else getattr(data, f"{split}_dir")
         try:
             sources[split] = open_source(data, split)
+        except EmptySplitError as error:
+            log(f"{split}_samples=0 ({data.source}: {where})")
+            raise EmptySplitError(f"{split}_samples == 0, training not started: {error}") from None
         except DataError as error:
             log(f"{split}_samples: data check failed for {where}")
             raise DataError(f"data check failed, training not started: {error}") from None

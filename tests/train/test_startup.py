@@ -43,8 +43,9 @@ def test_empty_validation_split_is_fatal_and_names_the_folder(cli, tiny_run, tmp
     tiny_run["data"]["val_dir"] = str(empty)
     result = cli("train", "--config", _write_config(tmp_path, tiny_run))
     assert result.exit_code == 1
-    assert "train_samples=16" in result.output
-    assert "data check failed, training not started" in result.output and str(empty) in result.output
+    assert "train_samples=16" in result.output and f"val_samples=0 (folders: {empty})" in result.output
+    assert "val_samples == 0, training not started: val split is empty" in result.output
+    assert str(empty) in result.output
     assert "Traceback" not in result.output
 
 
