@@ -9,6 +9,8 @@ from typing import Tuple
 
 import click
 
+from edgeflownas.cli.options import collect_overrides, data_location_options
+
 
 @click.command("eval")
 @click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path),
@@ -19,19 +21,22 @@ import click
 @click.option("--ckpt", "which", type=click.Choice(["best", "last"]), default="best", show_default=True,
               help="Checkpoint to evaluate: supernet_best.ckpt or supernet_last.ckpt.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout (log lines go to stderr).")
-def eval_command(run_dir: Path, arch: Tuple[str, ...], which: str, as_json: bool) -> None:
+@data_location_options
+def eval_command(run_dir: Path, arch: Tuple[str, ...], which: str, as_json: bool, **locations) -> None:
     """Evaluate subnets of a trained supernet on the validation split.
 
     Each subnet gets the trainer's BN recalibration (reset, then the run's fixed
     training batches averaged exactly) and is measured on the run's validation
     batches: EPE, share of pixels with error above 1/3/5 px, parameters and
     FLOPs, one row per subnet.  For pool subnets the EPE the trainer logged at
-    the same checkpoint is shown beside it.
+    the same checkpoint is shown beside it.  The data is read where the run
+    recorded it; --train_dir/--val_dir/--shards_dir point elsewhere (a run
+    directory copied to another machine), as long as it is the same data.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from edgeflownas.report.costs import subnet_cost
     from edgeflownas.report.eval_run import evaluate_run, format_report
 
     report = evaluate_run(run_dir, arch, which, cost=subnet_cost(run_dir),
-                          log=lambda line: click.echo(line, err=True))
+                          log=lambda line: click.echo(line, err=True), data_overrides=collect_overrides(locations))
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))

@@ -42,9 +42,22 @@ OVERRIDES = (
 )
 
 
+# The options that say where a run's data is (for commands that reopen a finished run's data).
+DATA_LOCATIONS = ("train_dir", "val_dir", "data_source", "shards_dir")
+
+
 def override_options(func: Callable) -> Callable:
     """Decorate a click command with every config-override option."""
-    for item in reversed(OVERRIDES):
+    return _with_options(func, OVERRIDES)
+
+
+def data_location_options(func: Callable) -> Callable:
+    """Decorate a click command with the data-location overrides only (--train_dir, --val_dir, ...)."""
+    return _with_options(func, [item for item in OVERRIDES if item.option in DATA_LOCATIONS])
+
+
+def _with_options(func: Callable, items) -> Callable:
+    for item in reversed(list(items)):
         names = [f"--{item.option}"]
         dashed = f"--{item.option.replace('_', '-')}"
         if dashed != names[0]:

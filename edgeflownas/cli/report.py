@@ -8,6 +8,8 @@ from typing import Optional
 
 import click
 
+from edgeflownas.cli.options import collect_overrides, data_location_options
+
 
 @click.command("report")
 @click.argument("run_dir", type=click.Path(path_type=Path))
@@ -21,8 +23,9 @@ import click
               show_default=True, help="Consecutive-epoch pairs shown in the ranking-stability section.")
 @click.option("--cost/--no-cost", "with_cost", default=True, show_default=True,
               help="Params and FLOPs in the ranking table (builds one graph per pool subnet, ~1-2 s each).")
+@data_location_options
 def report(run_dir: Path, out_dir: Optional[Path], which: str, flow_samples: int, tau_epochs: int,
-           with_cost: bool) -> None:
+           with_cost: bool, **locations) -> None:
     """Write PNG figures and one self-contained HTML page about a training run.
 
     Pool EPE per subnet across epochs (mean +- std band), training curves,
@@ -36,5 +39,5 @@ def report(run_dir: Path, out_dir: Optional[Path], which: str, flow_samples: int
 
     cost = subnet_cost(run_dir) if with_cost else None
     result = build_report(run_dir, out_dir, which, flow_samples, tau_epochs, cost=cost,
-                          log=lambda line: click.echo(line, err=True))
+                          log=lambda line: click.echo(line, err=True), data_overrides=collect_overrides(locations))
     click.echo(str(result.html))

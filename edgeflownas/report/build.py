@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, ArchCode, arch_name
 from edgeflownas.report import plots, tables
@@ -57,11 +57,12 @@ def best_pool_subnet(run: RunData, epoch: int) -> tuple:
     return run.pool[index], values[index], row["epoch"]
 
 
-def flow_section(run: RunData, which: str, count: int, log: Callable[[str], None]) -> FlowSection:
+def flow_section(run: RunData, which: str, count: int, log: Callable[[str], None],
+                 data_overrides: Optional[Dict[str, Any]] = None) -> FlowSection:
     """Evaluate the baseline and the best pool subnet at checkpoint ``which``; predict ``count`` fixed samples."""
     from edgeflownas.report.checkpoint_eval import CheckpointEvaluator
 
-    with CheckpointEvaluator(run.run_dir, which, log) as evaluator:
+    with CheckpointEvaluator(run.run_dir, which, log, data_overrides) as evaluator:
         best, best_logged, logged_epoch = best_pool_subnet(run, evaluator.epoch)
         subnets: List[ArchCode] = [EDGEFLOWNET_BASELINE] + ([best] if best != EDGEFLOWNET_BASELINE else [])
         labels = {EDGEFLOWNET_BASELINE: f"baseline {arch_name(EDGEFLOWNET_BASELINE)}",
@@ -87,8 +88,12 @@ def flow_section(run: RunData, which: str, count: int, log: Callable[[str], None
 
 def build_report(run_dir: Path, out_dir: Optional[Path] = None, checkpoint: str = "best", flow_samples: int = 3,
                  tau_epochs: int = 10, cost: Optional[tables.CostFn] = None,
-                 log: Callable[[str], None] = lambda line: None) -> ReportResult:
-    """Write the figures and ``report.html`` for ``run_dir`` into ``out_dir`` (default ``<run_dir>/report``)."""
+                 log: Callable[[str], None] = lambda line: None,
+                 data_overrides: Optional[Dict[str, Any]] = None) -> ReportResult:
+    """Write the figures and ``report.html`` for ``run_dir`` into ``out_dir`` (default ``<run_dir>/report``).
+
+    ``data_overrides`` ({"data.val_dir": ...}) locate the run's data if it moved (flow pictures only).
+    """
     run = load_run(run_dir)
     out = Path(out_dir) if out_dir is not None else run.run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
@@ -105,7 +110,7 @@ def build_report(run_dir: Path, out_dir: Optional[Path] = None, checkpoint: str 
     }
     flow = None
     if flow_samples > 0:
-        flow = flow_section(run, checkpoint, flow_samples, log)
+        flow = flow_section(run, checkpoint, flow_samples, log, data_overrides)
         figures["flow"] = plots.save(plots.flow_samples_figure(flow.samples), out / "flow_samples.png")
         figures["wheel"] = plots.save(plots.wheel_figure(), out / "flow_wheel.png")
     from edgeflownas.report.page import render

@@ -130,7 +130,10 @@ class EvalGraph:
 class CheckpointEvaluator:
     """A session on one checkpoint of a run, with the trainer's fixed evaluation batches (context manager)."""
 
-    def __init__(self, run_dir: Path, which: str = "best", log: Callable[[str], None] = lambda line: None) -> None:
+    def __init__(self, run_dir: Path, which: str = "best", log: Callable[[str], None] = lambda line: None,
+                 data_overrides: Optional[Dict[str, Any]] = None) -> None:
+        """``data_overrides`` ({"data.val_dir": ...}) point at the run's data where it lives now (a moved
+        run); the sample-id hashes in the manifest still have to match."""
         from edgeflownas.data.loader import open_source
 
         self.run_dir = Path(run_dir)
@@ -140,7 +143,8 @@ class CheckpointEvaluator:
         self.state = checkpoint.read_state(self.ckpt_dir)
         if "config" not in self.state:
             raise CheckpointError(f"{self.ckpt_dir / checkpoint.STATE_FILE} has no 'config'")
-        self.resolved = resolve_mapping(self.state["config"], origin=f"config stored in {self.ckpt_dir}")
+        self.resolved = resolve_mapping(self.state["config"], dict(data_overrides or {}),
+                                        origin=f"config stored in {self.ckpt_dir}")
         self.plan = plan_from_state(self.state, self.ckpt_dir)
         data = self.resolved.config.data
         self._session = None

@@ -86,7 +86,8 @@ def logged_epe(state: Mapping[str, Any], epoch: int) -> Dict[str, float]:
 
 def evaluate_run(run_dir: Path, selection: Sequence[str], which: str = "best",
                  cost: Optional[Callable[[ArchCode], Mapping[str, Any]]] = None,
-                 log: Callable[[str], None] = lambda line: None) -> EvalReport:
+                 log: Callable[[str], None] = lambda line: None,
+                 data_overrides: Optional[Mapping[str, Any]] = None) -> EvalReport:
     """Evaluate the selected subnets at checkpoint ``which`` of ``run_dir`` (see ``CheckpointEvaluator``)."""
     from edgeflownas.report.checkpoint_eval import CheckpointEvaluator, checkpoint_dir
 
@@ -97,7 +98,7 @@ def evaluate_run(run_dir: Path, selection: Sequence[str], which: str = "best",
     pool_size = int(state.get("plan", {}).get("pool_size", 12))
     codes = resolve_selection(selection, lambda: load_pool(run_dir / pool_file_name(pool_size))[1])
     costs = {code: dict(cost(code)) for code in codes} if cost is not None else {}
-    with CheckpointEvaluator(run_dir, which, log) as evaluator:
+    with CheckpointEvaluator(run_dir, which, log, dict(data_overrides or {})) as evaluator:
         logged = logged_epe(evaluator.state, evaluator.epoch)
         rows = []
         for code in codes:

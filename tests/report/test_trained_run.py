@@ -42,6 +42,22 @@ def test_eval_of_the_pool_reproduces_the_logged_epe(trained_run):
     assert sum(line.startswith("eval subnet=") and "bn_recal_batches=8" in line for line in lines) == 12
 
 
+def test_eval_finds_moved_data_through_overrides_and_refuses_other_data(trained_run, tiny_fc2, tmp_path):
+    import shutil
+
+    from edgeflownas.errors import DataError
+
+    moved = tmp_path / "moved"
+    shutil.copytree(tiny_fc2, moved)
+    here = {"data.train_dir": str(moved / "train"), "data.val_dir": str(moved / "val")}
+    report = evaluate_run(trained_run, ["baseline"], "last", data_overrides=here)
+    assert report.rows[0]["epe"] == evaluate_run(trained_run, ["baseline"], "last").rows[0]["epe"]
+    for path in (moved / "val").glob("0000000-*"):  # the val split is now another set of samples
+        path.unlink()
+    with pytest.raises(DataError, match="the val split found now .* differs from the one recorded"):
+        evaluate_run(trained_run, ["baseline"], "last", data_overrides=here)
+
+
 def test_eval_command_json_row_with_cost(trained_run):
     # A fresh process, as a user runs it (this one has TensorFlow state from the training fixture).
     command = [sys.executable, "-c", "from edgeflownas.cli import main; main()", "eval", "--run", str(trained_run),
