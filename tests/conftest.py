@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import submitit  # noqa: F401  -- first, see below
 import yaml
 from click.testing import CliRunner
 
@@ -12,6 +13,12 @@ from edgeflownas.cli import main
 from edgeflownas.config import default_config_path
 
 REPO = Path(__file__).resolve().parent.parent
+
+# submitit runs logging.config.dictConfig when first imported, which closes every existing logging handler.
+# absl's handler (imported with TensorFlow) closes the stream it was created with unless that is the current
+# sys.stderr -- and inside click's CliRunner it is not, so a test that imported TensorFlow followed by one that
+# imports submitit through the CLI used to close pytest's captured stderr.  Importing submitit here, before any
+# test imports TensorFlow, makes the suite independent of test order.
 
 
 @pytest.fixture
