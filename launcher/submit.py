@@ -114,10 +114,16 @@ def submit_plan(plan: SubmissionPlan) -> tuple:
     if not todo:
         return decisions, []
     python, params = _launch_settings(plan, probe=True)
+    new_dirs = [d for d in (plan.log_dir, plan.experiment_dir) if not d.exists()]
     plan.log_dir.mkdir(parents=True, exist_ok=True)
     plan.experiment_dir.mkdir(parents=True, exist_ok=True)
+    existing = set(plan.log_dir.iterdir())
     executor = slurm.make_executor(plan.log_dir, plan.slurm.max_num_timeout, python, params)
-    jobs = slurm.submit(executor, [_callable(t) for t in todo])
+    try:
+        jobs = slurm.submit(executor, [_callable(t) for t in todo])
+    except SubmitError:
+        _remove_leftovers(plan.log_dir, existing, new_dirs)
+        raise
     submitted = []
     for trial, job in zip(todo, jobs):
         logs = slurm.log_paths(plan.log_dir, job.job_id)
@@ -127,6 +133,16 @@ def submit_plan(plan: SubmissionPlan) -> tuple:
          "stderr": str(s.stderr), "container": str(plan.container) if plan.container else None}
         for s in submitted])
     return decisions, submitted
+
+
+def _remove_leftovers(log_dir: Path, existing: set, new_dirs: List[Path]) -> None:
+    """After a refused sbatch: remove the pickles and script submitit wrote, and the folders made for them."""
+    for path in set(log_dir.iterdir()) - existing:
+        if path.is_file():
+            path.unlink()
+    for directory in new_dirs:  # innermost first
+        if directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()
 
 
 def format_outcome(plan: SubmissionPlan, decisions: Sequence[Decision], submitted: Sequence[SubmittedJob]) -> str:

@@ -15,7 +15,8 @@ def test_unknown_partition_shows_the_sbatch_error(slurm_cluster, cli, launch_con
     assert "sbatch refused the submission" in result.output
     assert "invalid partition" in result.output.lower()
     assert "Traceback" not in result.output
-    assert not (tmp_path / "out" / "golden" / "slurm_submissions.jsonl").exists()
+    # Nothing of the refused submission is left: no records, no pickles or script, no run directory.
+    assert not (tmp_path / "out" / "golden").exists()
 
 
 def test_version_mismatch_in_the_image_submits_nothing(slurm_cluster, cli, launch_config, fake_apptainer, tmp_path):
