@@ -14,9 +14,10 @@ warning (time limit near, or preemption) the job saves and is requeued:
    pickles it, requeues the job (or refuses after ``max_num_timeout``
    timeouts) and exits.  The requeued job resumes from the run directory.
 
-So the work lost per requeue is at most one optimizer step (plus the
-evaluation in progress, if the signal comes during one); a job killed without
-warning loses at most the epoch in progress.  Nothing training-related lives
+So a requeue loses no completed step: the job answers the signal within one
+optimizer step (or the evaluation in progress), which ``slurm.signal_delay_s``
+must leave time for.  A job killed without warning loses at most the epoch in
+progress.  Nothing training-related lives
 in the pickle: the instance carries only the resolved config values and the
 run directory.  Resume is decided from the run directory's artifacts by the
 trainer (``checkpoint.resume`` is always on: a complete ``supernet_last`` is

@@ -68,13 +68,12 @@ def data_check(config: Optional[Path], train_dir: Optional[Path], val_dir: Optio
     if directories:
         try:
             scans = check.check_splits(directories, deep=deep, workers=workers, progress=sys.stderr.isatty())
-        except DataError as error:
-            check.write_report(dict(result, ok=False, failures=[str(error)]), report)
-            click.echo(f"report: {report}")
-            raise
-        result = check.build_report(scans, max_bad=max_bad, deep=deep)
-        click.echo(check.format_report(result))
-        problems += result["failures"]
+        except DataError as error:  # a split folder is missing or unreadable: reported like any failure
+            problems.append(str(error))
+        else:
+            result = check.build_report(scans, max_bad=max_bad, deep=deep)
+            click.echo(check.format_report(result))
+            problems += result["failures"]
     if lists_dir is not None:
         legacy = check.audit_legacy_lists(lists_dir, lists_base)
         click.echo(check.format_legacy_lists(legacy))

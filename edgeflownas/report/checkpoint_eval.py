@@ -22,7 +22,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -131,7 +131,7 @@ class CheckpointEvaluator:
     """A session on one checkpoint of a run, with the trainer's fixed evaluation batches (context manager)."""
 
     def __init__(self, run_dir: Path, which: str = "best", log: Callable[[str], None] = lambda line: None,
-                 data_overrides: Optional[Dict[str, Any]] = None) -> None:
+                 data_overrides: Optional[Mapping[str, Any]] = None) -> None:
         """``data_overrides`` ({"data.val_dir": ...}) point at the run's data where it lives now (a moved
         run); the sample-id hashes in the manifest still have to match."""
         from edgeflownas.data.loader import open_source

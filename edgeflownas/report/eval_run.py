@@ -98,7 +98,7 @@ def evaluate_run(run_dir: Path, selection: Sequence[str], which: str = "best",
     pool_size = int(state.get("plan", {}).get("pool_size", 12))
     codes = resolve_selection(selection, lambda: load_pool(run_dir / pool_file_name(pool_size))[1])
     costs = {code: dict(cost(code)) for code in codes} if cost is not None else {}
-    with CheckpointEvaluator(run_dir, which, log, dict(data_overrides or {})) as evaluator:
+    with CheckpointEvaluator(run_dir, which, log, data_overrides) as evaluator:
         logged = logged_epe(evaluator.state, evaluator.epoch)
         rows = []
         for code in codes:
