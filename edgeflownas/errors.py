@@ -43,3 +43,7 @@ class SubmitError(EfnasError):
 
 class NotImplementedCommandError(EfnasError):
     """A CLI command that exists in the interface but is not built yet."""
+
+
+class LockedError(EfnasError):
+    """Another process holds the directory this one was asked to write (a run directory, a pack --out)."""
