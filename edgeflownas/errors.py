@@ -47,3 +47,7 @@ class NotImplementedCommandError(EfnasError):
 
 class LockedError(EfnasError):
     """Another process holds the directory this one was asked to write (a run directory, a pack --out)."""
+
+
+class SearchError(EfnasError):
+    """A search cannot start or go on: bad constraint or budget, damaged result store."""

@@ -1,0 +1,119 @@
+"""Search strategies: evolution (SPOS-style, two objectives), random and exhaustive, under cost constraints.
+
+Every strategy proposes candidates a generation at a time and asks
+``score_batch`` for their EPE (a batch can be one process or one SLURM job
+array); codes violating a constraint are never proposed, so never scored.
+Proposals are pure functions of (seed, generation, scores so far), so a
+search re-run over a store that already holds some scores proposes the same
+codes, finds them scored, and ends with the same result as an uninterrupted
+run.  ``budget`` counts distinct scored codes.
+
+Evolution: generation 0 is ``population`` uniform feasible codes; after each
+generation the ``parents`` best scored codes - by non-dominated rank on (EPE,
+MACs), then EPE - breed the next: half by per-block mutation of one parent,
+half by uniform crossover of two.  A child already scored, infeasible or
+already in the generation is redrawn; when the space runs short of new
+children, uniform feasible codes not yet scored fill the generation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+from edgeflownas.errors import SearchError
+from edgeflownas.nas.arch_codec import ArchCode
+from edgeflownas.search.pareto import pareto_ranks
+from edgeflownas.search.space import CostTable, SearchSpace
+
+STRATEGIES = ("evolution", "random", "exhaustive")
+ScoreBatch = Callable[[Sequence[ArchCode]], Mapping[ArchCode, float]]
+_TRIES_PER_CHILD = 50
+
+
+@dataclass(frozen=True)
+class StrategySettings:
+    """How a strategy proposes: budget (distinct scored codes), seed, and evolution's knobs."""
+
+    strategy: str = "evolution"
+    budget: int = 100
+    seed: int = 0
+    population: int = 20
+    parents: int = 10
+    mutation_probability: float = 0.1
+
+    def check(self) -> None:
+        """SearchError for settings no search can run with."""
+        if self.strategy not in STRATEGIES:
+            raise SearchError(f"--strategy {self.strategy!r}: expected one of {', '.join(STRATEGIES)}")
+        if self.budget <= 0:
+            raise SearchError(f"--budget {self.budget}: the budget is the number of candidates to score, "
+                              "it must be at least 1")
+        if self.population < 2 or not 1 <= self.parents <= self.population:
+            raise SearchError(f"population {self.population} / parents {self.parents}: need population >= 2 "
+                              "and 1 <= parents <= population")
+        if not 0.0 < self.mutation_probability <= 1.0:
+            raise SearchError(f"mutation probability {self.mutation_probability}: expected a value in (0, 1]")
+
+
+def run_strategy(settings: StrategySettings, space: SearchSpace, table: CostTable, feasible: Sequence[ArchCode],
+                 score_batch: ScoreBatch, progress: Optional[Callable[[int, int], None]] = None) -> Dict[ArchCode, float]:
+    """Score candidates until the budget (or the feasible set) is used up; code -> EPE in scoring order."""
+    settings.check()
+    feasible = list(feasible)
+    allowed = set(feasible)
+    scores: Dict[ArchCode, float] = {}
+    limit = len(feasible) if settings.strategy == "exhaustive" else min(settings.budget, len(feasible))
+    generation = 0
+    while len(scores) < limit:
+        rng = np.random.default_rng([settings.seed, generation])
+        room = min(settings.population, limit - len(scores))
+        if settings.strategy == "exhaustive":
+            batch = [c for c in feasible if c not in scores][:room]
+        elif settings.strategy == "random" or generation == 0:
+            batch = _fill([], room, feasible, scores, rng)
+        else:
+            batch = _breed(settings, space, allowed, feasible, table, scores, room, rng)
+        results = score_batch(batch)
+        for code in batch:
+            scores[code] = float(results[code])
+        generation += 1
+        if progress is not None:
+            progress(len(scores), limit)
+    return scores
+
+
+def select_parents(scores: Mapping[ArchCode, float], table: CostTable, count: int) -> List[ArchCode]:
+    """The ``count`` best scored codes by non-dominated rank on (EPE, MACs), then EPE, then code."""
+    codes = list(scores)
+    ranks = pareto_ranks([(scores[c], float(table.cost(c)["macs"])) for c in codes])
+    order = sorted(range(len(codes)), key=lambda i: (ranks[i], scores[codes[i]], codes[i]))
+    return [codes[i] for i in order[:count]]
+
+
+def _fill(batch: List[ArchCode], room: int, feasible: Sequence[ArchCode], scores: Mapping[ArchCode, float],
+          rng: np.random.Generator) -> List[ArchCode]:
+    """Top ``batch`` up to ``room`` codes with uniform feasible codes not yet scored or chosen."""
+    unused = [c for c in feasible if c not in scores and c not in batch]
+    picks = rng.choice(len(unused), size=min(room - len(batch), len(unused)), replace=False)
+    return batch + [unused[i] for i in sorted(picks)]
+
+
+def _breed(settings: StrategySettings, space: SearchSpace, allowed: set, feasible: Sequence[ArchCode],
+           table: CostTable, scores: Mapping[ArchCode, float], room: int, rng: np.random.Generator) -> List[ArchCode]:
+    """One generation of children of the best scored codes (mutation half, crossover half)."""
+    parents = select_parents(scores, table, settings.parents)
+    batch: List[ArchCode] = []
+    for slot in range(room):
+        for _ in range(_TRIES_PER_CHILD):
+            if slot < room // 2 or len(parents) < 2:
+                child = space.mutate(parents[int(rng.integers(len(parents)))], rng, settings.mutation_probability)
+            else:
+                first, second = rng.choice(len(parents), size=2, replace=False)
+                child = space.crossover(parents[int(first)], parents[int(second)], rng)
+            if child in allowed and child not in scores and child not in batch:
+                batch.append(child)
+                break
+    return _fill(batch, room, feasible, scores, rng)
