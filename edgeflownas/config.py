@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -54,30 +55,21 @@ def default_config_path() -> Path:
     return repo_root() / "configs" / "supernet_fc2_180x240.yaml"
 
 
-def load_yaml(path: Path) -> Dict[str, Any]:
-    """Parse a YAML config file into a mapping (safe loader only)."""
-    import yaml
+def load_yaml(path: Path, kind: str = "config file", option: str = "--config",
+              expected: str = "a mapping of sections") -> Dict[str, Any]:
+    """Parse a YAML config (or sweep) file into a mapping; strict, see edgeflownas.config_yaml."""
+    from edgeflownas.config_yaml import read_yaml
 
     path = Path(path)
     if not path.exists():
-        raise ConfigError(f"config file {path} does not exist: pass an existing YAML file to --config")
+        raise ConfigError(f"{kind} {path} does not exist: pass an existing YAML file to {option}")
     if not path.is_file():
-        raise ConfigError(f"config path {path} is not a file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        where = ""
-        mark = getattr(exc, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"config file {path} is not valid YAML{where}: {problem}") from None
+        raise ConfigError(f"{kind} path {path} is not a file: pass a YAML file to {option}")
+    data = read_yaml(path, kind)
     if data is None:
-        raise ConfigError(f"config file {path} is empty: expected a mapping of sections")
+        raise ConfigError(f"{kind} {path} is empty: expected {expected}")
     if not isinstance(data, dict):
-        raise ConfigError(
-            f"config file {path} must be a mapping of sections at top level, found {type(data).__name__}"
-        )
+        raise ConfigError(f"{kind} {path} must be {expected} at top level, found {type(data).__name__}")
     return data
 
 
@@ -102,6 +94,14 @@ def get_dotted(tree: Mapping[str, Any], dotted: str) -> Any:
     return node
 
 
+class Overrides(Dict[str, Any]):
+    """CLI overrides {dotted key: value} that remember the option that set each key (``train.lr`` -> ``--lr``)."""
+
+    def __init__(self, values: Mapping[str, Any], options: Mapping[str, str]) -> None:
+        super().__init__(values)
+        self.options = dict(options)
+
+
 def _error_path(error) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "<top level>"
 
@@ -123,34 +123,72 @@ def _describe(error) -> str:
     return f"{path}: {error.message}"
 
 
-def validation_errors(raw: Mapping[str, Any], schema: Optional[Dict[str, Any]] = None) -> List[str]:
-    """All schema violations of ``raw`` as readable lines, in document order."""
+def _non_finite(node: Any, prefix: str = "") -> List[Tuple[str, str]]:
+    """(path, line) for every NaN or infinite number anywhere in the tree.
+
+    JSON Schema cannot refuse them: NaN compares neither below a minimum nor above
+    a maximum, so ``--lr nan`` or ``lr: .nan`` would pass every bound.
+    """
+    if isinstance(node, float) and not math.isfinite(node):
+        path = prefix or "<top level>"
+        return [(path, f"{path}: {node} is not a finite number; give a finite value")]
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    found: List[Tuple[str, str]] = []
+    for key, child in children:
+        found += _non_finite(child, f"{prefix}.{key}" if prefix else str(key))
+    return found
+
+
+def _validation_problems(raw: Mapping[str, Any], schema: Optional[Dict[str, Any]] = None) -> List[Tuple[str, str]]:
+    """(path, readable line) of every violation of ``raw``, in document order."""
     import jsonschema
 
     schema = schema or load_schema()
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(raw), key=lambda e: [str(p) for p in e.absolute_path])
-    lines = [_describe(e) for e in errors]
-    lines.extend(_cross_field_errors(raw) if not lines else [])
-    return lines
+    problems = [(_error_path(e), _describe(e)) for e in errors]
+    flagged = {path for path, _ in problems}
+    problems += [item for item in _non_finite(dict(raw)) if item[0] not in flagged]
+    problems += _cross_field_errors(raw) if not problems else []
+    return problems
 
 
-def _cross_field_errors(raw: Mapping[str, Any]) -> List[str]:
+def validation_errors(raw: Mapping[str, Any], schema: Optional[Dict[str, Any]] = None) -> List[str]:
+    """All schema violations of ``raw`` as readable lines, in document order."""
+    return [line for _, line in _validation_problems(raw, schema)]
+
+
+def _cross_field_errors(raw: Mapping[str, Any]) -> List[Tuple[str, str]]:
     """Rules JSON Schema cannot state locally."""
     lines = []
     data = raw.get("data", {})
     if data.get("source") == "shards" and not data.get("shards_dir"):
-        lines.append("data.shards_dir: required when data.source is 'shards'")
+        lines.append(("data.shards_dir", "data.shards_dir: required when data.source is 'shards'"))
     return lines
 
 
-def validate(raw: Mapping[str, Any], origin: str = "config") -> None:
-    """Raise one ConfigError that lists every schema violation of ``raw``."""
-    lines = validation_errors(raw)
-    if lines:
-        joined = "\n  ".join(lines)
-        count = f"{len(lines)} error" + ("s" if len(lines) != 1 else "")
-        raise ConfigError(f"{origin} is invalid ({count}):\n  {joined}")
+def validate(raw: Mapping[str, Any], origin: str = "config", options: Optional[Mapping[str, str]] = None) -> None:
+    """Raise one ConfigError that lists every violation of ``raw``; ``options`` maps CLI-set keys to their option.
+
+    A value that came from the command line is blamed on its option (``--lr``),
+    not on the config file it was merged into.
+    """
+    problems = _validation_problems(raw)
+    if not problems:
+        return
+    options = options or {}
+    blamed = [options.get(path) for path, _ in problems]
+    if all(blamed):
+        named = list(dict.fromkeys(blamed))
+        where = f"option {named[0]} is" if len(named) == 1 else f"options {', '.join(named)} are"
+        lines = [line for _, line in problems]
+    else:
+        where = f"{origin} is"
+        lines = [f"{line} (given as {option})" if option else line for (_, line), option in zip(problems, blamed)]
+    if len(lines) == 1:
+        raise ConfigError(f"{where} invalid: {lines[0]}")
+    joined = "\n  ".join(lines)
+    raise ConfigError(f"{where} invalid ({len(lines)} errors):\n  {joined}")
 
 
 def _fill_defaults(
@@ -212,7 +250,7 @@ def resolve_mapping(
             continue
         set_dotted(values, dotted, value)
         sources[dotted] = SOURCE_CLI
-    validate(values, origin)
+    validate(values, origin, overrides.options if isinstance(overrides, Overrides) else None)
     _fill_defaults(values, load_schema(), "", sources)
     return ResolvedConfig(to_dataclasses(values), values, sources, None)
 

@@ -85,6 +85,11 @@ def parse_sweep_specs(specs: Sequence[str]) -> Dict[str, List[Any]]:
         if "=" in spec:
             key, _, raw = spec.partition("=")
             _add_axis(grid, key, [parse_scalar(v) for v in raw.split(",") if v.strip()], f"--sweep {spec}")
+        elif not Path(spec).is_file():
+            raise ConfigError(
+                f"--sweep {spec}: expected KEY=V1,V2,... (e.g. --sweep {spec.strip() or 'lr'}=1e-4,3e-4) or the path "
+                f"of a YAML sweep file, but there is no '=' and no file named '{spec}'"
+            )
         else:
             for key, values in load_sweep_file(Path(spec)).items():
                 _add_axis(grid, key, values, f"sweep file {spec}")
@@ -95,7 +100,7 @@ def load_sweep_file(path: Path) -> Dict[str, List[Any]]:
     """A YAML mapping {key: [values]} (a scalar means one value)."""
     from edgeflownas.config import load_yaml
 
-    raw = load_yaml(path)
+    raw = load_yaml(path, kind="sweep file", option="--sweep", expected="a mapping {key: [values]}")
     grid = {}
     for key, values in raw.items():
         values = values if isinstance(values, list) else [values]

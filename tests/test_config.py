@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from edgeflownas.config import load_schema, resolve, resolve_mapping
+from edgeflownas.config import Overrides, load_schema, resolve, resolve_mapping
 from edgeflownas.config_types import SECTION_TYPES, Config
 from edgeflownas.errors import ConfigError
 
@@ -94,3 +94,22 @@ def test_schema_is_strict_and_documented():
         assert node.get("description"), f"{path} has no description"
         if node.get("type") == "object":
             assert node.get("additionalProperties") is False, f"{path} allows unknown keys"
+
+
+def test_non_finite_numbers_are_refused_anywhere(default_raw):
+    default_raw["early_stop"]["min_delta"] = float("nan")
+    default_raw["loss"] = {"scale_weights": [0.125, float("inf"), 0.5]}
+    with pytest.raises(ConfigError) as info:
+        resolve_mapping(default_raw)
+    message = str(info.value)
+    assert "early_stop.min_delta: nan is not a finite number" in message
+    assert "loss.scale_weights.1: inf is not a finite number" in message
+
+
+def test_override_errors_name_the_option_that_set_them(default_raw):
+    overrides = Overrides({"train.lr": float("nan"), "experiment.seed": 1},
+                          {"train.lr": "--lr", "experiment.seed": "--seed"})
+    with pytest.raises(ConfigError, match=r"^option --lr is invalid: train.lr: nan is not a finite number"):
+        resolve_mapping(default_raw, overrides)
+    with pytest.raises(ConfigError, match=r"^config is invalid: train.lr: nan is not a finite number"):
+        resolve_mapping(default_raw, {"train.lr": float("nan")})

@@ -2,12 +2,15 @@
 
 Subcommands live in their own modules and are imported only when invoked, so
 ``efnas --help`` and every ``--dry_run`` stay fast and never import
-TensorFlow.  Domain errors become one line on stderr and a non-zero exit.
+TensorFlow.  Domain errors, a missing optional dependency (TensorFlow) and
+output that cannot be written become one line on stderr and a non-zero exit.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import Dict, List, Optional
 
 import click
@@ -27,7 +30,18 @@ COMMANDS: Dict[str, tuple] = {
     "config": ("edgeflownas.cli.config:config", "Validate or show a config against the JSON Schema."),
     "arch": ("edgeflownas.cli.arch:arch", "Decode an arch code and report its parameters and FLOPs."),
     "eval": ("edgeflownas.cli.eval:eval_command", "Evaluate subnets of a trained supernet: EPE, 1/3/5 px outliers, params, FLOPs."),
+    "search": ("edgeflownas.cli.search:search", "Search a trained supernet for the Pareto front of EPE vs MACs/params (evolution, random, exhaustive)."),
     "report": ("edgeflownas.cli.report:report", "Write PNG figures and a self-contained HTML report for a run directory."),
+}
+
+
+# Top-level modules a command may import that an install can lack -> how to install them.
+_INSTALL_TF = "install TensorFlow with pip install -e '.[cpu]' (GPU node: '.[gpu]'), or run bash scripts/setup.sh"
+_INSTALL_CORE = "reinstall efnas's dependencies with pip install -e '.[cpu]' (or bash scripts/setup.sh)"
+INSTALL_HINTS: Dict[str, str] = {
+    "tensorflow": _INSTALL_TF, "tensorflow_cpu": _INSTALL_TF, "keras": _INSTALL_TF, "tensorboard": _INSTALL_TF,
+    "h5py": _INSTALL_CORE, "cv2": _INSTALL_CORE, "matplotlib": _INSTALL_CORE, "submitit": _INSTALL_CORE,
+    "jsonschema": _INSTALL_CORE, "yaml": _INSTALL_CORE, "tqdm": _INSTALL_CORE, "numpy": _INSTALL_CORE,
 }
 
 
@@ -61,6 +75,50 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except EfnasError as error:
             raise EfnasCommandError(error) from None
+        except ModuleNotFoundError as error:
+            hint = INSTALL_HINTS.get((error.name or "").split(".")[0])
+            if hint is None:
+                raise
+            raise EfnasCommandError(EfnasError(
+                f"this command needs the Python module '{error.name}', which is not installed for "
+                f"{sys.executable}: {hint}"
+            )) from None
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode: bool = True, **extra):
+        """Run the CLI; output that cannot be written (stdout on a full device) is one line on stderr, exit 1."""
+        try:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        except OSError as error:
+            # click already turns a broken pipe (efnas ... | head) into a quiet exit 1; any other failed
+            # write to stdout (ENOSPC on /dev/full, EIO) would otherwise end in a traceback.
+            if not standalone_mode or not _raised_writing_stdout(error):
+                raise
+            _silence_stdout()
+            click.echo(f"efnas: cannot write to standard output: {error.strerror or error} "
+                       "(is the file or device it is redirected to full?); redirect it elsewhere", err=True)
+            sys.exit(1)
+
+
+def _raised_writing_stdout(error: OSError) -> bool:
+    """Whether ``error`` came from click.echo writing to standard output (every efnas output goes through it)."""
+    trace = error.__traceback__
+    while trace is not None:
+        frame = trace.tb_frame
+        if frame.f_code is click.utils.echo.__code__ and not frame.f_locals.get("err"):
+            return True
+        trace = trace.tb_next
+    return False
+
+
+def _silence_stdout() -> None:
+    """Point stdout's descriptor at /dev/null so the interpreter's final flush cannot fail (and trace) again."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # CliRunner's in-memory stream has no descriptor to fail
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)
+    os.close(devnull)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

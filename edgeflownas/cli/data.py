@@ -11,6 +11,7 @@ import click
 from edgeflownas.errors import ConfigError, DataError
 
 DEFAULT_REPORT = Path("outputs") / "data_check_report.json"
+SYNTH_MAX_SIDE = 4096  # edgeflownas.data.synth.MAX_SIDE, not imported so `synth --help` stays light
 
 
 def _split_directories(config: Optional[Path], train_dir: Optional[Path], val_dir: Optional[Path]) -> Dict[str, Path]:
@@ -26,6 +27,15 @@ def _split_directories(config: Optional[Path], train_dir: Optional[Path], val_di
     if val_dir is not None:
         directories["val"] = val_dir
     return directories
+
+
+def _check_report_path(report: Path) -> None:
+    """Refuse a --report that cannot become a file before scanning for minutes (and before any temp file exists)."""
+    if report.is_dir():
+        raise ConfigError(f"--report {report} is a folder: pass a file path such as {report / DEFAULT_REPORT.name}")
+    for parent in report.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ConfigError(f"--report {report}: {parent} is a file, not a folder: pass a path inside a folder")
 
 
 @click.command("data-check")
@@ -56,6 +66,7 @@ def data_check(config: Optional[Path], train_dir: Optional[Path], val_dir: Optio
     """
     from edgeflownas.data import check
 
+    _check_report_path(report)
     directories = _split_directories(config, train_dir, val_dir)
     if not directories and lists_dir is None and shards_dir is None:
         raise ConfigError("data-check needs --config FILE, --train_dir/--val_dir DIR, --lists DIR or --shards DIR")
@@ -101,8 +112,10 @@ def data_check(config: Optional[Path], train_dir: Optional[Path], val_dir: Optio
 @click.option("--val", "val_count", type=click.IntRange(min=0), required=True, help="Number of val samples.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Every sample is a function of (seed, split, index).")
-@click.option("--height", type=click.IntRange(min=16), default=384, show_default=True, help="Image height (FC2: 384).")
-@click.option("--width", type=click.IntRange(min=16), default=512, show_default=True, help="Image width (FC2: 512).")
+@click.option("--height", type=click.IntRange(min=16, max=SYNTH_MAX_SIDE), default=384, show_default=True,
+              help="Image height (FC2: 384).")
+@click.option("--width", type=click.IntRange(min=16, max=SYNTH_MAX_SIDE), default=512, show_default=True,
+              help="Image width (FC2: 512).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes.")
 def synth(out: Path, train_count: int, val_count: int, seed: int, height: int, width: int, workers: int) -> None:
     """Write a FlyingChairs-like synthetic dataset in exact FC2 layout (tests, demo, benchmarks).

@@ -6,9 +6,11 @@ commands spell and document the overrides identically.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, NamedTuple, Optional
+from typing import Any, Callable, Dict, NamedTuple
 
 import click
+
+from edgeflownas.config import Overrides
 
 
 class Override(NamedTuple):
@@ -70,6 +72,7 @@ def _with_options(func: Callable, items) -> Callable:
     return func
 
 
-def collect_overrides(kwargs: Dict[str, Any]) -> Dict[str, Optional[Any]]:
-    """Map the given click kwargs to {dotted key: value}, skipping absent options."""
-    return {item.key: kwargs[item.option] for item in OVERRIDES if kwargs.get(item.option) is not None}
+def collect_overrides(kwargs: Dict[str, Any]) -> Overrides:
+    """Map the given click kwargs to {dotted key: value}, skipping absent options; each key remembers its option."""
+    given = [item for item in OVERRIDES if kwargs.get(item.option) is not None]
+    return Overrides({item.key: kwargs[item.option] for item in given}, {item.key: f"--{item.option}" for item in given})

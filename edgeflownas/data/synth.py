@@ -26,6 +26,7 @@ from edgeflownas.errors import DataError
 
 SPLITS = {"train": 0, "val": 1}
 MIN_SIDE = 16
+MAX_SIDE = 4096  # FC2 is 384x512; a typo like 60000 would otherwise allocate gigabytes per sample
 # (noise cell size in pixels, weight): coarse blobs down to fine grain, so every layer has texture to track.
 _OCTAVES = ((48, 1.0), (12, 0.7), (4, 0.45))
 
@@ -167,6 +168,8 @@ def _visible(top0: np.ndarray, top1: np.ndarray, flow: np.ndarray) -> np.ndarray
 def _check_size(height: int, width: int) -> None:
     if height < MIN_SIDE or width < MIN_SIDE:
         raise DataError(f"synthetic samples need height and width >= {MIN_SIDE}, got {height}x{width}")
+    if height > MAX_SIDE or width > MAX_SIDE:
+        raise DataError(f"synthetic samples need height and width <= {MAX_SIDE}, got {height}x{width}")
 
 
 def make_sample(rng: np.random.Generator, height: int = 384, width: int = 512) -> SynthSample:

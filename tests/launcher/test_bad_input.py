@@ -89,3 +89,39 @@ def test_image_whose_python_fails_is_refused(fake_apptainer, tmp_path, monkeypat
     (tmp_path / "shadow" / "submitit.py").write_text("raise ImportError('submitit is not installed in this image')\n")
     with pytest.raises(SubmitError, match="cannot run efnas inside"):
         container.prepare(image, [])
+
+
+def test_sweep_without_equals_names_the_option_and_its_form(cli, launch_config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = cli("submit", "--config", launch_config(), "--sweep", "lr", "--dry_run")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert ("--sweep lr: expected KEY=V1,V2,... (e.g. --sweep lr=1e-4,3e-4) or the path of a YAML sweep file, "
+            "but there is no '=' and no file named 'lr'") in result.output
+    assert "config file lr" not in result.output
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"lr: [0.1]\nseed: [1]\nlr: [0.2]\n", "key 'lr' is given twice (lines 1 and 3)"),
+    (b"\xff\xfe\x00binary", "is not UTF-8 text"),
+    (b"- 1\n- 2\n", "must be a mapping {key: [values]} at top level"),
+], ids=["duplicate_key", "binary", "not_a_mapping"])
+def test_bad_sweep_file_is_refused_as_a_sweep_file(cli, launch_config, tmp_path, content, expected):
+    sweep = tmp_path / "grid.yaml"
+    sweep.write_bytes(content)
+    result = cli("submit", "--config", launch_config(), "--sweep", sweep, "--dry_run")
+    assert result.exit_code == 2, result.output
+    assert f"sweep file {sweep}" in result.output and expected in result.output
+    assert "Traceback" not in result.output
+
+
+def test_non_finite_sweep_value_submits_nothing(cli, launch_config, tmp_path):
+    result = cli("submit", "--config", launch_config(), "--sweep", "lr=1e-4,1e400", "--dry_run")
+    assert result.exit_code == 2
+    assert "sweep trial 'lr=inf' is invalid: train.lr: inf is not a finite number" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_cli_value_of_submit_names_the_option(cli, launch_config):
+    result = cli("submit", "--config", launch_config(), "--lr", "nan", "--dry_run")
+    assert result.exit_code == 2
+    assert result.output.strip() == "Error: option --lr is invalid: train.lr: nan is not a finite number; give a finite value"
