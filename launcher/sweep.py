@@ -88,7 +88,7 @@ def parse_sweep_specs(specs: Sequence[str]) -> Dict[str, List[Any]]:
         elif not Path(spec).is_file():
             raise ConfigError(
                 f"--sweep {spec}: expected KEY=V1,V2,... (e.g. --sweep {spec.strip() or 'lr'}=1e-4,3e-4) or the path "
-                f"of a YAML sweep file, but there is no '=' and no file named '{spec}'"
+                f"of a YAML sweep file, but there is no '=' and '{spec}' is not a file"
             )
         else:
             for key, values in load_sweep_file(Path(spec)).items():

@@ -96,7 +96,7 @@ def test_sweep_without_equals_names_the_option_and_its_form(cli, launch_config, 
     result = cli("submit", "--config", launch_config(), "--sweep", "lr", "--dry_run")
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert ("--sweep lr: expected KEY=V1,V2,... (e.g. --sweep lr=1e-4,3e-4) or the path of a YAML sweep file, "
-            "but there is no '=' and no file named 'lr'") in result.output
+            "but there is no '=' and 'lr' is not a file") in result.output
     assert "config file lr" not in result.output
 
 
