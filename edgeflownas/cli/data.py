@@ -154,7 +154,8 @@ def pack(src: Path, out: Path, resolution: str, height: int, width: int, shard_s
     from edgeflownas.data.scan import default_workers
 
     result = pack_folders(src, out, resolution=resolution, height=height, width=width, shard_size=shard_size,
-                          workers=workers or default_workers(), progress=sys.stderr.isatty())
+                          workers=workers or default_workers(), progress=sys.stderr.isatty(),
+                          notice=lambda line: click.echo(line, err=True))
     size = result.manifest["resolution"]
     for split, info in result.manifest["splits"].items():
         click.echo(f"{split}_samples: {info['samples']} ({len(info['shards'])} shards)")

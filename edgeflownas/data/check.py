@@ -17,7 +17,10 @@ from typing import Dict, List, Mapping, Optional
 
 from edgeflownas.atomic_io import write_json_atomic
 from edgeflownas.config import repo_root
-from edgeflownas.data.scan import SAMPLE_PATTERN, SplitScan, empty_split_message, scan_split
+from edgeflownas.data.scan import (
+    SAMPLE_PATTERN, SplitScan, empty_split_message, same_folder, same_folder_message, scan_split, shared_samples,
+    shared_samples_message,
+)
 from edgeflownas.errors import DataError
 
 REPORT_FORMAT = "efnas-data-check/1"
@@ -37,10 +40,21 @@ def check_splits(directories: Mapping[str, Path], deep: bool = False, workers: O
     return scans
 
 
+def overlap_problems(scans: Mapping[str, SplitScan]) -> List[str]:
+    """Train and val that are one folder, or that hold byte-identical copies of the same samples."""
+    if not {"train", "val"} <= set(scans):
+        return []
+    train, val = scans["train"], scans["val"]
+    if same_folder(train.directory, val.directory):
+        return [same_folder_message(train.directory, val.directory)]
+    shared = shared_samples(train.samples, val.samples)
+    return [shared_samples_message(train.directory, val.directory, shared)] if shared else []
+
+
 def failures(scans: Mapping[str, SplitScan], max_bad: int = 0) -> List[str]:
-    """Why the check fails: empty splits, then too many bad samples; empty list when it passes."""
+    """Why the check fails: empty or overlapping splits, then too many bad samples; empty list when it passes."""
     messages = [empty_split_message(scan, split) for split, scan in scans.items()]
-    problems = [message for message in messages if message is not None]
+    problems = [message for message in messages if message is not None] + overlap_problems(scans)
     bad = {split: len(scan.bad) for split, scan in scans.items()}
     if sum(bad.values()) > max_bad:
         per_split = ", ".join(f"{split}: {count}" for split, count in bad.items())

@@ -22,6 +22,13 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_HEADER_BYTES = 24
 # Sanity bound on .flo dimensions: a corrupt header must not make us allocate terabytes.
 MAX_FLO_SIDE = 1 << 15
+# Sanity bound on PNG sides, checked from the header before decoding (FC2 is 384x512): a
+# 30000x30000 image would take minutes and gigabytes to decode only to be refused anyway.
+MAX_IMAGE_SIDE = 8192
+# What a file that is not a PNG most likely is, by its first bytes (named in the error).
+OTHER_SIGNATURES = ((b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"), (b"BM", "a BMP image"),
+                    (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"), (b"RIFF", "a RIFF/WebP file"),
+                    (b"\x1f\x8b", "a gzip file"), (b"PK\x03\x04", "a zip file"))
 
 Sample = Tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -100,30 +107,45 @@ def write_flo(path: Path, flow: np.ndarray) -> None:
         handle.write(np.ascontiguousarray(flow, dtype="<f4").tobytes())
 
 
-def read_png_size(path: Path) -> Tuple[int, int]:
-    """Read (height, width) from a PNG's IHDR chunk without decoding the image."""
-    path = Path(path)
-    header = _read_bytes(path, PNG_HEADER_BYTES)
+def _what_it_is(head: bytes) -> str:
+    """A guess at what a file is from its first bytes (for 'not a PNG' messages)."""
+    for signature, kind in OTHER_SIGNATURES:
+        if head.startswith(signature):
+            return kind
+    return "not a known image format"
+
+
+def png_size_from_header(path: Path, header: bytes) -> Tuple[int, int]:
+    """(height, width) from a PNG's first 24 bytes; DataError if not a PNG or larger than MAX_IMAGE_SIDE."""
     if not header:
         raise DataError(f"{path}: zero-byte file, expected a PNG image")
     if header[:8] != PNG_SIGNATURE:
-        raise DataError(f"{path}: not a PNG image, first bytes are {header[:8].hex()} (expected {PNG_SIGNATURE.hex()})")
+        raise DataError(f"{path}: not a PNG image, first bytes are {header[:8].hex()} ({_what_it_is(header)}; "
+                        f"a PNG starts with {PNG_SIGNATURE.hex()}); convert it to PNG or replace the sample")
     if len(header) < PNG_HEADER_BYTES or header[12:16] != b"IHDR":
         raise DataError(f"{path}: truncated or corrupt PNG, IHDR chunk missing after the signature")
     width, height = struct.unpack(">II", header[16:24])
     if width == 0 or height == 0:
         raise DataError(f"{path}: corrupt PNG header, width={width} height={height}")
+    if width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE:
+        raise DataError(f"{path}: PNG header says {height}x{width} (HxW), larger than {MAX_IMAGE_SIDE} per side "
+                        f"(FC2 images are 384x512); not decoded: replace the file with an FC2-sized image")
     return height, width
 
 
+def read_png_size(path: Path) -> Tuple[int, int]:
+    """Read (height, width) from a PNG's IHDR chunk without decoding the image."""
+    path = Path(path)
+    return png_size_from_header(path, _read_bytes(path, PNG_HEADER_BYTES))
+
+
 def read_image_rgb(path: Path) -> np.ndarray:
-    """Decode an image file to uint8 [H, W, 3] in RGB order (OpenCV decodes BGR)."""
+    """Decode a PNG file to uint8 [H, W, 3] in RGB order; its header is checked before decoding."""
     import cv2
 
     path = Path(path)
     data = _read_bytes(path)
-    if not data:
-        raise DataError(f"{path}: zero-byte file, expected an image")
+    png_size_from_header(path, data[:PNG_HEADER_BYTES])
     bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise DataError(
@@ -144,11 +166,20 @@ def write_image_rgb(path: Path, image: np.ndarray) -> None:
         raise DataError(f"{path}: OpenCV could not write the image (check the directory and extension)")
 
 
+def require_finite_flow(path: Path, flow: np.ndarray) -> None:
+    """DataError naming ``path`` when its flow holds NaN or inf (it would poison the loss much later)."""
+    bad_values = int(flow.size - np.count_nonzero(np.isfinite(flow)))
+    if bad_values:
+        raise DataError(f"{path}: flow holds {bad_values} non-finite values (NaN or inf); "
+                        "replace or remove this sample ('efnas data-check --deep' lists every such file)")
+
+
 def read_sample(img0_path: Path, img1_path: Path, flow_path: Path) -> Sample:
-    """Read one sample and check that both images and the flow have the same size."""
+    """Read one sample; check that its flow is finite and both images and the flow have the same size."""
     img0 = read_image_rgb(img0_path)
     img1 = read_image_rgb(img1_path)
     flow = read_flo(flow_path)
+    require_finite_flow(flow_path, flow)
     if img1.shape != img0.shape:
         raise DataError(
             f"{img1_path}: image size {img1.shape[0]}x{img1.shape[1]} differs from "

@@ -1,13 +1,18 @@
 """One loader for both data sources: FC2 folders or the HDF5 shards of ``efnas pack``.
 
 ``open_source(data_cfg, split)`` returns a ``SampleSource`` serving samples at
-the training resolution (``data.input_height`` x ``data.input_width``):
+the training resolution (``data.input_height`` x ``data.input_width``); it
+refuses train and val that are one folder or share byte-identical samples:
 
 - ``FolderSource`` decodes PNG + ``.flo`` and resizes (flow rescaled) exactly as
-  ``efnas pack`` does, so both sources give identical samples.
+  ``efnas pack`` does, so both sources give identical samples; a flow with NaN
+  or inf is refused when read, naming its file.
 - ``ShardSource`` reads shards stored at that resolution, or native-resolution
   shards resized on read.  Shards of another resized resolution are refused
-  (resizing twice would not match the folder pipeline).  HDF5 files are opened
+  (resizing twice would not match the folder pipeline).  Opening it checks every
+  shard of the split against the sha256 in the manifest (about 10 s per 13 GB,
+  the FC2 train split at 180x240; see README), so a damaged shard stops a run
+  before it starts, not when its sample is first read.  HDF5 files are opened
   lazily by the process that reads them and reopened after a fork, never
   shared across processes.  Unless the user set ``HDF5_USE_FILE_LOCKING``,
   shards open with file locking off (and the variable is set to FALSE),
@@ -40,7 +45,10 @@ import numpy as np
 from edgeflownas.config_types import DataConfig
 from edgeflownas.data import shards
 from edgeflownas.data.io import read_sample, resize_sample
-from edgeflownas.data.scan import scan_split, require_samples
+from edgeflownas.data.scan import (
+    list_samples, require_samples, same_folder, same_folder_message, scan_split, shared_samples,
+    shared_samples_message,
+)
 from edgeflownas.errors import ConfigError, DataError
 
 Arrays = Tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -132,7 +140,7 @@ class _OpenShard:
 class ShardSource(SampleSource):
     """One split of a packed set; shard files are opened lazily by the process that reads them."""
 
-    def __init__(self, directory: Path, split: str, height: int, width: int) -> None:
+    def __init__(self, directory: Path, split: str, height: int, width: int, verify_sha256: bool = True) -> None:
         self.directory, self.split, self.height, self.width = Path(directory), split, height, width
         manifest = shards.read_manifest(self.directory)
         where = self.directory / shards.MANIFEST_NAME
@@ -146,7 +154,13 @@ class ShardSource(SampleSource):
             raise DataError(f"{where}: shards are stored at {self.stored_size[0]}x{self.stored_size[1]} but "
                             f"data.input_height x input_width is {height}x{width}; re-pack with "
                             f"'efnas pack --height {height} --width {width}' (or '--resolution native')")
+        sources = manifest.get("source", {}).get("splits", {})
+        if sources.get("train") and sources.get("train") == sources.get("val"):
+            raise DataError(f"{where}: packed from one folder ({sources['train']}) for both train and val; "
+                            "re-pack from an FC2 root whose train/ and val/ differ")
         self.paths = [self.directory / entry["file"] for entry in entries]
+        if verify_sha256:
+            shards.require_sha256(self.directory, entries)
         self.starts = list(itertools.accumulate((int(entry["samples"]) for entry in entries), initial=0))
         self.sample_ids = []
         for path, entry in zip(self.paths, entries):
@@ -230,17 +244,34 @@ def _forget_files_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_files_after_fork)
 
 
-def open_source(data_cfg: DataConfig, split: str) -> SampleSource:
-    """The ``split`` ("train" or "val") of the source ``data_cfg.source`` names, at the training resolution."""
+def check_split_dirs(data_cfg: DataConfig) -> None:
+    """DataError when data.train_dir and data.val_dir are one folder (validation would rank nothing)."""
+    if data_cfg.source == "folders" and same_folder(Path(data_cfg.train_dir), Path(data_cfg.val_dir)):
+        raise DataError(same_folder_message(Path(data_cfg.train_dir), Path(data_cfg.val_dir)))
+
+
+def open_source(data_cfg: DataConfig, split: str, verify_sha256: bool = True) -> SampleSource:
+    """The ``split`` ("train" or "val") of the source ``data_cfg.source`` names, at the training resolution.
+
+    Train and val must be different folders holding different samples; shards are
+    checked against their manifest's sha256 unless ``verify_sha256`` is False.
+    """
     if split not in shards.SPLITS:
         raise ConfigError(f"split must be one of {shards.SPLITS}, got {split!r}")
     size = (data_cfg.input_height, data_cfg.input_width)
     if data_cfg.source == "folders":
-        return FolderSource(Path(getattr(data_cfg, f"{split}_dir")), split, *size)
+        check_split_dirs(data_cfg)
+        source = FolderSource(Path(getattr(data_cfg, f"{split}_dir")), split, *size)
+        if split == "val":
+            train_dir = Path(data_cfg.train_dir)
+            shared = shared_samples(list_samples(train_dir), source.samples)
+            if shared:
+                raise DataError(shared_samples_message(train_dir, source.directory, shared))
+        return source
     if data_cfg.source == "shards":
         if not data_cfg.shards_dir:
             raise ConfigError("data.shards_dir must be set when data.source is 'shards' (the --out of 'efnas pack')")
-        return ShardSource(Path(data_cfg.shards_dir), split, *size)
+        return ShardSource(Path(data_cfg.shards_dir), split, *size, verify_sha256=verify_sha256)
     raise ConfigError(f"data.source must be 'folders' or 'shards', got {data_cfg.source!r}")
 
 

@@ -12,6 +12,8 @@ per output directory.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
 from collections import deque
@@ -25,11 +27,13 @@ import numpy as np
 
 from edgeflownas import __version__
 from edgeflownas.atomic_io import fsync_dir, write_json_atomic
+from edgeflownas.config import load_schema
 from edgeflownas.data import shards
-from edgeflownas.data.check import build_report, check_splits
+from edgeflownas.data.check import build_report, check_splits, overlap_problems
 from edgeflownas.data.io import read_sample, resize_sample
 from edgeflownas.data.scan import SAMPLE_PATTERN, Sample, SplitScan, require_samples
-from edgeflownas.errors import DataError
+from edgeflownas.errors import ConfigError, DataError
+from edgeflownas.locks import LOCK_NAME, exclusive_lock, lock_path
 
 RESOLUTIONS = ("train", "native")
 IN_FLIGHT_PER_WORKER = 4  # decoded samples waiting for the writer, per worker (bounds memory)
@@ -75,6 +79,9 @@ def scan_source(src: Path, workers: Optional[int] = None) -> Dict[str, SplitScan
             raise DataError(f"{scan.directory}: {len(scan.bad)} bad samples ({reasons}), first: {scan.bad[0].detail}; "
                             f"nothing was packed. Fix them ('efnas data-check --{split}_dir {scan.directory}' "
                             "lists each one)")
+    overlap = overlap_problems(scans)
+    if overlap:
+        raise DataError(f"{overlap[0]}; nothing was packed")
     return scans
 
 
@@ -160,13 +167,12 @@ def _resume(out: Path, fresh: Dict[str, Any], plans: List[ShardPlan], result: Pa
 
 
 def prepare_output(out: Path, fresh: Dict[str, Any], plans: List[ShardPlan], result: PackResult) -> Dict[str, Any]:
-    """Create ``out`` (or resume it, dropping temp files a killed pack left), write the starting manifest."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Resume ``out`` (dropping temp files a killed pack left) or start it; write the starting manifest."""
     if (out / shards.MANIFEST_NAME).exists():
         manifest = _resume(out, fresh, plans, result)
         for stale in chain(out.glob(".*.h5.tmp-*"), out.glob(f".{shards.MANIFEST_NAME}.tmp-*")):
             stale.unlink()
-    elif any(out.iterdir()):
+    elif any(path.name != LOCK_NAME for path in out.iterdir()):
         raise DataError(f"{out}: directory is not empty and has no {shards.MANIFEST_NAME}; "
                         "pack into a new or empty --out directory")
     else:
@@ -176,12 +182,9 @@ def prepare_output(out: Path, fresh: Dict[str, Any], plans: List[ShardPlan], res
 
 
 def load_sample(task: Tuple[Sample, int, int]) -> Arrays:
-    """Decode one sample, check its flow is finite, resize it (runs in a worker process)."""
+    """Decode one sample (read_sample refuses non-finite flow), resize it (runs in a worker process)."""
     sample, height, width = task
-    img0, img1, flow = read_sample(sample.img0, sample.img1, sample.flow)
-    if not np.isfinite(flow).all():
-        raise DataError(f"{sample.flow}: flow holds non-finite values (NaN or inf); nothing of its shard was kept")
-    return resize_sample(img0, img1, flow, height, width)
+    return resize_sample(*read_sample(sample.img0, sample.img1, sample.flow), height, width)
 
 
 def ordered_map(function: Callable, items: Iterable, workers: int) -> Iterator:
@@ -207,20 +210,32 @@ def write_shard(out: Path, plan: ShardPlan, arrays: Iterable[Arrays], resolution
     final = out / plan.file
     tmp = out / f".{plan.file}.tmp-{os.getpid()}"
     count, height, width = len(plan.samples), resolution["height"], resolution["width"]
+    require_space(out, plan.file, count * shards.sample_bytes(height, width))
     attrs = {"split": plan.split, "height": height, "width": width}
     try:
-        with shards.create_shard(tmp, plan.sample_ids, height, width, attrs) as handle:
+        handle = shards.create_shard(tmp, plan.sample_ids, height, width, attrs)
+        try:
+            datasets = [handle[name] for name in shards.ARRAYS]
             written = 0
             for index, sample_arrays in enumerate(arrays):
-                for name, array in zip(shards.ARRAYS, sample_arrays):
-                    handle[name][index] = array
+                for dataset, array in zip(datasets, sample_arrays):
+                    dataset[index] = array
                 written += 1
             if written != count:
                 raise DataError(f"{final}: received {written} samples for a shard planned with {count}")
+            del datasets
+            handle.close()
+        except BaseException as error:
+            shards.discard_shard(handle, error)
+            raise
         with open(tmp, "rb+") as raw:
             os.fsync(raw.fileno())
         os.replace(tmp, final)
         fsync_dir(out)
+    except OSError as error:
+        if error.errno is None:
+            raise
+        raise write_error(out, error, plan.file) from None
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -228,30 +243,114 @@ def write_shard(out: Path, plan: ShardPlan, arrays: Iterable[Arrays], resolution
             "ids_sha256": shards.ids_digest(plan.sample_ids), "sha256": shards.sha256_file(final)}
 
 
+def require_space(out: Path, file: str, needed: int) -> None:
+    """DataError 'no space left' before a shard is started that cannot fit (its raw arrays alone)."""
+    free = shutil.disk_usage(out).free
+    if free < needed:
+        raise DataError(f"no space left on {out}: {file} needs at least {needed / 1e6:.1f} MB, "
+                        f"{free / 1e6:.1f} MB are free; free space (or use another --out) and re-run the same "
+                        "'efnas pack' to finish")
+
+
+def write_error(out: Path, error: OSError, file: Optional[str] = None) -> DataError:
+    """The one-line DataError for an OS error while writing ``out`` (full disk, quota, read-only, ...)."""
+    file = file or (Path(error.filename).name if error.filename else shards.MANIFEST_NAME)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        what = "no space left on" if error.errno == errno.ENOSPC else "disk quota exceeded on"
+        return DataError(f"{what} {out}: {file} could not be written; completed shards "
+                         "stay listed in the manifest, the partial one was removed; free space (or use another "
+                         "--out) and re-run the same 'efnas pack' to finish")
+    return DataError(f"{out}: writing {file} failed ({error.strerror or error}); completed shards stay listed "
+                     "in the manifest, the partial one was removed")
+
+
+def require_training_size(height: int, width: int) -> None:
+    """ConfigError unless --height/--width obey the schema's rule for data.input_height/input_width."""
+    schema = load_schema()
+    rules = schema["properties"]["data"]["properties"]
+    for option, key, value in (("--height", "input_height", height), ("--width", "input_width", width)):
+        rule = rules[key]
+        low, high, step = rule.get("minimum", 1), rule.get("maximum"), rule.get("multipleOf", 1)
+        if value < low or (high is not None and value > high) or value % step:
+            nearest = max(low, round(value / step) * step)
+            span = f"{low}..{high}" if high is not None else f">= {low}"
+            raise ConfigError(f"{option} {value}: training needs data.{key} to be a multiple of {step} in {span} "
+                              f"(the model predicts at 1/4 and 1/2 scale); use e.g. {option} {nearest}, "
+                              "or --resolution native")
+
+
 def pack(src: Path, out: Path, resolution: str = "train", height: int = 180, width: int = 240,
-         shard_size: int = 1000, workers: int = 1, progress: bool = False) -> PackResult:
-    """Pack FC2 ``src`` (train/ and val/) into shards in ``out``; resumes an interrupted pack."""
+         shard_size: int = 1000, workers: int = 1, progress: bool = False,
+         notice: Optional[Callable[[str], None]] = None) -> PackResult:
+    """Pack FC2 ``src`` (train/ and val/) into shards in ``out``; resumes an interrupted pack.
+
+    ``out`` is locked first (LockedError naming the holder if another pack
+    writes it); a pack that fails before completing a shard leaves no trace:
+    a directory it created is removed, a pre-existing one is left as it was.
+    """
     src, out = Path(src), Path(out)
+    if resolution == "train":
+        require_training_size(height, width)
+    created = _make_output_dir(out)
+    had_lock_file = lock_path(out).exists()
+    had_manifest = (out / shards.MANIFEST_NAME).exists()
+    result = PackResult(out, {})
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(exclusive_lock(out, f"efnas pack --src {src}", notice))
+        except FileNotFoundError:  # a concurrent pack that failed removed the directory it had made
+            raise DataError(f"{out}: removed by another 'efnas pack' while this one started; run it again") from None
+        try:
+            _pack_locked(src, out, resolution, height, width, shard_size, workers, progress, result)
+        except BaseException:
+            if not (result.written or result.reused):  # nothing was completed: leave no trace of this run
+                _remove_traces(out, created, had_manifest)
+            if not had_lock_file and out.exists():
+                lock_path(out).unlink(missing_ok=True)
+            raise
+    return result
+
+
+def _make_output_dir(out: Path) -> bool:
+    """Create ``out`` (and parents); True if this call created it, False if it already was a directory."""
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: --out exists and is not a directory; pass a new or empty directory")
+    try:
+        out.mkdir(parents=True)
+    except FileExistsError:
+        return False
+    except OSError as error:
+        raise write_error(out, error) from None
+    return True
+
+
+def _remove_traces(out: Path, created: bool, had_manifest: bool) -> None:
+    """Undo a pack that completed nothing: remove the directory it made, or the files it added."""
+    if created:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    if not had_manifest:
+        (out / shards.MANIFEST_NAME).unlink(missing_ok=True)
+    for stale in chain(out.glob(".*.h5.tmp-*"), out.glob(f".{shards.MANIFEST_NAME}.tmp-*")):
+        stale.unlink(missing_ok=True)
+
+
+def _pack_locked(src: Path, out: Path, resolution: str, height: int, width: int, shard_size: int, workers: int,
+                 progress: bool, result: PackResult) -> None:
+    """Scan, plan and write the pack into the locked ``out``; OS write errors become one-line DataErrors."""
     scans = scan_source(src, workers=workers)
     size = resolution_entry(scans, resolution, height, width)
     plans = plan_shards(scans, shard_size)
-    result = PackResult(out, {})
-    created = not out.exists()
-    was_empty = not created and out.is_dir() and not any(out.iterdir())
-    manifest = prepare_output(out, new_manifest(scans, size, shard_size, plans), plans, result)
     try:
+        manifest = prepare_output(out, new_manifest(scans, size, shard_size, plans), plans, result)
         _write_missing(out, manifest, plans, result, workers, progress)
-    except BaseException:
-        if not (result.written or result.reused):  # nothing was completed: leave no trace of this run
-            if created:
-                shutil.rmtree(out)
-            elif was_empty:
-                (out / shards.MANIFEST_NAME).unlink(missing_ok=True)
-        raise
-    manifest["complete"] = True
-    write_json_atomic(out / shards.MANIFEST_NAME, manifest)
+        manifest["complete"] = True
+        write_json_atomic(out / shards.MANIFEST_NAME, manifest)
+    except OSError as error:
+        if error.errno is None:
+            raise
+        raise write_error(out, error) from None
     result.manifest = manifest
-    return result
 
 
 def _write_missing(out: Path, manifest: Dict[str, Any], plans: List[ShardPlan], result: PackResult, workers: int,

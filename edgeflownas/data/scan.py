@@ -10,17 +10,16 @@ sample is kept with its reason: nothing is skipped silently.
 
 from __future__ import annotations
 
+import filecmp
 import os
 import re
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-import numpy as np
-
-from edgeflownas.data.io import read_flo, read_flo_header, read_image_rgb, read_png_size
+from edgeflownas.data.io import read_flo, read_flo_header, read_image_rgb, read_png_size, require_finite_flow
 from edgeflownas.errors import DataError, EmptySplitError
 
 SAMPLE_PATTERN = "NNNNNNN-img_0.png + NNNNNNN-img_1.png + NNNNNNN-flow_01.flo"
@@ -121,6 +120,49 @@ def _triplet(directory: Path, sample_id: str, parts: Dict[str, Path]) -> Tuple[O
     return Sample(sample_id, img0, img1, flow), None
 
 
+def list_samples(directory: Path) -> List[Sample]:
+    """The complete triplets of a split folder, sorted by id, without reading any file."""
+    parts_by_id, _ = _list_split(Path(directory))
+    triplets = (_triplet(Path(directory), sample_id, parts_by_id[sample_id])[0] for sample_id in sorted(parts_by_id))
+    return [sample for sample in triplets if sample is not None]
+
+
+def same_folder(first: Path, second: Path) -> bool:
+    """Whether two paths name one existing folder (also through symlinks or relative paths)."""
+    try:
+        return os.path.samefile(first, second)
+    except OSError:  # a missing folder is reported by the scan that needs it
+        return False
+
+
+def same_folder_message(train_dir: Path, val_dir: Path) -> str:
+    """Why train and val must not be one folder."""
+    return (f"train and val are the same folder ({train_dir} and {val_dir}): validating on the training samples "
+            "ranks nothing; point data.val_dir (--val_dir) at the FC2 'val' folder")
+
+
+def shared_samples(train: Sequence[Sample], val: Sequence[Sample]) -> List[str]:
+    """Ids of val samples whose three files are byte-identical to the train sample with the same id."""
+    by_id = {sample.sample_id: sample for sample in train}
+    shared = []
+    for sample in val:
+        twin = by_id.get(sample.sample_id)
+        pairs = [] if twin is None else list(zip((sample.img0, sample.img1, sample.flow),
+                                                 (twin.img0, twin.img1, twin.flow)))
+        # Sizes first: different samples almost always differ in PNG size, so contents are rarely read.
+        if pairs and all(a.stat().st_size == b.stat().st_size for a, b in pairs) and all(
+                filecmp.cmp(a, b, shallow=False) for a, b in pairs):
+            shared.append(sample.sample_id)
+    return shared
+
+
+def shared_samples_message(train_dir: Path, val_dir: Path, shared: Sequence[str]) -> str:
+    """Why samples copied into both splits are refused."""
+    return (f"{len(shared)} samples of {val_dir} are byte-identical copies of the train samples with the same id "
+            f"in {train_dir} (first: {shared[0]}): validating on training samples ranks nothing; remove them "
+            "from one of the splits")
+
+
 def _hw(size: Size) -> str:
     return f"{size[0]}x{size[1]} (HxW)"
 
@@ -131,9 +173,7 @@ def _image_size_deep(path: Path) -> Size:
 
 def _flow_size_deep(path: Path) -> Size:
     flow = read_flo(path)
-    bad_values = int(flow.size - np.count_nonzero(np.isfinite(flow)))
-    if bad_values:
-        raise DataError(f"{path}: flow holds {bad_values} non-finite values (NaN or inf)")
+    require_finite_flow(path, flow)
     return flow.shape[:2]
 
 

@@ -33,6 +33,7 @@ RESIZE_RULE = ("cv2.resize INTER_LINEAR of img0, img1 and flow to height x width
 # name -> (dtype, channels): the per-sample arrays of a shard.
 ARRAYS = {"img0": (np.uint8, 3), "img1": (np.uint8, 3), "flow": (np.float32, 2)}
 _HASH_BLOCK = 1 << 22
+SHA256_THREADS = 4  # start-up verification: ~1.0-1.4 GB/s of sha256 per core (README, "Shards")
 
 
 def shard_name(split: str, index: int) -> str:
@@ -65,13 +66,23 @@ def open_shard(path: Path):
         raise DataError(f"{path}: not a readable HDF5 shard ({exc}); re-run 'efnas pack'") from None
 
 
+def sample_bytes(height: int, width: int) -> int:
+    """Raw bytes of one sample's arrays at height x width (a lower bound of its size in a shard)."""
+    return sum(height * width * channels * np.dtype(dtype).itemsize for dtype, channels in ARRAYS.values())
+
+
 def create_shard(path: Path, sample_ids: List[str], height: int, width: int, attrs: Dict[str, Any]):
-    """Create a shard file holding ``sample_ids`` and empty sample datasets (one sample per chunk, fletcher32)."""
+    """Create a shard file holding ``sample_ids`` and empty sample datasets (one sample per chunk, fletcher32).
+
+    The chunk cache is off: each sample is written by the call that writes it, so a
+    failed write (full disk) raises there, not later while HDF5 evicts cached chunks
+    inside object destructors, which printed a traceback per chunk and then segfaulted.
+    """
     locking = hdf5_locking()
     import h5py
 
     encoded = [sample_id.encode("utf-8") for sample_id in sample_ids]
-    handle = h5py.File(path, "w", **locking)
+    handle = h5py.File(path, "w", rdcc_nbytes=0, **locking)
     for name, (dtype, channels) in ARRAYS.items():
         shape = (len(sample_ids), height, width, channels)
         handle.create_dataset(name, shape=shape, dtype=dtype, chunks=(1,) + shape[1:], fletcher32=True)
@@ -82,6 +93,19 @@ def create_shard(path: Path, sample_ids: List[str], height: int, width: int, att
     return handle
 
 
+def discard_shard(handle, cause: BaseException) -> None:
+    """Close a shard abandoned because of ``cause``; its file is deleted by the caller.
+
+    Closing flushes HDF5 metadata, which fails again on a full disk (OSError or
+    RuntimeError from h5py); ``cause`` stays the error reported, the second
+    failure is attached to it as a note.
+    """
+    try:
+        handle.close()
+    except (OSError, RuntimeError) as error:
+        cause.add_note(f"closing the abandoned shard also failed: {error}")
+
+
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file's bytes."""
     digest = hashlib.sha256()
@@ -89,6 +113,24 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(_HASH_BLOCK), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def require_sha256(directory: Path, entries: List[Dict[str, Any]], threads: int = SHA256_THREADS) -> None:
+    """DataError naming the first listed shard whose sha256 differs from the manifest's (hashed in threads)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = [Path(directory) / entry["file"] for entry in entries]
+    for path in paths:
+        if not path.is_file():
+            raise DataError(f"{path}: shard listed in {MANIFEST_NAME} does not exist; re-run 'efnas pack'")
+    # hashlib releases the GIL on large blocks, so threads hash shards in parallel.
+    with ThreadPoolExecutor(max(1, min(threads, len(paths)))) as pool:
+        for path, entry, digest in zip(paths, entries, pool.map(sha256_file, paths)):
+            if digest != entry["sha256"]:
+                raise DataError(f"{path}: sha256 {digest} differs from the {entry['sha256']} in "
+                                f"{Path(directory) / MANIFEST_NAME}: the shard changed after packing; re-run the same "
+                                "'efnas pack' (it rewrites only damaged shards), then 'efnas data-check --shards "
+                                f"{directory}'")
 
 
 def ids_digest(sample_ids: List[str]) -> str:

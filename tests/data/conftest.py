@@ -25,12 +25,15 @@ def write_fc2_sample(directory: Path, index: int, size=TINY, seed: int = 0) -> P
 
 @pytest.fixture
 def fc2_root(tmp_path):
-    """An FC2-like root with train/ (5 samples) and val/ (3 samples) of tiny valid triplets."""
+    """An FC2-like root with train/ (5 samples) and val/ (3 samples) of tiny valid triplets.
+
+    Ids restart at 0000000 in each split, as in FC2; the content differs (another seed).
+    """
     root = tmp_path / "FlyingChairs2"
-    for split, count in (("train", 5), ("val", 3)):
+    for seed, (split, count) in enumerate((("train", 5), ("val", 3))):
         (root / split).mkdir(parents=True)
         for index in range(count):
-            write_fc2_sample(root / split, index)
+            write_fc2_sample(root / split, index, seed=seed)
     return root
 
 

@@ -97,14 +97,15 @@ def test_write_then_read_image_is_identity(tmp_path):
     assert np.array_equal(read_image_rgb(tmp_path / "a.png"), image)
 
 
-@pytest.mark.parametrize("name, content, decode_error, header_error", [
-    ("zero_byte.png", b"", "zero-byte file, expected an image", "zero-byte file, expected a PNG image"),
-    ("not_an_image.png", b"this is a text file, not a picture\n", "not a decodable image", "not a PNG image"),
+@pytest.mark.parametrize("name, content, expected", [
+    ("zero_byte.png", b"", "zero-byte file, expected a PNG image"),
+    ("not_an_image.png", b"this is a text file, not a picture\n", "not a PNG image"),
 ])
-def test_bad_png_files_raise_naming_the_file(tmp_path, name, content, decode_error, header_error):
+def test_bad_png_files_raise_naming_the_file(tmp_path, name, content, expected):
+    """The decoder checks the PNG header first, so it says the same as the header check."""
     path = tmp_path / name
     path.write_bytes(content)
-    for reader, expected in ((read_image_rgb, decode_error), (read_png_size, header_error)):
+    for reader in (read_image_rgb, read_png_size):
         with pytest.raises(DataError) as info:
             reader(path)
         assert expected in str(info.value) and str(path) in str(info.value)
