@@ -6,8 +6,10 @@ worker processes and written shard by shard by this process.  Each shard is
 written to a temp file and renamed into place; only then does the manifest
 (itself replaced atomically) list it with its sha256.  Re-running an
 interrupted pack with the same arguments re-hashes the shards the manifest
-lists, keeps those that match and writes the rest.  Run one pack at a time
-per output directory.
+lists, keeps those that match and writes the rest.  The output directory is
+locked (``edgeflownas.locks``): a second pack into it is refused at once,
+naming the first.  A full disk ends in one "no space left on <out>" line with
+the partial shard deleted and only complete shards listed.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ class PackResult:
 
 
 def scan_source(src: Path, workers: Optional[int] = None) -> Dict[str, SplitScan]:
-    """Quick-scan src/train and src/val; DataError if a split is empty or has any bad sample."""
+    """Quick-scan src/train and src/val; DataError if a split is empty, has a bad sample or shares samples."""
     src = Path(src)
     if not src.is_dir():
         raise DataError(f"{src}: FC2 root does not exist or is not a directory (expected train/ and val/ in it)")

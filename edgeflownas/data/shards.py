@@ -124,7 +124,7 @@ def require_sha256(directory: Path, entries: List[Dict[str, Any]], threads: int 
         if not path.is_file():
             raise DataError(f"{path}: shard listed in {MANIFEST_NAME} does not exist; re-run 'efnas pack'")
     # hashlib releases the GIL on large blocks, so threads hash shards in parallel.
-    with ThreadPoolExecutor(max(1, min(threads, len(paths)))) as pool:
+    with ThreadPoolExecutor(max(1, min(threads, len(paths), os.cpu_count() or 1))) as pool:
         for path, entry, digest in zip(paths, entries, pool.map(sha256_file, paths)):
             if digest != entry["sha256"]:
                 raise DataError(f"{path}: sha256 {digest} differs from the {entry['sha256']} in "
