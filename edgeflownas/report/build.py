@@ -6,7 +6,8 @@ fairness counts per block; early-stopping state; final pool ranking with
 cost; ranking stability (Kendall tau between consecutive evaluated epochs);
 flow pictures for a few fixed validation samples (img0, ground truth, the
 baseline subnet's and the best pool subnet's prediction, their error maps),
-computed from a checkpoint with the trainer's BN recalibration.  Only the
+computed from a checkpoint with the trainer's BN recalibration; the Pareto
+front of every ``efnas search`` kept in the run directory (``search*/``).  Only the
 flow section needs TensorFlow; ``flow_samples=0`` skips it.
 """
 
@@ -20,6 +21,7 @@ from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, ArchCode, arch_name
 from edgeflownas.report import plots, tables
 from edgeflownas.report.ranking import TauStep, consecutive_taus
 from edgeflownas.report.run_data import RunData, load_run
+from edgeflownas.search.front import front_figure, load_front, load_scored, searches_of_run
 
 REPORT_FILE = "report.html"
 
@@ -113,9 +115,16 @@ def build_report(run_dir: Path, out_dir: Optional[Path] = None, checkpoint: str 
         flow = flow_section(run, checkpoint, flow_samples, log, data_overrides)
         figures["flow"] = plots.save(plots.flow_samples_figure(flow.samples), out / "flow_samples.png")
         figures["wheel"] = plots.save(plots.wheel_figure(), out / "flow_wheel.png")
+    searches = []
+    for search_dir in searches_of_run(run.run_dir):
+        doc = load_front(search_dir)
+        figure = front_figure(load_scored(search_dir), doc["front_macs"], doc.get("marks", {}))
+        figures[f"search:{search_dir.name}"] = plots.save(figure, out / f"{search_dir.name}_front.png")
+        searches.append((search_dir, doc))
     from edgeflownas.report.page import render
 
     page_path = out / REPORT_FILE
-    page_path.write_text(render(run, ranking, recent_taus, figures, flow, cost is not None), encoding="utf-8")
+    page_path.write_text(render(run, ranking, recent_taus, figures, flow, cost is not None, searches),
+                         encoding="utf-8")
     log(f"report: {page_path} ({len(figures)} figures in {out})")
     return ReportResult(page_path, figures, ranking, taus, flow)

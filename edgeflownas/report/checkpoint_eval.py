@@ -243,6 +243,18 @@ class CheckpointEvaluator:
         return SubnetMetrics(arch_name(code), tuple(code), float(epe), float(rates[0]), float(rates[1]),
                              float(rates[2]), int(pixels))
 
+    def epe(self, code: ArchCode, val_batches: Optional[int] = None) -> float:
+        """The trainer's EPE of ``code`` (recalibrated BN) on the first ``val_batches`` validation batches (all if None)."""
+        if self._session is None:
+            raise RuntimeError("CheckpointEvaluator.epe used outside its 'with' block")
+        evaluator = self.evaluator
+        if val_batches is not None and val_batches < len(evaluator.val_batches):
+            from edgeflownas.train.evaluate import PoolEvaluator
+
+            evaluator = PoolEvaluator(self.graph, evaluator.recal_batches, evaluator.val_batches[:val_batches], self.log)
+        self._calibrated = tuple(code)
+        return evaluator.evaluate_subnet(self._session, code, self.training_stats)
+
     def predict(self, code: ArchCode, indices: Sequence[int]):
         """(validation Batch, predicted flow [B,H,W,2]) for ``indices``, with BN as recalibrated for ``code``."""
         if tuple(code) != self._calibrated:

@@ -58,8 +58,26 @@ def _flow(figures: Dict[str, Path], flow) -> str:
             + html.image(figures["flow"], "flow samples") + html.image(figures["wheel"], "flow colour wheel"))
 
 
+_FRONT_COLUMNS = [("rank", "rank", None), ("name", "subnet", None), ("arch_code", "arch code", None),
+                  ("epe", "EPE (px)", html.number(4)), ("macs", "MACs", lambda v: f"{float(v) / 1e9:.3f} G"),
+                  ("params", "params", lambda v: f"{int(v):,}")]
+
+
+def _search(figures: Dict[str, Path], search_dir: Path, doc: Dict) -> str:
+    by_name = {e["name"]: e for e in doc["front_macs"]}
+    rows = [dict(by_name[name], rank=rank, arch_code=",".join(map(str, by_name[name]["arch_code"])))
+            for rank, name in enumerate(doc["ranked"], start=1)]
+    settings = doc["strategy"]
+    text = (f"{search_dir}: {settings['strategy']} search, {doc['scored']} candidates scored of {doc['feasible']} "
+            f"feasible ({', '.join(doc['constraints']) or 'no constraint'}), checkpoint supernet_{doc['checkpoint']} "
+            f"(epoch {doc['epoch']}). The table is the EPE-vs-MACs Pareto front ordered by EPE "
+            "(efnas retrain --arch rank:N); EPE on all of the run's validation batches.")
+    return (html.note(text) + html.image(figures[f"search:{search_dir.name}"], "search front")
+            + html.table(rows, _FRONT_COLUMNS, text_columns=("name", "arch_code")))
+
+
 def render(run: RunData, ranking: List[Dict], taus: Sequence[TauStep], figures: Dict[str, Path],
-           flow: Optional[object], has_cost: bool) -> str:
+           flow: Optional[object], has_cost: bool, searches: Sequence = ()) -> str:
     """The complete HTML document."""
     sections = [
         ("summary", "Run", html.fields(tables.run_summary(run))),
@@ -77,5 +95,8 @@ def render(run: RunData, ranking: List[Dict], taus: Sequence[TauStep], figures: 
     ]
     if flow is not None:
         sections.append(("flow", "Flow pictures", _flow(figures, flow)))
+    for search_dir, doc in searches:
+        sections.append((f"search-{search_dir.name}", f"Search front ({search_dir.name})",
+                         _search(figures, search_dir, doc)))
     title = f"efnas run report: {run.manifest.get('experiment', run.run_dir.name)}"
     return html.page(title, sections)

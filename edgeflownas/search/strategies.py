@@ -41,8 +41,13 @@ class StrategySettings:
     budget: int = 100
     seed: int = 0
     population: int = 20
-    parents: int = 10
+    parents: Optional[int] = None  # evolution's top-k; None: half the population
     mutation_probability: float = 0.1
+
+    @property
+    def top_k(self) -> int:
+        """How many of the best scored codes breed (evolution)."""
+        return self.parents if self.parents is not None else max(1, self.population // 2)
 
     def check(self) -> None:
         """SearchError for settings no search can run with."""
@@ -51,9 +56,10 @@ class StrategySettings:
         if self.budget <= 0:
             raise SearchError(f"--budget {self.budget}: the budget is the number of candidates to score, "
                               "it must be at least 1")
-        if self.population < 2 or not 1 <= self.parents <= self.population:
-            raise SearchError(f"population {self.population} / parents {self.parents}: need population >= 2 "
-                              "and 1 <= parents <= population")
+        if self.population < 2:
+            raise SearchError(f"--population {self.population}: a generation needs at least 2 candidates")
+        if self.strategy == "evolution" and not 1 <= self.top_k <= self.population:
+            raise SearchError(f"--parents {self.top_k}: expected 1 .. population ({self.population})")
         if not 0.0 < self.mutation_probability <= 1.0:
             raise SearchError(f"mutation probability {self.mutation_probability}: expected a value in (0, 1]")
 
@@ -104,7 +110,7 @@ def _fill(batch: List[ArchCode], room: int, feasible: Sequence[ArchCode], scores
 def _breed(settings: StrategySettings, space: SearchSpace, allowed: set, feasible: Sequence[ArchCode],
            table: CostTable, scores: Mapping[ArchCode, float], room: int, rng: np.random.Generator) -> List[ArchCode]:
     """One generation of children of the best scored codes (mutation half, crossover half)."""
-    parents = select_parents(scores, table, settings.parents)
+    parents = select_parents(scores, table, settings.top_k)
     batch: List[ArchCode] = []
     for slot in range(room):
         for _ in range(_TRIES_PER_CHILD):
