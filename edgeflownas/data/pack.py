@@ -305,36 +305,42 @@ def pack(src: Path, out: Path, resolution: str = "train", height: int = 180, wid
         try:
             _pack_locked(src, out, resolution, height, width, shard_size, workers, progress, result)
         except BaseException:
-            if not (result.written or result.reused):  # nothing was completed: leave no trace of this run
-                _remove_traces(out, created, had_manifest)
-            if not had_lock_file and out.exists():
-                lock_path(out).unlink(missing_ok=True)
+            _remove_traces(out, created, had_manifest, had_lock_file, completed=bool(result.written or result.reused))
             raise
     return result
 
 
-def _make_output_dir(out: Path) -> bool:
-    """Create ``out`` (and parents); True if this call created it, False if it already was a directory."""
+def _make_output_dir(out: Path) -> Optional[Path]:
+    """Create ``out`` (and parents); the top directory this call created, None if ``out`` already existed."""
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: --out exists and is not a directory; pass a new or empty directory")
+    top = out.absolute()
+    while not top.parent.exists():
+        top = top.parent
     try:
         out.mkdir(parents=True)
     except FileExistsError:
-        return False
+        return None
     except OSError as error:
         raise write_error(out, error) from None
-    return True
+    return top
 
 
-def _remove_traces(out: Path, created: bool, had_manifest: bool) -> None:
-    """Undo a pack that completed nothing: remove the directory it made, or the files it added."""
-    if created:
-        shutil.rmtree(out, ignore_errors=True)
+def _remove_traces(out: Path, created: Optional[Path], had_manifest: bool, had_lock_file: bool,
+                   completed: bool) -> None:
+    """After a failed pack: drop its temp files and lock file; if it completed no shard, everything it added."""
+    if created is not None and not completed:
+        shutil.rmtree(created, ignore_errors=True)
         return
-    if not had_manifest:
-        (out / shards.MANIFEST_NAME).unlink(missing_ok=True)
-    for stale in chain(out.glob(".*.h5.tmp-*"), out.glob(f".{shards.MANIFEST_NAME}.tmp-*")):
-        stale.unlink(missing_ok=True)
+    if not out.is_dir():
+        return
+    leftovers = list(out.glob(f".*.tmp-{os.getpid()}"))
+    if not completed and not had_manifest:
+        leftovers.append(out / shards.MANIFEST_NAME)
+    if not had_lock_file:
+        leftovers.append(lock_path(out))
+    for path in leftovers:
+        path.unlink(missing_ok=True)
 
 
 def _pack_locked(src: Path, out: Path, resolution: str, height: int, width: int, shard_size: int, workers: int,

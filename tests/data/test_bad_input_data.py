@@ -84,6 +84,9 @@ def test_refused_pack_into_an_empty_out_leaves_it_empty(synth_fc2, tmp_path):
     with pytest.raises(DataError, match="directory does not exist"):
         pack(synth_fc2.parent / "missing", out, height=48, width=64, workers=1)
     assert list(out.iterdir()) == []
+    with pytest.raises(DataError, match="directory does not exist"):  # and the parents it made are gone too
+        pack(synth_fc2.parent / "missing", tmp_path / "new" / "deeper" / "out", height=48, width=64, workers=1)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]
     with exclusive_lock(out, "a test holding the lock"):
         with pytest.raises(LockedError, match=f"in use by pid {os.getpid()}"):
             pack(synth_fc2, out, height=48, width=64, shard_size=4, workers=1)
