@@ -144,8 +144,8 @@ def read_image_rgb(path: Path) -> np.ndarray:
     import cv2
 
     path = Path(path)
+    read_png_size(path)  # before reading the body: a huge image's file can be gigabytes too
     data = _read_bytes(path)
-    png_size_from_header(path, data[:PNG_HEADER_BYTES])
     bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise DataError(
