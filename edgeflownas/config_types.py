@@ -35,11 +35,14 @@ class ModelConfig:
     init_neurons: int
     expansion_factor: int
     fixed_arch_code: Tuple[int, ...]
+    input_normalization: str
 
 
 @dataclass(frozen=True)
 class LossConfig:
     scale_weights: Tuple[float, ...]
+    # A default only so cost counting can build a loss it never evaluates; configs always set it.
+    uncertainty_form: str = "safe"
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class TrainConfig:
     max_epochs: Optional[int]
     max_steps: Optional[int]
     log_every_steps: int
+    nonfinite: str
+    max_skipped_steps: int
 
 
 @dataclass(frozen=True)

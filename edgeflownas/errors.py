@@ -51,3 +51,7 @@ class LockedError(EfnasError):
 
 class SearchError(EfnasError):
     """A search cannot start or go on: bad constraint or budget, damaged result store."""
+
+
+class DivergenceError(EfnasError):
+    """Training produced a non-finite loss, gradient norm or variable; the update was not applied."""

@@ -10,7 +10,22 @@ scale predicts flow in training-resolution pixels, as in EdgeFlowNet):
                       + mean(|f_i - g_i| / softplus(s_i + 1e-3)) + mean(softplus(s_i)) )
 
 This is EdgeFlowNet's ``LossMultiscaleUncertainity`` term by term (its
-``loss_scales`` list has a fourth weight, 1, that its three outputs never use).
+``loss_scales`` list has a fourth weight, 1, that its three outputs never use)
+when ``loss.uncertainty_form`` is ``edgeflownet``.
+
+Loss form.  The default, ``safe``, adds a floor of 0.01 to the denominator:
+``|f - g| / (softplus(s + 1e-3) + 0.01)``.  EdgeFlowNet's form is unbounded as
+s goes negative: softplus(s) ~ exp(s), so value and gradients grow like
+|f - g| * exp(-s).  Measured in float32 per unit error: value 2.2e4 at s = -10,
+1.3e19 at s = -44; d/ds = -inf from s ~ -50; value inf and d/ds NaN from
+s ~ -88 -- one such pixel makes the step's loss or gradient non-finite (the
+8.1e21 loss / NaN grad norm seen on real pairs at lr 1e-3).  With the floor the
+value is at most |f - g| / 0.01, d/d(flow) at most 100 and d/ds at most
+|f - g| / 0.04 per pixel, for every finite s.  Effect on training: the per-pixel
+optimum softplus(s) + 0.01 = sqrt(|f - g|) is EdgeFlowNet's optimum softplus(s)
+= sqrt(|f - g|) shifted by 0.01 (identical minimum loss minus 0.01) whenever
+|f - g| > 1e-4 px, i.e. for any realistic flow error; only the implied
+uncertainty can no longer fall below 0.01 px.
 """
 
 from __future__ import annotations
@@ -23,6 +38,8 @@ from edgeflownas.errors import ConfigError
 
 # EdgeFlowNet's Eps inside the softplus of the uncertainty term.
 UNCERTAINTY_EPS = 1e-3
+# Floor added to the uncertainty denominator per ``loss.uncertainty_form`` (see the module doc).
+UNCERTAINTY_FLOORS = {"safe": 1e-2, "edgeflownet": 0.0}
 
 
 class LossTerms(NamedTuple):
@@ -40,8 +57,13 @@ def resize_bilinear(x: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
     return tf.image.resize(x, list(size), method="bilinear")
 
 
-def multiscale_loss(preds: Sequence[tf.Tensor], flow_gt: tf.Tensor, scale_weights: Sequence[float]) -> LossTerms:
+def multiscale_loss(preds: Sequence[tf.Tensor], flow_gt: tf.Tensor, scale_weights: Sequence[float],
+                    uncertainty_form: str = "safe") -> LossTerms:
     """MultiscaleSL1-1 + LinearSoftplus over accumulated predictions [B,h,w,4] (coarse to fine)."""
+    if uncertainty_form not in UNCERTAINTY_FLOORS:
+        raise ConfigError(f"loss.uncertainty_form is {uncertainty_form!r}: expected one of "
+                          f"{sorted(UNCERTAINTY_FLOORS)}")
+    floor = UNCERTAINTY_FLOORS[uncertainty_form]
     if len(preds) != len(scale_weights):
         raise ConfigError(
             f"loss.scale_weights has {len(scale_weights)} values {list(scale_weights)}: expected one per output "
@@ -55,10 +77,16 @@ def multiscale_loss(preds: Sequence[tf.Tensor], flow_gt: tf.Tensor, scale_weight
         log_scale = pred[..., 2:4]
         flow_l1 += weight * tf.reduce_mean(error)
         uncertainty += weight * (
-            tf.reduce_mean(error / tf.math.softplus(log_scale + UNCERTAINTY_EPS))
+            tf.reduce_mean(error / _denominator(log_scale, floor))
             + tf.reduce_mean(tf.math.softplus(log_scale))
         )
     return LossTerms(total=flow_l1 + uncertainty, flow_l1=flow_l1, uncertainty=uncertainty)
+
+
+def _denominator(log_scale: tf.Tensor, floor: float) -> tf.Tensor:
+    # No "+ 0.0" for EdgeFlowNet's form, so its graph stays op for op the original.
+    scale = tf.math.softplus(log_scale + UNCERTAINTY_EPS)
+    return scale + floor if floor else scale
 
 
 def mean_epe(flow: tf.Tensor, flow_gt: tf.Tensor) -> tf.Tensor:

@@ -24,7 +24,8 @@ Outputs:
                  channels 0:2 flow in training-resolution pixels at every scale, 2:4 the
                  LinearSoftplus uncertainty.
     flow         [B,H,W,2] = preds[2][..., 0:2].
-    loss         scalar MultiscaleSL1-1 + LinearSoftplus loss (loss_cfg.scale_weights).
+    loss         scalar MultiscaleSL1-1 + LinearSoftplus loss (loss_cfg.scale_weights and
+                 loss_cfg.uncertainty_form, see ``loss.py``).
     loss_terms   LossTerms(total, flow_l1, uncertainty) (extension).
     epe          scalar mean end-point error at full resolution.
 
@@ -62,7 +63,8 @@ The BN after a kernel choice (H1, H3) is shared by its options; BN momentum 0.9,
 epsilon 1e-3 (``layers.py``).  Convs followed by BN have no bias (it would be
 cancelled by the BN; EdgeFlowNet's layers had one); the others have.  Images enter as
 float32 0..255 without mean/std normalisation, like EdgeFlowNet (its loader
-only casts to float32); img0 and img1 are concatenated into 6 channels (RGB;
+only casts to float32), or divided by 255 with ``model.input_normalization: unit``
+(README "Loss form, input scaling and divergence"); img0 and img1 are concatenated into 6 channels (RGB;
 EdgeFlowNet's cv2 loader fed BGR, which only matters for its own weights).
 Also available: ``height``, ``width``, ``fixed_arch`` (tuple or None), ``convs``
 and ``bns`` (the layer objects, each with ``.scope``).
@@ -88,6 +90,8 @@ __all__ = ["Supernet", "BN_TRAIN", "BN_INFER", "BN_RECAL", "SCOPE", "PRED_CHANNE
 SCOPE = "supernet"
 PRED_CHANNELS = 4
 RES_KERNEL = 3
+# model.input_normalization -> factor on the float pixels ("none": EdgeFlowNet's 0..255).
+INPUT_SCALES = {"none": 1.0, "unit": 1.0 / 255.0}
 
 
 class ResBlock:
@@ -116,6 +120,7 @@ class Supernet:
         if model_cfg.skeleton != "bilinear":
             raise ConfigError(f"model.skeleton is {model_cfg.skeleton!r}: only 'bilinear' is implemented")
         self.height, self.width = height, width
+        self.input_scale = INPUT_SCALES[model_cfg.input_normalization]
         self.fixed_arch: Optional[ArchCode] = parse_arch_code(fixed_arch) if fixed_arch is not None else None
         self.img0 = tf.compat.v1.placeholder(tf.uint8, [None, height, width, 3], name="img0")
         self.img1 = tf.compat.v1.placeholder(tf.uint8, [None, height, width, 3], name="img1")
@@ -132,7 +137,7 @@ class Supernet:
             self._create_layers(model_cfg)
             self.preds: Tuple[tf.Tensor, tf.Tensor, tf.Tensor] = self._forward()
         self.flow = self.preds[2][..., 0:2]
-        self.loss_terms = multiscale_loss(self.preds, self.flow_gt, loss_cfg.scale_weights)
+        self.loss_terms = multiscale_loss(self.preds, self.flow_gt, loss_cfg.scale_weights, loss_cfg.uncertainty_form)
         self.loss = self.loss_terms.total
         self.epe = mean_epe(self.flow, self.flow_gt)
         self.update_ops: List[tf.Operation] = []
@@ -201,6 +206,8 @@ class Supernet:
         quarter = (h // 4, w // 4)
         eighth = _half(*quarter)
         images = tf.concat([tf.cast(self.img0, tf.float32), tf.cast(self.img1, tf.float32)], axis=-1)
+        if self.input_scale != 1.0:
+            images = images * self.input_scale
         x = tf.nn.relu(self.stem0_bn(self.stem0(images)))
         x = tf.nn.relu(self.stem1_bn(self.stem1(x)))
         x = self.eb0_down(self._depth(0, self.eb0, x))

@@ -15,6 +15,15 @@ weight-decay strength at their single-path meaning (a sum would clip 3x
 earlier and triple the decay).  Weight decay is ``weight_decay *
 sum(tf.nn.l2_loss(kernel))`` (half the squared norm, as in TF-slim) over every
 conv kernel, added to each path's loss.
+
+Divergence guard: ``apply_op`` applies the update only if the cycle is finite
+-- every path's loss (``losses_finite``, set by the first path and AND-ed by
+the others), the pre-clip global norm and every BN moving statistic (the
+forward passes update those before any apply).  Otherwise it changes no
+weight and no Adam slot, puts the BN moving statistics back to their values
+after the last applied step (``bn_backup``) and only advances
+``global_step``; ``applied`` says which happened.  One ``tf.cond`` in the
+same run, so the check costs no extra ``sess.run``.
 """
 
 from __future__ import annotations
@@ -44,17 +53,19 @@ class TrainGraph:
             self.weight_decay_loss = train.weight_decay * decay
             grads = tf.gradients(net.loss + self.weight_decay_loss, variables)
             grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, variables)]
-            self.accumulators = [
-                tf.compat.v1.get_variable(
-                    f"grad_acc/{v.op.name}", shape=v.shape, dtype=v.dtype.base_dtype,
-                    initializer=tf.compat.v1.zeros_initializer(), trainable=False, use_resource=True,
-                    collections=[tf.compat.v1.GraphKeys.LOCAL_VARIABLES],
-                )
-                for v in variables
-            ]
+            self.accumulators = [_local_variable(f"grad_acc/{v.op.name}", v.shape, v.dtype.base_dtype,
+                                                 tf.compat.v1.zeros_initializer()) for v in variables]
+            self.losses_finite = _local_variable("losses_finite", [], tf.bool, tf.compat.v1.ones_initializer())
+            self.bn_backup = [_local_variable(f"bn_backup/{v.op.name}", v.shape, v.dtype.base_dtype,
+                                              tf.compat.v1.zeros_initializer())
+                              for v in net.bn_moving_variables]
+            loss_ok = tf.math.is_finite(net.loss)
             # The first path of a cycle overwrites the accumulators (zeroing them), the others add.
-            self.store_op = tf.group(*[a.assign(g, read_value=False) for a, g in zip(self.accumulators, grads)])
-            self.accumulate_op = tf.group(*[a.assign_add(g, read_value=False) for a, g in zip(self.accumulators, grads)])
+            self.store_op = tf.group(*[a.assign(g, read_value=False) for a, g in zip(self.accumulators, grads)],
+                                     self.losses_finite.assign(loss_ok, read_value=False))
+            self.accumulate_op = tf.group(
+                *[a.assign_add(g, read_value=False) for a, g in zip(self.accumulators, grads)],
+                self.losses_finite.assign(tf.logical_and(self.losses_finite.read_value(), loss_ok), read_value=False))
             mean = [a.read_value() / float(plan.paths_per_step) for a in self.accumulators]
             # Rescaling to exactly clip_norm lands float32 norms a hair above it (5.000001); the
             # 1e-5 relative margin keeps the logged after-clip norm <= grad_clip_norm as promised.
@@ -64,8 +75,29 @@ class TrainGraph:
                 train.lr, self.global_step, plan.planned_steps, alpha=train.lr_min / train.lr)
             optimizer = tf.compat.v1.train.AdamOptimizer(
                 self.lr, beta1=train.adam_beta1, beta2=train.adam_beta2, epsilon=train.adam_epsilon)
-            self.apply_op = optimizer.apply_gradients(zip(clipped, variables), global_step=self.global_step)
-            with tf.control_dependencies([self.apply_op]):
+            self.bn_finite = _all_finite(net.bn_moving_variables)
+            self.cycle_finite = tf.reduce_all(tf.stack(
+                [self.losses_finite.read_value(), tf.math.is_finite(self.norm_before), self.bn_finite]))
+
+            def apply() -> tf.Tensor:
+                # Adam creates its variables in the outer graph under this branch's name scope: keep them at
+                # train/beta1_power etc., the names existing checkpoints hold.
+                with tf.compat.v1.name_scope("train/"):
+                    update = optimizer.apply_gradients(zip(clipped, variables), global_step=self.global_step)
+                with tf.control_dependencies([update]):
+                    keep = self._backup_bn()
+                with tf.control_dependencies([keep]):
+                    return tf.constant(True)
+
+            def skip() -> tf.Tensor:
+                back = [v.assign(b.read_value(), read_value=False)
+                        for b, v in zip(self.bn_backup, net.bn_moving_variables)]
+                with tf.control_dependencies(back + [self.global_step.assign_add(1, read_value=False)]):
+                    return tf.constant(False)
+
+            self.applied = tf.cond(self.cycle_finite, apply, skip, name="apply_if_finite")
+            self.apply_op = self.applied.op
+            with tf.control_dependencies([self.applied]):
                 self.step_after_apply = tf.identity(self.global_step.read_value())
         # Fetching this runs the whole forward pass (and the BN writes that hang off it).
         self.forward_op = tf.group(net.preds[2])
@@ -77,8 +109,18 @@ class TrainGraph:
                                                    save_relative_paths=True)
         # Weights and BN statistics only: what a new experiment inherits from an old one.
         self.model_saver = tf.compat.v1.train.Saver(net.variables, max_to_keep=None, save_relative_paths=True)
-        self.init_op = tf.group(tf.compat.v1.global_variables_initializer(),
-                                tf.compat.v1.local_variables_initializer())
+        # Savable float variables and whether each is finite: no checkpoint is written with a non-finite one.
+        self.checked_variables = [v for v in tf.compat.v1.global_variables() if v.dtype.base_dtype.is_floating]
+        self.variables_finite = tf.stack([tf.reduce_all(tf.math.is_finite(v)) for v in self.checked_variables])
+        self._keep_bn = self._backup_bn()
+        init = tf.group(tf.compat.v1.global_variables_initializer(), tf.compat.v1.local_variables_initializer())
+        with tf.control_dependencies([init]):
+            self.init_op = self._backup_bn()
+
+    def _backup_bn(self) -> tf.Operation:
+        """bn_backup := the current BN moving statistics (ops created in the caller's control context)."""
+        return tf.group(*[b.assign(v.read_value(), read_value=False)
+                          for b, v in zip(self.bn_backup, self.net.bn_moving_variables)])
 
     def feed(self, batch, arch_code: Sequence[int], bn_mode: int) -> Dict:
         """The feed dict of one run: images, flow, arch code and BN mode."""
@@ -101,7 +143,25 @@ class TrainGraph:
     def restore(self, sess: tf.compat.v1.Session, prefix: str) -> None:
         """Restore every resumable variable from ``prefix``."""
         self.full_saver.restore(sess, prefix)
+        sess.run(self._keep_bn)
 
     def restore_weights(self, sess: tf.compat.v1.Session, prefix: str) -> None:
         """Restore weights and BN statistics only (optimizer and step stay fresh)."""
         self.model_saver.restore(sess, prefix)
+        sess.run(self._keep_bn)
+
+    def nonfinite_variables(self, sess: tf.compat.v1.Session) -> List[str]:
+        """Names of the savable variables holding a NaN or Inf (empty when all are finite)."""
+        flags = sess.run(self.variables_finite)
+        return [v.op.name for v, ok in zip(self.checked_variables, flags) if not ok]
+
+
+def _local_variable(name: str, shape, dtype, initializer) -> tf.Variable:
+    """A resource variable outside checkpoints (LOCAL_VARIABLES): scratch state of the training step."""
+    return tf.compat.v1.get_variable(name, shape=shape, dtype=dtype, initializer=initializer, trainable=False,
+                                     use_resource=True, collections=[tf.compat.v1.GraphKeys.LOCAL_VARIABLES])
+
+
+def _all_finite(variables: Sequence[tf.Variable]) -> tf.Tensor:
+    """Scalar bool: no NaN or Inf in any of ``variables``."""
+    return tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(v.read_value())) for v in variables]))

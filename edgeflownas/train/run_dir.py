@@ -61,11 +61,11 @@ def std_column(pool_size: int) -> str:
 
 
 def history_header(pool: Sequence[ArchCode]) -> List[str]:
-    """CSV columns: counters, epoch averages, lr, pool summary, one EPE column per subnet (by arch name)."""
+    """CSV columns: counters, epoch averages, lr, pool summary, skipped steps, one EPE column per subnet (by arch name)."""
     return [
         "epoch", "global_step", "train_loss_epoch_avg",
         "train_grad_norm_before_clip_epoch_avg", "train_grad_norm_after_clip_epoch_avg", "lr",
-        mean_column(len(pool)), std_column(len(pool)), "fairness_gap",
+        mean_column(len(pool)), std_column(len(pool)), "fairness_gap", "skipped_steps",
     ] + [f"epe_{arch_name(code)}" for code in pool]
 
 

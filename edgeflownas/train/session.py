@@ -66,7 +66,7 @@ def initial_state(mode: str, doc: Optional[Dict[str, Any]], resolved: ResolvedCo
         return TrainState(0, 0, empty_counts(), [], None, None), EarlyStopper(cfg.early_stop)
     state = TrainState(int(doc["global_step"]), int(doc["epoch"]), np.asarray(doc["fairness_counts"], np.int64),
                        list(doc.get("history", [])), doc.get("best_metric"), doc.get("best_epoch"),
-                       int(doc["next_batch_index"]), doc.get("partial_epoch"))
+                       int(doc["next_batch_index"]), doc.get("partial_epoch"), int(doc.get("skipped_steps", 0)))
     stopper = EarlyStopper(cfg.early_stop, EarlyStopState.from_dict(doc.get("early_stop", {})))
     if cfg.checkpoint.reset_early_stop_on_resume:
         log("checkpoint.reset_early_stop_on_resume: early-stop counters and best metric start afresh")
@@ -111,6 +111,7 @@ def train_session(resolved: ResolvedConfig, plan: TrainPlan, run_dir: Path, mode
     from edgeflownas.data.loader import BatchLoader
     from edgeflownas.train.evaluate import PoolEvaluator
     from edgeflownas.train.graph import TrainGraph
+    from edgeflownas.train.divergence import NonfinitePolicy
     from edgeflownas.train.trainer import Trainer
 
     cfg = resolved.config
@@ -138,7 +139,8 @@ def train_session(resolved: ResolvedConfig, plan: TrainPlan, run_dir: Path, mode
             rd.write_manifest(run_dir, manifest)
             evaluator = PoolEvaluator(graph, recal, val, log, picture_batch(val_source, plan, cfg.eval.flow_pictures))
             trainer = Trainer(sess, graph, plan, loader, evaluator, pool, run_dir, seed, fixed, stopper, state,
-                              header, writer, cfg.runtime.debug_trace, cfg.train.log_every_steps, log, stop)
+                              header, writer, cfg.runtime.debug_trace, cfg.train.log_every_steps, log, stop,
+                              NonfinitePolicy.from_config(cfg.train))
             last_epoch = cfg.train.num_epochs
             if cfg.train.max_epochs is not None:
                 last_epoch = min(last_epoch, state.epoch + cfg.train.max_epochs)

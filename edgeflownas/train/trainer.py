@@ -13,6 +13,19 @@ Ctrl-C) is honoured at the next step boundary: ``last`` is saved with the
 position inside the epoch (``next_batch_index``) and the partial epoch sums,
 so the resumed run continues with the very next batch and logs the same
 epoch averages as an uninterrupted one.
+
+Divergence (``train.nonfinite``): the graph applies a cycle only if every
+path's loss, the pre-clip norm and the BN statistics are finite (``graph``
+module doc).  A cycle it refused ends the run under ``stop`` with one
+``DivergenceError`` line (step, epoch, paths, values, last good checkpoint);
+nothing is saved after it, so ``last`` and ``best`` keep the last finite
+state.  Under ``skip`` the cycle counts as a step (``global_step``, the
+sampler cycle, the data position and the fairness counts advance, so a resumed
+run stays a function of the step) but changes no weight, Adam slot or BN
+statistic; skips are logged and counted (``skipped_steps`` in the history CSV
+per epoch and in state.json in total), and more than
+``train.max_skipped_steps`` of them stop the run the same way.  No checkpoint
+is ever written while a variable is non-finite.
 """
 
 from __future__ import annotations
@@ -25,10 +38,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from edgeflownas.errors import DivergenceError
 from edgeflownas.model.layers import BN_TRAIN
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, ArchCode, arch_name
 from edgeflownas.nas.fair_sampler import add_counts, cycle_paths, fairness_gap
 from edgeflownas.train import checkpoint, run_dir as rd
+from edgeflownas.train.divergence import NonfinitePolicy, nonfinite_variables_message, refusal
 from edgeflownas.train.early_stop import EarlyStopper
 from edgeflownas.train.evaluate import PoolEvaluator, PoolResult
 from edgeflownas.train.graph import TrainGraph
@@ -48,11 +63,13 @@ class TrainState:
     best_epoch: Optional[int]
     next_batch_index: int = 0
     partial_epoch: Optional[Dict[str, float]] = None
+    skipped_steps: int = 0
 
     def to_dict(self, stopper: EarlyStopper, header: Dict[str, Any]) -> Dict[str, Any]:
         """JSON-ready state (``header`` carries config hash, seed, plan)."""
         return dict(header, global_step=self.global_step, epoch=self.epoch, cycle_index=self.global_step,
                     next_batch_index=self.next_batch_index, partial_epoch=self.partial_epoch,
+                    skipped_steps=self.skipped_steps,
                     fairness_counts=self.counts.tolist(),
                     history=self.history, best_metric=self.best_metric, best_epoch=self.best_epoch,
                     early_stop=stopper.state.to_dict())
@@ -67,6 +84,7 @@ class EpochStats:
     norm_before: float = 0.0
     norm_after: float = 0.0
     lr: float = float("nan")
+    skipped: int = 0
 
     def add(self, loss: float, before: float, after: float, lr: float) -> None:
         """Add one optimizer step."""
@@ -79,7 +97,7 @@ class EpochStats:
     def to_dict(self) -> Dict[str, float]:
         """The running sums, for a checkpoint saved inside an epoch."""
         return {"steps": self.steps, "loss": self.loss, "norm_before": self.norm_before,
-                "norm_after": self.norm_after, "lr": self.lr}
+                "norm_after": self.norm_after, "lr": self.lr, "skipped": self.skipped}
 
     @classmethod
     def from_dict(cls, sums: Optional[Dict[str, float]]) -> "EpochStats":
@@ -87,10 +105,11 @@ class EpochStats:
         return cls(**sums) if sums else cls()
 
     def averages(self) -> Dict[str, float]:
-        """Epoch averages of loss and grad norms, and the last lr."""
+        """Epoch averages of loss and grad norms over the applied steps, the last lr and the skipped steps."""
         n = max(self.steps, 1)
         return {"train_loss_epoch_avg": self.loss / n, "train_grad_norm_before_clip_epoch_avg": self.norm_before / n,
-                "train_grad_norm_after_clip_epoch_avg": self.norm_after / n, "lr": self.lr}
+                "train_grad_norm_after_clip_epoch_avg": self.norm_after / n, "lr": self.lr,
+                "skipped_steps": self.skipped}
 
 
 class Trainer:
@@ -99,8 +118,10 @@ class Trainer:
     def __init__(self, sess, graph: TrainGraph, plan: TrainPlan, loader, evaluator: PoolEvaluator,
                  pool: Sequence[ArchCode], run_dir: Path, seed: int, fixed_arch: Optional[ArchCode],
                  stopper: EarlyStopper, state: TrainState, header: Dict[str, Any], writer, debug_trace: bool,
-                 log_every: int, log: Callable[[str], None], stop: Optional[StopRequest] = None) -> None:
+                 log_every: int, log: Callable[[str], None], stop: Optional[StopRequest] = None,
+                 nonfinite: NonfinitePolicy = NonfinitePolicy("stop", 0)) -> None:
         self.sess, self.graph, self.plan, self.loader = sess, graph, plan, loader
+        self.nonfinite = nonfinite
         self.stop = stop or StopRequest()
         self.evaluator, self.pool, self.run_dir, self.seed = evaluator, tuple(pool), Path(run_dir), seed
         self.fixed_arch, self.stopper, self.state, self.header = fixed_arch, stopper, state, header
@@ -120,12 +141,16 @@ class Trainer:
             write = graph.store_op if index == 0 else graph.accumulate_op
             _, loss = sess.run([write, graph.net.loss], graph.feed(batch, code, BN_TRAIN))
             losses.append(float(loss))
-        _, before, after, lr, step = sess.run([graph.apply_op, graph.norm_before, graph.norm_after, graph.lr,
-                                               graph.step_after_apply])
+        applied, before, after, lr, step = sess.run([graph.applied, graph.norm_before, graph.norm_after, graph.lr,
+                                                     graph.step_after_apply])
         if int(step) != cycle + 1:
             raise RuntimeError(f"global_step went from {cycle} to {step} in one cycle")
         self.state.global_step = int(step)
         add_counts(self.state.counts, paths)
+        if not applied:
+            self.refused_cycle(f"epoch {epoch}, batch {batch_index + 1}/{self.plan.steps_per_epoch}, global_step "
+                               f"{cycle}: {refusal(paths, losses, float(before))}", stats)
+            return
         stats.add(float(np.mean(losses)), float(before), float(after), float(lr))
         if self.debug_trace:
             self.log(f"[trace] epoch={epoch} batch={batch_index} cycle={cycle} global_step={step} "
@@ -136,6 +161,18 @@ class Trainer:
             avg = stats.averages()
             self.log(f"epoch {epoch} step {stats.steps}/{self.plan.steps_per_epoch} global_step={step} "
                      f"loss_avg={avg['train_loss_epoch_avg']:.5f} lr={lr:.3e}")
+
+    def refused_cycle(self, what: str, stats: EpochStats) -> None:
+        """A cycle the graph did not apply: counted as skipped, or DivergenceError (policy ``stop``, or too many)."""
+        stats.skipped += 1
+        self.state.skipped_steps += 1
+        self.log(self.nonfinite.check(what, self.state.skipped_steps, self.run_dir))
+
+    def check_finite(self, where: str) -> None:
+        """DivergenceError if any savable variable holds a NaN or Inf (nothing is saved then)."""
+        bad = self.graph.nonfinite_variables(self.sess)
+        if bad:
+            raise DivergenceError(nonfinite_variables_message(bad, where, self.run_dir))
 
     def train_epoch(self, epoch: int) -> Optional[EpochStats]:
         """All optimizer steps of 1-based ``epoch`` from the saved position; None if a stop request cut it short."""
@@ -156,6 +193,8 @@ class Trainer:
             close = getattr(batches, "close", None)
             if close is not None:
                 close()
+        # An applied step can still overflow a weight; catch it before the evaluation reads it.
+        self.check_finite(f"after the last step of epoch {epoch} (global_step {self.state.global_step})")
         return stats
 
     def save_position(self, epoch: int, next_batch_index: int, stats: EpochStats) -> None:
@@ -170,6 +209,7 @@ class Trainer:
 
     def save_checkpoints(self, best: bool) -> None:
         """Atomically write ``last`` (and ``best`` when asked) from the current session and state."""
+        self.check_finite(f"at global_step {self.state.global_step}, before saving")
         payload = self.state.to_dict(self.stopper, self.header)
         kinds = ("best", "last") if best else ("last",)
         for kind in kinds:
