@@ -14,10 +14,7 @@ the partial shard deleted and only complete shards listed.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
-import shutil
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -30,12 +27,13 @@ import numpy as np
 from edgeflownas import __version__
 from edgeflownas.atomic_io import fsync_dir, write_json_atomic
 from edgeflownas.config import load_schema
-from edgeflownas.data import shards
+from edgeflownas.data import pack_output, shards
 from edgeflownas.data.check import build_report, check_splits, overlap_problems
 from edgeflownas.data.io import read_sample, resize_sample
 from edgeflownas.data.scan import SAMPLE_PATTERN, Sample, SplitScan, require_samples
 from edgeflownas.errors import ConfigError, DataError
-from edgeflownas.locks import LOCK_NAME, exclusive_lock, lock_path
+from edgeflownas.data.pack_output import claimed_output, write_error
+from edgeflownas.locks import LOCK_NAME
 
 RESOLUTIONS = ("train", "native")
 IN_FLIGHT_PER_WORKER = 4  # decoded samples waiting for the writer, per worker (bounds memory)
@@ -212,7 +210,7 @@ def write_shard(out: Path, plan: ShardPlan, arrays: Iterable[Arrays], resolution
     final = out / plan.file
     tmp = out / f".{plan.file}.tmp-{os.getpid()}"
     count, height, width = len(plan.samples), resolution["height"], resolution["width"]
-    require_space(out, plan.file, count * shards.sample_bytes(height, width))
+    pack_output.require_space(out, plan.file, count * shards.sample_bytes(height, width))
     attrs = {"split": plan.split, "height": height, "width": width}
     try:
         handle = shards.create_shard(tmp, plan.sample_ids, height, width, attrs)
@@ -245,27 +243,6 @@ def write_shard(out: Path, plan: ShardPlan, arrays: Iterable[Arrays], resolution
             "ids_sha256": shards.ids_digest(plan.sample_ids), "sha256": shards.sha256_file(final)}
 
 
-def require_space(out: Path, file: str, needed: int) -> None:
-    """DataError 'no space left' before a shard is started that cannot fit (its raw arrays alone)."""
-    free = shutil.disk_usage(out).free
-    if free < needed:
-        raise DataError(f"no space left on {out}: {file} needs at least {needed / 1e6:.1f} MB, "
-                        f"{free / 1e6:.1f} MB are free; free space (or use another --out) and re-run the same "
-                        "'efnas pack' to finish")
-
-
-def write_error(out: Path, error: OSError, file: Optional[str] = None) -> DataError:
-    """The one-line DataError for an OS error while writing ``out`` (full disk, quota, read-only, ...)."""
-    file = file or (Path(error.filename).name if error.filename else shards.MANIFEST_NAME)
-    if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        what = "no space left on" if error.errno == errno.ENOSPC else "disk quota exceeded on"
-        return DataError(f"{what} {out}: {file} could not be written; completed shards "
-                         "stay listed in the manifest, the partial one was removed; free space (or use another "
-                         "--out) and re-run the same 'efnas pack' to finish")
-    return DataError(f"{out}: writing {file} failed ({error.strerror or error}); completed shards stay listed "
-                     "in the manifest, the partial one was removed")
-
-
 def require_training_size(height: int, width: int) -> None:
     """ConfigError unless --height/--width obey the schema's rule for data.input_height/input_width."""
     schema = load_schema()
@@ -274,7 +251,7 @@ def require_training_size(height: int, width: int) -> None:
         rule = rules[key]
         low, high, step = rule.get("minimum", 1), rule.get("maximum"), rule.get("multipleOf", 1)
         if value < low or (high is not None and value > high) or value % step:
-            nearest = max(low, round(value / step) * step)
+            nearest = max(low, min(high or value, round(value / step) * step))
             span = f"{low}..{high}" if high is not None else f">= {low}"
             raise ConfigError(f"{option} {value}: training needs data.{key} to be a multiple of {step} in {span} "
                               f"(the model predicts at 1/4 and 1/2 scale); use e.g. {option} {nearest}, "
@@ -293,54 +270,11 @@ def pack(src: Path, out: Path, resolution: str = "train", height: int = 180, wid
     src, out = Path(src), Path(out)
     if resolution == "train":
         require_training_size(height, width)
-    created = _make_output_dir(out)
-    had_lock_file = lock_path(out).exists()
-    had_manifest = (out / shards.MANIFEST_NAME).exists()
     result = PackResult(out, {})
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(exclusive_lock(out, f"efnas pack --src {src}", notice))
-        except FileNotFoundError:  # a concurrent pack that failed removed the directory it had made
-            raise DataError(f"{out}: removed by another 'efnas pack' while this one started; run it again") from None
-        try:
-            _pack_locked(src, out, resolution, height, width, shard_size, workers, progress, result)
-        except BaseException:
-            _remove_traces(out, created, had_manifest, had_lock_file, completed=bool(result.written or result.reused))
-            raise
+    with claimed_output(out, f"efnas pack --src {src}", notice,
+                        completed=lambda: bool(result.written or result.reused)):
+        _pack_locked(src, out, resolution, height, width, shard_size, workers, progress, result)
     return result
-
-
-def _make_output_dir(out: Path) -> Optional[Path]:
-    """Create ``out`` (and parents); the top directory this call created, None if ``out`` already existed."""
-    if out.exists() and not out.is_dir():
-        raise DataError(f"{out}: --out exists and is not a directory; pass a new or empty directory")
-    top = out.absolute()
-    while not top.parent.exists():
-        top = top.parent
-    try:
-        out.mkdir(parents=True)
-    except FileExistsError:
-        return None
-    except OSError as error:
-        raise write_error(out, error) from None
-    return top
-
-
-def _remove_traces(out: Path, created: Optional[Path], had_manifest: bool, had_lock_file: bool,
-                   completed: bool) -> None:
-    """After a failed pack: drop its temp files and lock file; if it completed no shard, everything it added."""
-    if created is not None and not completed:
-        shutil.rmtree(created, ignore_errors=True)
-        return
-    if not out.is_dir():
-        return
-    leftovers = list(out.glob(f".*.tmp-{os.getpid()}"))
-    if not completed and not had_manifest:
-        leftovers.append(out / shards.MANIFEST_NAME)
-    if not had_lock_file:
-        leftovers.append(lock_path(out))
-    for path in leftovers:
-        path.unlink(missing_ok=True)
 
 
 def _pack_locked(src: Path, out: Path, resolution: str, height: int, width: int, shard_size: int, workers: int,

@@ -95,7 +95,7 @@ def test_refused_pack_into_an_empty_out_leaves_it_empty(synth_fc2, tmp_path):
 
 NO_SPACE_CHECK = """
 import sys
-from edgeflownas.data import pack as p
+from edgeflownas.data import pack_output as p
 p.require_space = lambda *args: None  # let HDF5 itself run into the full disk
 from edgeflownas.cli import main
 sys.argv[0] = "efnas"
