@@ -98,6 +98,12 @@ class CostTable:
                 "blocks": [[list(cost) for cost in options] for options in self.blocks]}
 
     @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> "CostTable":
+        """The table ``to_dict`` wrote."""
+        return cls(int(doc["height"]), int(doc["width"]), tuple(doc["stem"]),
+                   tuple(tuple(tuple(cost) for cost in options) for options in doc["blocks"]))
+
+    @classmethod
     def build(cls, height: int, width: int, model_cfg) -> "CostTable":
         """Count the three uniform codes with the model's own ``subnet_cost`` (imports TensorFlow)."""
         from edgeflownas.model.cost import subnet_cost
