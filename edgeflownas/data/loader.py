@@ -10,9 +10,9 @@ refuses train and val that are one folder or share byte-identical samples:
 - ``ShardSource`` reads shards stored at that resolution, or native-resolution
   shards resized on read.  Shards of another resized resolution are refused
   (resizing twice would not match the folder pipeline).  Opening it checks every
-  shard of the split against the sha256 in the manifest (about 10 s per 13 GB,
-  the FC2 train split at 180x240; see README), so a damaged shard stops a run
-  before it starts, not when its sample is first read.  HDF5 files are opened
+  shard of the split against the sha256 in the manifest (13-20 s measured for
+  the 13.5 GB of the FC2 train split at 180x240; see README), so a damaged
+  shard stops a run before it starts, not when its sample is first read.  HDF5 files are opened
   lazily by the process that reads them and reopened after a fork, never
   shared across processes.  Unless the user set ``HDF5_USE_FILE_LOCKING``,
   shards open with file locking off (and the variable is set to FALSE),
