@@ -40,7 +40,7 @@ OVERRIDES = (
     Override("debug_trace", "runtime.debug_trace", bool, "Log every cycle: forward/backward x3, optimizer_step x1, grad norms, lr.", flag=True),
     Override("resume", "checkpoint.resume", bool, "Resume this experiment from its last checkpoint (exact resume).", flag=True),
     Override("resume_experiment_name", "checkpoint.resume_experiment_name", str, "Start this new experiment from the weights of another experiment's last checkpoint."),
-    Override("reset_early_stop_on_resume", "checkpoint.reset_early_stop_on_resume", bool, "Forget the early-stop counters and best metric when resuming.", flag=True),
+    Override("reset_early_stop_on_resume", "checkpoint.reset_early_stop_on_resume", bool, "Forget the early-stop counters and best metric when resuming, once (a requeue of the same run keeps counting).", flag=True),
 )
 
 

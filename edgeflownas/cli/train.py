@@ -19,9 +19,16 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR2, signal.SIGINT)
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="YAML run config (default: configs/supernet_fc2_180x240.yaml).")
 @override_options
+@click.option("--resume_from", "--resume-from", "resume_from", type=click.Choice(["last", "best"]), default="last",
+              show_default=True,
+              help="With --resume: the checkpoint to continue from. 'best' rewinds to supernet_best (e.g. when "
+                   "supernet_last is missing or damaged); later epochs are trained again.")
+@click.option("--overwrite", is_flag=True,
+              help="Start afresh in a run directory that holds results: the old run is first moved, untouched, "
+                   "to <run_dir>.old-<timestamp> (nothing is deleted).")
 @click.option("--dry_run", "--dry-run", "dry_run", is_flag=True,
               help="Print the resolved config with the source of every value and exit; touches no data.")
-def train(config_path: Optional[Path], dry_run: bool, **kwargs) -> None:
+def train(config_path: Optional[Path], dry_run: bool, resume_from: str, overwrite: bool, **kwargs) -> None:
     """Train the EdgeFlowNAS supernet with strict fairness.
 
     Each optimizer step runs 3 paths on the same batch (together they use every
@@ -30,7 +37,10 @@ def train(config_path: Optional[Path], dry_run: bool, **kwargs) -> None:
     recalibration.  Precedence: CLI option > --config file > schema default.
 
     SIGTERM, SIGUSR2 or Ctrl-C save supernet_last at the next step (inside the
-    epoch) and exit 128+signal; --resume continues exactly from there.
+    epoch) and exit 128+signal; --resume continues exactly from there.  A run
+    directory holding results is never written over: without a complete
+    supernet_last the start is refused (see --resume_from best, --overwrite),
+    and a second train on the same run directory is refused while one runs.
     """
     from edgeflownas.config import format_resolved, resolve
 
@@ -42,7 +52,7 @@ def train(config_path: Optional[Path], dry_run: bool, **kwargs) -> None:
     from edgeflownas.train.interrupt import StopRequest, deferred_signals
 
     with deferred_signals(STOP_SIGNALS, StopRequest()) as stop:
-        result = run_training(resolved, stop=stop)
+        result = run_training(resolved, stop=stop, overwrite=overwrite, resume_from=resume_from)
     click.echo(main_summary(result))
     if result.interrupted_by:
         raise click.exceptions.Exit(128 + stop.signum)

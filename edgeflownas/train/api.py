@@ -1,23 +1,28 @@
 """``run_training``: the one entry point of supernet training (used by ``efnas train`` and the launcher).
 
-Order: check the data (counts printed; an empty split or a bad sample is
-fatal) -> plan -> decide fresh / resume / inherit from the run directory's
-artifacts -> build the graph -> train epochs -> ``TrainResult``.
+Order: claim the run directory (lock; see ``train.start``) -> decide fresh /
+resume / inherit from its artifacts -> check the data (counts printed; an
+empty split or a bad sample is fatal) -> plan -> check a resume against its
+checkpoint (config, plan, sample ids) -> accept the start (only now does the
+run directory keep anything) -> build the graph -> train epochs -> ``TrainResult``.
 
 Start modes, read from artifacts only:
 
-- **resume** (``checkpoint.resume`` and ``<run_dir>/supernet_last.ckpt`` exists):
-  weights, Adam slots, global step, data position, sampler cycle, early-stop
-  state, history and fairness counts come from that checkpoint; the config
-  must match it except for locations and runtime knobs (``RESUME_FREE_KEYS``).
-  ``checkpoint.reset_early_stop_on_resume`` forgets the early-stop counters
-  and the best metric.  With ``resume`` and no checkpoint yet, the run starts
-  fresh (the first start of a requeued SLURM job).
+- **resume** (``checkpoint.resume`` and a complete ``<run_dir>/supernet_last.ckpt``,
+  or ``supernet_best.ckpt`` with ``resume_from="best"``): weights, Adam slots,
+  global step, data position, sampler cycle, early-stop state, history and
+  fairness counts come from that checkpoint; the config must match it except
+  for locations and runtime knobs (``RESUME_FREE_KEYS``), and the train/val
+  sample ids must be the same.  ``checkpoint.reset_early_stop_on_resume``
+  forgets the early-stop counters and the best metric once per request (see
+  ``train.early_stop``).  With ``resume`` and an empty run directory, the run
+  starts fresh (the first start of a requeued SLURM job).
 - **inherit** (``checkpoint.resume_experiment_name``): a new experiment starts
   from the weights and BN statistics of that experiment's last checkpoint;
   step, schedule, optimizer and early stop start fresh.
-- **fresh** otherwise.  A run directory that already holds a checkpoint is
-  never overwritten without ``--resume``.
+- **fresh** otherwise.  A run directory that holds results is never written
+  over: without a resumable ``last`` the start is refused, unless
+  ``overwrite`` moves the old run aside.
 """
 
 from __future__ import annotations
@@ -28,11 +33,14 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from edgeflownas.config import ResolvedConfig, flatten
-from edgeflownas.errors import CheckpointError, ConfigError, DataError, EmptySplitError
+from edgeflownas.errors import CheckpointError, DataError, EmptySplitError
 from edgeflownas.nas.eval_pool import build_pool, load_pool, pool_file_name, save_pool
 from edgeflownas.train import checkpoint, run_dir as rd
 from edgeflownas.train.interrupt import StopRequest
 from edgeflownas.train.plan import TrainPlan, make_plan
+from edgeflownas.train.start import RunClaim, RunLog, absolute_paths, check_relative_resume, check_same_data, decide_start
+
+__all__ = ["RunLog", "TrainResult", "run_training", "main_summary", "check_resumable", "config_differences"]
 
 # Config keys that may differ between a checkpoint and the run resuming it.
 RESUME_FREE_KEYS = ("experiment.output_root", "data.source", "data.train_dir", "data.val_dir", "data.shards_dir",
@@ -52,19 +60,6 @@ class TrainResult:
     run_dir: Path
     history: List[Dict[str, Any]]
     interrupted_by: Optional[str] = None  # signal name when a stop request ended the run early
-
-
-class RunLog:
-    """Log lines to stdout and append them to ``<run_dir>/train.log``."""
-
-    def __init__(self, path: Optional[Path] = None) -> None:
-        self.path = path
-
-    def __call__(self, line: str) -> None:
-        print(line, flush=True)
-        if self.path is not None:
-            with open(self.path, "a", encoding="utf-8") as handle:
-                handle.write(line + "\n")
 
 
 def open_data(resolved: ResolvedConfig, log: Callable[[str], None]) -> Tuple[Any, Any, Dict[str, Any]]:
@@ -131,29 +126,6 @@ def check_resumable(state: Dict[str, Any], resolved: ResolvedConfig, plan: Train
             "--experiment_name NEW and checkpoint.resume_experiment_name to inherit the weights")
 
 
-def start_mode(resolved: ResolvedConfig, run_dir: Path, log: Callable[[str], None]) -> Tuple[str, Optional[Path]]:
-    """('fresh'|'resume'|'inherit', checkpoint directory to read) decided from the run directory."""
-    cfg = resolved.config
-    last = run_dir / rd.LAST
-    if checkpoint.has_checkpoint(last):
-        if not cfg.checkpoint.resume:
-            raise CheckpointError(
-                f"{last} already exists: pass --resume to continue this experiment, or choose another "
-                "--experiment_name (nothing was overwritten)")
-        return "resume", last
-    if cfg.checkpoint.resume:
-        log(f"notice: --resume given but {last} does not exist yet; starting from scratch")
-    source_name = cfg.checkpoint.resume_experiment_name
-    if source_name:
-        source = Path(cfg.experiment.output_root) / source_name / rd.LAST
-        if source_name == cfg.experiment.name:
-            raise ConfigError("checkpoint.resume_experiment_name names this same experiment: use --resume instead")
-        if not checkpoint.has_checkpoint(source):
-            raise CheckpointError(f"checkpoint.resume_experiment_name={source_name}: no checkpoint at {source}")
-        return "inherit", source
-    return "fresh", None
-
-
 def prepare_pool(mode: str, run_dir: Path, seed: int, pool_size: int) -> tuple:
     """The evaluation pool: read back on resume, built and saved otherwise."""
     path = run_dir / pool_file_name(pool_size)
@@ -168,35 +140,48 @@ def prepare_pool(mode: str, run_dir: Path, seed: int, pool_size: int) -> tuple:
     return pool
 
 
-def run_training(resolved: ResolvedConfig, run_dir: Optional[Path] = None,
-                 stop: Optional[StopRequest] = None) -> TrainResult:
+def run_training(resolved: ResolvedConfig, run_dir: Optional[Path] = None, stop: Optional[StopRequest] = None,
+                 overwrite: bool = False, resume_from: str = "last") -> TrainResult:
     """Train (or resume) the supernet described by ``resolved``; artifacts go to ``run_dir``.
 
     ``stop`` (see ``train.interrupt``) ends the run at the next step boundary with
-    ``supernet_last`` saved there; the result then names the signal.
+    ``supernet_last`` saved there; the result then names the signal.  ``overwrite``
+    moves a run directory holding results aside (``<run>.old-<timestamp>``) and
+    starts afresh; ``resume_from="best"`` resumes from ``supernet_best``.
     """
+    configured_root = resolved.config.experiment.output_root
+    resolved = absolute_paths(resolved)
     cfg = resolved.config
-    run_dir = Path(run_dir) if run_dir is not None else rd.run_dir_for(cfg.experiment)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log = RunLog(run_dir / "train.log")
-    log(f"efnas train: experiment={cfg.experiment.name} run_dir={run_dir} config_hash={resolved.config_hash}")
-    train_source, val_source, data_info = open_data(resolved, log)
-    plan = make_plan(cfg, len(train_source), len(val_source))
-    for notice in plan.notices:
-        log(f"notice: {notice}")
-    mode, source_ckpt = start_mode(resolved, run_dir, log)
-    state_doc = checkpoint.read_state(source_ckpt) if mode == "resume" else None
-    if state_doc is not None:
-        check_resumable(state_doc, resolved, plan, source_ckpt)
-    pool = prepare_pool(mode, run_dir, cfg.experiment.seed, plan.pool_size)
-    log(f"plan: batch_size={plan.batch_size} steps_per_epoch={plan.steps_per_epoch} num_epochs={plan.num_epochs} "
-        f"planned_steps={plan.planned_steps} paths_per_step={plan.paths_per_step} "
-        f"eval: pool={plan.pool_size} bn_recal_batches={plan.recal_batches} val_batches={plan.val_batches} "
-        f"x batch {plan.eval_batch_size}")
-    from edgeflownas.train.session import train_session
+    run_dir = Path(run_dir).absolute() if run_dir is not None else rd.run_dir_for(cfg.experiment)
+    if cfg.checkpoint.resume and not overwrite:
+        check_relative_resume(configured_root, run_dir)
+    log = RunLog(run_dir / "train.log", deferred=True)
+    with RunClaim(run_dir, f"efnas train {cfg.experiment.name}", log) as claim:
+        log(f"efnas train: experiment={cfg.experiment.name} run_dir={run_dir} config_hash={resolved.config_hash}")
+        start = decide_start(resolved, run_dir, log, overwrite, resume_from)
+        state_doc = checkpoint.read_state(start.source) if start.mode == "resume" else None
+        train_source, val_source, data_info = open_data(resolved, log)
+        try:
+            plan = make_plan(cfg, len(train_source), len(val_source))
+            for notice in plan.notices:
+                log(f"notice: {notice}")
+            if state_doc is not None:
+                check_resumable(state_doc, resolved, plan, start.source)
+                check_same_data(state_doc, data_info, start.source, log)
+            claim.accept(start.move_aside)
+            pool = prepare_pool(start.mode, run_dir, cfg.experiment.seed, plan.pool_size)
+        except BaseException:
+            train_source.close()
+            val_source.close()
+            raise
+        log(f"plan: batch_size={plan.batch_size} steps_per_epoch={plan.steps_per_epoch} num_epochs={plan.num_epochs} "
+            f"planned_steps={plan.planned_steps} paths_per_step={plan.paths_per_step} "
+            f"eval: pool={plan.pool_size} bn_recal_batches={plan.recal_batches} val_batches={plan.val_batches} "
+            f"x batch {plan.eval_batch_size}")
+        from edgeflownas.train.session import train_session
 
-    return train_session(resolved, plan, run_dir, mode, source_ckpt, state_doc, pool,
-                         train_source, val_source, data_info, log, stop)
+        return train_session(resolved, plan, run_dir, start.mode, start.source, state_doc, pool,
+                             train_source, val_source, data_info, log, stop)
 
 
 def main_summary(result: TrainResult) -> str:

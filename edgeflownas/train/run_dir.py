@@ -13,12 +13,19 @@ Layout::
 Every JSON/CSV write is atomic.  The history and counts are also stored in the
 checkpoint state, so after a crash they are rewritten from the checkpoint
 that resume uses and never disagree with it.
+
+A run directory holding results (``RESULTS``) is never written over by a new
+start: ``results_in`` names them, ``last_problem`` says why ``last`` cannot be
+resumed, and ``move_aside`` is the only way an old run makes room (renamed to
+``<run>.old-<timestamp>``, never deleted).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -33,6 +40,7 @@ from edgeflownas.config import ResolvedConfig, repo_root
 from edgeflownas.config_types import ExperimentConfig
 from edgeflownas.nas.arch_codec import BLOCK_NAMES, ArchCode, arch_name
 from edgeflownas.nas.fair_sampler import PATHS_PER_CYCLE, fairness_gap
+from edgeflownas.train.checkpoint import MODEL_PREFIX, STATE_FILE, has_checkpoint
 
 MANIFEST = "train_manifest.json"
 HISTORY = "eval_epe_history.csv"
@@ -40,6 +48,8 @@ FAIRNESS = "fairness_counts.json"
 LAST = "supernet_last.ckpt"
 BEST = "supernet_best.ckpt"
 TENSORBOARD = "tensorboard"
+# Artifacts that hold trained numbers; a start that would write over any of them is refused.
+RESULTS = (LAST, BEST, HISTORY, FAIRNESS)
 
 SLURM_ENV = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RESTART_COUNT",
              "SLURM_JOB_NAME", "SLURM_JOB_PARTITION", "SLURM_NODELIST", "SLURM_CLUSTER_NAME")
@@ -156,10 +166,54 @@ def build_manifest(resolved: ResolvedConfig, plan: Mapping[str, Any], data: Mapp
     }
 
 
-def start_record(global_step: int, mode: str) -> Dict[str, Any]:
-    """One entry of the manifest's ``starts`` list (fresh start, resume or inherit)."""
-    return {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "mode": mode,
-            "global_step": int(global_step), "hostname": socket.gethostname(), "slurm": slurm_ids()}
+def start_record(global_step: int, mode: str, run_dir: Optional[Path] = None,
+                 data: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """One entry of the manifest's ``starts`` list: when, where, from which step and on which data."""
+    record: Dict[str, Any] = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "mode": mode,
+                              "global_step": int(global_step), "hostname": socket.gethostname(),
+                              "slurm": slurm_ids(), "cwd": os.getcwd()}
+    if run_dir is not None:
+        record["run_dir"] = str(Path(run_dir).absolute())
+    if data is not None:
+        record["data"] = dict(data)
+    return record
+
+
+def previous_starts(run_dir: Path) -> List[Dict[str, Any]]:
+    """The ``starts`` list of the run's manifest (empty if there is none yet)."""
+    path = Path(run_dir) / MANIFEST
+    if not path.is_file():
+        return []
+    return list(json.loads(path.read_text(encoding="utf-8")).get("starts", []))
+
+
+def results_in(run_dir: Path) -> List[str]:
+    """The result artifacts (``RESULTS``) present in ``run_dir``, in that order."""
+    return [name for name in RESULTS if (Path(run_dir) / name).exists()]
+
+
+def last_problem(run_dir: Path) -> Optional[str]:
+    """Why ``<run_dir>/supernet_last.ckpt`` cannot be resumed ('... is missing'), or None if it is complete."""
+    last = Path(run_dir) / LAST
+    if has_checkpoint(last):
+        return None
+    if not last.is_dir():
+        return f"{last} is missing"
+    missing = [name for name in (STATE_FILE, f"{MODEL_PREFIX}.index") if not (last / name).is_file()]
+    return f"{last} is damaged: {' and '.join(missing)} missing"
+
+
+def move_aside(run_dir: Path) -> Path:
+    """Rename ``run_dir`` to ``<run_dir>.old-<UTC timestamp>`` (never deleting anything); returns the new path."""
+    run_dir = Path(run_dir)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = run_dir.with_name(f"{run_dir.name}.old-{stamp}")
+    suffix = 1
+    while target.exists():
+        suffix += 1
+        target = run_dir.with_name(f"{run_dir.name}.old-{stamp}-{suffix}")
+    shutil.move(str(run_dir), str(target))
+    return target
 
 
 def write_manifest(run_dir: Path, manifest: Mapping[str, Any]) -> None:

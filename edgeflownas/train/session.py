@@ -7,7 +7,6 @@ Kept apart from ``api`` so everything before the first TensorFlow import
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence
 
@@ -20,7 +19,7 @@ from edgeflownas.nas.arch_codec import ArchCode
 from edgeflownas.nas.fair_sampler import empty_counts
 from edgeflownas.train import checkpoint, run_dir as rd
 from edgeflownas.train.api import TrainResult
-from edgeflownas.train.early_stop import EarlyStopper, EarlyStopState
+from edgeflownas.train.early_stop import EarlyStopper, EarlyStopState, request_key
 from edgeflownas.train.interrupt import StopRequest
 from edgeflownas.train.plan import TrainPlan
 
@@ -58,29 +57,43 @@ def session_config(runtime: RuntimeConfig):
 
 
 def initial_state(mode: str, doc: Optional[Dict[str, Any]], resolved: ResolvedConfig, log: Callable[[str], None]):
-    """(TrainState, EarlyStopper) for a fresh/inherit start or from a checkpoint's state.json."""
+    """(TrainState, EarlyStopper) for a fresh/inherit start or from a checkpoint's state.json.
+
+    ``checkpoint.reset_early_stop_on_resume`` applies once per request (``early_stop.request_key``):
+    a fresh or inherited start begins with fresh counters and records the request as done, a resume
+    resets only if the checkpoint's counters were not already started by that same request, so a
+    requeued job keeps counting.
+    """
     from edgeflownas.train.trainer import TrainState
 
     cfg = resolved.config
+    key = request_key(resolved.values["early_stop"]) if cfg.checkpoint.reset_early_stop_on_resume else None
     if mode != "resume":
-        return TrainState(0, 0, empty_counts(), [], None, None), EarlyStopper(cfg.early_stop)
+        return TrainState(0, 0, empty_counts(), [], None, None), EarlyStopper(cfg.early_stop,
+                                                                             EarlyStopState(reset_key=key))
     state = TrainState(int(doc["global_step"]), int(doc["epoch"]), np.asarray(doc["fairness_counts"], np.int64),
                        list(doc.get("history", [])), doc.get("best_metric"), doc.get("best_epoch"),
                        int(doc["next_batch_index"]), doc.get("partial_epoch"), int(doc.get("skipped_steps", 0)))
     stopper = EarlyStopper(cfg.early_stop, EarlyStopState.from_dict(doc.get("early_stop", {})))
-    if cfg.checkpoint.reset_early_stop_on_resume:
-        log("checkpoint.reset_early_stop_on_resume: early-stop counters and best metric start afresh")
-        stopper.reset()
+    if key is not None and stopper.state.reset_key == key:
+        log("checkpoint.reset_early_stop_on_resume: already applied to this run for these early_stop settings "
+            f"(a requeue or a repeated command); counting goes on ({stopper.state.bad_epochs} epochs without "
+            "improvement)")
+    elif key is not None:
+        log("checkpoint.reset_early_stop_on_resume: early-stop counters and best metric start afresh "
+            "(once: a requeue of this request keeps counting)")
+        stopper.reset(key)
         state.best_metric = state.best_epoch = None
     return state, stopper
 
 
-def previous_starts(run_dir: Path) -> list:
-    """The ``starts`` list of an existing manifest (empty if none)."""
-    path = run_dir / rd.MANIFEST
-    if not path.is_file():
-        return []
-    return list(json.loads(path.read_text(encoding="utf-8")).get("starts", []))
+def start_record(state, mode: str, source_ckpt: Optional[Path], run_dir: Path,
+                 data_info: Dict[str, Any]) -> Dict[str, Any]:
+    """This start's entry of the manifest's ``starts`` (with the checkpoint it read, if any)."""
+    record = rd.start_record(state.global_step, mode, run_dir, data_info)
+    if source_ckpt is not None:
+        record["from_checkpoint"] = str(Path(source_ckpt).absolute())
+    return record
 
 
 def eval_batches(train_source, val_source, plan: TrainPlan, seed: int):
@@ -125,8 +138,9 @@ def train_session(resolved: ResolvedConfig, plan: TrainPlan, run_dir: Path, mode
         writer = tf.compat.v1.summary.FileWriter(str(run_dir / rd.TENSORBOARD))
     state, stopper = initial_state(mode, doc, resolved, log)
     fixed = tuple(cfg.model.fixed_arch_code) if cfg.train.supernet_mode == "fixed_arch" else None
+    # The sample ids in every checkpoint let a resume refuse other data (start.check_same_data).
     header = {"experiment": cfg.experiment.name, "seed": seed, "config_hash": resolved.config_hash,
-              "config": resolved.values, "plan": plan.to_dict()}
+              "config": resolved.values, "plan": plan.to_dict(), "data": dict(data_info)}
     loader = BatchLoader(train_source, plan.batch_size, seed, cfg.data.num_workers, cfg.data.prefetch_batches)
     try:
         with tf.compat.v1.Session(graph=tf_graph, config=session_config(cfg.runtime)) as sess:
@@ -135,7 +149,8 @@ def train_session(resolved: ResolvedConfig, plan: TrainPlan, run_dir: Path, mode
             tf_graph.finalize()
             recal, val = eval_batches(train_source, val_source, plan, seed)
             manifest = rd.build_manifest(resolved, plan.to_dict() | {"eval": plan.eval}, data_info,
-                                         previous_starts(run_dir) + [rd.start_record(state.global_step, mode)])
+                                         rd.previous_starts(run_dir) + [start_record(state, mode, source_ckpt,
+                                                                                     run_dir, data_info)])
             rd.write_manifest(run_dir, manifest)
             evaluator = PoolEvaluator(graph, recal, val, log, picture_batch(val_source, plan, cfg.eval.flow_pictures))
             trainer = Trainer(sess, graph, plan, loader, evaluator, pool, run_dir, seed, fixed, stopper, state,

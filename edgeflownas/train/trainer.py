@@ -4,8 +4,9 @@ One optimizer step = one fairness cycle (``cycle_index == global_step``): the
 3 paths of ``cycle_paths(seed, global_step)`` run serially on the same batch,
 then one apply.  Epoch ``e`` (1-based) reads the loader's order for index
 ``e - 1``, a pure function of (seed, epoch).  After each epoch: evaluate the
-pool (every ``eval.every_n_epochs``), update early stop, save ``best`` (lowest
-pool-mean EPE so far) and ``last`` with a ``state.json`` holding every counter,
+pool (every ``eval.every_n_epochs``), update early stop, save ``best`` (the
+epoch early stop counts as an improvement: below best - min_delta) and ``last``
+with a ``state.json`` holding every counter,
 then rewrite the CSV history, the fairness counts and TensorBoard scalars.
 
 A stop request (``interrupt.StopRequest``: SIGTERM, SLURM's USR2 warning,
@@ -230,9 +231,10 @@ class Trainer:
             row.update({f"epe_{name}": value for name, value in result.by_name().items()})
             decision = self.stopper.update(epoch, result.mean)
             stop = decision.stop
-            improved_best = state.best_metric is None or result.mean < state.best_metric
+            # One notion of best (early_stop module doc): below best - min_delta, as early stop counts it.
+            improved_best = decision.improved
             if improved_best:
-                state.best_metric, state.best_epoch = result.mean, epoch
+                state.best_metric, state.best_epoch = self.stopper.state.best, epoch
             if self.evaluator.picture_batch is not None:
                 self.write_flow_pictures(result)
             self.log(f"epoch {epoch} eval {rd.mean_column(len(self.pool))}={result.mean:.6f} "
