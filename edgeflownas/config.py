@@ -1,8 +1,9 @@
 """Load, override, validate and resolve run configs.
 
-Pipeline: YAML ``safe_load`` -> CLI overrides merged in -> JSON Schema
-validation that collects *all* errors -> schema defaults filled in -> frozen
-dataclasses.  Precedence is CLI option > config file > schema default, and
+Pipeline: strict YAML (edgeflownas.config_yaml) -> alias keys renamed
+(``slurm.timeout_min`` -> ``slurm.time_min``) -> CLI overrides merged in ->
+JSON Schema validation that collects *all* errors (edgeflownas.config_check)
+-> schema defaults filled in -> frozen dataclasses.  Precedence is CLI option > config file > schema default, and
 every resolved value remembers where it came from (for ``--dry_run``).
 """
 
@@ -11,16 +12,17 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from edgeflownas.config_check import suggest_key, validate, validation_errors  # noqa: F401  (public here too)
 from edgeflownas.config_types import SECTION_TYPES, Config
 from edgeflownas.errors import ConfigError
 
 SCHEMA_FILE = "supernet_config.schema.json"
 SOURCE_CLI = "cli"
+SOURCE_CLI_SET = "cli --set"
 SOURCE_FILE = "file"
 SOURCE_DEFAULT = "default"
 
@@ -101,94 +103,44 @@ class Overrides(Dict[str, Any]):
         super().__init__(values)
         self.options = dict(options)
 
-
-def _error_path(error) -> str:
-    return ".".join(str(p) for p in error.absolute_path) or "<top level>"
-
-
-def _describe(error) -> str:
-    """One readable line for one jsonschema error, prefixed with its YAML path."""
-    path = _error_path(error)
-    if error.validator == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
-        extra = sorted(set(error.instance) - set(allowed))
-        prefix = "" if path == "<top level>" else path + "."
-        return "; ".join(
-            f"{prefix}{key}: unknown key (valid keys here: {', '.join(allowed)})" for key in extra
-        )
-    if error.validator == "required":
-        missing = error.message.split("'")[1] if "'" in error.message else error.message
-        prefix = "" if path == "<top level>" else path + "."
-        return f"{prefix}{missing}: required key is missing"
-    return f"{path}: {error.message}"
+    def source(self, key: str) -> str:
+        """How --dry_run labels the key's value: 'cli' (a named option) or 'cli --set'."""
+        return SOURCE_CLI_SET if self.options.get(key, "").startswith("--set") else SOURCE_CLI
 
 
-def _non_finite(node: Any, prefix: str = "") -> List[Tuple[str, str]]:
-    """(path, line) for every NaN or infinite number anywhere in the tree.
-
-    JSON Schema cannot refuse them: NaN compares neither below a minimum nor above
-    a maximum, so ``--lr nan`` or ``lr: .nan`` would pass every bound.
-    """
-    if isinstance(node, float) and not math.isfinite(node):
-        path = prefix or "<top level>"
-        return [(path, f"{path}: {node} is not a finite number; give a finite value")]
-    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-    found: List[Tuple[str, str]] = []
-    for key, child in children:
-        found += _non_finite(child, f"{prefix}.{key}" if prefix else str(key))
+def schema_aliases(schema: Optional[Mapping[str, Any]] = None) -> Dict[str, str]:
+    """{dotted alias: dotted key} from the schema's ``x-aliases`` (``slurm.timeout_min`` -> ``slurm.time_min``)."""
+    schema = schema or load_schema()
+    found = {}
+    for section, sub in schema.get("properties", {}).items():
+        for key, leaf in sub.get("properties", {}).items():
+            found.update({f"{section}.{alias}": f"{section}.{key}" for alias in leaf.get("x-aliases", ())})
     return found
 
 
-def _validation_problems(raw: Mapping[str, Any], schema: Optional[Dict[str, Any]] = None) -> List[Tuple[str, str]]:
-    """(path, readable line) of every violation of ``raw``, in document order."""
-    import jsonschema
-
-    schema = schema or load_schema()
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(raw), key=lambda e: [str(p) for p in e.absolute_path])
-    problems = [(_error_path(e), _describe(e)) for e in errors]
-    flagged = {path for path, _ in problems}
-    problems += [item for item in _non_finite(dict(raw)) if item[0] not in flagged]
-    problems += _cross_field_errors(raw) if not problems else []
-    return problems
+def _both_given(alias: str, key: str, where: str) -> ConfigError:
+    return ConfigError(f"{where}: {alias} and {key} are both given; {alias.rsplit('.', 1)[-1]} is the submitit/Hydra "
+                       f"spelling of {key.rsplit('.', 1)[-1]}: keep one")
 
 
-def validation_errors(raw: Mapping[str, Any], schema: Optional[Dict[str, Any]] = None) -> List[str]:
-    """All schema violations of ``raw`` as readable lines, in document order."""
-    return [line for _, line in _validation_problems(raw, schema)]
-
-
-def _cross_field_errors(raw: Mapping[str, Any]) -> List[Tuple[str, str]]:
-    """Rules JSON Schema cannot state locally."""
-    lines = []
-    data = raw.get("data", {})
-    if data.get("source") == "shards" and not data.get("shards_dir"):
-        lines.append(("data.shards_dir", "data.shards_dir: required when data.source is 'shards'"))
-    return lines
-
-
-def validate(raw: Mapping[str, Any], origin: str = "config", options: Optional[Mapping[str, str]] = None) -> None:
-    """Raise one ConfigError that lists every violation of ``raw``; ``options`` maps CLI-set keys to their option.
-
-    A value that came from the command line is blamed on its option (``--lr``),
-    not on the config file it was merged into.
-    """
-    problems = _validation_problems(raw)
-    if not problems:
-        return
-    options = options or {}
-    blamed = [options.get(path) for path, _ in problems]
-    if all(blamed):
-        named = list(dict.fromkeys(blamed))
-        where = f"option {named[0]} is" if len(named) == 1 else f"options {', '.join(named)} are"
-        lines = [line for _, line in problems]
-    else:
-        where = f"{origin} is"
-        lines = [f"{line} (given as {option})" if option else line for (_, line), option in zip(problems, blamed)]
-    if len(lines) == 1:
-        raise ConfigError(f"{where} invalid: {lines[0]}")
-    joined = "\n  ".join(lines)
-    raise ConfigError(f"{where} invalid ({len(lines)} errors):\n  {joined}")
+def _rename_aliases(values: Dict[str, Any], overrides: Mapping[str, Any], origin: str) -> Overrides:
+    """Rename alias keys in the file layer (in place, order kept) and in the CLI layer; both spellings in one layer is an error."""
+    options = dict(getattr(overrides, "options", {}))
+    renamed = dict(overrides)
+    for alias, key in schema_aliases().items():
+        section, alias_leaf = alias.split(".")
+        node = values.get(section)
+        if isinstance(node, dict) and alias_leaf in node:
+            if key.split(".")[1] in node:
+                raise _both_given(alias, key, origin)
+            values[section] = {key.split(".")[1] if k == alias_leaf else k: v for k, v in node.items()}
+        if alias in renamed:
+            if key in renamed:
+                raise _both_given(alias, key, f"{options.get(alias, alias)} and {options.get(key, key)}")
+            renamed[key] = renamed.pop(alias)
+            if alias in options:
+                options[key] = options.pop(alias)
+    return Overrides(renamed, options)
 
 
 def _fill_defaults(
@@ -196,7 +148,7 @@ def _fill_defaults(
 ) -> None:
     for key, sub in schema.get("properties", {}).items():
         dotted = f"{prefix}{key}"
-        if sub.get("type") == "object":
+        if "properties" in sub:  # a section; a free mapping such as slurm.additional_parameters is one value
             node.setdefault(key, {})
             _fill_defaults(node[key], sub, dotted + ".", sources)
         elif key not in node:
@@ -244,13 +196,12 @@ def resolve_mapping(
 ) -> ResolvedConfig:
     """Merge overrides into a raw mapping, validate, fill defaults, build dataclasses."""
     values = copy.deepcopy(dict(raw))
+    given = _rename_aliases(values, overrides or {}, origin)
     sources: Dict[str, str] = {}
-    for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
+    for dotted, value in given.items():
         set_dotted(values, dotted, value)
-        sources[dotted] = SOURCE_CLI
-    validate(values, origin, overrides.options if isinstance(overrides, Overrides) else None)
+        sources[dotted] = given.source(dotted)
+    validate(values, origin, given.options)
     _fill_defaults(values, load_schema(), "", sources)
     return ResolvedConfig(to_dataclasses(values), values, sources, None)
 
@@ -275,13 +226,23 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> List[Tuple[str, Any]
     return rows
 
 
+def _source_of(key: str, sources: Mapping[str, str]) -> str:
+    """Source of a key, or of the nearest section above it that was set whole (``--set slurm.additional_parameters={...}``)."""
+    parts = key.split(".")
+    for end in range(len(parts), 0, -1):
+        if ".".join(parts[:end]) in sources:
+            return sources[".".join(parts[:end])]
+    return SOURCE_FILE
+
+
 def format_resolved(resolved: ResolvedConfig) -> str:
     """Human table of every resolved value and its source, for --dry_run."""
     rows = flatten(resolved.values)
     width = max(len(k) for k, _ in rows)
-    lines = [f"# resolved config from {resolved.path or '<mapping>'}  (precedence: cli > file > default)"]
+    lines = [f"# resolved config from {resolved.path or '<mapping>'}  (precedence: cli (named option or --set) > file > "
+             "default)"]
     for key, value in rows:
         shown = json.dumps(value)
-        lines.append(f"{key:<{width}}  {shown:<28}  [{resolved.sources.get(key, SOURCE_FILE)}]")
+        lines.append(f"{key:<{width}}  {shown:<28}  [{_source_of(key, resolved.sources)}]")
     lines.append(f"# config_hash {resolved.config_hash}")
     return "\n".join(lines)

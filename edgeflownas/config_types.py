@@ -7,7 +7,7 @@ keeps them in step); every value here has already passed the schema.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Any, Mapping, Optional, Tuple
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,7 @@ class SlurmConfig:
     container_image: Optional[str]
     container_binds: Tuple[str, ...]
     log_dir: Optional[str]
+    additional_parameters: Mapping[str, Any]  # any other sbatch flag {key: value}
 
 
 @dataclass(frozen=True)

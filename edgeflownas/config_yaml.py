@@ -9,10 +9,17 @@ every later walk -- schema validation, copying, hashing -- hangs and eats
 memory).  This module composes the document into YAML nodes, checks it, and
 only then builds Python objects.  Anchors and aliases stay usable for sharing
 a value or two.
+
+One number rule for config files, sweep files and ``--set`` values: PyYAML
+follows YAML 1.1, which reads ``1e-4`` (no dot) as a string; the loader here
+also reads a float written with an exponent and no dot as a number, as YAML 1.2
+and Python do.  ``parse_value`` reads one command-line value with the same
+loader, and ``dump_yaml`` writes configs that read back to the same values.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -24,6 +31,21 @@ MAX_FILE_BYTES = 1 << 20      # a full config is ~4 KB; a sweep file a few KB
 MAX_EXPANDED_NODES = 100_000  # values after aliases are expanded; a config has a few hundred
 MAX_DEPTH = 32                # configs nest 3 levels
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+# Floats YAML 1.1 leaves as strings: an exponent with no dot (1e-4, 1E5, -2e3); .5e-3 and 1.0e-4 it already reads.
+_EXPONENT_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$")
+
+
+class StrictLoader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-4`` as a float (PyYAML's own SafeLoader stays untouched)."""
+
+
+class StrictDumper(yaml.SafeDumper):
+    """SafeDumper that quotes strings StrictLoader would read as numbers (a name '1e5' stays a string)."""
+
+
+for _cls in (StrictLoader, StrictDumper):
+    _cls.add_implicit_resolver(_FLOAT_TAG, _EXPONENT_FLOAT, list("-+0123456789"))
 
 
 class _Refusal(Exception):
@@ -111,7 +133,7 @@ def _read_text(path: Path, kind: str) -> str:
 
 
 def _compose_and_build(text: str) -> Any:
-    loader = yaml.SafeLoader(text)
+    loader = StrictLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -140,3 +162,20 @@ def read_yaml(path: Path, kind: str = "config file") -> Any:
             where = f" at line {mark.line + 1}, column {mark.column + 1}"
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{kind} {path} is not valid YAML{where}: {problem}") from None
+
+
+def parse_value(text: str, origin: str) -> Any:
+    """One value written on the command line (``--set key=VALUE``), read as the same value in a config file would be."""
+    try:
+        return _compose_and_build(text) if text.strip() else None
+    except _Refusal as refusal:
+        raise ConfigError(f"{origin}: {refusal}") from None
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{origin}: the value is not valid YAML ({problem}); quote a string value, "
+                          "e.g. key='a: b'") from None
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML text that ``read_yaml`` turns back into exactly ``data`` (block style, key order kept)."""
+    return yaml.dump(data, Dumper=StrictDumper, sort_keys=False, default_flow_style=False, allow_unicode=True)

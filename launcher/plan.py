@@ -12,7 +12,7 @@ import copy
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from edgeflownas.config import ResolvedConfig, config_hash, resolve, resolve_mapping
 from edgeflownas.config_types import SlurmConfig
@@ -32,6 +32,7 @@ class TrialPlan:
     name: Optional[str]
     run_dir: Path
     resolved: ResolvedConfig
+    overrides: Tuple[Tuple[str, Any], ...] = ()  # the sweep values of this trial (dotted key, value)
 
     @property
     def label(self) -> str:
@@ -50,6 +51,7 @@ class SubmissionPlan:
     container: Optional[Path]
     trials: List[TrialPlan]
     is_sweep: bool
+    cli_overrides: Tuple[Tuple[str, Any, str], ...] = ()  # (dotted key, value, option that set it), every trial
 
 
 def training_fingerprint(values: Mapping[str, Any]) -> str:
@@ -101,7 +103,7 @@ def build_plan(config_path: Optional[Path], overrides: Mapping[str, Any], sweep_
                 errors.append(str(error))
                 continue
             trials.append(TrialPlan(trial.name, experiment_dir / trial.name,
-                                    dataclasses.replace(resolved, path=base.path)))
+                                    dataclasses.replace(resolved, path=base.path), trial.overrides))
         if errors:
             raise ConfigError(f"{origin}: {len(errors)} sweep trial(s) invalid, nothing submitted:\n" + "\n".join(errors))
     for trial in trials:
@@ -112,4 +114,6 @@ def build_plan(config_path: Optional[Path], overrides: Mapping[str, Any], sweep_
     return SubmissionPlan(
         experiment=experiment, experiment_dir=experiment_dir, log_dir=log_dir, slurm=slurm,
         container=(cwd / image).absolute() if image else None, trials=trials, is_sweep=bool(sweep_specs),
+        cli_overrides=tuple((key, value, getattr(overrides, "options", {}).get(key, "cli"))
+                            for key, value in overrides.items()),
     )

@@ -61,7 +61,15 @@ def sbatch_parameters(slurm: SlurmConfig, job_name: str, setup: Sequence[str] = 
     for key in ("partition", "account", "qos"):
         if getattr(slurm, key):
             params[key] = getattr(slurm, key)
+    if slurm.additional_parameters:
+        params["additional_parameters"] = dict(slurm.additional_parameters)
     return params
+
+
+def sbatch_flag(key: str, value: Any) -> str:
+    """One ``#SBATCH`` line as submitit writes it (underscores -> dashes, value shell-quoted, true = bare flag)."""
+    flag = key.replace("_", "-")
+    return f"#SBATCH --{flag}" if value is True else f"#SBATCH --{flag}={shlex.quote(str(value))}"
 
 
 def host_python() -> str:

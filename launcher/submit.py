@@ -8,6 +8,7 @@ directory already holds.  Several trials go out as one job array.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Sequence
@@ -98,7 +99,15 @@ def dry_run(plan: SubmissionPlan) -> str:
     todo = [d for d in decisions if d.action == SUBMIT]
     python, params = _launch_settings(plan, probe=False)
     lines = [f"# efnas submit --dry_run: nothing submitted; experiment {plan.experiment} -> {plan.experiment_dir}"]
-    lines += [f"# {d.trial.label}: {d.action} -> {d.trial.run_dir}" for d in decisions]
+    if plan.cli_overrides:
+        shared = "  ".join(f"{key}={json.dumps(value)} ({option.split('=')[0]})"
+                           for key, value, option in plan.cli_overrides)
+        lines.append(f"# command-line overrides{' (every trial)' if plan.is_sweep else ''}: {shared}")
+    for decision in decisions:
+        lines.append(f"# {decision.trial.label}: {decision.action} -> {decision.trial.run_dir}")
+        if decision.trial.overrides:
+            values = "  ".join(f"{key}={json.dumps(value)}" for key, value in decision.trial.overrides)
+            lines.append(f"#   overrides: {values}")
     if not todo:
         lines.append("# every trial is finished: nothing would be submitted")
         return "\n".join(lines) + "\n"

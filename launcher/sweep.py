@@ -15,14 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
-from edgeflownas.cli.options import OVERRIDES
+from edgeflownas.cli.options import canonical_key
 from edgeflownas.errors import ConfigError
 
 TRIAL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=-]{0,127}$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
-_INT = re.compile(r"^[+-]?\d+$")
-_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-_OPTION_KEYS = {item.option: item.key for item in OVERRIDES}
 
 
 @dataclass(frozen=True)
@@ -37,36 +34,15 @@ class Trial:
         return dict(self.overrides)
 
 
-def parse_scalar(text: str) -> Any:
-    """A sweep value from the command line: int, float, true/false/null, else the string."""
-    text = text.strip()
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered in ("null", "none"):
-        return None
-    if _INT.match(text):
-        return int(text)
-    if _FLOAT.match(text):
-        return float(text)
-    return text
+def parse_scalar(text: str, origin: str = "--sweep") -> Any:
+    """A sweep value from the command line, read as the same value in a config file would be (1e-4 is a float)."""
+    from edgeflownas.config_yaml import parse_value
 
-
-def canonical_key(key: str) -> str:
-    """Map an option name (``lr``) to its dotted config key (``train.lr``); dotted keys pass."""
-    key = key.strip()
-    if "." in key:
-        return key
-    if key in _OPTION_KEYS:
-        return _OPTION_KEYS[key]
-    raise ConfigError(
-        f"sweep key '{key}' is neither a dotted config key (e.g. train.lr) nor an efnas train option "
-        f"(valid options: {', '.join(sorted(_OPTION_KEYS))})"
-    )
+    return parse_value(text.strip(), origin)
 
 
 def _add_axis(grid: Dict[str, List[Any]], key: str, values: Sequence[Any], origin: str) -> None:
-    dotted = canonical_key(key)
+    dotted = canonical_key(key, origin)
     if dotted.startswith("slurm.") or dotted == "experiment.name":
         raise ConfigError(
             f"{origin}: '{dotted}' cannot be swept (one job array shares its SLURM settings and experiment)"
@@ -84,7 +60,8 @@ def parse_sweep_specs(specs: Sequence[str]) -> Dict[str, List[Any]]:
     for spec in specs:
         if "=" in spec:
             key, _, raw = spec.partition("=")
-            _add_axis(grid, key, [parse_scalar(v) for v in raw.split(",") if v.strip()], f"--sweep {spec}")
+            origin = f"--sweep {spec}"
+            _add_axis(grid, key, [parse_scalar(v, origin) for v in raw.split(",") if v.strip()], origin)
         elif not Path(spec).is_file():
             raise ConfigError(
                 f"--sweep {spec}: expected KEY=V1,V2,... (e.g. --sweep {spec.strip() or 'lr'}=1e-4,3e-4) or the path "
@@ -97,14 +74,14 @@ def parse_sweep_specs(specs: Sequence[str]) -> Dict[str, List[Any]]:
 
 
 def load_sweep_file(path: Path) -> Dict[str, List[Any]]:
-    """A YAML mapping {key: [values]} (a scalar means one value)."""
+    """A YAML mapping {key: [values]} (a scalar means one value); numbers follow the config files' rule."""
     from edgeflownas.config import load_yaml
 
     raw = load_yaml(path, kind="sweep file", option="--sweep", expected="a mapping {key: [values]}")
     grid = {}
     for key, values in raw.items():
         values = values if isinstance(values, list) else [values]
-        grid[str(key)] = [parse_scalar(v) if isinstance(v, str) else v for v in values]
+        grid[str(key)] = values
     return grid
 
 

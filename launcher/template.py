@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from edgeflownas.config_types import SlurmConfig
-from launcher.slurm import mem_string
+from launcher.slurm import mem_string, sbatch_flag
 
 SMOKE_COMMAND = ("efnas", "train", "--gpu_device", "0", "--num_epochs", "2", "--batch_size", "32", "--lr", "1e-4",
                  "--config", "configs/supernet_fc2_180x240.yaml", "--fast_mode")
@@ -33,7 +33,7 @@ def _resource_lines(slurm: SlurmConfig) -> List[str]:
     for key in ("partition", "account", "qos"):
         if getattr(slurm, key):
             lines.append(f"#SBATCH --{key}={getattr(slurm, key)}")
-    return lines
+    return lines + [sbatch_flag(key, value) for key, value in sorted(slurm.additional_parameters.items())]
 
 
 def smoke_template(slurm: SlurmConfig) -> str:

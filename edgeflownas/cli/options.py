@@ -1,16 +1,24 @@
-"""Config-override options shared by ``efnas train`` and ``efnas submit``.
+"""Config-override options shared by ``efnas train`` and ``efnas submit``, and the CLI's naming rule.
 
 One table maps each CLI option to the dotted config key it overrides, so both
-commands spell and document the overrides identically.
+commands spell and document the overrides identically.  ``--set KEY=VALUE``
+reaches every other key (dotted, repeatable); its value is read as the same
+text in a YAML config file would be.  A named option and ``--set`` are both
+the command line: naming the same key twice is refused, not silently ordered.
+
+Naming rule: every option accepts ``--snake_case`` and ``--dashed-form``, with
+the snake_case spelling first in ``--help``; ``Option`` hides the spellings
+kept only so old command lines still work (``aliases=``).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, NamedTuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import click
 
-from edgeflownas.config import Overrides
+from edgeflownas.config import Overrides, suggest_key
+from edgeflownas.errors import ConfigError
 
 
 class Override(NamedTuple):
@@ -44,12 +52,56 @@ OVERRIDES = (
 )
 
 
+_OPTION_KEYS = {item.option: item.key for item in OVERRIDES}
+
 # The options that say where a run's data is (for commands that reopen a finished run's data).
 DATA_LOCATIONS = ("train_dir", "val_dir", "data_source", "shards_dir")
 
 
+SET_HELP = ("Set any config key, repeatable: --set train.lr=1e-4 --set slurm.additional_parameters.constraint=a100. "
+            "KEY is dotted (or a named option's name); VALUE is read as in the YAML file (1e-4 is a number, "
+            "[0.1,0.2] a list, null clears). Counts as the command line; naming a key twice is an error.")
+
+
+class Option(click.Option):
+    """A click option whose ``--help`` row lists each spelling once and leaves out the hidden ``aliases``.
+
+    Use it with ``cls=Option`` for switches (``switch_spellings``) and for an old
+    name kept working after a rename (``aliases=("--shards",)``).
+    """
+
+    def __init__(self, param_decls: Sequence[str], aliases: Sequence[str] = (), **attrs: Any) -> None:
+        super().__init__(list(param_decls) + list(aliases), **attrs)
+        self.aliases = tuple(aliases)
+
+    def get_help_record(self, ctx: click.Context) -> Optional[Tuple[str, str]]:
+        """The help row: each spelling once, in declaration order, aliases left out."""
+        opts, secondary = self.opts, self.secondary_opts
+        self.opts = [o for o in dict.fromkeys(opts) if o not in self.aliases]
+        self.secondary_opts = [o for o in dict.fromkeys(secondary) if o not in self.aliases]
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts, self.secondary_opts = opts, secondary
+
+
+def spellings(name: str) -> List[str]:
+    """``--snake_case`` then ``--dashed-form`` of an option name (one entry if it has no underscore)."""
+    names = [f"--{name}"]
+    if "_" in name:
+        names.append(f"--{name.replace('_', '-')}")
+    return names
+
+
+def switch_spellings(name: str) -> List[str]:
+    """Declarations of an on/off switch: ``--name/--no_name`` and ``--dashed-name/--no-dashed-name`` (cls=Option)."""
+    dashed = name.replace("_", "-")
+    return [f"--{name}/--no_{name}", f"--{dashed}/--no-{dashed}"]
+
+
 def override_options(func: Callable) -> Callable:
-    """Decorate a click command with every config-override option."""
+    """Decorate a click command with every config-override option and the generic ``--set KEY=VALUE``."""
+    func = click.option("--set", "set_values", multiple=True, metavar="KEY=VALUE", help=SET_HELP)(func)
     return _with_options(func, OVERRIDES)
 
 
@@ -60,10 +112,7 @@ def data_location_options(func: Callable) -> Callable:
 
 def _with_options(func: Callable, items) -> Callable:
     for item in reversed(list(items)):
-        names = [f"--{item.option}"]
-        dashed = f"--{item.option.replace('_', '-')}"
-        if dashed != names[0]:
-            names.append(dashed)
+        names = spellings(item.option)
         help_text = f"{item.help} [config: {item.key}]"
         if item.flag:
             func = click.option(*names, item.option, is_flag=True, default=None, help=help_text)(func)
@@ -72,7 +121,39 @@ def _with_options(func: Callable, items) -> Callable:
     return func
 
 
+def canonical_key(key: str, origin: str) -> str:
+    """Map an option name (``lr``) to its dotted config key (``train.lr``); dotted keys pass (the schema checks them)."""
+    key = key.strip()
+    if "." in key:
+        return key
+    if key in _OPTION_KEYS:
+        return _OPTION_KEYS[key]
+    guess = suggest_key(key, list(_OPTION_KEYS))
+    hint = f"did you mean '{guess}' ({_OPTION_KEYS[guess]})?" if guess else "e.g. train.lr or seed"
+    raise ConfigError(f"{origin}: '{key}' is neither a dotted config key nor an efnas train option name; {hint}")
+
+
+def parse_set(spec: str) -> Tuple[str, Any]:
+    """``KEY=VALUE`` of one ``--set`` -> (dotted key, value read by the config files' YAML rule)."""
+    from edgeflownas.config_yaml import parse_value
+
+    origin = f"--set {spec}"
+    key, equals, text = spec.partition("=")
+    if not equals or not key.strip():
+        raise ConfigError(f"{origin}: expected KEY=VALUE, e.g. --set train.lr=1e-4")
+    return canonical_key(key, origin), parse_value(text, origin)
+
+
 def collect_overrides(kwargs: Dict[str, Any]) -> Overrides:
-    """Map the given click kwargs to {dotted key: value}, skipping absent options; each key remembers its option."""
+    """Named options and ``--set`` values as {dotted key: value}; each key remembers its option; a key set twice is an error."""
     given = [item for item in OVERRIDES if kwargs.get(item.option) is not None]
-    return Overrides({item.key: kwargs[item.option] for item in given}, {item.key: f"--{item.option}" for item in given})
+    values = {item.key: kwargs[item.option] for item in given}
+    options = {item.key: f"--{item.option}" for item in given}
+    for spec in kwargs.get("set_values") or ():
+        key, value = parse_set(spec)
+        clash = [k for k in options if k == key or k.startswith(key + ".") or key.startswith(k + ".")]
+        if clash:
+            raise ConfigError(f"--set {spec}: {clash[0]} is also set by {options[clash[0]]}; the command line "
+                              "may name each key once: drop one of them")
+        values[key], options[key] = value, f"--set {spec}"
+    return Overrides(values, options)

@@ -3,6 +3,7 @@
 Layout::
 
     train_manifest.json     what ran: seed, config hash, git commit, data, versions, SLURM ids
+    config.yaml             the fully resolved config of the latest start (--config accepts it as is)
     eval_pool_12.json       the fixed evaluation pool with its seed
     eval_epe_history.csv    one row per epoch: epoch averages, lr, mean/std EPE, per-subnet EPE
     fairness_counts.json    option counts over the complete cycles trained so far
@@ -43,6 +44,7 @@ from edgeflownas.nas.fair_sampler import PATHS_PER_CYCLE, fairness_gap
 from edgeflownas.train.checkpoint import MODEL_PREFIX, STATE_FILE, has_checkpoint
 
 MANIFEST = "train_manifest.json"
+RESOLVED_CONFIG = "config.yaml"
 HISTORY = "eval_epe_history.csv"
 FAIRNESS = "fairness_counts.json"
 LAST = "supernet_last.ckpt"
@@ -219,3 +221,15 @@ def move_aside(run_dir: Path) -> Path:
 def write_manifest(run_dir: Path, manifest: Mapping[str, Any]) -> None:
     """Rewrite train_manifest.json."""
     write_json_atomic(Path(run_dir) / MANIFEST, dict(manifest))
+
+
+def write_resolved_config(run_dir: Path, resolved: ResolvedConfig) -> Path:
+    """Write config.yaml: every resolved value, which ``--config`` reads back to the same config hash."""
+    from edgeflownas.atomic_io import write_text_atomic
+    from edgeflownas.config_yaml import dump_yaml
+
+    header = (f"# Fully resolved config of {resolved.config.experiment.name} (config_hash {resolved.config_hash}),\n"
+              f"# from {resolved.path or 'a mapping'} + command line + schema defaults. Pass it back: --config <this file>\n")
+    path = Path(run_dir) / RESOLVED_CONFIG
+    write_text_atomic(path, header + dump_yaml(resolved.values))
+    return path

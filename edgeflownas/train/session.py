@@ -152,6 +152,7 @@ def train_session(resolved: ResolvedConfig, plan: TrainPlan, run_dir: Path, mode
                                          rd.previous_starts(run_dir) + [start_record(state, mode, source_ckpt,
                                                                                      run_dir, data_info)])
             rd.write_manifest(run_dir, manifest)
+            rd.write_resolved_config(run_dir, resolved)
             evaluator = PoolEvaluator(graph, recal, val, log, picture_batch(val_source, plan, cfg.eval.flow_pictures))
             trainer = Trainer(sess, graph, plan, loader, evaluator, pool, run_dir, seed, fixed, stopper, state,
                               header, writer, cfg.runtime.debug_trace, cfg.train.log_every_steps, log, stop,
