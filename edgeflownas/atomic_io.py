@@ -8,12 +8,28 @@ swap it in), which is how checkpoints stay intact when a save is killed.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
+
+from edgeflownas.errors import NoSpaceError
+
+# A full disk and an exhausted quota look the same to the user: nothing more can be written there.
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_no_space(error: BaseException) -> bool:
+    """True if ``error`` says the disk (or quota) is full: an OSError's errno, or the strerror text
+    that TensorFlow's C++ file writers put in their own error types."""
+    if isinstance(error, NoSpaceError):
+        return True
+    if isinstance(error, OSError) and error.errno is not None:
+        return error.errno in NO_SPACE_ERRNOS
+    return any(os.strerror(code) in str(error) for code in NO_SPACE_ERRNOS)
 
 
 def fsync_dir(directory: Path) -> None:
@@ -28,14 +44,22 @@ def fsync_dir(directory: Path) -> None:
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` atomically (temp file + fsync + os.replace)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except BaseException as error:
+        if tmp.exists():
+            tmp.unlink()
+        if is_no_space(error):
+            raise NoSpaceError(f"no space left on {path.parent} (writing {path.name}, {len(data)} bytes): "
+                               f"{path} was left as it was; free space or quota there and run again") from None
+        raise
 
 
 def write_text_atomic(path: Path, text: str) -> None:

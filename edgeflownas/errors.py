@@ -37,6 +37,10 @@ class CheckpointError(EfnasError):
     """A checkpoint or run directory cannot be written, read or resumed."""
 
 
+class NoSpaceError(EfnasError):
+    """A write ran out of disk space or quota; the message names the path and what was kept."""
+
+
 class SubmitError(EfnasError):
     """A SLURM submission cannot be prepared or was refused."""
 

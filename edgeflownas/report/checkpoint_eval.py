@@ -184,6 +184,8 @@ class CheckpointEvaluator:
         from edgeflownas.train.session import eval_batches, session_config
 
         seed = self.resolved.config.experiment.seed
+        # Damaged files and non-finite weights end here in one line, before any data is loaded.
+        checkpoint.verify_checkpoint(self.ckpt_dir)
         if self.resolved.config.runtime.deterministic:
             # The same numerics as the trainer's evaluation (it enables this for deterministic runs).
             tf.config.experimental.enable_op_determinism()
@@ -200,7 +202,8 @@ class CheckpointEvaluator:
             self.graph = EvalGraph(self.resolved.config)
             self._session = tf.compat.v1.Session(graph=tf_graph, config=session_config(self.resolved.config.runtime))
             self._session.run(self.graph.init_op)
-            self.graph.saver.restore(self._session, prefix)
+            with checkpoint.restoring(tf_graph, self.ckpt_dir):
+                self.graph.saver.restore(self._session, prefix)
         tf_graph.finalize()
         self.training_stats = self.graph.bn_snapshot(self._session)
         self.evaluator = PoolEvaluator(self.graph, recal, val, self.log)

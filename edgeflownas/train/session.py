@@ -196,10 +196,12 @@ def restore(sess, graph, mode: str, source_ckpt: Optional[Path], state, writer, 
         return
     prefix = checkpoint.model_prefix(source_ckpt)
     if mode == "inherit":
-        graph.restore_weights(sess, prefix)
+        with checkpoint.restoring(sess.graph, source_ckpt):
+            graph.restore_weights(sess, prefix)
         log(f"start: inherit weights and BN statistics from {source_ckpt}; step, optimizer, schedule start fresh")
         return
-    graph.restore(sess, prefix)
+    with checkpoint.restoring(sess.graph, source_ckpt):
+        graph.restore(sess, prefix)
     step = int(sess.run(graph.global_step))
     if step != state.global_step:
         raise CheckpointError(f"{source_ckpt}: variables hold global_step {step} but state.json says "
