@@ -1,41 +1,37 @@
-"""``efnas status``: one table of an experiment's trials and their SLURM jobs.
+"""``efnas status``: one table of the runs of an experiment, submitted to SLURM or trained locally.
 
-Rows come from the submission log; SLURM state and requeue count from
-``sacct -D`` (every requeue leaves a REQUEUED record); epoch reached and best
-mean EPE from the run directory's eval_epe_history.csv.
+A target is a run directory, an experiment directory or an experiment name
+under ``--output_root``.  Submitted trials come from the submission log, with
+SLURM state and requeue count from ``sacct -D`` (every requeue leaves a
+REQUEUED record).  Every run directory adds epoch reached and best mean EPE
+(eval_epe_history.csv), the last checkpoint's global step, whether a process
+holds its lock (``.efnas.lock``, probed without taking it) and its log files.
 """
 
 from __future__ import annotations
 
 import csv
+import fcntl
+import json
 import math
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from edgeflownas.errors import ConfigError, SubmitError
 from launcher import slurm
 from launcher.job import read_result
 from launcher.records import latest_by_trial, read_records, record_path
 
+# File names of the run directory (edgeflownas.train.run_dir and train.checkpoint own them; not imported, so
+# that status stays a few milliseconds of pure Python).
 HISTORY = "eval_epe_history.csv"
-
-
-@dataclass(frozen=True)
-class TrialStatus:
-    """One row of the status table."""
-
-    trial: str
-    job_id: str
-    state: str
-    requeues: Optional[int]
-    epoch: Optional[int]
-    best_epe: Optional[float]
-    best_column: str
-    finished: bool
-    run_dir: Path
+MANIFEST = "train_manifest.json"
+LAST_STATE = ("supernet_last.ckpt", "state.json")
+TRAIN_LOG = "train.log"
+RUN_MARKERS = (MANIFEST, HISTORY, "supernet_last.ckpt", "supernet_best.ckpt", TRAIN_LOG)
 
 
 def check_experiment_name(name: str) -> None:
@@ -62,41 +58,159 @@ def history_summary(run_dir: Path) -> tuple:
     return int(rows[-1]["epoch"]), (min(finite) if finite else None), column
 
 
-def experiment_status(output_root: Path, experiment: str) -> tuple:
-    """(rows, note) for an experiment; note explains a missing sacct."""
-    check_experiment_name(experiment)
-    experiment_dir = Path(output_root) / experiment
+@dataclass(frozen=True)
+class TrialStatus:
+    """One row of the status table (job fields are None for a run trained locally)."""
+
+    trial: str
+    job_id: Optional[str]
+    state: str
+    requeues: Optional[int]
+    epoch: Optional[int]
+    best_epe: Optional[float]
+    best_column: str
+    last_step: Optional[int]
+    finished: bool
+    run_dir: Path
+    lock_holder: Optional[str] = None
+    logs: Dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """JSON-ready row (``efnas status --json``)."""
+        return dict(asdict(self), run_dir=str(self.run_dir))
+
+
+def last_checkpoint_step(run_dir: Path) -> Optional[int]:
+    """global_step recorded in supernet_last.ckpt/state.json; None if there is no readable one."""
+    path = Path(run_dir).joinpath(*LAST_STATE)
+    try:
+        return int(json.loads(path.read_text(encoding="utf-8"))["global_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def lock_holder(run_dir: Path) -> Optional[str]:
+    """Who holds the run directory's lock ('pid P on host H since T (what)'), or None if no process does.
+
+    Probes with a shared, non-blocking flock that is released at once, so a
+    live holder is told from a lock file a crashed process left behind.
+    """
+    from edgeflownas.locks import describe_holder, lock_path
+
+    path = lock_path(run_dir)
+    if not path.is_file():
+        return None
+    with open(path, encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return describe_holder(path)
+        except OSError:  # a filesystem without flock: nothing can be said about a holder
+            return None
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return None
+
+
+def _planned_epochs(run_dir: Path) -> Optional[int]:
+    path = Path(run_dir) / MANIFEST
+    try:
+        return int(json.loads(path.read_text(encoding="utf-8"))["resolved_config"]["train"]["num_epochs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def run_status(run_dir: Path, trial: str, record: Optional[Mapping[str, Any]] = None,
+               job_state: Optional[slurm.JobState] = None) -> TrialStatus:
+    """Status of one run directory; ``record`` (submission log) and ``job_state`` (sacct) for a submitted run."""
+    run_dir = Path(run_dir)
+    epoch, best, column = history_summary(run_dir)
+    holder = lock_holder(run_dir)
+    logs = {"train.log": str(run_dir / TRAIN_LOG)}
+    if record is not None:
+        logs.update({"slurm stdout": record.get("stdout"), "slurm stderr": record.get("stderr")})
+        finished = read_result(run_dir) is not None
+        state = job_state.state if job_state else "UNKNOWN"
+    else:
+        planned = _planned_epochs(run_dir)
+        finished = epoch is not None and planned is not None and epoch >= planned
+        state = "RUNNING" if holder else "IDLE"
+    return TrialStatus(trial=trial, job_id=record["job_id"] if record else None, state=state,
+                       requeues=job_state.requeues if job_state else None, epoch=epoch, best_epe=best,
+                       best_column=column, last_step=last_checkpoint_step(run_dir), finished=finished,
+                       run_dir=run_dir, lock_holder=holder, logs={k: v for k, v in logs.items() if v})
+
+
+def is_run_dir(path: Path) -> bool:
+    """Whether ``path`` holds a training run's artifacts."""
+    return any((Path(path) / name).exists() for name in RUN_MARKERS)
+
+
+def find_target(target: str, output_root: Optional[Path]) -> Path:
+    """The directory ``efnas status TARGET`` means: TARGET itself if it is a directory, else <output_root>/TARGET."""
+    if Path(target).is_dir():
+        return Path(target)
+    check_experiment_name(target)
+    if output_root is None:
+        from edgeflownas.config import resolve
+
+        output_root = Path(resolve(None).config.experiment.output_root)
+    directory = Path(output_root) / target
+    if not directory.is_dir():
+        raise SubmitError(f"'{target}' is neither a directory nor an experiment under {output_root} ({directory} "
+                          "not found): pass a run directory, or the experiment name with --output_root")
+    return directory
+
+
+def status_of(directory: Path) -> Tuple[List[TrialStatus], str]:
+    """(rows, note) for an experiment with a submission log, one local run directory, or a folder of runs."""
+    directory = Path(directory)
+    if record_path(directory).is_file():
+        return experiment_status(directory)
+    if is_run_dir(directory):
+        return [run_status(directory, directory.name)], ""
+    runs = sorted(child for child in directory.iterdir() if child.is_dir() and is_run_dir(child))
+    if not runs:
+        raise SubmitError(f"no runs found in {directory}: expected a run directory ({MANIFEST}, {HISTORY}, "
+                          f"supernet_last.ckpt) or an experiment directory holding runs or {record_path(directory).name}")
+    return [run_status(run, run.name) for run in runs], ""
+
+
+def experiment_status(experiment_dir: Path) -> Tuple[List[TrialStatus], str]:
+    """(rows, note) of a submitted experiment; note explains a missing sacct."""
+    experiment_dir = Path(experiment_dir)
     latest = latest_by_trial(read_records(experiment_dir))
     if not latest:
-        raise SubmitError(f"no submissions recorded for experiment '{experiment}' ({record_path(experiment_dir)} "
-                          "not found): check the name and --output_root")
+        raise SubmitError(f"no submissions recorded in {record_path(experiment_dir)}: check the experiment name "
+                          "and --output_root")
     note = ""
     if shutil.which("sacct"):
         states = slurm.query_states(r["job_id"] for r in latest.values())
     else:
         states, note = {}, "sacct not found on PATH: SLURM states unknown"
-    rows = []
-    for trial, record in sorted(latest.items(), key=lambda item: item[0] or ""):
-        run_dir = Path(record["run_dir"])
-        epoch, best, column = history_summary(run_dir)
-        state = states.get(record["job_id"])
-        rows.append(TrialStatus(
-            trial=trial or experiment, job_id=record["job_id"], state=state.state if state else "UNKNOWN",
-            requeues=state.requeues if state else None, epoch=epoch, best_epe=best, best_column=column,
-            finished=read_result(run_dir) is not None, run_dir=run_dir))
+    rows = [run_status(Path(record["run_dir"]), trial or experiment_dir.name, record, states.get(record["job_id"]))
+            for trial, record in sorted(latest.items(), key=lambda item: item[0] or "")]
     return rows, note
 
 
+def _cell(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
 def format_status(rows: List[TrialStatus], note: str = "") -> str:
-    """Fixed-width table, one line per trial."""
+    """Fixed-width table, one line per run, then each run's log files and lock holder."""
     column = rows[0].best_column if rows else "mean_epe_12"
-    header = ["TRIAL", "JOB", "STATE", "REQUEUES", "EPOCH", f"BEST_{column.upper()}", "FINISHED", "RUN_DIR"]
+    header = ["TRIAL", "JOB", "STATE", "REQUEUES", "EPOCH", f"BEST_{column.upper()}", "LAST_STEP", "FINISHED",
+              "RUN_DIR"]
     table = [header] + [[
-        r.trial, r.job_id, r.state, "-" if r.requeues is None else str(r.requeues),
-        "-" if r.epoch is None else str(r.epoch), "-" if r.best_epe is None else f"{r.best_epe:.4f}",
-        "yes" if r.finished else "no", str(r.run_dir)] for r in rows]
+        r.trial, _cell(r.job_id), r.state, _cell(r.requeues), _cell(r.epoch),
+        "-" if r.best_epe is None else f"{r.best_epe:.4f}", _cell(r.last_step), "yes" if r.finished else "no",
+        str(r.run_dir)] for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths)) + "  " + row[-1] for row in table]
+    for row in rows:
+        lines.append(f"{row.trial}: " + "; ".join(f"{name} {path}" for name, path in row.logs.items()))
+        if row.lock_holder:
+            lines.append(f"{row.trial}: run directory locked by {row.lock_holder}")
     if note:
         lines.append(f"note: {note}")
     return "\n".join(lines)

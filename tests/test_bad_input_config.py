@@ -135,12 +135,12 @@ def test_report_pointing_at_a_folder_is_one_line_and_leaves_no_temp_file(cli, fc
     before = set(os.listdir(tmp_path))
     result = cli("data-check", "--train_dir", fc2_root / "train", "--val_dir", fc2_root / "val", "--report", "reports")
     line = _one_line_error(result)
-    assert "--report reports is a folder" in line and "reports/data_check_report.json" in line
+    assert "--out reports is a folder" in line and "reports/data_check_report.json" in line
     assert set(os.listdir(tmp_path)) == before and not os.listdir("reports")
     Path("notes.txt").write_text("a file, not a folder")
     result = cli("data-check", "--train_dir", fc2_root / "train", "--val_dir", fc2_root / "val",
                  "--report", "notes.txt/r.json")
-    assert "--report notes.txt/r.json: notes.txt is a file, not a folder" in _one_line_error(result)
+    assert "--out notes.txt/r.json: notes.txt is a file, not a folder" in _one_line_error(result)
 
 
 def _efnas(*args: str, stdout=subprocess.PIPE, prelude: str = "", cwd=None) -> subprocess.CompletedProcess:

@@ -131,3 +131,73 @@ def test_run_config_yaml_resolves_back_to_the_same_config_hash(cli, write_config
     dry = cli("train", "--dry_run", "--config", path)
     assert dry.exit_code == 0 and f"# config_hash {resolved.config_hash}" in dry.output
     assert config_hash(yaml.safe_load(path.read_text())) == resolved.config_hash  # plain YAML readers agree too
+
+
+# --- one naming rule, over every command of the registry --------------------------------------------------------
+
+def _commands():
+    """(command path, click command) of every leaf command in the registry (groups walked)."""
+    found = []
+    for name, (target, _) in sorted(COMMANDS.items()):
+        module, attr = target.split(":")
+        stack = [([name], getattr(importlib.import_module(module), attr))]
+        while stack:
+            path, command = stack.pop()
+            if isinstance(command, click.Group):
+                stack += [(path + [sub], child) for sub, child in command.commands.items()]
+            else:
+                found.append((path, command))
+    return found
+
+
+def _spellings(command):
+    """(option, shown spellings, hidden aliases) of every option of a command."""
+    rows = []
+    for param in command.params:
+        if isinstance(param, click.Option):
+            rows.append((param, [o for o in param.opts + param.secondary_opts if o not in getattr(param, "aliases", ())],
+                         list(getattr(param, "aliases", ()))))
+    return rows
+
+
+COMMAND_PATHS = [" ".join(path) for path, _ in _commands()]
+
+
+@pytest.mark.parametrize("path", COMMAND_PATHS)
+def test_every_option_accepts_snake_case_and_dashed_spellings(cli, path):
+    command = dict((" ".join(p), c) for p, c in _commands())[path]
+    ctx = click.Context(command, info_name=path)
+    for param, shown, aliases in _spellings(command):
+        long_names = [o for o in shown if o.startswith("--")]
+        for name in long_names:
+            stem = name[2:]
+            snake, dashed = f"--{stem.replace('-', '_')}", f"--{stem.replace('_', '-')}"
+            assert {snake, dashed} <= set(long_names), f"efnas {path}: {name} lacks {snake} or {dashed}"
+            for spelling in (snake, dashed, *aliases):
+                args = [spelling] if param.is_flag or param.count else [spelling, "1"]
+                result = cli(*path.split(), *args, "--help")
+                assert result.exit_code == 0, f"efnas {path} {' '.join(args)}: {result.output}"
+        record = param.get_help_record(ctx)
+        tokens = [t for t in (record[0] if record else "").replace(",", " ").replace("/", " ").split() if t[:2] == "--"]
+        for token in tokens:
+            snake = "--" + token[2:].replace("-", "_")
+            assert tokens.index(snake) <= tokens.index(token), f"efnas {path}: --help shows {record[0]!r}; snake first"
+        assert not set(aliases) & set(tokens), f"efnas {path}: --help shows a hidden alias in {record[0]!r}"
+
+
+def test_same_idea_same_name_old_names_stay_hidden_aliases(cli):
+    synth_help = cli("synth", "--help").output
+    assert "--train_samples" in synth_help and "--train " not in synth_help and "--val " not in synth_help
+    check_help = cli("data-check", "--help").output
+    assert "--shards_dir" in check_help and "--shards " not in check_help
+    assert "--out" in check_help and "--report" not in check_help
+    report_help = cli("report", "--help").output
+    assert "--run" in report_help and "--no_cost" in report_help
+    assert "--no_report" in cli("demo", "--help").output
+
+
+@pytest.mark.parametrize("command", ["arch", "eval", "report"])
+def test_cost_is_called_macs(cli, command):
+    text = cli(command, "--help").output + cli(command, "describe", "--help").output if command == "arch" else \
+        cli(command, "--help").output
+    assert "FLOPs" not in text.replace("FLOPs = 2 x MACs", ""), text

@@ -1,4 +1,4 @@
-"""``efnas arch describe``: decode an arch code and report its parameters and FLOPs."""
+"""``efnas arch describe``: decode an arch code and report its parameters and MACs."""
 
 from __future__ import annotations
 
@@ -27,11 +27,12 @@ def arch() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 def describe(code: str, height: Optional[int], width: Optional[int], config_path: Optional[Path],
              as_json: bool) -> None:
-    """Decode CODE and print its structure, parameters and FLOPs (multiply-adds).
+    """Decode CODE and print its structure, parameters and MACs (multiply-accumulates).
 
     CODE is '0,0,0,0,2,1,2,2,2', '[0,0,0,0,2,1,2,2,2]' or a compact name like
     'a000021222'.  Parameters and multiply-adds are counted on the built
-    fixed-arch graph at the given input size (per image pair).
+    fixed-arch graph at the given input size (per image pair).  Cost is given
+    in MACs everywhere in efnas; FLOPs = 2 x MACs.
     """
     from edgeflownas.config import resolve
     from edgeflownas.nas.arch_codec import describe as describe_code
@@ -74,6 +75,7 @@ def format_description(structure: dict, cost: SubnetCost) -> str:
         f"{'total':6s} {'':14s} {cost.params:>10,d} {cost.macs:>15,d}",
         "",
         f"parameters: {cost.params:,d} (trainable; supernet with all options: {cost.supernet_params:,d})",
-        f"FLOPs (multiply-adds of all convolutions, per image pair): {cost.macs:,d} = {cost.macs / 1e9:.3f} GMACs",
+        f"MACs (multiply-accumulates of all convolutions, per image pair): {cost.macs:,d} = {cost.macs / 1e9:.3f} "
+        f"GMACs (FLOPs = 2 x MACs = {2 * cost.macs / 1e9:.3f} GFLOPs)",
     ]
     return "\n".join(lines)

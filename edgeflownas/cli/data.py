@@ -8,6 +8,7 @@ from typing import Dict, Optional
 
 import click
 
+from edgeflownas.cli.options import Option
 from edgeflownas.errors import ConfigError, DataError
 
 DEFAULT_REPORT = Path("outputs") / "data_check_report.json"
@@ -32,27 +33,31 @@ def _split_directories(config: Optional[Path], train_dir: Optional[Path], val_di
 def _check_report_path(report: Path) -> None:
     """Refuse a --report that cannot become a file before scanning for minutes (and before any temp file exists)."""
     if report.is_dir():
-        raise ConfigError(f"--report {report} is a folder: pass a file path such as {report / DEFAULT_REPORT.name}")
+        raise ConfigError(f"--out {report} is a folder: pass a file path such as {report / DEFAULT_REPORT.name}")
     for parent in report.parents:
         if parent.exists() and not parent.is_dir():
-            raise ConfigError(f"--report {report}: {parent} is a file, not a folder: pass a path inside a folder")
+            raise ConfigError(f"--out {report}: {parent} is a file, not a folder: pass a path inside a folder")
 
 
 @click.command("data-check")
 @click.option("--config", type=click.Path(path_type=Path), help="Run config; scans its data.train_dir and data.val_dir.")
-@click.option("--train_dir", type=click.Path(path_type=Path), help="FC2 train/ folder (overrides --config).")
-@click.option("--val_dir", type=click.Path(path_type=Path), help="FC2 val/ folder (overrides --config).")
+@click.option("--train_dir", "--train-dir", "train_dir", type=click.Path(path_type=Path),
+              help="FC2 train/ folder (overrides --config).")
+@click.option("--val_dir", "--val-dir", "val_dir", type=click.Path(path_type=Path),
+              help="FC2 val/ folder (overrides --config).")
 @click.option("--deep", is_flag=True, help="Decode every image and flow (parallel workers) instead of reading headers.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes for --deep [default: all CPUs].")
-@click.option("--max_bad", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--max_bad", "--max-bad", "max_bad", type=click.IntRange(min=0), default=0, show_default=True,
               help="Bad samples tolerated (all splits together) before the check fails.")
-@click.option("--report", type=click.Path(path_type=Path), default=DEFAULT_REPORT, show_default=True,
-              help="Where the full JSON report (every bad sample, the verdict) is written, pass or fail.")
+@click.option("--out", "report", cls=Option, aliases=("--report",), type=click.Path(path_type=Path),
+              default=DEFAULT_REPORT, show_default=True,
+              help="File the full JSON report (every bad sample, the verdict) is written to, pass or fail.")
 @click.option("--lists", "lists_dir", type=click.Path(path_type=Path),
               help="Also audit EdgeFlowNet legacy list files (FC2_dirnames.txt, FC2_{train,val,test}.txt) in DIR.")
-@click.option("--lists_base", type=click.Path(path_type=Path),
+@click.option("--lists_base", "--lists-base", "lists_base", type=click.Path(path_type=Path),
               help="Root the legacy list entries are relative to [default: entries are absolute paths].")
-@click.option("--shards", "shards_dir", type=click.Path(path_type=Path),
+@click.option("--shards_dir", "--shards-dir", "shards_dir", cls=Option, aliases=("--shards",),
+              type=click.Path(path_type=Path),
               help="Verify a packed set (efnas pack --out): manifest, sha256, counts, every chunk's checksum.")
 def data_check(config: Optional[Path], train_dir: Optional[Path], val_dir: Optional[Path], deep: bool,
                workers: Optional[int], max_bad: int, report: Path, lists_dir: Optional[Path],
@@ -61,15 +66,15 @@ def data_check(config: Optional[Path], train_dir: Optional[Path], val_dir: Optio
 
     Both splits are always checked.  Quick mode reads file headers (PNG and
     .flo), --deep decodes everything.  Exits non-zero when a split has no
-    usable sample or bad samples exceed --max_bad; the JSON report is written
-    either way.
+    usable sample or bad samples exceed --max_bad; the JSON report (--out) is
+    written either way.
     """
     from edgeflownas.data import check
 
     _check_report_path(report)
     directories = _split_directories(config, train_dir, val_dir)
     if not directories and lists_dir is None and shards_dir is None:
-        raise ConfigError("data-check needs --config FILE, --train_dir/--val_dir DIR, --lists DIR or --shards DIR")
+        raise ConfigError("data-check needs --config FILE, --train_dir/--val_dir DIR, --lists DIR or --shards_dir DIR")
     missing = [f"--{split}_dir" for split in ("train", "val") if directories and split not in directories]
     if missing:
         raise ConfigError(f"data-check checks both splits: {' and '.join(missing)} is missing "
@@ -108,8 +113,10 @@ def data_check(config: Optional[Path], train_dir: Optional[Path], val_dir: Optio
 
 @click.command()
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Dataset root; writes OUT/train and OUT/val.")
-@click.option("--train", "train_count", type=click.IntRange(min=0), required=True, help="Number of train samples.")
-@click.option("--val", "val_count", type=click.IntRange(min=0), required=True, help="Number of val samples.")
+@click.option("--train_samples", "--train-samples", "train_count", cls=Option, aliases=("--train",),
+              type=click.IntRange(min=0), required=True, help="Number of train samples.")
+@click.option("--val_samples", "--val-samples", "val_count", cls=Option, aliases=("--val",),
+              type=click.IntRange(min=0), required=True, help="Number of val samples.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Every sample is a function of (seed, split, index).")
 @click.option("--height", type=click.IntRange(min=16, max=SYNTH_MAX_SIDE), default=384, show_default=True,
@@ -139,7 +146,7 @@ def synth(out: Path, train_count: int, val_count: int, seed: int, height: int, w
               help="train: resize to --height x --width (flow rescaled); native: keep the source size.")
 @click.option("--height", type=click.IntRange(min=16), default=180, show_default=True, help="Training height.")
 @click.option("--width", type=click.IntRange(min=16), default=240, show_default=True, help="Training width.")
-@click.option("--shard_size", type=click.IntRange(min=1), default=1000, show_default=True, help="Samples per shard.")
+@click.option("--shard_size", "--shard-size", "shard_size", type=click.IntRange(min=1), default=1000, show_default=True, help="Samples per shard.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Decode/resize worker processes [default: all CPUs].")
 def pack(src: Path, out: Path, resolution: str, height: int, width: int, shard_size: int,

@@ -15,6 +15,8 @@ from typing import List, Optional
 
 import click
 
+from edgeflownas.cli.options import Option, switch_spellings
+
 
 def _run(args: List[str]) -> None:
     """Echo and run one efnas command in this process; its errors stop the demo."""
@@ -32,15 +34,15 @@ def _run(args: List[str]) -> None:
                    "[default: outputs/demo-<date>-<time>, new on every call].")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="Run config (default: configs/supernet_fc2_180x240.yaml, 180x240).")
-@click.option("--train_samples", type=click.IntRange(min=1), default=48, show_default=True,
+@click.option("--train_samples", "--train-samples", "train_samples", type=click.IntRange(min=1), default=48, show_default=True,
               help="Synthetic training pairs (384x512, FC2 layout).")
-@click.option("--val_samples", type=click.IntRange(min=1), default=8, show_default=True,
+@click.option("--val_samples", "--val-samples", "val_samples", type=click.IntRange(min=1), default=8, show_default=True,
               help="Synthetic validation pairs.")
-@click.option("--num_epochs", type=click.IntRange(min=1), default=2, show_default=True, help="Epochs to train.")
-@click.option("--batch_size", type=click.IntRange(min=1), default=8, show_default=True,
+@click.option("--num_epochs", "--num-epochs", "num_epochs", type=click.IntRange(min=1), default=2, show_default=True, help="Epochs to train.")
+@click.option("--batch_size", "--batch-size", "batch_size", type=click.IntRange(min=1), default=8, show_default=True,
               help="Training batch (the spec's 32 also works, ~3x slower on a CPU).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Synthetic data seed.")
-@click.option("--report/--no-report", "with_report", default=True, show_default=True,
+@click.option(*switch_spellings("report"), "with_report", cls=Option, default=True, show_default=True,
               help="Finish with 'efnas report' on the run (figures, flow pictures, HTML page).")
 def demo(out: Optional[Path], config_path: Optional[Path], train_samples: int, val_samples: int, num_epochs: int,
          batch_size: int, seed: int, with_report: bool) -> None:
@@ -61,10 +63,10 @@ def demo(out: Optional[Path], config_path: Optional[Path], train_samples: int, v
     data_cfg = resolve(config_path).config.data
     fc2, shards, runs = out / "fc2", out / "shards", out / "runs"
     workers = str(max(1, min(4, os.cpu_count() or 1)))
-    _run(["synth", "--out", str(fc2), "--train", str(train_samples), "--val", str(val_samples),
+    _run(["synth", "--out", str(fc2), "--train_samples", str(train_samples), "--val_samples", str(val_samples),
           "--seed", str(seed), "--workers", workers])
     _run(["data-check", "--train_dir", str(fc2 / "train"), "--val_dir", str(fc2 / "val"),
-          "--report", str(out / "data_check.json")])
+          "--out", str(out / "data_check.json")])
     _run(["pack", "--src", str(fc2), "--out", str(shards), "--height", str(data_cfg.input_height),
           "--width", str(data_cfg.input_width), "--shard_size", "16", "--workers", workers])
     _run(["train", "--config", str(config_path), "--fast_mode", "--num_epochs", str(num_epochs),
@@ -73,7 +75,7 @@ def demo(out: Optional[Path], config_path: Optional[Path], train_samples: int, v
           "--output_root", str(runs), "--experiment_name", "demo"])
     run = runs / "demo"
     if with_report:
-        _run(["report", str(run), "--flow-samples", "2"])
+        _run(["report", "--run", str(run), "--flow_samples", "2"])
     click.echo(f"\ndemo done in {out}: data {fc2}, data check {out / 'data_check.json'}, shards {shards}, run {run}"
                + (f", report {run / 'report' / 'report.html'}" if with_report else ""))
     click.echo(f"next:  efnas eval --run {run} --arch pool --ckpt last      # any subnet: --arch 0,1,2,0,0,1,2,1,0\n"

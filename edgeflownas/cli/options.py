@@ -64,7 +64,7 @@ SET_HELP = ("Set any config key, repeatable: --set train.lr=1e-4 --set slurm.add
 
 
 class Option(click.Option):
-    """A click option whose ``--help`` row lists each spelling once and leaves out the hidden ``aliases``.
+    """A click option whose ``--help`` row leaves out the hidden ``aliases``; each spelling counted once.
 
     Use it with ``cls=Option`` for switches (``switch_spellings``) and for an old
     name kept working after a rename (``aliases=("--shards",)``).
@@ -73,12 +73,15 @@ class Option(click.Option):
     def __init__(self, param_decls: Sequence[str], aliases: Sequence[str] = (), **attrs: Any) -> None:
         super().__init__(list(param_decls) + list(aliases), **attrs)
         self.aliases = tuple(aliases)
+        # A switch without an underscore ('--cost/--no_cost', '--cost/--no-cost') declares its on switch twice.
+        self.opts = list(dict.fromkeys(self.opts))
+        self.secondary_opts = list(dict.fromkeys(self.secondary_opts))
 
     def get_help_record(self, ctx: click.Context) -> Optional[Tuple[str, str]]:
-        """The help row: each spelling once, in declaration order, aliases left out."""
+        """The help row without the aliases."""
         opts, secondary = self.opts, self.secondary_opts
-        self.opts = [o for o in dict.fromkeys(opts) if o not in self.aliases]
-        self.secondary_opts = [o for o in dict.fromkeys(secondary) if o not in self.aliases]
+        self.opts = [o for o in opts if o not in self.aliases]
+        self.secondary_opts = [o for o in secondary if o not in self.aliases]
         try:
             return super().get_help_record(ctx)
         finally:

@@ -8,31 +8,40 @@ from typing import Optional
 
 import click
 
-from edgeflownas.cli.options import collect_overrides, data_location_options
+from edgeflownas.cli.options import Option, collect_overrides, data_location_options, switch_spellings
 
 
 @click.command("report")
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None,
+              help="Run directory of a training run (<output_root>/<experiment>), as in eval and search.")
+@click.argument("run_dir_arg", metavar="[RUN_DIR]", required=False, type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
-              help="Folder for report.html and the PNG figures (default: RUN_DIR/report).")
+              help="Folder for report.html and the PNG figures (default: <run>/report).")
 @click.option("--ckpt", "which", type=click.Choice(["best", "last"]), default="best", show_default=True,
               help="Checkpoint the flow pictures are computed from.")
-@click.option("--flow-samples", "--flow_samples", "flow_samples", type=click.IntRange(min=0), default=3,
+@click.option("--flow_samples", "--flow-samples", "flow_samples", type=click.IntRange(min=0), default=3,
               show_default=True, help="Fixed validation samples in the flow pictures; 0 skips them (no TensorFlow).")
-@click.option("--tau-epochs", "--tau_epochs", "tau_epochs", type=click.IntRange(min=1), default=10,
+@click.option("--tau_epochs", "--tau-epochs", "tau_epochs", type=click.IntRange(min=1), default=10,
               show_default=True, help="Consecutive-epoch pairs shown in the ranking-stability section.")
-@click.option("--cost/--no-cost", "with_cost", default=True, show_default=True,
-              help="Params and FLOPs in the ranking table (builds one graph per pool subnet, ~1-2 s each).")
+@click.option(*switch_spellings("cost"), "with_cost", cls=Option, default=True, show_default=True,
+              help="Params and MACs in the ranking table (builds one graph per pool subnet, ~1-2 s each).")
 @data_location_options
-def report(run_dir: Path, out_dir: Optional[Path], which: str, flow_samples: int, tau_epochs: int,
-           with_cost: bool, **locations) -> None:
+def report(run_dir: Optional[Path], run_dir_arg: Optional[Path], out_dir: Optional[Path], which: str,
+           flow_samples: int, tau_epochs: int, with_cost: bool, **locations) -> None:
     """Write PNG figures and one self-contained HTML page about a training run.
 
     Pool EPE per subnet across epochs (mean +- std band), training curves,
     fairness counts, early-stopping state, the final pool ranking with cost,
     ranking stability (Kendall tau between consecutive epochs) and flow
     pictures (img0, ground truth, baseline and best pool subnet, error maps).
+    The run directory is --run RUN_DIR (the older 'efnas report RUN_DIR' works too).
     """
+    from edgeflownas.errors import ConfigError
+
+    if (run_dir is None) == (run_dir_arg is None):
+        raise ConfigError("efnas report needs the run directory once: --run RUN_DIR"
+                          + (f" (given both --run {run_dir} and {run_dir_arg})" if run_dir else ""))
+    run_dir = run_dir or run_dir_arg
     from edgeflownas.report.build import build_report
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from edgeflownas.report.costs import subnet_cost

@@ -34,19 +34,60 @@ def test_table_without_sacct_shows_artifacts_and_says_why_states_are_unknown(cli
     append_records(experiment, [{"trial": "seed=1", "job_id": "5_0", "run_dir": str(experiment / "seed=1")},
                                 {"trial": "seed=2", "job_id": "5_1", "run_dir": str(experiment / "seed=2")}])
     monkeypatch.setenv("PATH", str(tmp_path))
-    rows, note = experiment_status(tmp_path, "exp")
+    rows, note = experiment_status(experiment)
     assert [(r.trial, r.job_id, r.epoch, r.best_epe, r.finished) for r in rows] == [
         ("seed=1", "5_0", 2, 2.0, True), ("seed=2", "5_1", None, None, False)]
     assert "sacct not found" in note
     result = cli("status", "exp", "--output_root", tmp_path)
     assert result.exit_code == 0, result.output
     header, first, second = result.output.splitlines()[:3]
-    assert header.split() == ["TRIAL", "JOB", "STATE", "REQUEUES", "EPOCH", "BEST_MEAN_EPE_12", "FINISHED", "RUN_DIR"]
-    assert first.split()[:7] == ["seed=1", "5_0", "UNKNOWN", "-", "2", "2.0000", "yes"]
+    assert header.split() == ["TRIAL", "JOB", "STATE", "REQUEUES", "EPOCH", "BEST_MEAN_EPE_12", "LAST_STEP",
+                              "FINISHED", "RUN_DIR"]
+    assert first.split()[:8] == ["seed=1", "5_0", "UNKNOWN", "-", "2", "2.0000", "-", "yes"]
     assert format_status(rows, note).endswith("note: sacct not found on PATH: SLURM states unknown")
 
 
 def test_unknown_experiment_is_a_clear_error(cli, tmp_path):
     result = cli("status", "never_submitted", "--output_root", tmp_path)
     assert result.exit_code == 1
-    assert "no submissions recorded for experiment 'never_submitted'" in result.output
+    assert "'never_submitted' is neither a directory nor an experiment under" in result.output
+
+
+def _local_run(run_dir, planned=3, step=None):
+    _history(run_dir, [(1, 3.0), (2, 2.5)])
+    (run_dir / "train_manifest.json").write_text(json.dumps({"resolved_config": {"train": {"num_epochs": planned}}}))
+    if step is not None:
+        (run_dir / "supernet_last.ckpt").mkdir()
+        (run_dir / "supernet_last.ckpt" / "state.json").write_text(json.dumps({"global_step": step}))
+
+
+def test_status_of_a_local_run_shows_epoch_last_step_lock_and_logs(cli, tmp_path):
+    from edgeflownas.locks import exclusive_lock
+
+    run = tmp_path / "runs" / "local"
+    _local_run(run, step=8)
+    result = cli("status", run)
+    assert result.exit_code == 0, result.output
+    header, row = result.output.splitlines()[:2]
+    assert row.split()[:8] == ["local", "-", "IDLE", "-", "2", "2.5000", "8", "no"]
+    assert f"local: train.log {run / 'train.log'}" in result.output
+    with exclusive_lock(run, "efnas train (test)"):
+        held = cli("status", run, "--json")
+    doc = json.loads(held.output)
+    assert held.exit_code == 0 and doc["note"] == ""
+    (entry,) = doc["runs"]
+    assert entry["state"] == "RUNNING" and entry["last_step"] == 8 and entry["epoch"] == 2
+    assert "efnas train (test)" in entry["lock_holder"] and entry["logs"]["train.log"] == str(run / "train.log")
+    assert json.loads(cli("status", run, "--json").output)["runs"][0]["lock_holder"] is None  # released
+
+
+def test_status_of_an_experiment_name_lists_its_local_runs(cli, tmp_path):
+    _local_run(tmp_path / "exp" / "seed=1", planned=2)
+    _local_run(tmp_path / "exp" / "seed=2", planned=5)
+    (tmp_path / "exp" / "notes").mkdir()
+    result = cli("status", "exp", "--output_root", tmp_path, "--json")
+    assert result.exit_code == 0, result.output
+    runs = json.loads(result.output)["runs"]
+    assert [(r["trial"], r["finished"], r["job_id"]) for r in runs] == [("seed=1", True, None), ("seed=2", False, None)]
+    empty = cli("status", tmp_path / "exp" / "notes")
+    assert empty.exit_code == 1 and "no runs found in" in empty.output
