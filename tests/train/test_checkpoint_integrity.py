@@ -224,3 +224,38 @@ def test_training_onto_a_full_disk_keeps_the_previous_last(cli, run, small_disk,
     for name in ("supernet_last.ckpt", "supernet_best.ckpt"):
         assert ck.verify_checkpoint(run_dir / name)["epoch"] == 1
     assert not [p.name for p in run_dir.iterdir() if ".tmp-" in p.name]
+
+
+def _format_1(target: Path) -> None:
+    """Turn ``target`` into a checkpoint as efnas wrote them before digests (state format 1)."""
+    state = json.loads((target / "state.json").read_text())
+    for key in ("model_files", "state_sha256"):
+        del state[key]
+    (target / "state.json").write_text(json.dumps(dict(state, format=1)))
+
+
+def test_format_1_checkpoint_is_read_and_its_damage_caught_by_tensorflows_checksums(tmp_path):
+    target = tmp_path / "supernet_last.ckpt"
+    state = {"config_hash": "h", "global_step": 3, "epoch": 1, "next_batch_index": 0, "cycle_index": 3}
+    ck.save_checkpoint(target, lambda p: _write_variables(p, {"net/w": np.ones((64, 64), np.float32)}), state)
+    _format_1(target)
+    assert ck.verify_checkpoint(target)["format"] == 1
+    _flip(target / DATA, os.path.getsize(target / DATA) // 2)
+    with pytest.raises(CheckpointError, match=f"checkpoint file {target / DATA} is damaged: TensorFlow cannot read it "
+                                              r"\(.*Checksum does not match"):
+        ck.verify_checkpoint(target)
+
+
+def test_restore_of_a_variable_the_checkpoint_lacks_is_one_line(tmp_path):
+    import tensorflow as tf
+
+    target = tmp_path / "supernet_last.ckpt"
+    state = {"config_hash": "h", "global_step": 3, "epoch": 1, "next_batch_index": 0, "cycle_index": 3}
+    ck.save_checkpoint(target, lambda p: _write_variables(p, {"a": np.ones(3, np.float32)}), state)
+    with tf.Graph().as_default() as graph:
+        variables = [tf.compat.v1.Variable(np.zeros(3, np.float32), name=name) for name in ("a", "b")]
+        saver = tf.compat.v1.train.Saver(variables)
+        with tf.compat.v1.Session() as sess:
+            with pytest.raises(CheckpointError, match=f"cannot restore {target}: Key b not found in checkpoint"):
+                with ck.restoring(graph, target):
+                    saver.restore(sess, ck.model_prefix(target))
