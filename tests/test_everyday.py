@@ -201,3 +201,39 @@ def test_cost_is_called_macs(cli, command):
     text = cli(command, "--help").output + cli(command, "describe", "--help").output if command == "arch" else \
         cli(command, "--help").output
     assert "FLOPs" not in text.replace("FLOPs = 2 x MACs", ""), text
+
+
+# --- a real tiny run: its config.yaml and its status ------------------------------------------------------------
+
+TINY = {  # tests/train/conftest.py's TINY_RUN: 32x48, 8-channel stem, batch 2, 3 steps, one small val batch
+    "experiment": {"name": "tiny", "seed": 5},
+    "data": {"input_height": 32, "input_width": 48, "num_workers": 1, "prefetch_batches": 2},
+    "model": {"init_neurons": 8},
+    "train": {"num_epochs": 2, "batch_size": 2, "steps_per_epoch": 3, "log_every_steps": 1000},
+    "eval": {"bn_recal_batches": 2, "batch_size": 2, "val_batches": 1},
+    "early_stop": {"min_epochs_before_early_stop": 0},
+    "runtime": {"deterministic": True, "graph_optimizations": False},
+}
+
+
+@pytest.mark.slow
+def test_a_trained_runs_config_yaml_and_status(cli, tiny_fc2, tmp_path):
+    import json
+
+    raw = dict(TINY, data=dict(TINY["data"], train_dir=str(tiny_fc2 / "train"), val_dir=str(tiny_fc2 / "val")))
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    trained = cli("train", "--config", config, "--output_root", tmp_path / "runs", "--max_epochs", 1,
+                  "--set", "train.lr=3e-4")
+    assert trained.exit_code == 0, trained.output[-3000:]
+    run = tmp_path / "runs" / "tiny"
+    manifest = json.loads((run / "train_manifest.json").read_text())
+    assert cli("config", "validate", run / "config.yaml").exit_code == 0
+    dry = cli("train", "--dry_run", "--config", run / "config.yaml")
+    assert f"# config_hash {manifest['config_hash']}" in dry.output
+    assert resolve(run / "config.yaml").config.train.lr == 3e-4
+
+    status = json.loads(cli("status", run, "--json").output)["runs"][0]
+    assert (status["state"], status["epoch"], status["last_step"], status["finished"]) == ("IDLE", 1, 3, False)
+    assert status["lock_holder"] is None and status["logs"]["train.log"] == str(run / "train.log")
+    assert (run / "train.log").is_file()

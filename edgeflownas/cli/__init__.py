@@ -26,10 +26,10 @@ COMMANDS: Dict[str, tuple] = {
     "train": ("edgeflownas.cli.train:train", "Train the strict-fairness supernet (tf.compat.v1 graph)."),
     "demo": ("edgeflownas.cli.demo:demo", "Whole job on a small synthetic FC2 set: synth -> data-check -> pack -> train --fast_mode (a few CPU minutes)."),
     "submit": ("launcher.cli:submit", "Submit training to SLURM via submitit inside Apptainer."),
-    "status": ("launcher.cli:status", "Show an experiment's SLURM jobs: state, requeues, epoch, best mean_epe_12, run dir."),
+    "status": ("launcher.cli:status", "Show the runs of an experiment or a run dir (SLURM or local): state, epoch, best mean_epe_12, logs."),
     "config": ("edgeflownas.cli.config:config", "Validate or show a config against the JSON Schema."),
-    "arch": ("edgeflownas.cli.arch:arch", "Decode an arch code and report its parameters and FLOPs."),
-    "eval": ("edgeflownas.cli.eval:eval_command", "Evaluate subnets of a trained supernet: EPE, 1/3/5 px outliers, params, FLOPs."),
+    "arch": ("edgeflownas.cli.arch:arch", "Decode an arch code and report its parameters and MACs (FLOPs = 2 x MACs)."),
+    "eval": ("edgeflownas.cli.eval:eval_command", "Evaluate subnets of a trained supernet: EPE, 1/3/5 px outliers, params, MACs."),
     "search": ("edgeflownas.cli.search:search", "Search a trained supernet for the Pareto front of EPE vs MACs/params (evolution, random, exhaustive)."),
     "report": ("edgeflownas.cli.report:report", "Write PNG figures and a self-contained HTML report for a run directory."),
 }
