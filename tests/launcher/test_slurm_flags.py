@@ -69,7 +69,7 @@ def test_t09_template_writes_the_same_flags(launch_config, tmp_path):
 @pytest.mark.parametrize("slurm, message", [
     ({"additional_parameters": {"time": 5}}, "slurm.additional_parameters.time: sbatch --time is set by slurm.time_min"),
     ({"additional_parameters": {"output": "x.log"}}, "sbatch --output is set by slurm.log_dir"),
-    ({"additional_parameters": {"Bad Key": "x"}}, "slurm.additional_parameters"),
+    ({"additional_parameters": {"Bad Key": "x"}}, "slurm.additional_parameters: 'Bad Key' does not match"),
     ({"additional_parameters": {"exclusive": False}}, "slurm.additional_parameters.exclusive"),
     ({"timeout_min": 30, "time_min": 40}, "slurm.timeout_min and slurm.time_min are both given"),
 ])
