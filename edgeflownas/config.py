@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from edgeflownas.config_check import suggest_key, validate, validation_errors  # noqa: F401  (public here too)
+from edgeflownas.config_check import validate, validation_errors  # noqa: F401  (validation_errors: public here too)
 from edgeflownas.config_types import SECTION_TYPES, Config
 from edgeflownas.errors import ConfigError
 

@@ -46,8 +46,9 @@ def submit(config_path: Optional[Path], container: Optional[str], sweeps: Tuple[
 @click.command()
 @click.argument("target", metavar="RUN_DIR|EXPERIMENT")
 @click.option("--output_root", "--output-root", "output_root", type=click.Path(path_type=Path), default=None,
-              help="Directory holding the experiment named by EXPERIMENT (default: experiment.output_root of the "
-                   "shipped config).")
+              help="Directory holding the experiment named by EXPERIMENT; without it, an existing directory is "
+                   "taken as the run or experiment directory (default root: experiment.output_root of the shipped "
+                   "config).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (rows and note) instead of the table.")
 def status(target: str, output_root: Optional[Path], as_json: bool) -> None:
     """Show the runs of an experiment or one run directory, submitted or local.

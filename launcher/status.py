@@ -146,8 +146,8 @@ def is_run_dir(path: Path) -> bool:
 
 
 def find_target(target: str, output_root: Optional[Path]) -> Path:
-    """The directory ``efnas status TARGET`` means: TARGET itself if it is a directory, else <output_root>/TARGET."""
-    if Path(target).is_dir():
+    """<output_root>/TARGET with --output_root; else TARGET if it is a directory; else it under the default root."""
+    if output_root is None and Path(target).is_dir():
         return Path(target)
     check_experiment_name(target)
     if output_root is None:

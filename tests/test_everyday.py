@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import re
 
 import click
 import pytest

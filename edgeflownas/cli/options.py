@@ -17,7 +17,8 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tu
 
 import click
 
-from edgeflownas.config import Overrides, suggest_key
+from edgeflownas.config import Overrides
+from edgeflownas.config_check import suggest_key
 from edgeflownas.errors import ConfigError
 
 

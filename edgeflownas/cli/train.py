@@ -34,7 +34,9 @@ def train(config_path: Optional[Path], dry_run: bool, resume_from: str, overwrit
     Each optimizer step runs 3 paths on the same batch (together they use every
     option of every block once), accumulates their gradients and applies one
     Adam update.  Every epoch the fixed 12-subnet pool is evaluated with BN
-    recalibration.  Precedence: CLI option > --config file > schema default.
+    recalibration.  Precedence: command line (named options and --set KEY=VALUE,
+    each key once) > --config file > schema default; the run directory keeps
+    the resolved config as config.yaml.
 
     SIGTERM, SIGUSR2 or Ctrl-C save supernet_last at the next step (inside the
     epoch) and exit 128+signal; --resume continues exactly from there.  A run

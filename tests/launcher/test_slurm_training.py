@@ -12,6 +12,11 @@ both CPU slots stay busy (each TensorFlow start costs ~30-50 s here):
   second one fails the job.
 - ``sweep``: seeds 5 and 6 as one job array.  Trial ``seed=5`` has exactly the
   training config of ``preempted``, so it is the uninterrupted reference.
+- ``reset``: ``checkpoint.reset_early_stop_on_resume`` in the submitted config,
+  patience 4 and a min_delta no later epoch can beat, so an uninterrupted run
+  early-stops after epoch 5.  Preempted twice (after epoch 1, and again after
+  the requeued job's next epoch); the reset must not fire on the requeues, so
+  it still stops after epoch 5.
 """
 
 from __future__ import annotations
@@ -33,10 +38,11 @@ STEPS = 3
 EPOCHS = 8
 ARTIFACTS = ("supernet_best.ckpt", "supernet_last.ckpt", "train_manifest.json", "fairness_counts.json",
              "eval_epe_history.csv", "eval_pool_3.json", "launch_result.json")
-DRIVE_TIMEOUT_S = 600
+DRIVE_TIMEOUT_S = 900
+RESET_PATIENCE = 4
 
 
-def _config(root: Path, name: str, epochs: int, **slurm_values) -> Path:
+def _config(root: Path, name: str, epochs: int, sections: dict = None, **slurm_values) -> Path:
     data = root / "fc2"
     raw = {
         "experiment": {"name": name, "output_root": str(root / "out"), "seed": 5},
@@ -51,6 +57,8 @@ def _config(root: Path, name: str, epochs: int, **slurm_values) -> Path:
         "slurm": dict({"partition": "debug", "gpus_per_node": 0, "cpus_per_task": 1, "mem_gb": 1,
                        "time_min": 60, "signal_delay_s": 30, "max_num_timeout": 0}, **slurm_values),
     }
+    for section, values in (sections or {}).items():
+        raw.setdefault(section, {}).update(values)
     path = root / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
@@ -80,6 +88,7 @@ class Run:
         self.records = read_records(self.experiment_dir)
         self.job_id = self.records[-1]["job_id"]
         self.interrupts = 0
+        self.rows_at_interrupt = 0
 
     def interrupt(self, timeout: bool) -> None:
         from submitit.slurm.slurm import SlurmJob
@@ -128,6 +137,14 @@ def _drive(cluster: Cluster) -> dict:
                 timeouts.interrupt(timeout=True)
             elif timeouts.interrupts == 1 and starts == 2:
                 timeouts.interrupt(timeout=True)
+        reset = cluster.runs["reset"]
+        if reset.job_id in running:
+            rows = len(_history(reset.experiment_dir))
+            if reset.interrupts == 0 and rows >= 1:
+                reset.interrupt(timeout=False)
+                reset.rows_at_interrupt = rows
+            elif reset.interrupts == 1 and _starts(reset.log_dir, reset.job_id) == 2 and rows > reset.rows_at_interrupt:
+                reset.interrupt(timeout=False)
         if all(j in states and not states[j].active for j in cluster.job_ids()):
             return states
         time.sleep(0.5)
@@ -148,6 +165,9 @@ def cluster(slurm_cluster, tmp_path_factory, fake_apptainer_factory):
     image.write_bytes(b"stand-in image")
     cluster.launch("timeouts", "--config", _config(root, "timeouts", 500, time_min=5, max_num_timeout=1),
                    "--fast_mode", "--container", image, env={"PATH": fake_apptainer_factory(root / "fakebin")})
+    cluster.launch("reset", "--config", _config(root, "reset", EPOCHS, {
+        "early_stop": {"patience": RESET_PATIENCE, "min_delta": 1000.0, "min_epochs_before_early_stop": 0},
+        "checkpoint": {"reset_early_stop_on_resume": True}}), "--fast_mode")
     cluster.launch("sweep", "--config", _config(root, "sweep", EPOCHS, array_parallelism=2), "--fast_mode",
                    "--sweep", "seed=5,6")
     cluster.states = _drive(cluster)
@@ -216,7 +236,7 @@ def test_status_reports_state_requeues_epochs_and_best_epe(cluster, cli):
         result = cli("status", name, "--output_root", root)
         assert result.exit_code == 0, result.output
         row = result.output.splitlines()[1].split()
-        assert row[:4] == [name, cluster.runs[name].job_id, state, requeues] and row[6] == finished, result.output
+        assert row[:4] == [name, cluster.runs[name].job_id, state, requeues] and row[7] == finished, result.output
     preempted = cli("status", "preempted", "--output_root", root).output.splitlines()[1].split()
     best = min(float(r["mean_epe_3"]) for r in _history(cluster.runs["preempted"].experiment_dir))
     assert preempted[4] == str(EPOCHS) and preempted[5] == f"{best:.4f}"
@@ -224,3 +244,20 @@ def test_status_reports_state_requeues_epochs_and_best_epe(cluster, cli):
     assert [r.split()[0] for r in rows] == ["seed=5", "seed=6"]
     assert all(r.split()[2:5] == ["COMPLETED", "0", str(EPOCHS)] for r in rows)
 
+
+
+def test_requeued_job_applies_reset_early_stop_once_and_stops_at_the_uninterrupted_epoch(cluster):
+    run = cluster.runs["reset"]
+    state = cluster.states[run.job_id]
+    assert (state.state, state.requeues) == ("COMPLETED", 2), run.logs()
+    # Only epoch 1 is an improvement (min_delta 1000), so patience 4 stops an uninterrupted run after epoch 5.
+    stop_epoch = 1 + RESET_PATIENCE
+    assert [int(r["epoch"]) for r in _history(run.experiment_dir)] == list(range(1, stop_epoch + 1)), run.logs()
+    result = json.loads((run.experiment_dir / "launch_result.json").read_text())["result"]
+    assert (result["epochs_done"], result["stopped_early"], result["best_epoch"]) == (stop_epoch, True, 1)
+    starts = json.loads((run.experiment_dir / "train_manifest.json").read_text())["starts"]
+    assert [s["mode"] for s in starts] == ["fresh", "resume", "resume"]
+    out = (run.log_dir / f"{run.job_id}_0_log.out").read_text()
+    assert out.count("reset_early_stop_on_resume: already applied") == 2, run.logs()
+    assert "early-stop counters and best metric start afresh" not in out
+    assert f"early stop after epoch {stop_epoch}" in out
