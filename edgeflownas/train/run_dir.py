@@ -5,7 +5,7 @@ Layout::
     train_manifest.json     what ran: seed, config hash, git commit, data, versions, SLURM ids
     config.yaml             the fully resolved config of the latest start (--config accepts it as is)
     eval_pool_12.json       the fixed evaluation pool with its seed
-    eval_epe_history.csv    one row per epoch: epoch averages, lr, mean/std EPE, per-subnet EPE
+    eval_epe_history.csv    one row per epoch: epoch averages, lr, mean/std EPE, new_best, per-subnet EPE
     fairness_counts.json    option counts over the complete cycles trained so far
     supernet_last.ckpt/     TF checkpoint + state.json (resume point), swapped in atomically
     supernet_best.ckpt/     same, for the best mean EPE so far
@@ -73,11 +73,12 @@ def std_column(pool_size: int) -> str:
 
 
 def history_header(pool: Sequence[ArchCode]) -> List[str]:
-    """CSV columns: counters, epoch averages, lr, pool summary, skipped steps, one EPE column per subnet (by arch name)."""
+    """CSV columns: counters, epoch averages, lr, pool summary, skipped steps, new_best, one EPE column per subnet."""
+    # new_best: 1 on an evaluated epoch that is a new best by the early-stop rule (early_stop module doc), else 0.
     return [
         "epoch", "global_step", "train_loss_epoch_avg",
         "train_grad_norm_before_clip_epoch_avg", "train_grad_norm_after_clip_epoch_avg", "lr",
-        mean_column(len(pool)), std_column(len(pool)), "fairness_gap", "skipped_steps",
+        mean_column(len(pool)), std_column(len(pool)), "fairness_gap", "skipped_steps", "new_best",
     ] + [f"epe_{arch_name(code)}" for code in pool]
 
 

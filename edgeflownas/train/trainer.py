@@ -235,6 +235,7 @@ class Trainer:
             improved_best = decision.improved
             if improved_best:
                 state.best_metric, state.best_epoch = self.stopper.state.best, epoch
+            row["new_best"] = int(improved_best)
             if self.evaluator.picture_batch is not None:
                 self.write_flow_pictures(result)
             self.log(f"epoch {epoch} eval {rd.mean_column(len(self.pool))}={result.mean:.6f} "
@@ -275,7 +276,7 @@ class Trainer:
         import tensorflow as tf
 
         values = [tf.compat.v1.Summary.Value(tag=_tag(key), simple_value=float(value))
-                  for key, value in row.items() if key not in ("epoch", "global_step")]
+                  for key, value in row.items() if key not in ("epoch", "global_step", "new_best")]
         self.writer.add_summary(tf.compat.v1.Summary(value=values), row["global_step"])
         self.writer.flush()
 

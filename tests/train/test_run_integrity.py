@@ -222,6 +222,7 @@ def test_best_is_the_early_stop_improvement_everywhere(tmp_path, monkeypatch):
         trainer.end_epoch(epoch, EpochStats(steps=1, loss=1.0, lr=1e-3))
     # 0.999 is lower than 1.0 but not by min_delta: neither early stop nor best counts it.
     assert saved == [True, False, True]
+    assert [row["new_best"] for row in trainer.state.history] == [1, 0, 1]  # the CSV's new_best column
     assert [line for line in lines if "(new best)" in line] == [lines[i] for i in (1, 5)]
     assert (trainer.state.best_epoch, trainer.state.best_metric) == (3, 0.997)
     assert (stopper.state.best_epoch, stopper.state.best) == (3, 0.997)
