@@ -124,7 +124,7 @@ def _both_given(alias: str, key: str, where: str) -> ConfigError:
 
 
 def _rename_aliases(values: Dict[str, Any], overrides: Mapping[str, Any], origin: str) -> Overrides:
-    """Rename alias keys in the file layer (in place, order kept) and in the CLI layer; both spellings in one layer is an error."""
+    """Rename alias keys in the file layer (in place, order kept) and the CLI layer; both spellings in one is an error."""
     options = dict(getattr(overrides, "options", {}))
     renamed = dict(overrides)
     for alias, key in schema_aliases().items():
@@ -227,7 +227,7 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> List[Tuple[str, Any]
 
 
 def _source_of(key: str, sources: Mapping[str, str]) -> str:
-    """Source of a key, or of the nearest section above it that was set whole (``--set slurm.additional_parameters={...}``)."""
+    """Source of a key, or of the nearest section above it that was set whole (``--set train={...}``)."""
     parts = key.split(".")
     for end in range(len(parts), 0, -1):
         if ".".join(parts[:end]) in sources:
@@ -239,8 +239,8 @@ def format_resolved(resolved: ResolvedConfig) -> str:
     """Human table of every resolved value and its source, for --dry_run."""
     rows = flatten(resolved.values)
     width = max(len(k) for k, _ in rows)
-    lines = [f"# resolved config from {resolved.path or '<mapping>'}  (precedence: cli (named option or --set) > file > "
-             "default)"]
+    lines = [f"# resolved config from {resolved.path or '<mapping>'}  "
+             "(precedence: cli (named option or --set) > file > default)"]
     for key, value in rows:
         shown = json.dumps(value)
         lines.append(f"{key:<{width}}  {shown:<28}  [{_source_of(key, resolved.sources)}]")

@@ -155,7 +155,7 @@ def validate(raw: Mapping[str, Any], origin: str = "config", options: Optional[M
 
 
 def _blame(path: str, options: Mapping[str, str]) -> Optional[str]:
-    """The option that set ``path``, a section above it (``--set train={...}``) or a key below it (``--set foo.bar=1``)."""
+    """The option that set ``path``, a section above it (``--set train={...}``) or a key below it (``--set a.b=1``)."""
     if path in options:
         return options[path]
     related = [option for key, option in options.items() if path.startswith(key + ".") or key.startswith(path + ".")]

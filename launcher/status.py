@@ -171,7 +171,8 @@ def status_of(directory: Path) -> Tuple[List[TrialStatus], str]:
     runs = sorted(child for child in directory.iterdir() if child.is_dir() and is_run_dir(child))
     if not runs:
         raise SubmitError(f"no runs found in {directory}: expected a run directory ({MANIFEST}, {HISTORY}, "
-                          f"supernet_last.ckpt) or an experiment directory holding runs or {record_path(directory).name}")
+                          "supernet_last.ckpt) or an experiment directory holding runs or "
+                          f"{record_path(directory).name}")
     return [run_status(run, run.name) for run in runs], ""
 
 

@@ -28,7 +28,8 @@ def eval_command(run_dir: Path, arch: Tuple[str, ...], which: str, as_json: bool
     Each subnet gets the trainer's BN recalibration (reset, then the run's fixed
     training batches averaged exactly) and is measured on the run's validation
     batches: EPE, share of pixels with error above 1/3/5 px, parameters and
-    MACs (multiply-accumulates per image pair; FLOPs = 2 x MACs), one row per subnet.  For pool subnets the EPE the trainer logged at
+    MACs (multiply-accumulates per image pair; FLOPs = 2 x MACs), one row per
+    subnet.  For pool subnets the EPE the trainer logged at
     the same checkpoint is shown beside it.  The data is read where the run
     recorded it; --train_dir/--val_dir/--shards_dir point elsewhere (a run
     directory copied to another machine), as long as it is the same data.

@@ -126,7 +126,7 @@ def _with_options(func: Callable, items) -> Callable:
 
 
 def canonical_key(key: str, origin: str) -> str:
-    """Map an option name (``lr``) to its dotted config key (``train.lr``); dotted keys pass (the schema checks them)."""
+    """Map an option name (``lr``) to its dotted key (``train.lr``); dotted keys pass (the schema checks them)."""
     key = key.strip()
     if "." in key:
         return key
@@ -149,7 +149,7 @@ def parse_set(spec: str) -> Tuple[str, Any]:
 
 
 def collect_overrides(kwargs: Dict[str, Any]) -> Overrides:
-    """Named options and ``--set`` values as {dotted key: value}; each key remembers its option; a key set twice is an error."""
+    """Named options and ``--set`` values as {dotted key: value}, each remembering its option; a key twice is an error."""
     given = [item for item in OVERRIDES if kwargs.get(item.option) is not None]
     values = {item.key: kwargs[item.option] for item in given}
     options = {item.key: f"--{item.option}" for item in given}

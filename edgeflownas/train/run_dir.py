@@ -230,7 +230,8 @@ def write_resolved_config(run_dir: Path, resolved: ResolvedConfig) -> Path:
     from edgeflownas.config_yaml import dump_yaml
 
     header = (f"# Fully resolved config of {resolved.config.experiment.name} (config_hash {resolved.config_hash}),\n"
-              f"# from {resolved.path or 'a mapping'} + command line + schema defaults. Pass it back: --config <this file>\n")
+              f"# from {resolved.path or 'a mapping'} + command line + schema defaults.\n"
+              "# Pass it back as is: efnas train --config <this file>\n")
     path = Path(run_dir) / RESOLVED_CONFIG
     write_text_atomic(path, header + dump_yaml(resolved.values))
     return path
