@@ -30,7 +30,7 @@ COMMANDS: Dict[str, tuple] = {
     "config": ("edgeflownas.cli.config:config", "Validate or show a config against the JSON Schema."),
     "arch": ("edgeflownas.cli.arch:arch", "Decode an arch code and report its parameters and MACs (FLOPs = 2 x MACs)."),
     "eval": ("edgeflownas.cli.eval:eval_command", "Evaluate subnets of a trained supernet: EPE, 1/3/5 px outliers, params, MACs."),
-    "search": ("edgeflownas.cli.search:search", "Search a trained supernet for the Pareto front of EPE vs MACs/params (evolution, random, exhaustive)."),
+    "search": ("launcher.search_cli:search", "Search a trained supernet for the Pareto front of EPE vs MACs/params (evolution, random, exhaustive)."),
     "report": ("edgeflownas.cli.report:report", "Write PNG figures and a self-contained HTML report for a run directory."),
 }
 

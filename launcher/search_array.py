@@ -1,0 +1,115 @@
+"""Score a search's candidates as SLURM job arrays (``efnas search --slurm``).
+
+The search driver stays where it was started (a login node, or itself a job)
+and, for each generation, hands the candidates that the store lacks to one
+job array: task i scores its share with ``score_codes`` (one
+``CheckpointEvaluator`` per task) into a store file of its own
+(``store/task-<jobid>.jsonl``: appends from several nodes to one file are not
+safe on shared filesystems), and the driver reads every file back.  A task is
+``Checkpointable``: on SLURM's USR2 warning it is requeued and skips what it
+already stored.  A driver that is killed and started again re-runs the same
+proposals, finds the finished scores in the store, and submits only what is
+missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Sequence
+
+import submitit
+
+from edgeflownas.config_types import SlurmConfig
+from edgeflownas.errors import SearchError, SubmitError
+from edgeflownas.nas.arch_codec import ArchCode
+from edgeflownas.search.store import ResultStore
+from launcher import slurm
+
+
+class ScoreTask(submitit.helpers.Checkpointable):
+    """One array task: score ``codes`` of a search into the store as ``task-<SLURM job id>``."""
+
+    def __init__(self, run_dir: str, which: str, out_dir: str, codes: List[List[int]], scoring: Dict[str, Any],
+                 sha: str, data_overrides: Dict[str, Any]) -> None:
+        self.run_dir, self.which, self.out_dir = run_dir, which, out_dir
+        self.codes, self.scoring, self.sha, self.data_overrides = codes, scoring, sha, data_overrides
+
+    def __call__(self) -> int:
+        from edgeflownas.search.run import score_codes
+
+        writer = f"task-{submitit.JobEnvironment().job_id}"
+        return score_codes(Path(self.run_dir), self.which, Path(self.out_dir), [tuple(c) for c in self.codes],
+                           self.scoring, self.sha, self.data_overrides, writer)
+
+
+def split(codes: Sequence[ArchCode], tasks: int) -> List[List[ArchCode]]:
+    """``codes`` dealt round-robin into at most ``tasks`` non-empty shares."""
+    count = max(1, min(tasks, len(codes)))
+    return [list(codes[i::count]) for i in range(count)]
+
+
+@dataclass
+class ArrayEvaluation:
+    """The search's ``Evaluation`` on SLURM: one job array per call, waited for, its failures named."""
+
+    run_dir: Path
+    which: str
+    out_dir: Path
+    data_overrides: Mapping[str, Any]
+    slurm_cfg: SlurmConfig
+    python: str
+    params: Dict[str, Any]
+    log_dir: Path
+    tasks: int
+    expected_sha: str
+    log: Callable[[str], None] = lambda line: None
+
+    def __call__(self, codes: Sequence[ArchCode], scoring: Mapping[str, Any], store: ResultStore) -> None:
+        shares = split(codes, self.tasks)
+        callables = [ScoreTask(str(self.run_dir), self.which, str(self.out_dir), [list(c) for c in share],
+                               dict(scoring), self.expected_sha, dict(self.data_overrides)) for share in shares]
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        executor = slurm.make_executor(self.log_dir, self.slurm_cfg.max_num_timeout, self.python, self.params)
+        jobs = slurm.submit(executor, callables)
+        first = jobs[0].job_id.split("_")[0]
+        self.log(f"search: {len(codes)} candidates -> SLURM job {first} ({len(jobs)} task(s)); logs in {self.log_dir}")
+        failures = []
+        for job in jobs:
+            try:
+                job.result()
+            except (submitit.core.utils.FailedJobError, submitit.core.utils.UncompletedJobError) as error:
+                paths = slurm.log_paths(self.log_dir, job.job_id)
+                reason = (str(error).strip().splitlines() or ["failed"])[-1]
+                failures.append(f"task {job.job_id} ({reason}; stderr {paths['stderr']})")
+        if failures:
+            raise SearchError("scoring jobs failed: " + "; ".join(failures) + ". The scores that reached the store "
+                              "are kept: run the same command again to continue")
+
+
+def array_evaluation(run_dir: Path, which: str, out_dir: Path, data_overrides: Mapping[str, Any],
+                     slurm_cfg: SlurmConfig, tasks: int, log: Callable[[str], None]) -> ArrayEvaluation:
+    """An ArrayEvaluation running the host's python with the config's sbatch parameters."""
+    from edgeflownas.report.checkpoint_eval import checkpoint_dir
+    from edgeflownas.search.run import checkpoint_sha256
+
+    slurm.require_command("sbatch")
+    if tasks < 1:
+        raise SubmitError(f"--array_tasks {tasks}: at least one task per generation")
+    params = slurm.sbatch_parameters(slurm_cfg, f"efnas-search-{Path(run_dir).name}")
+    sha = checkpoint_sha256(checkpoint_dir(Path(run_dir), which))
+    return ArrayEvaluation(Path(run_dir), which, Path(out_dir), dict(data_overrides), slurm_cfg,
+                           slurm.host_python(), params, Path(out_dir) / "slurm", tasks, sha, log)
+
+
+def slurm_section(run_dir: Path, which: str, config_path) -> SlurmConfig:
+    """The slurm: section of ``config_path`` (validated), or of the config the run's checkpoint records."""
+    from edgeflownas.config import resolve, resolve_mapping
+    from edgeflownas.report.checkpoint_eval import checkpoint_dir
+    from edgeflownas.train import checkpoint
+
+    if config_path is not None:
+        return resolve(Path(config_path)).config.slurm
+    ckpt_dir = checkpoint_dir(Path(run_dir), which)
+    state = checkpoint.read_state(ckpt_dir)
+    return resolve_mapping(state.get("config", {}), {}, origin=f"config stored in {ckpt_dir}").config.slurm
