@@ -190,18 +190,18 @@ def check_architecture(state: Mapping[str, Any], config_values: Mapping[str, Any
                               "values as the checkpoint has them, or start without its weights")
 
 
-def _check_model_files(target: Path, state: Mapping[str, Any]) -> None:
+def _check_model_files(target: Path, state: Mapping[str, Any], remedy: str) -> None:
     for name, recorded in sorted(state.get(MODEL_FILES_KEY, {}).items()):
         path = target / name
         if not path.is_file():
-            raise CheckpointError(f"checkpoint file {path} is missing (listed in {STATE_FILE}); {_remedy(target)}")
+            raise CheckpointError(f"checkpoint file {path} is missing (listed in {STATE_FILE}); {remedy}")
         size = path.stat().st_size
         if size != recorded["bytes"]:
             raise CheckpointError(f"checkpoint file {path} is damaged: {size} bytes, {recorded['bytes']} when saved "
-                                  f"(truncated or overwritten); {_remedy(target)}")
+                                  f"(truncated or overwritten); {remedy}")
         if _sha256(path) != recorded["sha256"]:
             raise CheckpointError(f"checkpoint file {path} is damaged: its sha256 differs from the one recorded in "
-                                  f"{STATE_FILE} at save time (a changed byte); {_remedy(target)}")
+                                  f"{STATE_FILE} at save time (a changed byte); {remedy}")
 
 
 def _tf_detail(error: BaseException) -> str:
@@ -246,15 +246,19 @@ def verify_checkpoint(target: Path, config_values: Optional[Mapping[str, Any]] =
     ``config_values``) whose architecture is the configured one; CheckpointError naming the problem otherwise."""
     target = Path(target)
     state = read_state(target)
+    remedy = _remedy(target)
     if config_values is not None:
         check_architecture(state, config_values, target)
-    _check_model_files(target, state)
-    bad = scan_variables(target, _remedy(target))
+        source = state.get("config", {}).get("experiment", {}).get("name")
+        if source not in (None, config_values.get("experiment", {}).get("name")):
+            remedy = (f"inherit from another checkpoint of experiment {source} once it is repaired or resumed, "
+                      "or start without checkpoint.resume_experiment_name")
+    _check_model_files(target, state, remedy)
+    bad = scan_variables(target, remedy)
     if bad:
         name, count, size = bad[0]
         raise CheckpointError(f"checkpoint {target} holds non-finite values in variable {name} ({count} of {size}; "
-                              f"{len(bad)} variable(s) affected): it was saved from a diverged run; "
-                              f"{_remedy(target)}")
+                              f"{len(bad)} variable(s) affected): it was saved from a diverged run; {remedy}")
     return state
 
 

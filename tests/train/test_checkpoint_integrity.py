@@ -167,6 +167,18 @@ def test_inheriting_another_width_is_refused_before_restore(cli, run, tmp_path):
     assert "device:" not in result.output  # refused before the graph was built
 
 
+def test_inheriting_a_damaged_checkpoint_is_refused(cli, run, tmp_path):
+    run_dir, config = run
+    last = run_dir / "supernet_last.ckpt"
+    _flip(last / DATA, 100)
+    raw = yaml.safe_load(config.read_text())
+    result = cli("train", "--config", _inherit_config(tmp_path, raw))
+    line = _error_line(result)
+    assert f"checkpoint file {last / DATA} is damaged" in line, line
+    assert "start without checkpoint.resume_experiment_name" in line, line
+    assert not (run_dir.parent / "wider").exists()
+
+
 def test_old_checkpoint_of_another_width_is_refused_at_restore(cli, run, tmp_path):
     run_dir, config = run
     last = run_dir / "supernet_last.ckpt"
