@@ -71,8 +71,9 @@ def _model_files(directory: Path) -> Dict[str, Dict[str, Any]]:
 
 
 def _state_digest(doc: Mapping[str, Any]) -> str:
-    # Canonical JSON of everything but the digest itself; Python's floats round-trip exactly.
-    body = {key: value for key, value in doc.items() if key != STATE_DIGEST_KEY}
+    # Canonical JSON of everything but the digest itself, taken after a JSON round trip so that what
+    # is hashed at save time (int keys, tuples) equals what is read back; Python's floats round-trip exactly.
+    body = json.loads(json.dumps({key: value for key, value in doc.items() if key != STATE_DIGEST_KEY}))
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
 
 

@@ -98,3 +98,14 @@ def test_malformed_state_names_the_file(tmp_path):
         ck.read_state(target)
     with pytest.raises(CheckpointError, match="missing"):
         ck.read_state(tmp_path / "nothing")
+
+
+def test_state_digest_survives_the_json_round_trip_and_catches_an_edit(tmp_path):
+    target = tmp_path / "supernet_last.ckpt"
+    state = dict(_state(3), counts={10: 1, 9: 2}, shape=(2, 3), best_metric=float("nan"))
+    ck.save_checkpoint(target, _writer("v1"), state, verify_variables=False)
+    assert ck.read_state(target)["counts"] == {"10": 1, "9": 2}
+    doc = json.loads((target / "state.json").read_text())
+    (target / "state.json").write_text(json.dumps(dict(doc, epoch=4), indent=2))
+    with pytest.raises(CheckpointError, match=r"state\.json is damaged: its content does not match the state_sha256"):
+        ck.read_state(target)
