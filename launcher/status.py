@@ -93,7 +93,9 @@ def lock_holder(run_dir: Path) -> Optional[str]:
     """Who holds the run directory's lock ('pid P on host H since T (what)'), or None if no process does.
 
     Probes with a shared, non-blocking flock that is released at once, so a
-    live holder is told from a lock file a crashed process left behind.
+    live holder is told from a lock file a crashed process left behind (a
+    start in that same instant is refused like any second writer and can be
+    run again).
     """
     from edgeflownas.locks import describe_holder, lock_path
 
