@@ -1,4 +1,4 @@
-"""Parameter count and FLOPs (multiply-adds) of a subnet, read off its built graph.
+"""Parameter count and MACs (multiply-accumulates; FLOPs = 2 x MACs) of a subnet, read off its built graph.
 
 ``subnet_cost`` builds the fixed-arch network of a code in a fresh graph and walks
 the ops its full-resolution prediction depends on (data edges only):

@@ -1,6 +1,6 @@
-"""Parameters and FLOPs of subnets as trained in a run (the model's ``subnet_cost`` at the run's input size).
+"""Parameters and MACs of subnets as trained in a run (the model's ``subnet_cost`` at the run's input size).
 
-FLOPs are counted as multiply-adds of all convolutions per image pair (the
+MACs are the multiply-accumulates of all convolutions per image pair (the
 ``macs`` of ``edgeflownas.model.cost``, the same figure ``efnas arch describe``
 prints).  Each code builds one fixed-arch graph (~1-2 s on CPU), so results
 are cached per code, and nothing is read before the first call.

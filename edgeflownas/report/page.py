@@ -16,7 +16,7 @@ _RANKING_COLUMNS = [
                                                                  html.number(2)),
 ]
 _COST_COLUMNS = [("params", "params", lambda v: "-" if v is None else f"{int(v):,}"),
-                 ("macs", "FLOPs (multiply-adds)", lambda v: "-" if v is None else f"{float(v) / 1e9:.3f} G")]
+                 ("macs", "MACs", lambda v: "-" if v is None else f"{float(v) / 1e9:.3f} G")]
 _METRIC_COLUMNS = [
     ("name", "subnet", None), ("arch_code", "arch code", None), ("epe", "EPE (px)", html.number(4)),
     ("logged_epe", "EPE logged in history", html.number(4)), ("outlier_1px", "> 1 px", html.percent()),
