@@ -38,7 +38,8 @@ from edgeflownas.nas.eval_pool import build_pool, load_pool, pool_file_name, sav
 from edgeflownas.train import checkpoint, run_dir as rd
 from edgeflownas.train.interrupt import StopRequest
 from edgeflownas.train.plan import TrainPlan, make_plan
-from edgeflownas.train.start import RunClaim, RunLog, absolute_paths, check_relative_resume, check_same_data, decide_start
+from edgeflownas.train.start import (RunClaim, RunLog, absolute_paths, check_relative_resume, check_same_data,
+                                     decide_start)
 
 __all__ = ["RunLog", "TrainResult", "run_training", "main_summary", "check_resumable", "config_differences"]
 

@@ -143,7 +143,8 @@ def _drive(cluster: Cluster) -> dict:
             if reset.interrupts == 0 and rows >= 1:
                 reset.interrupt(timeout=False)
                 reset.rows_at_interrupt = rows
-            elif reset.interrupts == 1 and _starts(reset.log_dir, reset.job_id) == 2 and rows > reset.rows_at_interrupt:
+            elif (reset.interrupts == 1 and _starts(reset.log_dir, reset.job_id) == 2
+                  and rows > reset.rows_at_interrupt):  # the requeued job trained an epoch: preempt it again
                 reset.interrupt(timeout=False)
         if all(j in states and not states[j].active for j in cluster.job_ids()):
             return states
