@@ -39,7 +39,7 @@ from edgeflownas.train import checkpoint, run_dir as rd
 from edgeflownas.train.interrupt import StopRequest
 from edgeflownas.train.plan import TrainPlan, make_plan
 from edgeflownas.train.start import (RunClaim, RunLog, absolute_paths, check_relative_resume, check_same_data,
-                                     decide_start)
+                                     decide_start, recorded_data_paths)
 
 __all__ = ["RunLog", "TrainResult", "run_training", "main_summary", "check_resumable", "config_differences"]
 
@@ -150,6 +150,7 @@ def run_training(resolved: ResolvedConfig, run_dir: Optional[Path] = None, stop:
     moves a run directory holding results aside (``<run>.old-<timestamp>``) and
     starts afresh; ``resume_from="best"`` resumes from ``supernet_best``.
     """
+    configured = resolved
     configured_root = resolved.config.experiment.output_root
     resolved = absolute_paths(resolved)
     cfg = resolved.config
@@ -161,6 +162,8 @@ def run_training(resolved: ResolvedConfig, run_dir: Optional[Path] = None, stop:
         log(f"efnas train: experiment={cfg.experiment.name} run_dir={run_dir} config_hash={resolved.config_hash}")
         start = decide_start(resolved, run_dir, log, overwrite, resume_from)
         state_doc = checkpoint.read_state(start.source) if start.mode == "resume" else None
+        if state_doc is not None:
+            resolved = recorded_data_paths(resolved, configured, state_doc, log)
         train_source, val_source, data_info = open_data(resolved, log)
         try:
             plan = make_plan(cfg, len(train_source), len(val_source))

@@ -15,7 +15,8 @@ Rules (README "Resume"):
   run starts fresh: that is the first start of a requeued SLURM job.
 - Paths are made absolute at every start (relative ones against the current
   directory) and recorded so; ``--resume`` with a relative ``output_root`` that
-  leads nowhere is refused, as it would otherwise start a second run elsewhere.
+  leads nowhere is refused, as it would otherwise start a second run elsewhere,
+  and a relative data path that leads nowhere means the recorded one.
 - A resume must see the same samples (sample-id hashes in the checkpoint);
   moved data with the same ids is fine.
 """
@@ -70,6 +71,25 @@ def absolute_paths(resolved: ResolvedConfig, base: Optional[Path] = None) -> Res
         value = values.get(section, {}).get(key)
         if isinstance(value, str) and value:
             values[section][key] = str((base / Path(value).expanduser()).absolute())
+    return dataclasses.replace(resolved, config=to_dataclasses(values), values=values)
+
+
+def recorded_data_paths(resolved: ResolvedConfig, configured: ResolvedConfig, state: Dict[str, Any],
+                        log: Callable[[str], None]) -> ResolvedConfig:
+    """On resume, a relative data path that leads nowhere from here means the absolute one recorded at the start.
+
+    ``configured`` holds the paths as given, ``resolved`` the same made absolute
+    against the current directory.  The sample ids are still checked afterwards.
+    """
+    recorded = state.get("config", {}).get("data", {})
+    values = copy.deepcopy(resolved.values)
+    for key in ("train_dir", "val_dir", "shards_dir"):
+        given, now, then = configured.values["data"].get(key), values["data"].get(key), recorded.get(key)
+        if (isinstance(given, str) and given and not Path(given).expanduser().is_absolute() and not Path(now).exists()
+                and isinstance(then, str) and Path(then).is_absolute() and Path(then).exists()):
+            log(f"notice: data.{key} '{given}' does not exist from {Path.cwd()}; using {then}, where the run "
+                "recorded it")
+            values["data"][key] = then
     return dataclasses.replace(resolved, config=to_dataclasses(values), values=values)
 
 

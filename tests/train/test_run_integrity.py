@@ -175,6 +175,20 @@ def test_resume_from_another_working_directory_does_not_start_a_second_run(cli, 
     assert Path(recorded["run_dir"]).is_absolute() and Path(recorded["data"]["train_dir"]).is_absolute()
 
 
+def test_resume_from_another_working_directory_finds_the_data_where_the_run_recorded_it(cli, trained, copy_run,
+                                                                                          tmp_path, monkeypatch):
+    config, run_dir = copy_run()
+    raw = yaml.safe_load(config.read_text())
+    raw["data"].update(train_dir="fc2/train", val_dir="fc2/val")  # relative: the run started beside fc2/
+    config.write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(tmp_path)
+    result = cli("train", "--config", config, "--resume", "--max_epochs", "1")
+    assert result.exit_code == 0, result.output
+    assert (f"notice: data.val_dir 'fc2/val' does not exist from {tmp_path}; using {trained[0] / 'val'}"
+            in result.output)
+    assert [int(row["epoch"]) for row in _history(run_dir)] == [1, 2]
+
+
 def test_a_second_train_on_a_run_directory_in_use_is_refused_naming_the_holder(cli, copy_run):
     config, run_dir = copy_run()
     with exclusive_lock(run_dir, "efnas train tiny"):
