@@ -206,8 +206,12 @@ def refusal(run_dir: Path, problem: str, results: List[str], resume: bool) -> st
     """The message for a run directory with results but no resumable ``last``: what is missing, the ways on."""
     ways = []
     if checkpoint.has_checkpoint(run_dir / rd.BEST):
-        epoch = checkpoint.read_state(run_dir / rd.BEST).get("epoch")
-        ways.append(f"--resume --resume_from best to continue from {rd.BEST} (epoch {epoch})")
+        try:
+            epoch = checkpoint.read_state(run_dir / rd.BEST).get("epoch")
+        except CheckpointError:
+            epoch = None  # an unreadable best is no way on: not offered
+        if epoch is not None:
+            ways.append(f"--resume --resume_from best to continue from {rd.BEST} (epoch {epoch})")
     ways += ["--experiment_name NEW to start a separate run",
              f"--overwrite to move this run aside to {run_dir.name}.old-<timestamp> and start afresh"]
     verb = "resumed" if resume else "started afresh"
