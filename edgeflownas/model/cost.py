@@ -17,6 +17,7 @@ Each number is attributed to the block whose variable scope holds the weights
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Dict, List, Sequence, Tuple
 
@@ -99,7 +100,6 @@ def subnet_cost(code: Sequence[int], height: int, width: int, model_cfg: ModelCo
         params = {name: v.shape.num_elements() for name, v in used.items() if v.trainable}
         convs = [_conv_cost(op, by_handle) for op in ops if op.type == "Conv2D"]
         convs.sort(key=lambda c: (COST_BLOCKS.index(c.block), c.name))
-        supernet_params = sum(v.shape.num_elements() for v in net.trainable_variables)
         output_shapes = [tuple(p.shape.as_list()[1:]) for p in net.preds]
     block_params = {b: 0 for b in COST_BLOCKS}
     block_macs = {b: 0 for b in COST_BLOCKS}
@@ -110,8 +110,21 @@ def subnet_cost(code: Sequence[int], height: int, width: int, model_cfg: ModelCo
     return SubnetCost(
         arch_code=arch, height=height, width=width, params=sum(params.values()), macs=sum(block_macs.values()),
         block_params=block_params, block_macs=block_macs, convs=convs, output_shapes=output_shapes,
-        supernet_params=supernet_params,
+        supernet_params=supernet_params(model_cfg),
     )
+
+
+@functools.lru_cache(maxsize=8)
+def supernet_params(model_cfg: ModelConfig) -> int:
+    """Trainable parameters of the whole supernet (every option); a fixed-arch build holds only its path's."""
+    import tensorflow as tf
+
+    from edgeflownas.model.supernet import Supernet
+
+    with tf.Graph().as_default():
+        tf.compat.v1.set_random_seed(0)
+        net = Supernet(model_cfg, _ANY_LOSS, 32, 32)
+        return sum(v.shape.num_elements() for v in net.trainable_variables)
 
 
 def _ops_feeding(output_op) -> List:

@@ -21,12 +21,17 @@ dependencies of its output), because a layer inside an untaken
 ``tf.switch_case`` branch has no tensor that could be fetched from outside.
 A write in a mode that does not own it assigns the value it read, so it
 changes nothing.
+
+For an inference graph (export) ``ConstantConv2D`` holds fixed weights and
+``FoldedBatchNorm`` is the identity: the BN's inference-mode affine map is
+folded into the preceding conv by ``fold_batch_norm`` (design §8).
 """
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import List, Optional, Sequence, Tuple
 
+import numpy as np
 import tensorflow as tf
 
 BN_TRAIN = 0
@@ -147,3 +152,50 @@ class BatchNorm:
             self.moving_variance.assign(tf.where(seen, self.recal_variance_sum / denominator, self.moving_variance),
                                         read_value=False),
         )
+
+
+def fold_batch_norm(kernel: np.ndarray, bias: Optional[np.ndarray], gamma: np.ndarray, beta: np.ndarray,
+                    mean: np.ndarray, variance: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Conv then BN in inference mode as one conv: w' = w*s, b' = (b - mu)*s + beta with s = gamma/sqrt(var+eps)."""
+    scale = gamma.astype(np.float64) / np.sqrt(variance.astype(np.float64) + BN_EPSILON)
+    shift = beta.astype(np.float64) - mean.astype(np.float64) * scale
+    folded_bias = shift if bias is None else bias.astype(np.float64) * scale + shift
+    return (kernel.astype(np.float64) * scale).astype(np.float32), folded_bias.astype(np.float32)
+
+
+class ConstantConv2D:
+    """A convolution with fixed weights (an inference graph); a following BN can be folded into it."""
+
+    def __init__(self, scope: str, kernel: np.ndarray, bias: Optional[np.ndarray], stride: int) -> None:
+        self.scope = scope
+        self.kernel_value = np.asarray(kernel, np.float32)
+        self.bias_value = None if bias is None else np.asarray(bias, np.float32)
+        self.stride = stride
+        self.folded: Optional[str] = None
+
+    def fold(self, bn_scope: str, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray,
+             variance: np.ndarray) -> None:
+        """Fold the BN that follows this conv into its kernel and bias (once)."""
+        if self.folded is not None:
+            raise ValueError(f"{self.scope} already has {self.folded} folded in; cannot fold {bn_scope} too")
+        self.kernel_value, self.bias_value = fold_batch_norm(self.kernel_value, self.bias_value, gamma, beta,
+                                                             mean, variance)
+        self.folded = bn_scope
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        """Apply the convolution (and bias) to an NHWC tensor."""
+        y = tf.nn.conv2d(x, tf.constant(self.kernel_value), strides=self.stride, padding="SAME")
+        if self.bias_value is not None:
+            y = tf.nn.bias_add(y, tf.constant(self.bias_value))
+        return y
+
+
+class FoldedBatchNorm:
+    """A BN already folded into the preceding ``ConstantConv2D``: the identity."""
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        """Return ``x`` unchanged (the normalisation lives in the conv's weights)."""
+        return x

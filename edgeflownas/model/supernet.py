@@ -23,7 +23,7 @@ Outputs:
                  scales (bilinear-upsampled previous prediction + this head's output);
                  channels 0:2 flow in training-resolution pixels at every scale, 2:4 the
                  LinearSoftplus uncertainty.
-    flow         [B,H,W,2] = preds[2][..., 0:2].
+    flow         [B,H,W,2] = preds[2][..., 0:2];  uncertainty  preds[2][..., 2:4].
     loss         scalar MultiscaleSL1-1 + LinearSoftplus loss (loss_cfg.scale_weights and
                  loss_cfg.uncertainty_form, see ``loss.py``).
     loss_terms   LossTerms(total, flow_l1, uncertainty) (extension).
@@ -45,16 +45,27 @@ Batch norm:
                        value is scratch and never matters (reset before every use).
 
 Variables:
-    trainable_variables  conv kernels, biases, BN gamma/beta of every option.
-    kernel_variables     every conv kernel (weight decay applies to these).
+    trainable_variables  conv kernels, biases, BN gamma/beta of every option built.
+    kernel_variables     every conv kernel built (weight decay applies to these).
     variables            every variable the network created, sorted by name (extension).
     tf.gradients(loss, trainable_variables) gives ZERO tensors (not None) for the
     variables of unselected options in the supernet (they are inputs of the
-    switch ops), and None for them in a fixed_arch network.
-The variable set (names, shapes, dtypes) is the same for every arch code and for
-``fixed_arch``; names start with ``supernet/``.  ``fixed_arch=code`` builds a static
-network (no switching) of that subnet with the same variables, so a supernet
-checkpoint restores into it; variables of unselected options exist but are unused.
+    switch ops).
+The supernet's variable set (names, shapes, dtypes) is the same for every arch
+code; names start with ``supernet/``.  ``fixed_arch=code`` builds a static
+network (no switching) of that subnet holding only the variables its path uses
+(the first d ResBlocks of each depth block, the chosen kernel option's conv), with
+exactly the supernet's names and shapes: a Saver over its ``variables`` restores
+that subset from a supernet checkpoint by name (weight inheritance), and its
+trainable parameters are the subnet's params (``cost.py``).
+
+Inference network (export): ``Supernet(..., fixed_arch=code, inference_values=values)``
+with ``values`` = {variable name without ':0': ndarray} (a checkpoint's or a live
+session's) builds the same forward pass from constants with every BN in inference
+mode folded into the conv before it (``layers.fold_batch_norm``; those convs get a
+bias, the BNs are the identity): no variables, no BN statistics ops, no flow_gt,
+loss or epe.  ``image_dtype`` (default uint8) may be float32 holding 0..255.
+``flow`` and ``uncertainty`` (= preds[2][..., 2:4]) are its outputs.
 
 Only the selected branch of each block is computed: kernel choices are
 ``tf.switch_case`` over separate convs; a depth choice applies ResBlock 1 always
@@ -73,16 +84,19 @@ and ``bns`` (the layer objects, each with ``.scope``).
 from __future__ import annotations
 
 import math
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
 import tensorflow as tf
 
 from edgeflownas.config_types import LossConfig, ModelConfig
-from edgeflownas.errors import ConfigError
-from edgeflownas.model.layers import BN_INFER, BN_RECAL, BN_TRAIN, BatchNorm, Conv2D
+from edgeflownas.errors import CheckpointError, ConfigError
+from edgeflownas.model.layers import (
+    BN_INFER, BN_RECAL, BN_TRAIN, BatchNorm, ConstantConv2D, Conv2D, FoldedBatchNorm,
+)
 from edgeflownas.model.loss import mean_epe, multiscale_loss, resize_bilinear
 from edgeflownas.nas.arch_codec import (
-    BLOCK_NAMES, DEPTH_CHOICES, KERNEL_CHOICES, NUM_BLOCKS, NUM_OPTIONS, ArchCode, parse_arch_code,
+    BLOCK_NAMES, DEPTH_CHOICES, KERNEL_CHOICES, NUM_BLOCKS, NUM_OPTIONS, ArchCode, arch_name, parse_arch_code,
 )
 
 __all__ = ["Supernet", "BN_TRAIN", "BN_INFER", "BN_RECAL", "SCOPE", "PRED_CHANNELS"]
@@ -97,12 +111,12 @@ INPUT_SCALES = {"none": 1.0, "unit": 1.0 / 255.0}
 class ResBlock:
     """EdgeFlowNet ResBlock: Conv-BN-ReLU, Conv-BN, add the input, ReLU (3x3, stride 1)."""
 
-    def __init__(self, name: str, channels: int, bn_mode: tf.Tensor) -> None:
+    def __init__(self, name: str, channels: int, net: "Supernet") -> None:
         with tf.compat.v1.variable_scope(name):
-            self.conv_a = Conv2D("conv_a", RES_KERNEL, channels, channels, use_bias=False)
-            self.bn_a = BatchNorm("bn_a", channels, bn_mode)
-            self.conv_b = Conv2D("conv_b", RES_KERNEL, channels, channels, use_bias=False)
-            self.bn_b = BatchNorm("bn_b", channels, bn_mode)
+            self.conv_a = net._conv("conv_a", RES_KERNEL, channels, channels, use_bias=False)
+            self.bn_a = net._bn("bn_a", channels)
+            self.conv_b = net._conv("conv_b", RES_KERNEL, channels, channels, use_bias=False)
+            self.bn_b = net._bn("bn_b", channels)
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
         """Apply the block."""
@@ -114,17 +128,23 @@ class Supernet:
     """EdgeFlowNet MultiScaleResNet supernet (bilinear skeleton), switchable by ``arch_code``; see module doc."""
 
     def __init__(self, model_cfg: ModelConfig, loss_cfg: LossConfig, height: int, width: int,
-                 fixed_arch: Optional[Sequence[int]] = None) -> None:
+                 fixed_arch: Optional[Sequence[int]] = None,
+                 inference_values: Optional[Mapping[str, np.ndarray]] = None,
+                 image_dtype: tf.DType = tf.uint8) -> None:
         _check_graph_mode()
         _check_input_size(height, width)
         if model_cfg.skeleton != "bilinear":
             raise ConfigError(f"model.skeleton is {model_cfg.skeleton!r}: only 'bilinear' is implemented")
+        if inference_values is not None and fixed_arch is None:
+            raise ConfigError("an inference network (inference_values given) needs fixed_arch: one subnet")
         self.height, self.width = height, width
         self.input_scale = INPUT_SCALES[model_cfg.input_normalization]
         self.fixed_arch: Optional[ArchCode] = parse_arch_code(fixed_arch) if fixed_arch is not None else None
-        self.img0 = tf.compat.v1.placeholder(tf.uint8, [None, height, width, 3], name="img0")
-        self.img1 = tf.compat.v1.placeholder(tf.uint8, [None, height, width, 3], name="img1")
-        self.flow_gt = tf.compat.v1.placeholder(tf.float32, [None, height, width, 2], name="flow_gt")
+        self.inference_values = inference_values
+        self.img0 = tf.compat.v1.placeholder(image_dtype, [None, height, width, 3], name="img0")
+        self.img1 = tf.compat.v1.placeholder(image_dtype, [None, height, width, 3], name="img1")
+        if inference_values is None:  # created before the layers so seeded initial weights stay as they were
+            self.flow_gt = tf.compat.v1.placeholder(tf.float32, [None, height, width, 2], name="flow_gt")
         self.bn_mode = tf.compat.v1.placeholder_with_default(tf.constant(BN_INFER, tf.int32), [], name="bn_mode")
         self.arch_code: Optional[tf.Tensor] = None
         self._code: Optional[tf.Tensor] = None
@@ -137,6 +157,12 @@ class Supernet:
             self._create_layers(model_cfg)
             self.preds: Tuple[tf.Tensor, tf.Tensor, tf.Tensor] = self._forward()
         self.flow = self.preds[2][..., 0:2]
+        self.uncertainty = self.preds[2][..., 2:PRED_CHANNELS]
+        if inference_values is None:
+            self._training_outputs(loss_cfg)
+
+    def _training_outputs(self, loss_cfg: LossConfig) -> None:
+        """Ground truth, loss, EPE and the BN bookkeeping (not part of an inference network)."""
         self.loss_terms = multiscale_loss(self.preds, self.flow_gt, loss_cfg.scale_weights, loss_cfg.uncertainty_form)
         self.loss = self.loss_terms.total
         self.epe = mean_epe(self.flow, self.flow_gt)
@@ -158,28 +184,53 @@ class Supernet:
     # -- layers (all variables are created here, outside any control flow) --
 
     def _conv(self, name: str, kernel: int, cin: int, cout: int, stride: int = 1, use_bias: bool = True) -> Conv2D:
-        conv = Conv2D(name, kernel, cin, cout, stride, use_bias)
+        if self.inference_values is not None:
+            scope = _scope_of(name)
+            conv = ConstantConv2D(scope, self._value(f"{scope}/kernel", (kernel, kernel, cin, cout)),
+                                  self._value(f"{scope}/bias", (cout,)) if use_bias else None, stride)
+        else:
+            conv = Conv2D(name, kernel, cin, cout, stride, use_bias)
         self.convs.append(conv)
         return conv
 
     def _bn(self, name: str, channels: int) -> BatchNorm:
+        if self.inference_values is not None:
+            # Every BN directly follows the conv it normalises (built just before it), so it folds into that one.
+            scope = _scope_of(name)
+            self.convs[-1].fold(scope, *[self._value(f"{scope}/{key}", (channels,))
+                                         for key in ("gamma", "beta", "moving_mean", "moving_variance")])
+            return FoldedBatchNorm(scope)
         bn = BatchNorm(name, channels, self.bn_mode)
         self.bns.append(bn)
         return bn
 
-    def _res_blocks(self, block: str, channels: int) -> List[ResBlock]:
-        blocks = []
-        with tf.compat.v1.variable_scope(block):
-            for index in range(max(DEPTH_CHOICES)):
-                res = ResBlock(f"res{index}", channels, self.bn_mode)
-                self.convs += [res.conv_a, res.conv_b]
-                self.bns += [res.bn_a, res.bn_b]
-                blocks.append(res)
-        return blocks
+    def _value(self, name: str, shape: Tuple[int, ...]) -> np.ndarray:
+        """The value of variable ``name`` for an inference network, checked against the shape it must have."""
+        if name not in self.inference_values:
+            raise CheckpointError(f"variable {name} of subnet {arch_name(self.fixed_arch)} is missing from the "
+                                  "weights given: are they a checkpoint of this model (same model config)?")
+        value = np.asarray(self.inference_values[name])
+        if value.shape != tuple(shape):
+            raise CheckpointError(f"variable {name} has shape {list(value.shape)}, the model needs {list(shape)}: "
+                                  "the weights come from a different model config (init_neurons, expansion)")
+        return value
 
-    def _kernel_options(self, block: str, cin: int, cout: int, use_bias: bool) -> List[Conv2D]:
+    def _res_blocks(self, block: str, channels: int) -> List[ResBlock]:
+        """The stage's ResBlocks: all three in the supernet, the first d for a fixed arch of depth d."""
+        count = max(DEPTH_CHOICES)
+        if self.fixed_arch is not None:
+            count = DEPTH_CHOICES[self.fixed_arch[BLOCK_NAMES.index(block)]]
         with tf.compat.v1.variable_scope(block):
-            return [self._conv(f"k{k}", k, cin, cout, use_bias=use_bias) for k in KERNEL_CHOICES]
+            return [ResBlock(f"res{index}", channels, self) for index in range(count)]
+
+    def _kernel_options(self, block: str, cin: int, cout: int, use_bias: bool) -> Dict[int, Conv2D]:
+        """option -> conv: every kernel option in the supernet, only the chosen one for a fixed arch."""
+        options = range(NUM_OPTIONS)
+        if self.fixed_arch is not None:
+            options = [self.fixed_arch[BLOCK_NAMES.index(block)]]
+        with tf.compat.v1.variable_scope(block):
+            return {o: self._conv(f"k{KERNEL_CHOICES[o]}", KERNEL_CHOICES[o], cin, cout, use_bias=use_bias)
+                    for o in options}
 
     def _create_layers(self, cfg: ModelConfig) -> None:
         growth = cfg.expansion_factor
@@ -224,11 +275,11 @@ class Supernet:
         pred2 = tf.identity(resize_bilinear(pred1, (h, w)) + out2, name="pred_full")
         return pred0, pred1, pred2
 
-    def _kernel(self, block_index: int, convs: List[Conv2D], x: tf.Tensor) -> tf.Tensor:
+    def _kernel(self, block_index: int, convs: Dict[int, Conv2D], x: tf.Tensor) -> tf.Tensor:
         """Apply the conv of the selected kernel option (only that one is computed)."""
         if self.fixed_arch is not None:
             return convs[self.fixed_arch[block_index]](x)
-        branches = [_bind(conv, x) for conv in convs]
+        branches = [_bind(convs[option], x) for option in range(NUM_OPTIONS)]
         return tf.switch_case(self._code[block_index], branches, name=BLOCK_NAMES[block_index])
 
     def _depth(self, block_index: int, blocks: List[ResBlock], x: tf.Tensor) -> tf.Tensor:
@@ -238,7 +289,7 @@ class Supernet:
             if self.fixed_arch is None:
                 x = tf.cond(self._code[block_index] >= extra, _bind(blocks[extra], x), _bind(tf.identity, x),
                             name=f"{BLOCK_NAMES[block_index]}_depth{extra + 1}")
-            elif self.fixed_arch[block_index] >= extra:
+            else:  # a fixed arch built exactly the blocks it uses
                 x = blocks[extra](x)
         return x
 
@@ -246,6 +297,11 @@ class Supernet:
 def _bind(layer: Callable[[tf.Tensor], tf.Tensor], x: tf.Tensor) -> Callable[[], tf.Tensor]:
     """A zero-argument branch function applying ``layer`` to ``x`` (avoids late binding in loops)."""
     return lambda: layer(x)
+
+
+def _scope_of(name: str) -> str:
+    """Full scope name a layer called ``name`` gets in the current variable scope."""
+    return f"{tf.compat.v1.get_variable_scope().name}/{name}"
 
 
 def _half(height: int, width: int) -> Tuple[int, int]:

@@ -86,11 +86,30 @@ def test_out_of_range_code_fed_at_run_time_is_refused(supernet, make_batch):
 
 
 @pytest.mark.parametrize("code", CODES, ids=lambda c: "".join(map(str, c)))
-def test_variable_schema_is_the_same_for_every_arch_code(cfg, supernet, size, code):
+def test_fixed_arch_builds_exactly_the_supernet_variables_on_its_path(cfg, supernet, size, code):
     with tf.Graph().as_default():
         fixed = Supernet(cfg.model, cfg.loss, size[0], size[1], fixed_arch=code)
-    assert schema(fixed) == schema(supernet.net)
+    off = off_path_prefixes(code)
+    assert schema(fixed) == [s for s in schema(supernet.net) if not any(s[0].startswith(p) for p in off)]
     assert len(schema(fixed)) == len({name for name, _, _ in schema(fixed)})
+
+
+@pytest.mark.parametrize("code", CODES, ids=lambda c: "".join(map(str, c)))
+def test_fixed_arch_trainable_params_are_the_cost_count(cfg, size, code):
+    from edgeflownas.model.cost import subnet_cost
+
+    with tf.Graph().as_default():
+        fixed = Supernet(cfg.model, cfg.loss, size[0], size[1], fixed_arch=code)
+        params = sum(v.shape.num_elements() for v in fixed.trainable_variables)
+    cost = subnet_cost(code, size[0], size[1], cfg.model)
+    assert params == cost.params
+    assert cost.supernet_params > cost.params
+
+
+def test_baseline_fixed_arch_has_its_own_parameter_count(cfg, size):
+    with tf.Graph().as_default():
+        fixed = Supernet(cfg.model, cfg.loss, size[0], size[1], fixed_arch=EDGEFLOWNET_BASELINE)
+        assert sum(v.shape.num_elements() for v in fixed.trainable_variables) == 2_742_508
 
 
 @pytest.mark.parametrize("code", [EDGEFLOWNET_BASELINE, MIXED, (2, 1, 0, 2, 1, 0, 2, 1, 0)],
