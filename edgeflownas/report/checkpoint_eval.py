@@ -246,6 +246,13 @@ class CheckpointEvaluator:
         return SubnetMetrics(arch_name(code), tuple(code), float(epe), float(rates[0]), float(rates[1]),
                              float(rates[2]), int(pixels))
 
+    def variable_values(self) -> Dict[str, np.ndarray]:
+        """{variable name without ':0': value} of the network now (BN as last recalibrated; used by export)."""
+        if self._session is None:
+            raise RuntimeError("CheckpointEvaluator.variable_values used outside its 'with' block")
+        variables = self.graph.net.variables
+        return {v.name.split(":")[0]: value for v, value in zip(variables, self._session.run(variables))}
+
     def epe(self, code: ArchCode, val_batches: Optional[int] = None) -> float:
         """The trainer's EPE of ``code`` (recalibrated BN) on the first ``val_batches`` validation batches (all if None)."""
         if self._session is None:

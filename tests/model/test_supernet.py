@@ -215,3 +215,21 @@ def test_recal_averages_batch_stats_of_the_path_layers(supernet, make_batch):
                                rtol=1e-4)
     for old, new in zip(off_before, session.run(off_layer.moving_variables)):
         np.testing.assert_array_equal(new, old)
+
+
+def test_folded_inference_network_matches_the_fixed_arch_network_in_bn_infer(cfg, make_batch, size):
+    fixed = Built(cfg, size[0], size[1], fixed_arch=MIXED)
+    for seed in range(3):  # moving statistics away from their 0/1 initial values
+        fixed.session.run(fixed.net.preds, fixed.feed(make_batch(40 + seed), None, BN_TRAIN))
+    names = [v.name.split(":")[0] for v in fixed.net.variables]
+    values = dict(zip(names, fixed.session.run(fixed.net.variables)))
+    batch = make_batch(50)
+    want = fixed.session.run(fixed.net.preds[2], fixed.feed(batch, None, BN_INFER))
+    fixed.session.close()
+    with tf.Graph().as_default() as graph:
+        folded = Supernet(cfg.model, cfg.loss, size[0], size[1], fixed_arch=MIXED, inference_values=values)
+        kinds = {op.type for op in graph.get_operations()}
+        assert not kinds & {"VarHandleOp", "Mean", "SelectV2", "FusedBatchNormV3"}, kinds
+        with tf.compat.v1.Session(graph=graph) as session:
+            got = session.run(folded.preds[2], {folded.img0: batch[0], folded.img1: batch[1]})
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
