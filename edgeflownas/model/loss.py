@@ -25,7 +25,9 @@ value is at most |f - g| / 0.01, d/d(flow) at most 100 and d/ds at most
 optimum softplus(s) + 0.01 = sqrt(|f - g|) is EdgeFlowNet's optimum softplus(s)
 = sqrt(|f - g|) shifted by 0.01 (identical minimum loss minus 0.01) whenever
 |f - g| > 1e-4 px, i.e. for any realistic flow error; only the implied
-uncertainty can no longer fall below 0.01 px.
+uncertainty can no longer fall below 0.01 px.  ``none`` drops the uncertainty
+term: L = sum_i w_i * mean|f_i - g_i| (channels 2:4 get no gradient); measured
+against the others in studies/learnability/README.md.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from edgeflownas.errors import ConfigError
 UNCERTAINTY_EPS = 1e-3
 # Floor added to the uncertainty denominator per ``loss.uncertainty_form`` (see the module doc).
 UNCERTAINTY_FLOORS = {"safe": 1e-2, "edgeflownet": 0.0}
+UNCERTAINTY_FORMS = (*UNCERTAINTY_FLOORS, "none")
 
 
 class LossTerms(NamedTuple):
@@ -60,10 +63,9 @@ def resize_bilinear(x: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
 def multiscale_loss(preds: Sequence[tf.Tensor], flow_gt: tf.Tensor, scale_weights: Sequence[float],
                     uncertainty_form: str = "safe") -> LossTerms:
     """MultiscaleSL1-1 + LinearSoftplus over accumulated predictions [B,h,w,4] (coarse to fine)."""
-    if uncertainty_form not in UNCERTAINTY_FLOORS:
+    if uncertainty_form not in UNCERTAINTY_FORMS:
         raise ConfigError(f"loss.uncertainty_form is {uncertainty_form!r}: expected one of "
-                          f"{sorted(UNCERTAINTY_FLOORS)}")
-    floor = UNCERTAINTY_FLOORS[uncertainty_form]
+                          f"{sorted(UNCERTAINTY_FORMS)}")
     if len(preds) != len(scale_weights):
         raise ConfigError(
             f"loss.scale_weights has {len(scale_weights)} values {list(scale_weights)}: expected one per output "
@@ -76,8 +78,10 @@ def multiscale_loss(preds: Sequence[tf.Tensor], flow_gt: tf.Tensor, scale_weight
         error = tf.abs(pred[..., 0:2] - label)
         log_scale = pred[..., 2:4]
         flow_l1 += weight * tf.reduce_mean(error)
+        if uncertainty_form == "none":
+            continue
         uncertainty += weight * (
-            tf.reduce_mean(error / _denominator(log_scale, floor))
+            tf.reduce_mean(error / _denominator(log_scale, UNCERTAINTY_FLOORS[uncertainty_form]))
             + tf.reduce_mean(tf.math.softplus(log_scale))
         )
     return LossTerms(total=flow_l1 + uncertainty, flow_l1=flow_l1, uncertainty=uncertainty)

@@ -65,6 +65,17 @@ def test_very_negative_uncertainty_stays_finite_only_in_the_safe_form(log_scale)
     assert not (math.isfinite(total) and all(np.isfinite(g).all() for g in grads))
 
 
+def test_form_none_is_plain_multiscale_l1_with_no_gradient_to_the_uncertainty_channels():
+    error = 0.75
+    preds = [tf.Variable(p) for p in preds_with((1.0 + error, -error), -60.0)]
+    with tf.GradientTape() as tape:
+        terms = multiscale_loss(preds, constant_flow(1.0, 0.0), WEIGHTS, "none")
+    assert float(terms.uncertainty) == 0.0
+    assert float(terms.total) == pytest.approx(sum(WEIGHTS) * error, rel=1e-5)
+    for grad in tape.gradient(terms.total, preds):
+        assert np.all(grad.numpy()[..., 2:4] == 0) and np.any(grad.numpy()[..., 0:2] != 0)
+
+
 def test_unknown_uncertainty_form_names_the_key():
     with pytest.raises(ConfigError, match="loss.uncertainty_form"):
         multiscale_loss(preds_with((0.0, 0.0), 0.0), constant_flow(0.0, 0.0), WEIGHTS, "log")
