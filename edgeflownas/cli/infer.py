@@ -1,0 +1,72 @@
+"""``efnas infer``: optical flow of image pairs with an exported model (option parsing and output only)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional, Tuple
+
+import click
+
+from edgeflownas.errors import ConfigError
+
+
+@click.command("infer")
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None,
+              help="Export directory written by 'efnas export'.")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None,
+              help="Instead of --model: a run directory, exported on the fly (SavedModel, into a temporary folder).")
+@click.option("--arch", default=None, help="With --run: the subnet (as in 'efnas export --arch').")
+@click.option("--format", "fmt", type=click.Choice(["saved_model", "tflite", "tflite_int8"]), default=None,
+              help="Which exported file to run (default: saved_model if exported, else tflite, else tflite_int8).")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="The .flo file for a pair; a new (or empty) folder for a folder of pairs.")
+@click.option("--png", type=click.Path(path_type=Path), default=None,
+              help="Colour-wheel PNG of the flow with a legend (pair mode; a folder gets one per pair anyway).")
+def infer(images: Tuple[Path, ...], model_dir: Optional[Path], run_dir: Optional[Path], arch: Optional[str],
+          fmt: Optional[str], out: Path, png: Optional[Path]) -> None:
+    """Flow of IMG0 IMG1 (or of every NNNNNNN-img_0.png/-img_1.png pair in one FOLDER).
+
+    Images of any size are resized to the model's input size; the flow is
+    resized back and scaled to the input's pixels.  Writes a Middlebury .flo
+    (read by efnas and cv2.readOpticalFlow) and a colour-wheel PNG.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    folder_mode = len(images) == 1
+    if len(images) > 2 or (folder_mode and not images[0].is_dir()):
+        raise ConfigError(f"got {len(images)} image argument(s): give IMG0 IMG1, or one folder of FC2-named pairs")
+    if (model_dir is None) == (run_dir is None):
+        raise ConfigError("give either --model EXPORT_DIR or --run RUN (with --arch), not both and not neither")
+    if folder_mode:
+        from edgeflownas.export.api import check_out_dir
+
+        check_out_dir(out)
+    if run_dir is not None:
+        with tempfile.TemporaryDirectory(prefix="efnas_infer_") as scratch:
+            from edgeflownas.export.api import export_run
+
+            export_run(run_dir, arch, Path(scratch) / "model", ("saved_model",),
+                       log=lambda line: click.echo(line, err=True))
+            _run(Path(scratch) / "model", "saved_model", images, folder_mode, out, png)
+    else:
+        _run(model_dir, fmt, images, folder_mode, out, png)
+
+
+def _run(model_dir: Path, fmt: Optional[str], images: Tuple[Path, ...], folder_mode: bool, out: Path,
+         png: Optional[Path]) -> None:
+    from tqdm import tqdm
+
+    from edgeflownas.export.infer import infer_folder, infer_pair
+    from edgeflownas.export.model import ExportedModel
+
+    model = ExportedModel(model_dir, fmt)
+    if folder_mode:
+        count = infer_folder(model, images[0], out, True, progress=lambda items, **kw: tqdm(items, **kw))
+        click.echo(f"wrote {count} flow file(s) (.flo and .png) to {out} with {model.format}")
+        return
+    flow = infer_pair(model, images[0], images[1], out, png)
+    magnitude = float(((flow ** 2).sum(axis=-1) ** 0.5).mean())
+    click.echo(f"wrote {out} ({flow.shape[1]}x{flow.shape[0]}, mean |flow| {magnitude:.2f} px, {model.format})"
+               + (f" and {png}" if png else ""))

@@ -1,0 +1,177 @@
+"""efnas export / infer on a tiny trained supernet: equivalence bounds, manifest, .flo round trip, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+pytestmark = pytest.mark.slow
+
+ALL_FORMATS = ("saved_model", "tflite", "tflite_int8")
+MIXED = (1, 0, 2, 1, 0, 2, 1, 0, 2)
+
+
+@pytest.fixture(scope="module")
+def exported(search_run, tmp_path_factory):
+    """All three formats of the baseline subnet of the tiny supernet run."""
+    from edgeflownas.export.api import export_run
+
+    out = tmp_path_factory.mktemp("export") / "baseline"
+    return out, export_run(search_run, "baseline", out, ALL_FORMATS)
+
+
+def test_every_format_meets_its_equivalence_bound_and_is_scored(exported):
+    from edgeflownas.export.manifest import sha256_of
+
+    out, doc = exported
+    formats = doc["formats"]
+    assert list(formats) == list(ALL_FORMATS)
+    assert formats["saved_model"]["max_abs_diff_vs_toolkit_px"] <= 1e-4
+    assert formats["tflite"]["max_abs_diff_vs_toolkit_px"] <= 1e-3
+    # the SavedModel's EPE is the evaluator's (recalibrated BN) on the same validation batches
+    assert formats["saved_model"]["epe"] == pytest.approx(doc["evaluator_epe"], rel=1e-4)
+    assert doc["int8_epe_increase"] == pytest.approx(formats["tflite_int8"]["epe"] - formats["tflite"]["epe"])
+    for fmt, entry in formats.items():
+        assert entry["sha256"] == sha256_of(out / entry["file"]), fmt
+    for fmt in ("tflite", "tflite_int8"):
+        assert formats[fmt]["latency_ms"] > 0 and formats[fmt]["latency"]["threads"] == 1
+    assert formats["tflite_int8"]["size_bytes"] < formats["tflite"]["size_bytes"] / 2
+    manifest = json.loads((out / "export_manifest.json").read_text())
+    assert manifest["arch_code"] == [0, 0, 0, 0, 2, 1, 2, 2, 2] and manifest["input_hw"] == [32, 48]
+    assert len(manifest["checkpoint_sha256"]) == 64 and manifest["params"] > 0 and manifest["macs"] > 0
+
+
+def test_int8_model_is_full_integer_with_uint8_image_inputs(exported):
+    import tensorflow as tf
+
+    out, _ = exported
+    interpreter = tf.lite.Interpreter(model_path=str(out / "model_int8.tflite"))
+    assert {d["dtype"] for d in interpreter.get_input_details()} == {np.uint8}
+    assert {d["dtype"] for d in interpreter.get_output_details()} == {np.int8}
+    float_kinds = {d["dtype"] for d in interpreter.get_tensor_details()} & {np.float32}
+    assert not float_kinds
+
+
+def test_infer_pair_of_another_size_writes_a_flo_opencv_reads(cli, exported, tiny_fc2, tmp_path):
+    import cv2
+
+    from edgeflownas.data.io import read_flo, read_image_rgb
+
+    out, _ = exported
+    img0, img1 = tiny_fc2 / "val" / "0000000-img_0.png", tiny_fc2 / "val" / "0000000-img_1.png"
+    result = cli("infer", "--model", out, img0, img1, "--out", tmp_path / "flow.flo", "--png", tmp_path / "flow.png")
+    assert result.exit_code == 0, result.output
+    by_opencv = cv2.readOpticalFlow(str(tmp_path / "flow.flo"))
+    height, width = read_image_rgb(img0).shape[:2]
+    assert by_opencv.shape == (height, width, 2) and (height, width) != (32, 48)
+    np.testing.assert_array_equal(by_opencv, read_flo(tmp_path / "flow.flo"))
+    assert read_image_rgb(tmp_path / "flow.png").shape[0] >= height
+
+
+def test_infer_flow_is_resized_back_and_scaled_to_the_input_pixels(exported):
+    from edgeflownas.export.model import ExportedModel
+
+    out, _ = exported
+    model = ExportedModel(out, "saved_model")
+    rng = np.random.default_rng(3)
+    small = [rng.integers(0, 256, (32, 48, 3), dtype=np.uint8) for _ in range(2)]
+    large = [np.repeat(np.repeat(image, 2, axis=0), 2, axis=1) for image in small]  # 64x96, same content
+    flow_small, flow_large = model.flow(*small), model.flow(*large)
+    assert flow_large.shape == (64, 96, 2)
+    # the same scene at twice the size moves twice as many pixels
+    np.testing.assert_allclose(flow_large.mean(axis=(0, 1)), 2 * flow_small.mean(axis=(0, 1)), rtol=0.05, atol=0.05)
+
+
+def test_infer_folder_of_fc2_pairs(cli, exported, tiny_fc2, tmp_path):
+    from edgeflownas.data.io import read_flo
+
+    out, _ = exported
+    result = cli("infer", "--model", out, "--format", "tflite", tiny_fc2 / "val", "--out", tmp_path / "flows")
+    assert result.exit_code == 0, result.output
+    written = sorted(p.name for p in (tmp_path / "flows").glob("*.flo"))
+    assert written == [f"{i:07d}-flow_01.flo" for i in range(4)]
+    assert read_flo(tmp_path / "flows" / written[0]).shape == (48, 64, 2)
+
+
+def test_fixed_arch_run_exports_its_own_weights(search_run, tmp_path):
+    """A retrain-like run: a fixed-arch network restored by name from the supernet checkpoint, saved as its own."""
+    import tensorflow as tf
+
+    from edgeflownas.config import resolve_mapping
+    from edgeflownas.export.api import export_run
+    from edgeflownas.model.supernet import Supernet
+    from edgeflownas.train import checkpoint
+
+    source = search_run / "supernet_best.ckpt"
+    state = checkpoint.read_state(source)
+    config = json.loads(json.dumps(state["config"]))
+    config["train"]["supernet_mode"] = "fixed_arch"
+    config["model"]["fixed_arch_code"] = list(MIXED)
+    cfg = resolve_mapping(config, {}).config
+    with tf.Graph().as_default() as graph:
+        tf.compat.v1.set_random_seed(0)
+        net = Supernet(cfg.model, cfg.loss, 32, 48, fixed_arch=MIXED)
+        step = tf.Variable(state["global_step"], dtype=tf.int64, name="train/global_step")
+        saver = tf.compat.v1.train.Saver(net.variables + [step])
+        with tf.compat.v1.Session(graph=graph) as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            tf.compat.v1.train.Saver(net.variables).restore(session, checkpoint.model_prefix(source))
+            names = sorted(v.name.split(":")[0] for v in net.variables)
+            checkpoint.save_checkpoint(tmp_path / "retrain" / "supernet_best.ckpt",
+                                       lambda prefix: saver.save(session, prefix), dict(state, config=config))
+    doc = export_run(tmp_path / "retrain", None, tmp_path / "out", ("saved_model", "tflite"))
+    assert doc["source_kind"] == "fixed_arch" and doc["arch_code"] == list(MIXED)
+    assert doc["formats"]["saved_model"]["max_abs_diff_vs_toolkit_px"] <= 1e-4
+    assert doc["formats"]["tflite"]["max_abs_diff_vs_toolkit_px"] <= 1e-3
+    assert not any(name.startswith("supernet/EB0/res2/") for name in names)  # only the path was saved
+
+
+# --- bad input: one clear line each ---------------------------------------------------------------------------
+
+def one_line_error(result, *fragments):
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert any(all(f in line for f in fragments) for line in lines), result.output
+
+
+def test_unknown_arch_is_one_line(cli, search_run, tmp_path):
+    result = cli("export", "--run", search_run, "--arch", "0,1,2,3", "--out", tmp_path / "x")
+    assert result.exit_code == 2
+    one_line_error(result, "arch code", "length=9")
+    assert not (tmp_path / "x").exists()
+
+
+def test_export_of_a_run_without_checkpoint_is_one_line(cli, tmp_path):
+    (tmp_path / "run").mkdir()
+    one_line_error(cli("export", "--run", tmp_path / "run", "--arch", "baseline", "--out", tmp_path / "x"),
+                   "not a complete checkpoint")
+
+
+def test_export_into_a_non_empty_folder_is_one_line(cli, search_run, tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "keep.txt").write_text("mine")
+    one_line_error(cli("export", "--run", search_run, "--arch", "baseline", "--out", tmp_path / "x"),
+                   "not an empty directory")
+
+
+def test_infer_pair_of_different_sizes_is_one_line(cli, exported, tmp_path):
+    from edgeflownas.data.io import write_image_rgb
+
+    out, _ = exported
+    write_image_rgb(tmp_path / "a.png", np.zeros((32, 48, 3), np.uint8))
+    write_image_rgb(tmp_path / "b.png", np.zeros((36, 48, 3), np.uint8))
+    one_line_error(cli("infer", "--model", out, tmp_path / "a.png", tmp_path / "b.png", "--out", tmp_path / "f.flo"),
+                   "same size")
+
+
+def test_infer_into_a_non_empty_folder_is_one_line(cli, exported, tiny_fc2, tmp_path):
+    out, _ = exported
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "old.flo").write_bytes(b"x")
+    one_line_error(cli("infer", "--model", out, tiny_fc2 / "val", "--out", tmp_path / "flows"),
+                   "not an empty directory")
