@@ -37,12 +37,11 @@ class NonfinitePolicy:
         """DivergenceError under ``stop`` or past the limit; else the log line of skip number ``skipped_total``."""
         if self.mode == "stop":
             raise DivergenceError(f"training diverged at {what}; the update was not applied and nothing was saved "
-                                  f"after it; {last_good(run_dir)}. Lower train.lr, keep loss.uncertainty_form: "
-                                  "safe, or set train.nonfinite: skip")
+                                  f"after it; {last_good(run_dir)}. {remedy(run_dir)}")
         if skipped_total > self.max_skipped:
             raise DivergenceError(f"training diverged: {skipped_total} skipped steps exceed train.max_skipped_steps="
                                   f"{self.max_skipped} (last at {what}); nothing was saved after it; "
-                                  f"{last_good(run_dir)}. Lower train.lr or raise train.max_skipped_steps")
+                                  f"{last_good(run_dir)}. {remedy(run_dir)}")
         return f"skipped step {skipped_total} of at most {self.max_skipped}: {what}; update not applied"
 
 
@@ -67,17 +66,26 @@ def nonfinite_variables_message(names: Sequence[str], where: str, run_dir: Path)
     """The DivergenceError text for variables that hold NaN/Inf ``where``."""
     shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
     return (f"training diverged: {len(names)} variable(s) hold NaN/Inf {where} ({shown}); nothing was saved; "
-            f"{last_good(run_dir)}. Lower train.lr")
+            f"{last_good(run_dir)}. {remedy(run_dir)}")
 
 
 def last_good(run_dir: Path) -> str:
     """Where the last finite state is (the run's ``last`` checkpoint), for a divergence message."""
     last = Path(run_dir) / rd.LAST
     if not checkpoint.has_checkpoint(last):
-        return f"no checkpoint was written yet ({last} does not exist); start again with a lower train.lr"
+        return f"no checkpoint was written yet ({last} does not exist)"
     try:
         doc = checkpoint.read_state(last)
     except CheckpointError as error:
         return f"{last} exists but cannot be read ({error})"
-    return (f"last good checkpoint: {last} (epoch {doc['epoch']}, global_step {doc['global_step']}); "
-            "--resume continues from it")
+    return f"last good checkpoint: {last} (epoch {doc['epoch']}, global_step {doc['global_step']})"
+
+
+def remedy(run_dir: Path) -> str:
+    """What the user can do after a divergence (train.lr and the loss are fixed for a --resume)."""
+    name = Path(run_dir).name
+    if not checkpoint.has_checkpoint(Path(run_dir) / rd.LAST):
+        return "Fix: start again with a lower train.lr (and loss.uncertainty_form: safe)"
+    return ("Fix: --resume with train.nonfinite: skip steps over bad batches; for a lower train.lr or another "
+            f"loss.uncertainty_form start --experiment_name NEW --resume_experiment_name {name} (its weights), "
+            "or start afresh")

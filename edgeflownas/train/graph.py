@@ -56,9 +56,10 @@ class TrainGraph:
             self.accumulators = [_local_variable(f"grad_acc/{v.op.name}", v.shape, v.dtype.base_dtype,
                                                  tf.compat.v1.zeros_initializer()) for v in variables]
             self.losses_finite = _local_variable("losses_finite", [], tf.bool, tf.compat.v1.ones_initializer())
-            self.bn_backup = [_local_variable(f"bn_backup/{v.op.name}", v.shape, v.dtype.base_dtype,
-                                              tf.compat.v1.zeros_initializer())
-                              for v in net.bn_moving_variables]
+            # One flat copy of every BN moving statistic: two ops per step instead of one per variable.
+            self._bn_sizes = [int(v.shape.num_elements()) for v in net.bn_moving_variables]
+            self.bn_backup = _local_variable("bn_backup", [sum(self._bn_sizes)], tf.float32,
+                                             tf.compat.v1.zeros_initializer())
             loss_ok = tf.math.is_finite(net.loss)
             # The first path of a cycle overwrites the accumulators (zeroing them), the others add.
             self.store_op = tf.group(*[a.assign(g, read_value=False) for a, g in zip(self.accumulators, grads)],
@@ -75,23 +76,25 @@ class TrainGraph:
                 train.lr, self.global_step, plan.planned_steps, alpha=train.lr_min / train.lr)
             optimizer = tf.compat.v1.train.AdamOptimizer(
                 self.lr, beta1=train.adam_beta1, beta2=train.adam_beta2, epsilon=train.adam_epsilon)
-            self.bn_finite = _all_finite(net.bn_moving_variables)
+            bn_now = self._bn_flat()
             self.cycle_finite = tf.reduce_all(tf.stack(
-                [self.losses_finite.read_value(), tf.math.is_finite(self.norm_before), self.bn_finite]))
+                [self.losses_finite.read_value(), tf.math.is_finite(self.norm_before),
+                 tf.reduce_all(tf.math.is_finite(bn_now))]))
 
             def apply() -> tf.Tensor:
                 # Adam creates its variables in the outer graph under this branch's name scope: keep them at
                 # train/beta1_power etc., the names existing checkpoints hold.
                 with tf.compat.v1.name_scope("train/"):
                     update = optimizer.apply_gradients(zip(clipped, variables), global_step=self.global_step)
-                with tf.control_dependencies([update]):
-                    keep = self._backup_bn()
-                with tf.control_dependencies([keep]):
+                # Adam does not touch the BN statistics, so bn_now is still what they hold.
+                keep = self.bn_backup.assign(bn_now, read_value=False)
+                with tf.control_dependencies([update, keep]):
                     return tf.constant(True)
 
             def skip() -> tf.Tensor:
-                back = [v.assign(b.read_value(), read_value=False)
-                        for b, v in zip(self.bn_backup, net.bn_moving_variables)]
+                parts = tf.split(self.bn_backup.read_value(), self._bn_sizes)
+                back = [v.assign(tf.reshape(p, v.shape), read_value=False)
+                        for p, v in zip(parts, net.bn_moving_variables)]
                 with tf.control_dependencies(back + [self.global_step.assign_add(1, read_value=False)]):
                     return tf.constant(False)
 
@@ -117,10 +120,13 @@ class TrainGraph:
         with tf.control_dependencies([init]):
             self.init_op = self._backup_bn()
 
+    def _bn_flat(self) -> tf.Tensor:
+        """Every BN moving statistic, flattened into one vector (``bn_backup``'s layout)."""
+        return tf.concat([tf.reshape(v.read_value(), [-1]) for v in self.net.bn_moving_variables], axis=0)
+
     def _backup_bn(self) -> tf.Operation:
         """bn_backup := the current BN moving statistics (ops created in the caller's control context)."""
-        return tf.group(*[b.assign(v.read_value(), read_value=False)
-                          for b, v in zip(self.bn_backup, self.net.bn_moving_variables)])
+        return self.bn_backup.assign(self._bn_flat(), read_value=False)
 
     def feed(self, batch, arch_code: Sequence[int], bn_mode: int) -> Dict:
         """The feed dict of one run: images, flow, arch code and BN mode."""
@@ -160,8 +166,3 @@ def _local_variable(name: str, shape, dtype, initializer) -> tf.Variable:
     """A resource variable outside checkpoints (LOCAL_VARIABLES): scratch state of the training step."""
     return tf.compat.v1.get_variable(name, shape=shape, dtype=dtype, initializer=initializer, trainable=False,
                                      use_resource=True, collections=[tf.compat.v1.GraphKeys.LOCAL_VARIABLES])
-
-
-def _all_finite(variables: Sequence[tf.Variable]) -> tf.Tensor:
-    """Scalar bool: no NaN or Inf in any of ``variables``."""
-    return tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(v.read_value())) for v in variables]))

@@ -158,6 +158,10 @@ def build_manifest(resolved: ResolvedConfig, plan: Mapping[str, Any], data: Mapp
         "grad_clip": {"type": "global_norm", "max_norm": train.grad_clip_norm,
                       "applied_to": "mean of the accumulated path gradients"},
         "paths_per_step": plan["paths_per_step"],
+        # Stated outright (also in resolved_config): they change what the numbers of a run mean.
+        "input_normalization": cfg.model.input_normalization,
+        "loss_uncertainty_form": cfg.loss.uncertainty_form,
+        "nonfinite": {"policy": train.nonfinite, "max_skipped_steps": train.max_skipped_steps},
         "samples": {"train_samples": data["train_samples"], "val_samples": data["val_samples"]},
         "data": dict(data),
         "eval": dict(plan["eval"]),
