@@ -98,6 +98,18 @@ def test_infer_folder_of_fc2_pairs(cli, exported, tiny_fc2, tmp_path):
     assert read_flo(tmp_path / "flows" / written[0]).shape == (48, 64, 2)
 
 
+def test_infer_from_a_run_exports_on_the_fly_and_matches_the_exported_model(cli, search_run, exported, tiny_fc2,
+                                                                           tmp_path):
+    from edgeflownas.data.io import read_flo
+
+    out, _ = exported
+    pair = [tiny_fc2 / "val" / f"0000001-img_{i}.png" for i in range(2)]
+    on_the_fly = cli("infer", "--run", search_run, "--arch", "baseline", *pair, "--out", tmp_path / "a.flo")
+    assert on_the_fly.exit_code == 0, on_the_fly.output
+    assert cli("infer", "--model", out, *pair, "--out", tmp_path / "b.flo").exit_code == 0
+    np.testing.assert_allclose(read_flo(tmp_path / "a.flo"), read_flo(tmp_path / "b.flo"), atol=1e-5)
+
+
 def test_fixed_arch_run_exports_its_own_weights(search_run, tmp_path):
     """A retrain-like run: a fixed-arch network restored by name from the supernet checkpoint, saved as its own."""
     import tensorflow as tf
