@@ -44,8 +44,9 @@ def export(run_dir: Path, arch: Optional[str], out_dir: Path, formats: str, heig
     click.echo(f"exported {doc['arch_name']} ({doc['params']:,d} params, {doc['macs'] / 1e6:.1f} M MACs) "
                f"at {doc['input_hw'][0]}x{doc['input_hw'][1]} to {out_dir}")
     for fmt, entry in doc["formats"].items():
-        latency = f", latency {entry['latency_ms']:.2f} ms ({entry['latency']['threads']} thread)" \
-            if "latency_ms" in entry else ""
+        latency = ""
+        if "latency_ms" in entry:
+            latency = f", latency {entry['latency_ms']:.2f} ms ({entry['latency']['threads']} thread)"
         diff = entry["max_abs_diff_vs_toolkit_px"]
         shown = f", max |diff| vs toolkit {diff:.2e} px" if diff is not None else ""
         click.echo(f"  {fmt:<12} val EPE {entry['epe']:.4f}{shown}{latency}  {entry['file']}")

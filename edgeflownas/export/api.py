@@ -81,24 +81,26 @@ def score(run: Callable, pairs: Sequence, reference: Optional[Sequence[np.ndarra
 def export_run(run_dir: Path, arch: Optional[str], out_dir: Path, formats: Sequence[str], which: str = "best",
                height: Optional[int] = None, width: Optional[int] = None,
                log: Callable[[str], None] = lambda line: None) -> Dict[str, Any]:
-    """Export the subnet ``arch`` of ``run_dir`` into ``out_dir`` in ``formats``; return the manifest written."""
-    from edgeflownas.export.graph import write_saved_model
-    from edgeflownas.export.model import open_runner
-    from edgeflownas.export.tflite import LATENCY_RUNS, LATENCY_WARMUP, convert_float, convert_int8
+    """Export the subnet ``arch`` of ``run_dir`` into ``out_dir`` in ``formats``; return the manifest written.
+
+    Files are made and scored in a scratch directory and moved into ``out_dir`` at the end (manifest
+    last), so a failed export leaves no half-filled folder.
+    """
     from edgeflownas.model.cost import subnet_cost
     from edgeflownas.search.run import checkpoint_sha256
 
     out_dir = Path(out_dir)
     check_out_dir(out_dir)
+    for option, value in (("--height", height), ("--width", width)):
+        if value is not None and (value <= 0 or value % 4):
+            raise ConfigError(f"{option} {value}: the model's input size must be a positive multiple of 4")
     source = load_source(run_dir, arch, which, log)
     cfg = source.config
     height, width = height or cfg.data.input_height, width or cfg.data.input_width
     cost = subnet_cost(source.code, height, width, cfg.model)
-    out_dir.mkdir(parents=True, exist_ok=True)
     pairs = val_pairs(source)
     same_size = (height, width) == (cfg.data.input_height, cfg.data.input_width)
     reference = reference_flows(source) if same_size else None
-    recal_pairs = [(b.img0[i], b.img1[i]) for b in source.recal_batches for i in range(len(b.img0))]
     doc: Dict[str, Any] = {
         "source_run": str(Path(run_dir).resolve()), "checkpoint": str(source.ckpt_dir.resolve()),
         "checkpoint_sha256": checkpoint_sha256(source.ckpt_dir), "source_kind": source.kind,
@@ -112,32 +114,54 @@ def export_run(run_dir: Path, arch: Optional[str], out_dir: Path, formats: Seque
         "formats": {},
     }
     with tempfile.TemporaryDirectory(prefix="efnas_export_") as scratch:
-        staged = Path(scratch) / "saved_model"
-        write_saved_model(staged, cfg.model, source.code, source.values, height, width)
+        staging = Path(scratch) / "export"
+        staging.mkdir()
         for fmt in formats:
-            target = out_dir / FORMAT_FILES[fmt]
-            if fmt == "saved_model":
-                shutil.copytree(staged, target)
-            elif fmt == "tflite":
-                target.write_bytes(convert_float(staged))
-            else:
-                float_inputs = Path(scratch) / "saved_model_float_inputs"
-                write_saved_model(float_inputs, cfg.model, source.code, source.values, height, width, True)
-                target.write_bytes(convert_int8(float_inputs, _resized(recal_pairs, height, width)))
-            run = open_runner(out_dir, fmt, LATENCY_THREADS)
-            entry = {"file": FORMAT_FILES[fmt], "size_bytes": size_of(target), "sha256": sha256_of(target)}
-            entry.update(score(run, pairs, reference, height, width))
-            if fmt != "saved_model":
-                img0, img1 = _resized(pairs[:1], height, width)[0]
-                entry["latency_ms"] = run.latency_ms(img0, img1)
-                entry["latency"] = {"runs": LATENCY_RUNS, "statistic": "median", "threads": LATENCY_THREADS,
-                                    "machine": f"{platform.machine()} {os.cpu_count()} cpus", "warmup_runs": LATENCY_WARMUP}
-            doc["formats"][fmt] = entry
-            log(f"{fmt}: {target.name} {entry['size_bytes']:,d} bytes, val EPE {entry['epe']:.4f}")
-    if "tflite" in doc["formats"] and "tflite_int8" in doc["formats"]:
-        doc["int8_epe_increase"] = doc["formats"]["tflite_int8"]["epe"] - doc["formats"]["tflite"]["epe"]
+            _write_format(fmt, staging, source, height, width)
+            doc["formats"][fmt] = entry = _format_entry(fmt, staging, pairs, reference, height, width)
+            log(f"{fmt}: {entry['file']} {entry['size_bytes']:,d} bytes, val EPE {entry['epe']:.4f}")
+        if "tflite" in doc["formats"] and "tflite_int8" in doc["formats"]:
+            doc["int8_epe_increase"] = doc["formats"]["tflite_int8"]["epe"] - doc["formats"]["tflite"]["epe"]
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for fmt in formats:
+            shutil.move(str(staging / FORMAT_FILES[fmt]), str(out_dir / FORMAT_FILES[fmt]))
     write_manifest(out_dir, doc)
     return doc
+
+
+def _write_format(fmt: str, staging: Path, source: ExportSource, height: int, width: int) -> None:
+    """Write one format's file into ``staging`` (TFLite from a SavedModel made beside it)."""
+    from edgeflownas.export.graph import write_saved_model
+    from edgeflownas.export.tflite import convert_float, convert_int8
+
+    model_cfg, target = source.config.model, staging / FORMAT_FILES[fmt]
+    if fmt == "saved_model":
+        write_saved_model(target, model_cfg, source.code, source.values, height, width)
+        return
+    graph_dir = staging.parent / f"graph_{fmt}"
+    write_saved_model(graph_dir, model_cfg, source.code, source.values, height, width, fmt == "tflite_int8")
+    if fmt == "tflite":
+        target.write_bytes(convert_float(graph_dir))
+        return
+    recal = [(b.img0[i], b.img1[i]) for b in source.recal_batches for i in range(len(b.img0))]
+    target.write_bytes(convert_int8(graph_dir, _resized(recal, height, width)))
+
+
+def _format_entry(fmt: str, staging: Path, pairs: Sequence, reference: Optional[Sequence[np.ndarray]],
+                  height: int, width: int) -> Dict[str, Any]:
+    """Manifest entry of one written format: file, size, sha256, EPE, difference and (TFLite) latency."""
+    from edgeflownas.export.model import open_runner
+    from edgeflownas.export.tflite import LATENCY_RUNS, LATENCY_WARMUP
+
+    target = staging / FORMAT_FILES[fmt]
+    run = open_runner(staging, fmt, LATENCY_THREADS)
+    entry = {"file": FORMAT_FILES[fmt], "size_bytes": size_of(target), "sha256": sha256_of(target)}
+    entry.update(score(run, pairs, reference, height, width))
+    if fmt != "saved_model":
+        entry["latency_ms"] = run.latency_ms(*_resized(pairs[:1], height, width)[0])
+        entry["latency"] = {"runs": LATENCY_RUNS, "warmup_runs": LATENCY_WARMUP, "statistic": "median",
+                            "threads": LATENCY_THREADS, "machine": f"{platform.machine()} {os.cpu_count()} cpus"}
+    return entry
 
 
 def _resized(pairs: Sequence, height: int, width: int) -> List[Tuple[np.ndarray, np.ndarray]]:

@@ -158,6 +158,12 @@ def test_unknown_arch_is_one_line(cli, search_run, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_model_size_not_a_multiple_of_4_is_one_line(cli, search_run, tmp_path):
+    result = cli("export", "--run", search_run, "--arch", "baseline", "--out", tmp_path / "x", "--height", "30")
+    assert result.exit_code == 2
+    one_line_error(result, "--height 30", "multiple of 4")
+
+
 def test_export_of_a_run_without_checkpoint_is_one_line(cli, tmp_path):
     (tmp_path / "run").mkdir()
     one_line_error(cli("export", "--run", tmp_path / "run", "--arch", "baseline", "--out", tmp_path / "x"),
