@@ -87,6 +87,19 @@ def test_infer_flow_is_resized_back_and_scaled_to_the_input_pixels(exported):
     np.testing.assert_allclose(flow_large.mean(axis=(0, 1)), 2 * flow_small.mean(axis=(0, 1)), rtol=0.05, atol=0.05)
 
 
+def test_export_at_another_input_size_scores_through_resizing(search_run, exported, tmp_path):
+    from edgeflownas.export.api import export_run
+    from edgeflownas.export.model import ExportedModel
+
+    _, at_training_size = exported
+    doc = export_run(search_run, "baseline", tmp_path / "big", ("tflite",), height=64, width=96)
+    assert doc["input_hw"] == [64, 96] and doc["training_hw"] == [32, 48]
+    assert doc["macs"] == 4 * at_training_size["macs"]
+    assert doc["formats"]["tflite"]["max_abs_diff_vs_toolkit_px"] is None  # not the same computation
+    assert np.isfinite(doc["formats"]["tflite"]["epe"])
+    assert ExportedModel(tmp_path / "big").flow(*[np.zeros((32, 48, 3), np.uint8)] * 2).shape == (32, 48, 2)
+
+
 def test_infer_folder_of_fc2_pairs(cli, exported, tiny_fc2, tmp_path):
     from edgeflownas.data.io import read_flo
 
