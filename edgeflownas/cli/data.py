@@ -13,6 +13,7 @@ from edgeflownas.errors import ConfigError, DataError
 
 DEFAULT_REPORT = Path("outputs") / "data_check_report.json"
 SYNTH_MAX_SIDE = 4096  # edgeflownas.data.synth.MAX_SIDE, not imported so `synth --help` stays light
+SYNTH_PRESETS = ("chairs", "learnable")  # edgeflownas.data.synth.PRESETS, likewise
 
 
 def _split_directories(config: Optional[Path], train_dir: Optional[Path], val_dir: Optional[Path]) -> Dict[str, Path]:
@@ -124,7 +125,11 @@ def data_check(config: Optional[Path], train_dir: Optional[Path], val_dir: Optio
 @click.option("--width", type=click.IntRange(min=16, max=SYNTH_MAX_SIDE), default=512, show_default=True,
               help="Image width (FC2: 512).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes.")
-def synth(out: Path, train_count: int, val_count: int, seed: int, height: int, width: int, workers: int) -> None:
+@click.option("--preset", type=click.Choice(SYNTH_PRESETS), default="chairs", show_default=True,
+              help="chairs: FC2-like scenes; learnable: smoother texture and milder motion, which a supernet "
+                   "learns at small sizes on a CPU (studies/learnability).")
+def synth(out: Path, train_count: int, val_count: int, seed: int, height: int, width: int, workers: int,
+          preset: str) -> None:
     """Write a FlyingChairs-like synthetic dataset in exact FC2 layout (tests, demo, benchmarks).
 
     A textured background and shapes under random affine motions; flow_01 is
@@ -133,9 +138,9 @@ def synth(out: Path, train_count: int, val_count: int, seed: int, height: int, w
     from edgeflownas.data.synth import write_dataset
 
     counts = write_dataset(out, train_count, val_count, seed, height=height, width=width, workers=workers,
-                           progress=sys.stderr.isatty())
+                           progress=sys.stderr.isatty(), preset=preset)
     click.echo(f"synth: wrote {counts['train']} train and {counts['val']} val samples "
-               f"({height}x{width}, seed {seed}) to {out}")
+               f"({height}x{width}, seed {seed}, preset {preset}) to {out}")
 
 
 @click.command()

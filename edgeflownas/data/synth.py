@@ -5,7 +5,18 @@ A scene is a textured background plus several textured foreground shapes
 (translation, rotation, scale).  ``img_0`` renders the layers as they are,
 ``img_1`` renders them after their motion, and ``flow_01`` at an ``img_0`` pixel
 is the motion of the topmost layer covering it, so the flow is exact by
-construction.  Every sample is a pure function of (seed, split, index).
+construction.  Every sample is a pure function of (seed, split, index, preset).
+
+Presets (``efnas synth --preset``):
+
+- ``chairs`` (default): FC2-like -- fine 3-octave texture (4-48 px cells), 4-8
+  shapes moving up to 6% of the width with up to 12 deg rotation and 10% zoom,
+  a background under its own small affine motion.
+- ``learnable``: made for small CPU-sized studies (e.g. 64x96), where a
+  supernet trained on ``chairs`` collapses to the mean flow on the val split
+  (studies/learnability/README.md has the measured curves).  Smooth texture
+  (8-24 px cells, more contrast), 1-3 large shapes, pure translations of up
+  to 4% of the width for every layer (3.8 px at 96 wide).
 
 This dataset exists for the README demo, the tests and the benchmarks.  It is
 never substituted for missing or unreadable real data.
@@ -27,8 +38,38 @@ from edgeflownas.errors import DataError
 SPLITS = {"train": 0, "val": 1}
 MIN_SIDE = 16
 MAX_SIDE = 4096  # FC2 is 384x512; a typo like 60000 would otherwise allocate gigabytes per sample
-# (noise cell size in pixels, weight): coarse blobs down to fine grain, so every layer has texture to track.
-_OCTAVES = ((48, 1.0), (12, 0.7), (4, 0.45))
+
+
+@dataclass(frozen=True)
+class Motion:
+    """Range of one layer's random affine: translation (fraction of the width), rotation, zoom."""
+
+    shift: float
+    degrees: float
+    zoom: float
+
+
+@dataclass(frozen=True)
+class SynthStyle:
+    """What a preset's scenes look like and how they move."""
+
+    octaves: Tuple[Tuple[int, float], ...]  # (noise cell size in pixels, weight)
+    contrast: Tuple[float, float]            # uniform range of the texture contrast (grey levels)
+    shapes: Tuple[int, int]                  # foreground shape count, inclusive range
+    radius: Tuple[float, float]              # shape radius range, fraction of the shorter side
+    background: Motion
+    foreground: Motion
+
+
+PRESETS: Dict[str, SynthStyle] = {
+    # Coarse blobs down to fine grain, so every layer has texture to track (the original generator).
+    "chairs": SynthStyle(octaves=((48, 1.0), (12, 0.7), (4, 0.45)), contrast=(25, 55), shapes=(4, 8),
+                         radius=(0.1, 0.3), background=Motion(0.02, 3, 0.03), foreground=Motion(0.06, 12, 0.1)),
+    # Measured in studies/learnability: what a CPU-sized supernet learns at 64x96 (pure translations).
+    "learnable": SynthStyle(octaves=((24, 1.0), (8, 0.5)), contrast=(50, 80), shapes=(1, 3),
+                            radius=(0.25, 0.45), background=Motion(0.04, 0, 0.0), foreground=Motion(0.04, 0, 0.0)),
+}
+DEFAULT_PRESET = "chairs"
 
 
 @dataclass(frozen=True)
@@ -54,24 +95,32 @@ def sample_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, SPLITS[split], index])
 
 
-def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+def style(preset: str) -> SynthStyle:
+    """The style of a preset name; DataError naming the known presets otherwise."""
+    if preset not in PRESETS:
+        raise DataError(f"synth preset {preset!r} is unknown: expected one of {sorted(PRESETS)}")
+    return PRESETS[preset]
+
+
+def _texture(rng: np.random.Generator, height: int, width: int, look: SynthStyle) -> np.ndarray:
     """Multi-octave colour noise around a random base colour."""
     import cv2
 
     total = np.zeros((height, width, 3), np.float32)
-    for cell, weight in _OCTAVES:
+    for cell, weight in look.octaves:
         coarse = rng.standard_normal((height // cell + 2, width // cell + 2, 3)).astype(np.float32)
         total += weight * cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
     base = rng.uniform(50, 205, size=3).astype(np.float32)
-    contrast = rng.uniform(25, 55)
+    contrast = rng.uniform(*look.contrast)
     return np.clip(base + contrast * total, 0, 255).astype(np.uint8)
 
 
-def _affine(rng: np.random.Generator, center: np.ndarray, shift: float, degrees: float, zoom: float) -> np.ndarray:
+def _affine(rng: np.random.Generator, center: np.ndarray, width: int, motion: Motion) -> np.ndarray:
     """Random rotation+scale about ``center`` followed by a translation, as a 2x3 matrix."""
-    angle = np.deg2rad(rng.uniform(-degrees, degrees))
-    scale = rng.uniform(1.0 - zoom, 1.0 + zoom)
+    angle = np.deg2rad(rng.uniform(-motion.degrees, motion.degrees))
+    scale = rng.uniform(1.0 - motion.zoom, 1.0 + motion.zoom)
     linear = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    shift = motion.shift * width
     translation = rng.uniform(-shift, shift, size=2)
     return np.hstack([linear, (center + translation - linear @ center)[:, None]])
 
@@ -95,21 +144,21 @@ def _shape_mask(rng: np.random.Generator, radius: float, margin: int) -> np.ndar
     return mask
 
 
-def _scene(rng: np.random.Generator, height: int, width: int) -> List[_Layer]:
-    """Background first, then 4-8 foreground shapes, each with its own affine motion."""
+def _scene(rng: np.random.Generator, height: int, width: int, look: SynthStyle) -> List[_Layer]:
+    """Background first, then the preset's foreground shapes, each with its own affine motion."""
     size = min(height, width)
     image_center = np.array([width / 2.0, height / 2.0])
-    background = _Layer(_texture(rng, height, width), None, (0.0, 0.0),
-                        _affine(rng, image_center, shift=0.02 * width, degrees=3, zoom=0.03))
+    background = _Layer(_texture(rng, height, width, look), None, (0.0, 0.0),
+                        _affine(rng, image_center, width, look.background))
     layers = [background]
     margin = 2  # texture beyond the mask edge, so bilinear sampling at the edge never sees the border
-    for _ in range(int(rng.integers(4, 9))):
-        radius = size * rng.uniform(0.1, 0.3)
+    for _ in range(int(rng.integers(look.shapes[0], look.shapes[1] + 1))):
+        radius = size * rng.uniform(*look.radius)
         mask = _shape_mask(rng, radius, margin)
         side = mask.shape[0]
         center = rng.uniform([0, 0], [width, height])
-        motion = _affine(rng, center, shift=0.06 * width, degrees=12, zoom=0.1)
-        layers.append(_Layer(_texture(rng, side, side), mask, tuple(center - side / 2.0), motion))
+        motion = _affine(rng, center, width, look.foreground)
+        layers.append(_Layer(_texture(rng, side, side, look), mask, tuple(center - side / 2.0), motion))
     return layers
 
 
@@ -172,10 +221,11 @@ def _check_size(height: int, width: int) -> None:
         raise DataError(f"synthetic samples need height and width <= {MAX_SIDE}, got {height}x{width}")
 
 
-def make_sample(rng: np.random.Generator, height: int = 384, width: int = 512) -> SynthSample:
-    """Render one FlyingChairs-like pair with exact flow_01 and its visibility mask."""
+def make_sample(rng: np.random.Generator, height: int = 384, width: int = 512,
+                preset: str = DEFAULT_PRESET) -> SynthSample:
+    """Render one FlyingChairs-like pair of ``preset`` with exact flow_01 and its visibility mask."""
     _check_size(height, width)
-    layers = _scene(rng, height, width)
+    layers = _scene(rng, height, width, style(preset))
     img0, top0 = _render(layers, height, width, moved=False)
     img1, top1 = _render(layers, height, width, moved=True)
     # Per pixel, the affine of the layer on top in img0: flow = motion(p) - p.
@@ -187,10 +237,10 @@ def make_sample(rng: np.random.Generator, height: int = 384, width: int = 512) -
     return SynthSample(img0, img1, flow, _visible(top0, top1, flow))
 
 
-def _write_one(task: Tuple[Path, str, int, int, int, int]) -> None:
+def _write_one(task: Tuple[Path, str, int, int, int, int, str]) -> None:
     """Render sample ``index`` of ``split`` and write its FC2 triplet (runs in a worker)."""
-    directory, split, seed, index, height, width = task
-    sample = make_sample(sample_rng(seed, split, index), height, width)
+    directory, split, seed, index, height, width, preset = task
+    sample = make_sample(sample_rng(seed, split, index), height, width, preset)
     stem = directory / f"{index:07d}"
     write_image_rgb(Path(f"{stem}-img_0.png"), sample.img0)
     write_image_rgb(Path(f"{stem}-img_1.png"), sample.img1)
@@ -198,7 +248,7 @@ def _write_one(task: Tuple[Path, str, int, int, int, int]) -> None:
 
 
 def write_dataset(out: Path, train: int, val: int, seed: int, height: int = 384, width: int = 512,
-                  workers: int = 1, progress: bool = False) -> Dict[str, int]:
+                  workers: int = 1, progress: bool = False, preset: str = DEFAULT_PRESET) -> Dict[str, int]:
     """Write out/train and out/val in FC2 naming plus out/synth.json; refuses non-empty split folders."""
     from tqdm import tqdm
 
@@ -207,6 +257,7 @@ def write_dataset(out: Path, train: int, val: int, seed: int, height: int = 384,
     if min(counts.values()) < 0 or seed < 0:
         raise DataError(f"synth needs non-negative --train, --val and --seed, got {train}, {val}, {seed}")
     _check_size(height, width)
+    style(preset)
     for split in counts:
         directory = out / split
         if directory.exists() and any(directory.iterdir()):
@@ -214,7 +265,7 @@ def write_dataset(out: Path, train: int, val: int, seed: int, height: int = 384,
     tasks = []
     for split, count in counts.items():
         (out / split).mkdir(parents=True, exist_ok=True)
-        tasks += [(out / split, split, seed, index, height, width) for index in range(count)]
+        tasks += [(out / split, split, seed, index, height, width, preset) for index in range(count)]
     bar = dict(total=len(tasks), unit="sample", disable=not progress, leave=False)
     if workers <= 1 or len(tasks) < 2:
         for task in tqdm(tasks, **bar):
@@ -222,7 +273,7 @@ def write_dataset(out: Path, train: int, val: int, seed: int, height: int = 384,
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             list(tqdm(pool.map(_write_one, tasks, chunksize=4), **bar))
-    info = {"generator": "efnas synth", "seed": seed, "height": height, "width": width, **counts,
+    info = {"generator": "efnas synth", "preset": preset, "seed": seed, "height": height, "width": width, **counts,
             "note": "synthetic FlyingChairs-like data; flow_01 is exact by construction"}
     (out / "synth.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return counts

@@ -73,3 +73,31 @@ def test_too_small_size_is_refused(tmp_path):
     with pytest.raises(DataError, match="height and width >= 16"):
         write_dataset(tmp_path, train=1, val=1, seed=0, height=8, width=8)
     assert not (tmp_path / "train").exists()
+
+
+def test_learnable_preset_moves_every_layer_by_a_pure_translation(tmp_path):
+    """learnable: background + 1-3 shapes, each translated by at most 4% of the width; named in synth.json."""
+    for index in range(6):
+        sample = make_sample(sample_rng(0, "val", index), 64, 96, preset="learnable")
+        vectors = np.unique(sample.flow.reshape(-1, 2).round(3), axis=0)  # float32 rounding of x + t - x
+        assert 2 <= len(vectors) <= 4
+        assert np.abs(sample.flow).max() <= 0.04 * 96 + 1e-4
+    chairs = make_sample(sample_rng(0, "val", 0), 64, 96)  # rotation and zoom: a different vector per pixel
+    assert len(np.unique(chairs.flow.reshape(-1, 2).round(3), axis=0)) > 100
+    write_dataset(tmp_path, train=1, val=1, seed=0, height=32, width=48, preset="learnable")
+    assert json.loads((tmp_path / "synth.json").read_text())["preset"] == "learnable"
+    expected = make_sample(sample_rng(0, "train", 0), 32, 48, preset="learnable")
+    assert np.array_equal(read_flo(tmp_path / "train" / "0000000-flow_01.flo"), expected.flow)
+
+
+def test_unknown_preset_is_refused_with_the_known_ones(tmp_path):
+    with pytest.raises(DataError, match=r"preset 'fc3' is unknown: expected one of \['chairs', 'learnable'\]"):
+        write_dataset(tmp_path, train=1, val=1, seed=0, height=32, width=48, preset="fc3")
+    assert not (tmp_path / "train").exists()
+
+
+def test_synth_cli_preset_option(cli, tmp_path):
+    result = cli("synth", "--out", tmp_path / "s", "--train_samples", 1, "--val_samples", 1,
+                 "--height", 32, "--width", 48, "--preset", "learnable")
+    assert result.exit_code == 0 and "preset learnable" in result.output
+    assert json.loads((tmp_path / "s" / "synth.json").read_text())["preset"] == "learnable"
