@@ -8,7 +8,7 @@ One integer option in {0,1,2} per block, in the order of ``BLOCK_NAMES``:
 A code is written by users as ``0,1,2,0,0,1,2,1,0``, as a JSON list
 ``[0,1,2,0,0,1,2,1,0]``, or as its compact name ``a012001210`` (``a`` + the 9
 digits), which is safe in log lines and file names.  ``parse_arch_code``
-accepts all three forms and any sequence of integers, and rejects everything
+accepts all three forms, the word ``baseline`` (EdgeFlowNet's own subnet) and any sequence of integers, and rejects everything
 else with an ``ArchCodeError`` that says what was expected.
 """
 
@@ -31,6 +31,7 @@ DEPTH_CHOICES = (1, 2, 3)
 KERNEL_CHOICES = (3, 5, 7)
 EDGEFLOWNET_BASELINE: ArchCode = (0, 0, 0, 0, 2, 1, 2, 2, 2)
 NAME_PREFIX = "a"
+BASELINE_NAME = "baseline"  # accepted wherever a code is, for EDGEFLOWNET_BASELINE
 
 BLOCK_ROLES = {
     "EB0": "encoder ResBlocks at 1/4 scale, then stride-2 conv to 1/8",
@@ -48,7 +49,9 @@ _FORMS = "'0,1,2,0,0,1,2,1,0', '[0,1,2,0,0,1,2,1,0]' or 'a012001210'"
 
 
 def parse_arch_code(code: Union[str, Sequence[Any]]) -> ArchCode:
-    """Validate an arch code given as text (comma list, JSON list, compact name) or a sequence of ints."""
+    """Validate an arch code given as text (comma list, JSON list, compact name, ``baseline``) or a sequence of ints."""
+    if isinstance(code, str) and code.strip().lower() == BASELINE_NAME:
+        return EDGEFLOWNET_BASELINE
     if isinstance(code, str):
         values = _split_text(code)
     elif isinstance(code, (list, tuple)) or _is_array(code):

@@ -78,3 +78,7 @@ def test_other_garbage_is_an_arch_code_error(bad):
     with pytest.raises(ArchCodeError) as info:
         parse_arch_code(bad)
     assert isinstance(info.value, ConfigError) and info.value.exit_code == 2
+
+
+def test_the_word_baseline_is_the_edgeflownet_code():
+    assert parse_arch_code("baseline") == parse_arch_code(" Baseline ") == EDGEFLOWNET_BASELINE
