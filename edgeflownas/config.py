@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib.resources
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from edgeflownas.config_types import SECTION_TYPES, Config
 from edgeflownas.errors import ConfigError
 
 SCHEMA_FILE = "supernet_config.schema.json"
+DEFAULT_CONFIG = "supernet_fc2_180x240.yaml"
+SHIPPED_PACKAGE = "_shipped"
 SOURCE_CLI = "cli"
 SOURCE_CLI_SET = "cli --set"
 SOURCE_FILE = "file"
@@ -28,33 +31,40 @@ SOURCE_DEFAULT = "default"
 
 
 def repo_root() -> Path:
-    """Directory that holds edgeflownas/, schemas/ and configs/ (editable install)."""
+    """The directory above edgeflownas/: the source checkout in an editable install, site-packages otherwise."""
     return Path(__file__).resolve().parent.parent
 
 
-def schemas_dir() -> Path:
-    """Directory of the JSON Schemas; an error if the checkout is incomplete."""
-    path = repo_root() / "schemas"
-    if not path.is_dir():
+def shipped_file(relative: str) -> Path:
+    """A file of the repository's schemas/, configs/ or tools/data_check/, e.g. ``schemas/x.json``.
+
+    setup.py maps those folders into the wheel under edgeflownas/_shipped/; an
+    editable install has no such package and reads the checkout's folders.
+    """
+    packaged = importlib.resources.files("edgeflownas") / SHIPPED_PACKAGE
+    base = Path(str(packaged)) if packaged.is_dir() else repo_root()
+    path = base / relative
+    if not path.is_file():
         raise ConfigError(
-            f"schema directory {path} not found: install efnas from a source checkout "
-            "with 'pip install -e .' so schemas/ sits beside edgeflownas/"
+            f"{path}: shipped file {relative} not found in the efnas installation; reinstall efnas "
+            "('pip install .' or 'pip install -e .' from a complete source checkout)"
         )
     return path
 
 
+def schemas_dir() -> Path:
+    """Directory of the JSON Schemas."""
+    return shipped_file(f"schemas/{SCHEMA_FILE}").parent
+
+
 def load_schema(name: str = SCHEMA_FILE) -> Dict[str, Any]:
     """Read one JSON Schema from schemas/."""
-    path = schemas_dir() / name
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"schema file {path} is missing") from None
+    return json.loads(shipped_file(f"schemas/{name}").read_text(encoding="utf-8"))
 
 
 def default_config_path() -> Path:
     """The shipped config with every locked default of the spec."""
-    return repo_root() / "configs" / "supernet_fc2_180x240.yaml"
+    return shipped_file(f"configs/{DEFAULT_CONFIG}")
 
 
 def load_yaml(path: Path, kind: str = "config file", option: str = "--config",

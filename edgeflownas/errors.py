@@ -45,10 +45,6 @@ class SubmitError(EfnasError):
     """A SLURM submission cannot be prepared or was refused."""
 
 
-class NotImplementedCommandError(EfnasError):
-    """A CLI command that exists in the interface but is not built yet."""
-
-
 class LockedError(EfnasError):
     """Another process holds the directory this one was asked to write (a run directory, a pack --out)."""
 

@@ -133,9 +133,3 @@ def main() -> None:
     validated against schemas/supernet_config.schema.json before anything runs.
     """
 
-
-def not_implemented(command: str, issue: str) -> None:
-    """Refuse to run a command that is declared but not built yet."""
-    from edgeflownas.errors import NotImplementedCommandError
-
-    raise NotImplementedCommandError(f"'efnas {command}' is not implemented yet ({issue}); nothing was done")

@@ -1,43 +1,19 @@
-"""``efnas data-check``, ``efnas synth`` and ``efnas pack`` (filled in by the Data issue)."""
+"""``efnas data-check``, ``efnas synth`` and ``efnas pack``: options over edgeflownas.data."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Optional
 
 import click
 
 from edgeflownas.cli.options import Option
-from edgeflownas.errors import ConfigError, DataError
+from edgeflownas.errors import DataError
 
 DEFAULT_REPORT = Path("outputs") / "data_check_report.json"
 SYNTH_MAX_SIDE = 4096  # edgeflownas.data.synth.MAX_SIDE, not imported so `synth --help` stays light
 SYNTH_PRESETS = ("chairs", "learnable")  # edgeflownas.data.synth.PRESETS, likewise
-
-
-def _split_directories(config: Optional[Path], train_dir: Optional[Path], val_dir: Optional[Path]) -> Dict[str, Path]:
-    """Split folders to scan: --train_dir/--val_dir win over data.train_dir/val_dir of --config."""
-    directories: Dict[str, Path] = {}
-    if config is not None:
-        from edgeflownas.config import resolve
-
-        data = resolve(config).config.data
-        directories = {"train": Path(data.train_dir), "val": Path(data.val_dir)}
-    if train_dir is not None:
-        directories["train"] = train_dir
-    if val_dir is not None:
-        directories["val"] = val_dir
-    return directories
-
-
-def _check_report_path(report: Path) -> None:
-    """Refuse a --report that cannot become a file before scanning for minutes (and before any temp file exists)."""
-    if report.is_dir():
-        raise ConfigError(f"--out {report} is a folder: pass a file path such as {report / DEFAULT_REPORT.name}")
-    for parent in report.parents:
-        if parent.exists() and not parent.is_dir():
-            raise ConfigError(f"--out {report}: {parent} is a file, not a folder: pass a path inside a folder")
 
 
 @click.command("data-check")
@@ -72,43 +48,14 @@ def data_check(config: Optional[Path], train_dir: Optional[Path], val_dir: Optio
     """
     from edgeflownas.data import check
 
-    _check_report_path(report)
-    directories = _split_directories(config, train_dir, val_dir)
-    if not directories and lists_dir is None and shards_dir is None:
-        raise ConfigError("data-check needs --config FILE, --train_dir/--val_dir DIR, --lists DIR or --shards_dir DIR")
-    missing = [f"--{split}_dir" for split in ("train", "val") if directories and split not in directories]
-    if missing:
-        raise ConfigError(f"data-check checks both splits: {' and '.join(missing)} is missing "
-                          "(or pass --config FILE for data.train_dir and data.val_dir)")
-    result: Dict[str, object] = {"format": check.REPORT_FORMAT}
-    problems = []
-    if directories:
-        try:
-            scans = check.check_splits(directories, deep=deep, workers=workers, progress=sys.stderr.isatty())
-        except DataError as error:  # a split folder is missing or unreadable: reported like any failure
-            problems.append(str(error))
-        else:
-            result = check.build_report(scans, max_bad=max_bad, deep=deep)
-            click.echo(check.format_report(result))
-            problems += result["failures"]
-    if lists_dir is not None:
-        legacy = check.audit_legacy_lists(lists_dir, lists_base)
-        click.echo(check.format_legacy_lists(legacy))
-        result["legacy_lists"] = legacy
-        if not legacy["ok"]:
-            problems.append(f"legacy lists in {lists_dir} reference missing or out-of-range samples (table above)")
-    if shards_dir is not None:
-        from edgeflownas.data.shards import verify_shards
-
-        verified = verify_shards(shards_dir, progress=sys.stderr.isatty())
-        click.echo(verified.format())
-        result["shards"] = {"directory": str(shards_dir), "samples": verified.samples, "problems": verified.problems}
-        if not verified.ok:
-            problems.append(f"{len(verified.problems)} problems in the packed set {shards_dir} (listed above)")
-    check.write_report(dict(result, ok=not problems, failures=problems), report)
+    request = check.CheckRequest(check.split_directories(config, train_dir, val_dir), lists_dir, lists_base,
+                                 shards_dir, deep, workers, max_bad)
+    result = check.run_data_check(request, report, progress=sys.stderr.isatty())
+    for section in result.sections:
+        click.echo(section)
     click.echo(f"report: {report}")
-    if problems:
-        raise DataError("data-check failed: " + "; ".join(problems))
+    if not result.ok:
+        raise DataError("data-check failed: " + "; ".join(result.problems))
     click.echo("data-check: ok")
 
 

@@ -11,21 +11,23 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Dict, List, Mapping, Optional
 
 from edgeflownas.atomic_io import write_json_atomic
-from edgeflownas.config import repo_root
+from edgeflownas.config import resolve, shipped_file
 from edgeflownas.data.scan import (
     SAMPLE_PATTERN, SplitScan, empty_split_message, same_folder, same_folder_message, scan_split, shared_samples,
     shared_samples_message,
 )
-from edgeflownas.errors import DataError
+from edgeflownas.data.shards import verify_shards
+from edgeflownas.errors import ConfigError, DataError
 
 REPORT_FORMAT = "efnas-data-check/1"
 EXAMPLES_PER_REASON = 3
-LIST_TOOL = Path("tools") / "data_check" / "check_fc2_lists.py"
+LIST_TOOL = "tools/data_check/check_fc2_lists.py"
 
 
 def check_splits(directories: Mapping[str, Path], deep: bool = False, workers: Optional[int] = None,
@@ -124,10 +126,8 @@ def write_report(report: Mapping[str, object], path: Path) -> None:
 
 @functools.lru_cache(maxsize=None)
 def load_list_tool() -> ModuleType:
-    """Import tools/data_check/check_fc2_lists.py, the single home of the legacy list audit."""
-    path = repo_root() / LIST_TOOL
-    if not path.is_file():
-        raise DataError(f"{path}: legacy list audit tool not found; run efnas from a source checkout")
+    """Import tools/data_check/check_fc2_lists.py (shipped as package data), the single home of the legacy list audit."""
+    path = shipped_file(LIST_TOOL)
     spec = importlib.util.spec_from_file_location("efnas_check_fc2_lists", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -148,3 +148,98 @@ def audit_legacy_lists(lists_dir: Path, base_path: Optional[Path] = None) -> Dic
 def format_legacy_lists(report: Mapping[str, object]) -> str:
     """The legacy list audit's evidence table (post-mortem section 1.1)."""
     return load_list_tool().format_report(report)
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    """What ``efnas data-check`` checks: split folders, legacy list files, a packed set (any of them)."""
+
+    directories: Mapping[str, Path] = field(default_factory=dict)
+    lists_dir: Optional[Path] = None
+    lists_base: Optional[Path] = None
+    shards_dir: Optional[Path] = None
+    deep: bool = False
+    workers: Optional[int] = None
+    max_bad: int = 0
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The written report, the printable sections in order, and every reason the check fails."""
+
+    report: Dict[str, object]
+    sections: List[str]
+    problems: List[str]
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed."""
+        return not self.problems
+
+
+def split_directories(config: Optional[Path], train_dir: Optional[Path],
+                      val_dir: Optional[Path]) -> Dict[str, Path]:
+    """Split folders to scan: --train_dir/--val_dir win over data.train_dir/val_dir of --config."""
+    directories: Dict[str, Path] = {}
+    if config is not None:
+        data = resolve(config).config.data
+        directories = {"train": Path(data.train_dir), "val": Path(data.val_dir)}
+    if train_dir is not None:
+        directories["train"] = train_dir
+    if val_dir is not None:
+        directories["val"] = val_dir
+    return directories
+
+
+def check_request(request: CheckRequest) -> None:
+    """Refuse a request with nothing to check, or with one split folder only."""
+    if not request.directories and request.lists_dir is None and request.shards_dir is None:
+        raise ConfigError("data-check needs --config FILE, --train_dir/--val_dir DIR, --lists DIR or --shards_dir DIR")
+    missing = [f"--{split}_dir" for split in ("train", "val") if request.directories and split not in request.directories]
+    if missing:
+        raise ConfigError(f"data-check checks both splits: {' and '.join(missing)} is missing "
+                          "(or pass --config FILE for data.train_dir and data.val_dir)")
+
+
+def check_report_path(report: Path) -> None:
+    """Refuse a report path that cannot become a file before scanning for minutes (and before any temp file exists)."""
+    if report.is_dir():
+        raise ConfigError(f"--out {report} is a folder: pass a file path such as {report / 'data_check_report.json'}")
+    for parent in report.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ConfigError(f"--out {report}: {parent} is a file, not a folder: pass a path inside a folder")
+
+
+def run_data_check(request: CheckRequest, report_path: Path, progress: bool = False) -> CheckResult:
+    """Check everything the request names and write the JSON report (pass or fail); the caller prints and exits."""
+    check_report_path(report_path)
+    check_request(request)
+    report: Dict[str, object] = {"format": REPORT_FORMAT}
+    sections: List[str] = []
+    problems: List[str] = []
+    if request.directories:
+        try:
+            scans = check_splits(request.directories, deep=request.deep, workers=request.workers, progress=progress)
+        except DataError as error:  # a split folder is missing or unreadable: reported like any failure
+            problems.append(str(error))
+        else:
+            report = build_report(scans, max_bad=request.max_bad, deep=request.deep)
+            sections.append(format_report(report))
+            problems += report["failures"]
+    if request.lists_dir is not None:
+        legacy = audit_legacy_lists(request.lists_dir, request.lists_base)
+        sections.append(format_legacy_lists(legacy))
+        report["legacy_lists"] = legacy
+        if not legacy["ok"]:
+            problems.append(f"legacy lists in {request.lists_dir} reference missing or out-of-range samples "
+                            "(table above)")
+    if request.shards_dir is not None:
+        verified = verify_shards(request.shards_dir, progress=progress)
+        sections.append(verified.format())
+        report["shards"] = {"directory": str(request.shards_dir), "samples": verified.samples,
+                            "problems": verified.problems}
+        if not verified.ok:
+            problems.append(f"{len(verified.problems)} problems in the packed set {request.shards_dir} (listed above)")
+    report = dict(report, ok=not problems, failures=problems)
+    write_report(report, report_path)
+    return CheckResult(report, sections, problems)

@@ -100,7 +100,7 @@ def test_synth_then_data_check_deep_without_tensorflow(tmp_path):
 
 @pytest.mark.parametrize("args, expected", [
     (("--train", "1", "--val", "1", "--height", "8"), "Invalid value for '--height'"),
-    (("--train", "-1", "--val", "1"), "Invalid value for '--train'"),
+    (("--train", "-1", "--val", "1"), "Invalid value for '--train_samples'"),
 ])
 def test_synth_rejects_bad_options(cli, tmp_path, args, expected):
     result = cli("synth", "--out", tmp_path, *args)
