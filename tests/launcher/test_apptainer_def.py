@@ -79,7 +79,7 @@ def test_efnas_is_installed_from_the_copied_sources(definition):
     copied = [line.split()[0] for line in sections["files"].splitlines() if line.strip()]
     for source in copied:
         assert (REPO / source).exists(), f"%files copies {source}, which is not in the repository"
-    assert {"edgeflownas", "launcher", "schemas", "configs", "pyproject.toml"} <= set(copied)
+    assert {"edgeflownas", "launcher", "schemas", "configs", "tools/data_check", "pyproject.toml", "setup.py"} <= set(copied)
     assert "pip install --no-cache-dir -e /opt/efnas" in sections["post"]
     assert f"efnas.version {edgeflownas.__version__}" in sections["labels"]
 
@@ -88,7 +88,7 @@ def test_runscript_is_efnas_and_test_runs_help_and_the_shape_check(definition):
     _, sections = definition
     assert sections["runscript"] == 'exec efnas "$@"'
     assert "efnas --help" in sections["test"]
-    module = re.search(r"python3 -m (edgeflownas\.\S*model_shape_check) --h 180 --w 240 --batch 2", sections["test"])
+    module = re.search(r"python3 -m (edgeflownas\.\S*shape_check) --h 180 --w 240 --batch 2", sections["test"])
     assert module, sections["test"]
     assert (REPO / (module.group(1).replace(".", "/") + ".py")).is_file(), f"%test runs {module.group(1)}, which is missing"
 
