@@ -19,7 +19,7 @@ import numpy as np
 from edgeflownas.config import resolve_mapping
 from edgeflownas.config_types import Config
 from edgeflownas.errors import ArchCodeError, CheckpointError
-from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, ArchCode, arch_name, parse_arch_code
+from edgeflownas.nas.arch_codec import ArchCode, arch_name, parse_arch_code
 from edgeflownas.train import checkpoint
 
 FIXED_ARCH_MODE = "fixed_arch"
@@ -42,24 +42,15 @@ class ExportSource:
 
 def resolve_arch(run_dir: Path, selector: Optional[str]) -> Optional[ArchCode]:
     """``baseline``, a code or name, or ``best`` / ``rank:N`` of ``<run>/search/front.json``; None if not given."""
-    if selector is None:
-        return None
-    if selector == "baseline":
-        return EDGEFLOWNET_BASELINE
-    if selector == "best" or selector.startswith("rank:"):
-        from edgeflownas.search.front import load_front, pick
+    from edgeflownas.search.front import select_code
 
-        code = pick(load_front(Path(run_dir) / "search"), selector)
-        if code is None:
-            raise ArchCodeError(f"--arch {selector!r}: expected 'best' or 'rank:N' with N a positive integer")
-        return code
-    return parse_arch_code(selector)
+    return None if selector is None else select_code(Path(run_dir), selector)
 
 
 def load_source(run_dir: Path, selector: Optional[str], which: str = "best",
                 log: Callable[[str], None] = lambda line: None) -> ExportSource:
     """The subnet ``selector`` names in ``run_dir``'s ``which`` checkpoint, with the run's batches."""
-    from edgeflownas.report.checkpoint_eval import checkpoint_dir
+    from edgeflownas.train.checkpoint_eval import checkpoint_dir
 
     ckpt_dir = checkpoint_dir(Path(run_dir), which)
     state = checkpoint.read_state(ckpt_dir)
@@ -75,7 +66,7 @@ def load_source(run_dir: Path, selector: Optional[str], which: str = "best",
 
 
 def _supernet_source(run_dir: Path, which: str, code: ArchCode, log: Callable[[str], None]) -> ExportSource:
-    from edgeflownas.report.checkpoint_eval import CheckpointEvaluator
+    from edgeflownas.train.checkpoint_eval import CheckpointEvaluator
 
     with CheckpointEvaluator(run_dir, which, log) as evaluator:
         metrics = evaluator.evaluate(code)  # leaves BN recalibrated for ``code`` in the session
@@ -89,8 +80,8 @@ def _fixed_arch_source(run_dir: Path, ckpt_dir: Path, state: Dict, selector: Opt
     import tensorflow as tf
 
     from edgeflownas.data.loader import open_source
-    from edgeflownas.report.checkpoint_eval import plan_from_state
-    from edgeflownas.train.session import eval_batches
+    from edgeflownas.train.plan import plan_from_state
+    from edgeflownas.train.eval_data import eval_batches
 
     config = resolve_mapping(state["config"], {}, origin=f"config stored in {ckpt_dir}").config
     code = parse_arch_code(config.model.fixed_arch_code)

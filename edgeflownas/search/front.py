@@ -139,3 +139,17 @@ def load_scored(search_dir: Path) -> List[Dict[str, Any]]:
 def searches_of_run(run_dir: Path) -> List[Path]:
     """Search directories inside a run directory (``search*/`` holding a front.json), sorted."""
     return sorted(path.parent for path in Path(run_dir).glob(f"search*/{FRONT_FILE}"))
+
+
+def select_code(run_dir: Path, selector: str, search_dir: Optional[Path] = None) -> ArchCode:
+    """``baseline``, a code or name, or ``best`` / ``rank:N`` of the run's search (``<run>/search`` by default)."""
+    from edgeflownas.errors import ArchCodeError
+    from edgeflownas.nas.arch_codec import parse_arch_code
+
+    text = selector.strip()
+    if text == "best" or text.startswith("rank:"):
+        code = pick(load_front(Path(search_dir) if search_dir is not None else Path(run_dir) / "search"), text)
+        if code is None:
+            raise ArchCodeError(f"--arch {selector!r}: expected 'best' or 'rank:N' with N a positive integer")
+        return code
+    return parse_arch_code(text)
