@@ -4,16 +4,15 @@ A target is a run directory, an experiment directory or an experiment name
 under ``--output_root``.  Submitted trials come from the submission log, with
 SLURM state and requeue count from ``sacct -D`` (every requeue leaves a
 REQUEUED record).  Every run directory adds epoch reached and best mean EPE
-(eval_epe_history.csv), the last checkpoint's global step, whether a process
+(eval_epe_history.csv, best by the run's own early-stop rule), the last checkpoint's global step, whether a process
 holds its lock (``.efnas.lock``, probed without taking it) and its log files.
+File names and the history reader are those of edgeflownas.train.run_dir, the format's owner.
 """
 
 from __future__ import annotations
 
-import csv
 import fcntl
 import json
-import math
 import re
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -21,17 +20,14 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from edgeflownas.errors import ConfigError, SubmitError
+from edgeflownas.train import run_dir as rd
+from edgeflownas.train.checkpoint import STATE_FILE
 from launcher import slurm
 from launcher.job import read_result
 from launcher.records import latest_by_trial, read_records, record_path
 
-# File names of the run directory (edgeflownas.train.run_dir and train.checkpoint own them; not imported, so
-# that status stays a few milliseconds of pure Python).
-HISTORY = "eval_epe_history.csv"
-MANIFEST = "train_manifest.json"
-LAST_STATE = ("supernet_last.ckpt", "state.json")
 TRAIN_LOG = "train.log"
-RUN_MARKERS = (MANIFEST, HISTORY, "supernet_last.ckpt", "supernet_best.ckpt", TRAIN_LOG)
+RUN_MARKERS = (rd.MANIFEST, rd.HISTORY, rd.LAST, rd.BEST, TRAIN_LOG)
 
 
 def check_experiment_name(name: str) -> None:
@@ -43,19 +39,47 @@ def check_experiment_name(name: str) -> None:
         raise ConfigError(f"experiment name '{name}' is invalid: letters, digits, '.', '_' and '-' only ({pattern})")
 
 
-def history_summary(run_dir: Path) -> tuple:
-    """(last epoch, best mean EPE, its column name) from eval_epe_history.csv; Nones if absent."""
-    path = Path(run_dir) / HISTORY
+def _read_json(path: Path) -> Optional[Dict[str, Any]]:
+    """A JSON object, or None while it is absent or half-written (status only shows what it can read)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _last_state(run_dir: Path) -> Optional[Dict[str, Any]]:
+    return _read_json(Path(run_dir) / rd.LAST / STATE_FILE)
+
+
+def _recorded_mean_column(run_dir: Path) -> Optional[str]:
+    manifest = _read_json(Path(run_dir) / rd.MANIFEST)
+    if manifest is None or not isinstance(manifest.get("eval"), dict) or "pool_size" not in manifest["eval"]:
+        return None
+    return rd.mean_column(rd.recorded_pool_size(manifest["eval"], Path(run_dir) / rd.MANIFEST))
+
+
+def history_summary(run_dir: Path) -> Tuple[Optional[int], Optional[float], Optional[str]]:
+    """(last epoch, best mean EPE, its column) from eval_epe_history.csv; Nones where nothing is recorded yet.
+
+    Best follows the run's own rule: the last epoch the trainer marked ``new_best`` (the early-stop rule, with
+    its min_delta), not the column's minimum; a history written before that column was added takes the
+    ``best_metric`` of supernet_last's state.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / rd.HISTORY
     if not path.is_file():
-        return None, None, "mean_epe_12"
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+        return None, None, _recorded_mean_column(run_dir)
+    columns, rows = rd.read_history(path)
+    column = rd.pool_mean_column_in(columns) or _recorded_mean_column(run_dir)
     if not rows:
-        return None, None, "mean_epe_12"
-    column = next((c for c in rows[0] if c.startswith("mean_epe_")), "mean_epe_12")
-    values = [float(r[column]) for r in rows if r.get(column) not in (None, "")]
-    finite = [v for v in values if math.isfinite(v)]
-    return int(rows[-1]["epoch"]), (min(finite) if finite else None), column
+        return None, None, column
+    if rd.NEW_BEST in columns:
+        best_row = rd.best_history_row(columns, rows)
+        best = best_row.get(column) if best_row is not None and column else None
+    else:
+        best = (_last_state(run_dir) or {}).get("best_metric")
+    return int(rows[-1]["epoch"]), best, column
 
 
 @dataclass(frozen=True)
@@ -68,7 +92,7 @@ class TrialStatus:
     requeues: Optional[int]
     epoch: Optional[int]
     best_epe: Optional[float]
-    best_column: str
+    best_column: Optional[str]
     last_step: Optional[int]
     finished: bool
     run_dir: Path
@@ -82,11 +106,8 @@ class TrialStatus:
 
 def last_checkpoint_step(run_dir: Path) -> Optional[int]:
     """global_step recorded in supernet_last.ckpt/state.json; None if there is no readable one."""
-    path = Path(run_dir).joinpath(*LAST_STATE)
-    try:
-        return int(json.loads(path.read_text(encoding="utf-8"))["global_step"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    step = (_last_state(run_dir) or {}).get("global_step")
+    return step if isinstance(step, int) else None
 
 
 def lock_holder(run_dir: Path) -> Optional[str]:
@@ -114,11 +135,9 @@ def lock_holder(run_dir: Path) -> Optional[str]:
 
 
 def _planned_epochs(run_dir: Path) -> Optional[int]:
-    path = Path(run_dir) / MANIFEST
-    try:
-        return int(json.loads(path.read_text(encoding="utf-8"))["resolved_config"]["train"]["num_epochs"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    manifest = _read_json(Path(run_dir) / rd.MANIFEST) or {}
+    epochs = manifest.get("resolved_config", {}).get("train", {}).get("num_epochs")
+    return epochs if isinstance(epochs, int) else None
 
 
 def run_status(run_dir: Path, trial: str, record: Optional[Mapping[str, Any]] = None,
@@ -172,7 +191,7 @@ def status_of(directory: Path) -> Tuple[List[TrialStatus], str]:
         return [run_status(directory, directory.name)], ""
     runs = sorted(child for child in directory.iterdir() if child.is_dir() and is_run_dir(child))
     if not runs:
-        raise SubmitError(f"no runs found in {directory}: expected a run directory ({MANIFEST}, {HISTORY}, "
+        raise SubmitError(f"no runs found in {directory}: expected a run directory ({rd.MANIFEST}, {rd.HISTORY}, "
                           "supernet_last.ckpt) or an experiment directory holding runs or "
                           f"{record_path(directory).name}")
     return [run_status(run, run.name) for run in runs], ""
@@ -201,7 +220,7 @@ def _cell(value: Any) -> str:
 
 def format_status(rows: List[TrialStatus], note: str = "") -> str:
     """Fixed-width table, one line per run, then each run's log files and lock holder."""
-    column = rows[0].best_column if rows else "mean_epe_12"
+    column = next((row.best_column for row in rows if row.best_column), "mean_epe")
     header = ["TRIAL", "JOB", "STATE", "REQUEUES", "EPOCH", f"BEST_{column.upper()}", "LAST_STEP", "FINISHED",
               "RUN_DIR"]
     table = [header] + [[

@@ -1,8 +1,9 @@
 """Read a training run directory's artifacts (design §6) into one typed object for reports.
 
 Every number a report shows comes from these files as written by the
-trainer: ``eval_epe_history.csv`` (parsed cell by cell; an empty cell, i.e. an
-epoch without pool evaluation, becomes ``None``), ``eval_pool_<n>.json``,
+trainer, through the readers of their owners: ``eval_epe_history.csv``
+(``run_dir.read_history``: an empty cell, i.e. an epoch without pool
+evaluation, becomes ``None``), ``eval_pool_<n>.json`` (n from the manifest's plan),
 ``fairness_counts.json``, ``train_manifest.json`` and the ``state.json`` of
 ``supernet_last.ckpt`` (early-stop counters).  A missing or malformed
 artifact is an error naming the file; nothing is guessed.
@@ -10,9 +11,7 @@ artifact is an error naming the file; nothing is guessed.
 
 from __future__ import annotations
 
-import csv
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -21,8 +20,6 @@ from edgeflownas.errors import CheckpointError
 from edgeflownas.nas.arch_codec import ArchCode, arch_name
 from edgeflownas.nas.eval_pool import load_pool, pool_file_name
 from edgeflownas.train import checkpoint, run_dir as rd
-
-INT_COLUMNS = ("epoch", "global_step", "fairness_gap")
 
 
 @dataclass(frozen=True)
@@ -85,46 +82,18 @@ def read_json(path: Path) -> Dict[str, Any]:
     return doc
 
 
-def _cell(path: Path, line: int, column: str, text: str) -> Optional[float]:
-    if text == "":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise CheckpointError(f"{path} line {line}, column {column}: {text!r} is not a number") from None
-    if column in INT_COLUMNS and math.isfinite(value):
-        return int(value)
-    return value
-
-
-def read_history(path: Path) -> Tuple[List[str], List[Dict[str, Optional[float]]]]:
-    """(columns, rows) of eval_epe_history.csv with numeric cells; CheckpointError if missing/malformed."""
-    path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            columns = list(reader.fieldnames or [])
-            rows = [{key: _cell(path, number, key, text or "") for key, text in raw.items()}
-                    for number, raw in enumerate(reader, start=2)]
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} is missing: the run has not finished an epoch yet, "
-                              "or this is not an efnas run directory") from None
-    if "epoch" not in columns:
-        raise CheckpointError(f"{path} has no 'epoch' column (found: {', '.join(columns) or 'nothing'})")
-    if not rows:
-        raise CheckpointError(f"{path} has a header but no epoch rows: the run has not finished an epoch yet")
-    return columns, rows
-
-
 def load_run(run_dir: Path) -> RunData:
     """Read every artifact of a run directory; CheckpointError naming the first missing or bad one."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"run directory {run_dir} does not exist (expected <output_root>/<experiment>)")
     manifest = read_json(run_dir / rd.MANIFEST)
-    pool_size = int(manifest.get("eval", {}).get("pool_size", 12))
+    pool_size = rd.recorded_pool_size(manifest.get("eval"), run_dir / rd.MANIFEST)
     pool_seed, pool = load_pool(run_dir / pool_file_name(pool_size))
-    columns, history = read_history(run_dir / rd.HISTORY)
+    columns, history = rd.read_history(run_dir / rd.HISTORY)
+    if not history:
+        raise CheckpointError(f"{run_dir / rd.HISTORY} has a header but no epoch rows: the run has not finished "
+                              "an epoch yet")
     missing = [f"epe_{arch_name(code)}" for code in pool if f"epe_{arch_name(code)}" not in columns]
     if missing:
         raise CheckpointError(f"{run_dir / rd.HISTORY} lacks columns {', '.join(missing)} of the pool in "

@@ -23,7 +23,9 @@ resumed, and ``move_aside`` is the only way an old run makes room (renamed to
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 import os
 import platform
 import shutil
@@ -32,13 +34,14 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from edgeflownas.atomic_io import write_csv_atomic, write_json_atomic
 from edgeflownas.config import ResolvedConfig, repo_root
 from edgeflownas.config_types import ExperimentConfig
+from edgeflownas.errors import CheckpointError
 from edgeflownas.nas.arch_codec import BLOCK_NAMES, ArchCode, arch_name
 from edgeflownas.nas.fair_sampler import PATHS_PER_CYCLE, fairness_gap
 from edgeflownas.train.checkpoint import MODEL_PREFIX, STATE_FILE, has_checkpoint
@@ -50,6 +53,9 @@ FAIRNESS = "fairness_counts.json"
 LAST = "supernet_last.ckpt"
 BEST = "supernet_best.ckpt"
 TENSORBOARD = "tensorboard"
+MEAN_PREFIX = "mean_epe_"
+NEW_BEST = "new_best"
+INT_COLUMNS = ("epoch", "global_step", "fairness_gap")  # read back as int; every other cell is a float
 # Artifacts that hold trained numbers; a start that would write over any of them is refused.
 RESULTS = (LAST, BEST, HISTORY, FAIRNESS)
 
@@ -64,7 +70,7 @@ def run_dir_for(experiment: ExperimentConfig) -> Path:
 
 def mean_column(pool_size: int) -> str:
     """Name of the pool-mean EPE column, ``mean_epe_12`` for the default pool."""
-    return f"mean_epe_{pool_size}"
+    return f"{MEAN_PREFIX}{pool_size}"
 
 
 def std_column(pool_size: int) -> str:
@@ -78,13 +84,63 @@ def history_header(pool: Sequence[ArchCode]) -> List[str]:
     return [
         "epoch", "global_step", "train_loss_epoch_avg",
         "train_grad_norm_before_clip_epoch_avg", "train_grad_norm_after_clip_epoch_avg", "lr",
-        mean_column(len(pool)), std_column(len(pool)), "fairness_gap", "skipped_steps", "new_best",
+        mean_column(len(pool)), std_column(len(pool)), "fairness_gap", "skipped_steps", NEW_BEST,
     ] + [f"epe_{arch_name(code)}" for code in pool]
 
 
 def write_history(run_dir: Path, pool: Sequence[ArchCode], rows: Sequence[Mapping[str, Any]]) -> None:
     """Rewrite eval_epe_history.csv from the full list of epoch rows."""
     write_csv_atomic(Path(run_dir) / HISTORY, history_header(pool), rows)
+
+
+def _cell(path: Path, line: int, column: str, text: str) -> Optional[float]:
+    if text == "":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise CheckpointError(f"{path} line {line}, column {column}: {text!r} is not a number") from None
+    if column in INT_COLUMNS and math.isfinite(value):
+        return int(value)
+    return value
+
+
+def read_history(path: Path) -> Tuple[List[str], List[Dict[str, Optional[float]]]]:
+    """(columns, rows) of eval_epe_history.csv, cells as numbers (empty: None); CheckpointError if missing/malformed."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            columns = list(reader.fieldnames or [])
+            rows = [{key: _cell(path, number, key, text or "") for key, text in raw.items()}
+                    for number, raw in enumerate(reader, start=2)]
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing: the run has not finished an epoch yet, "
+                              "or this is not an efnas run directory") from None
+    if "epoch" not in columns:
+        raise CheckpointError(f"{path} has no 'epoch' column (found: {', '.join(columns) or 'nothing'})")
+    return columns, rows
+
+
+def pool_mean_column_in(columns: Sequence[str]) -> Optional[str]:
+    """The ``mean_epe_<pool size>`` column among a history's columns, or None."""
+    return next((column for column in columns if column.startswith(MEAN_PREFIX)), None)
+
+
+def best_history_row(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
+    """The row of the run's best epoch by its own rule (the last one marked new_best); None if none is marked."""
+    if NEW_BEST not in columns:
+        return None
+    marked = [row for row in rows if row.get(NEW_BEST) == 1]
+    return marked[-1] if marked else None
+
+
+def recorded_pool_size(plan: Any, where: Path) -> int:
+    """pool_size of a recorded evaluation plan: a manifest's ``eval`` or a checkpoint state's ``plan``."""
+    if not isinstance(plan, dict) or not isinstance(plan.get("pool_size"), int):
+        raise CheckpointError(f"{where} records no evaluation plan with an integer pool_size (found {plan!r}): "
+                              "written by an older efnas, or not a training artifact")
+    return plan["pool_size"]
 
 
 def fairness_document(counts: np.ndarray, complete_cycles: int, seed: int) -> Dict[str, Any]:

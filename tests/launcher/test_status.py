@@ -8,16 +8,37 @@ from launcher.records import append_records, latest_by_trial, read_records
 from launcher.status import experiment_status, format_status, history_summary
 
 
-def _history(run_dir, rows):
+def _history(run_dir, rows, new_best=True):
+    """eval_epe_history.csv with rows (epoch, mean EPE[, new_best]); every epoch a new best unless marked 0."""
     run_dir.mkdir(parents=True)
-    lines = ["epoch,global_step,mean_epe_12,std_epe_12"] + [f"{e},{e * 4},{m},0.1" for e, m in rows]
+    header = "epoch,global_step,mean_epe_12,std_epe_12" + (",new_best" if new_best else "")
+    lines = [header] + [f"{r[0]},{r[0] * 4},{r[1]},0.1" + (f",{r[2] if len(r) > 2 else 1}" if new_best else "")
+                        for r in rows]
     (run_dir / "eval_epe_history.csv").write_text("\n".join(lines) + "\n")
 
 
 def test_history_gives_last_epoch_and_best_mean_epe(tmp_path):
-    _history(tmp_path / "run", [(1, 3.5), (2, 2.25), (3, 2.5)])
+    _history(tmp_path / "run", [(1, 3.5), (2, 2.25), (3, 2.5, 0)])
     assert history_summary(tmp_path / "run") == (3, 2.25, "mean_epe_12")
-    assert history_summary(tmp_path / "none") == (None, None, "mean_epe_12")
+    assert history_summary(tmp_path / "none") == (None, None, None)
+
+
+def test_best_is_the_runs_own_best_not_the_column_minimum(tmp_path):
+    # 2.2 is below 2.25 by less than early_stop.min_delta: the trainer did not count it as a new best.
+    _history(tmp_path / "run", [(1, 3.5), (2, 2.25), (3, 2.2, 0)])
+    assert history_summary(tmp_path / "run") == (3, 2.25, "mean_epe_12")
+
+
+def test_history_without_new_best_takes_the_checkpoint_best_and_the_plan_names_the_column(tmp_path):
+    run = tmp_path / "old"
+    _history(run, [(1, 3.5), (2, 2.25), (3, 2.2)], new_best=False)
+    (run / "supernet_last.ckpt").mkdir()
+    (run / "supernet_last.ckpt" / "state.json").write_text(json.dumps({"global_step": 12, "best_metric": 2.25}))
+    assert history_summary(run) == (3, 2.25, "mean_epe_12")
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "train_manifest.json").write_text(json.dumps({"eval": {"pool_size": 3}}))
+    assert history_summary(fresh) == (None, None, "mean_epe_3")
 
 
 def test_latest_record_per_trial_wins(tmp_path):
