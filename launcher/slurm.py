@@ -40,27 +40,27 @@ def mem_string(mem_gb: float) -> str:
     return f"{int(mem_gb)}GB" if float(mem_gb).is_integer() else f"{int(mem_gb * 1024)}MB"
 
 
-def sbatch_parameters(slurm: SlurmConfig, job_name: str, setup: Sequence[str] = (),
-                      teardown: Sequence[str] = ()) -> Dict[str, Any]:
-    """submitit SlurmExecutor parameters (sbatch-native names) for one submission."""
-    params: Dict[str, Any] = {
-        "job_name": job_name,
-        "time": slurm.time_min,
-        "nodes": slurm.nodes,
-        "cpus_per_task": slurm.cpus_per_task,
-        "mem": mem_string(slurm.mem_gb),
-        "signal_delay_s": slurm.signal_delay_s,
-        "array_parallelism": slurm.array_parallelism,
-    }
-    if list(slurm.setup) + list(setup):
-        params["setup"] = list(slurm.setup) + list(setup)
-    if teardown:
-        params["teardown"] = list(teardown)
+def resource_parameters(slurm: SlurmConfig) -> Dict[str, Any]:
+    """The config's sbatch resources, sbatch-native names in #SBATCH order (the one config -> sbatch mapping)."""
+    params: Dict[str, Any] = {"time": slurm.time_min, "nodes": slurm.nodes, "cpus_per_task": slurm.cpus_per_task,
+                              "mem": mem_string(slurm.mem_gb)}
     if slurm.gpus_per_node:
         params["gpus_per_node"] = slurm.gpus_per_node
     for key in ("partition", "account", "qos"):
         if getattr(slurm, key):
             params[key] = getattr(slurm, key)
+    return params
+
+
+def sbatch_parameters(slurm: SlurmConfig, job_name: str, setup: Sequence[str] = (),
+                      teardown: Sequence[str] = ()) -> Dict[str, Any]:
+    """submitit SlurmExecutor parameters (sbatch-native names) for one submission."""
+    params: Dict[str, Any] = {"job_name": job_name, **resource_parameters(slurm),
+                              "signal_delay_s": slurm.signal_delay_s, "array_parallelism": slurm.array_parallelism}
+    if list(slurm.setup) + list(setup):
+        params["setup"] = list(slurm.setup) + list(setup)
+    if teardown:
+        params["teardown"] = list(teardown)
     if slurm.additional_parameters:
         params["additional_parameters"] = dict(slurm.additional_parameters)
     return params

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from edgeflownas.config_types import SlurmConfig
-from launcher.slurm import mem_string, sbatch_flag
+from launcher.slurm import resource_parameters, sbatch_flag
 
 SMOKE_COMMAND = ("efnas", "train", "--gpu_device", "0", "--num_epochs", "2", "--batch_size", "32", "--lr", "1e-4",
                  "--config", "configs/supernet_fc2_180x240.yaml", "--fast_mode")
@@ -26,14 +26,9 @@ TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "hpc_smoke.sbatc
 
 
 def _resource_lines(slurm: SlurmConfig) -> List[str]:
-    lines = ["#SBATCH --job-name=efnas-smoke", f"#SBATCH --time={slurm.time_min}", f"#SBATCH --nodes={slurm.nodes}",
-             f"#SBATCH --cpus-per-task={slurm.cpus_per_task}", f"#SBATCH --mem={mem_string(slurm.mem_gb)}"]
-    if slurm.gpus_per_node:
-        lines.append(f"#SBATCH --gpus-per-node={slurm.gpus_per_node}")
-    for key in ("partition", "account", "qos"):
-        if getattr(slurm, key):
-            lines.append(f"#SBATCH --{key}={getattr(slurm, key)}")
-    return lines + [sbatch_flag(key, value) for key, value in sorted(slurm.additional_parameters.items())]
+    resources = {"job_name": "efnas-smoke", **resource_parameters(slurm)}
+    return ([sbatch_flag(key, value) for key, value in resources.items()]
+            + [sbatch_flag(key, value) for key, value in sorted(slurm.additional_parameters.items())])
 
 
 def smoke_template(slurm: SlurmConfig) -> str:
