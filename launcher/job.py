@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 import submitit
-from submitit.core.job_environment import JobEnvironment
 
 from edgeflownas.train.interrupt import StopRequest, deferred_signals
+from launcher import submitit_private
 
 RESULT_FILE = "launch_result.json"
 
@@ -70,7 +70,7 @@ class TrainingJob(submitit.helpers.Checkpointable):
         resolved = dataclasses.replace(resolved, path=self.config_path)
         print(f"efnas job: run_dir={run_dir} slurm_job={os.environ.get('SLURM_JOB_ID')} "
               f"restart_count={os.environ.get('SLURM_RESTART_COUNT', '0')}", flush=True)
-        usr_sig = JobEnvironment._usr_sig()
+        usr_sig = submitit_private.usr_signal()
         with deferred_signals([usr_sig], StopRequest()) as stop:
             result = run_training(resolved, run_dir, stop=stop)
         if result.interrupted_by:

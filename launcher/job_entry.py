@@ -22,34 +22,31 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
+from launcher import submitit_private
 from launcher.container import REQUEUE_FLAG_ENV
 
 
 def requeue(env, countdown: int) -> None:
-    """Replacement of SlurmJobEnvironment._requeue (see the module docstring)."""
-    from submitit.core.logger import get_logger
-
+    """Replacement of submitit's SLURM requeue (see the module docstring), installed by ``main``."""
     flag = os.environ.get(REQUEUE_FLAG_ENV)
     if flag:
         stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
         Path(flag).write_text(f"job {env.job_id} asked for a requeue at {stamp} ({countdown} timeouts left)\n")
-        get_logger().info(f"Requeue of job {env.job_id} requested from the host side ({countdown} remaining timeouts)")
+        submitit_private.submitit_logger().info(
+            f"Requeue of job {env.job_id} requested from the host side ({countdown} remaining timeouts)")
         return
     previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)  # inherited by the scontrol child across exec
     try:
         subprocess.run(["scontrol", "requeue", env.job_id], check=True, timeout=60)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    get_logger().info(f"Requeued job {env.job_id} ({countdown} remaining timeouts)")
+    submitit_private.submitit_logger().info(f"Requeued job {env.job_id} ({countdown} remaining timeouts)")
 
 
 def main() -> None:
-    """Patch the requeue call, then run submitit's job runner."""
-    from submitit.core.submission import submitit_main
-    from submitit.slurm.slurm import SlurmJobEnvironment
-
-    SlurmJobEnvironment._requeue = requeue
-    submitit_main()
+    """Install the requeue above, then run submitit's job runner."""
+    submitit_private.install_requeue(requeue)
+    submitit_private.run_submitit_main()
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from typing import Any, Dict, Iterable, List, Sequence
 
 from edgeflownas.config_types import SlurmConfig
 from edgeflownas.errors import SubmitError
+from launcher import submitit_private
 
 JOB_ENTRY = "launcher.job_entry"  # submitit.core._submit with a sturdier requeue
 ACTIVE_STATES = frozenset({"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING",
@@ -84,23 +85,16 @@ def submitit_command(python: str, folder: Path) -> str:
 
 def render_sbatch(params: Dict[str, Any], folder: Path, python: str, array_size: int) -> str:
     """The sbatch script submitit would write for these parameters (used by --dry_run)."""
-    from submitit.slurm.slurm import _make_sbatch_string
-
-    return _make_sbatch_string(command=submitit_command(python, folder), folder=folder,
-                               map_count=array_size if array_size > 1 else None, **params)
+    return submitit_private.make_sbatch_string(submitit_command(python, folder), folder,
+                                               array_size if array_size > 1 else None, **params)
 
 
 def make_executor(folder: Path, max_num_timeout: int, python: str, params: Dict[str, Any]):
     """A submitit SlurmExecutor whose job command is ``<python> -u -m launcher.job_entry <folder>``."""
     require_command("sbatch")
-    from submitit.slurm.slurm import SlurmExecutor
-
-    class EfnasSlurmExecutor(SlurmExecutor):
-        @property
-        def _submitit_command_str(self) -> str:
-            return submitit_command(self.python, self.folder)
-
-    executor = EfnasSlurmExecutor(folder, max_num_timeout=max_num_timeout, python=python)
+    executor_class = submitit_private.executor_class(lambda executor: submitit_command(executor.python,
+                                                                                       executor.folder))
+    executor = executor_class(folder, max_num_timeout=max_num_timeout, python=python)
     executor.update_parameters(**params)
     return executor
 
@@ -132,10 +126,8 @@ class JobState:
 
 
 def _expand(job_id: str) -> List[str]:
-    from submitit.slurm.slurm import read_job_id
-
     keys = []
-    for part in read_job_id(job_id):
+    for part in submitit_private.read_job_id(job_id):
         if len(part) == 3:
             keys.extend(f"{part[0]}_{i}" for i in range(int(part[1]), int(part[2]) + 1))
         else:
