@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from edgeflownas.config_check import validate, validation_errors  # noqa: F401  (validation_errors: public here too)
+from edgeflownas import config_check
 from edgeflownas.config_types import SECTION_TYPES, Config
 from edgeflownas.errors import ConfigError
 
@@ -211,7 +211,7 @@ def resolve_mapping(
     for dotted, value in given.items():
         set_dotted(values, dotted, value)
         sources[dotted] = given.source(dotted)
-    validate(values, origin, given.options)
+    config_check.validate(values, load_schema(), origin, given.options)
     _fill_defaults(values, load_schema(), "", sources)
     return ResolvedConfig(to_dataclasses(values), values, sources, None)
 

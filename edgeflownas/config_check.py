@@ -9,7 +9,7 @@ option that set it; rules JSON Schema cannot state locally are checked here too.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 from edgeflownas.errors import ConfigError
 
@@ -94,13 +94,10 @@ def _non_finite(node: Any, prefix: str = "") -> List[Tuple[str, str]]:
     return found
 
 
-def _validation_problems(raw: Mapping[str, Any], schema: Optional[Dict[str, Any]] = None) -> List[Tuple[str, str]]:
+def _validation_problems(raw: Mapping[str, Any], schema: Mapping[str, Any]) -> List[Tuple[str, str]]:
     """(path, readable line) of every violation of ``raw``, in document order."""
     import jsonschema
 
-    from edgeflownas.config import load_schema
-
-    schema = schema or load_schema()
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(raw), key=lambda e: [str(p) for p in e.absolute_path])
     problems = [problem for error in errors for problem in _describe(error, schema)]
@@ -110,7 +107,7 @@ def _validation_problems(raw: Mapping[str, Any], schema: Optional[Dict[str, Any]
     return problems
 
 
-def validation_errors(raw: Mapping[str, Any], schema: Optional[Dict[str, Any]] = None) -> List[str]:
+def validation_errors(raw: Mapping[str, Any], schema: Mapping[str, Any]) -> List[str]:
     """All schema violations of ``raw`` as readable lines, in document order."""
     return [line for _, line in _validation_problems(raw, schema)]
 
@@ -131,13 +128,14 @@ def _cross_field_errors(raw: Mapping[str, Any]) -> List[Tuple[str, str]]:
     return lines
 
 
-def validate(raw: Mapping[str, Any], origin: str = "config", options: Optional[Mapping[str, str]] = None) -> None:
-    """Raise one ConfigError that lists every violation of ``raw``; ``options`` maps CLI-set keys to their option.
+def validate(raw: Mapping[str, Any], schema: Mapping[str, Any], origin: str = "config",
+             options: Optional[Mapping[str, str]] = None) -> None:
+    """Raise one ConfigError listing every violation of ``raw`` against ``schema``; ``options``: CLI key -> option.
 
     A value that came from the command line is blamed on its option (``--lr``),
     not on the config file it was merged into.
     """
-    problems = _validation_problems(raw)
+    problems = _validation_problems(raw, schema)
     if not problems:
         return
     blamed = [_blame(path, options or {}) for path, _ in problems]
