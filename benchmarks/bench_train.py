@@ -74,7 +74,7 @@ def main(argv=None) -> int:
         graph_tf = tf.Graph()
         with graph_tf.as_default():
             tf.compat.v1.set_random_seed(args.seed)
-            graph = TrainGraph(cfg, plan)
+            graph = TrainGraph(cfg.model, cfg.loss, cfg.train, (cfg.data.input_height, cfg.data.input_width), plan)
         sess = tf.compat.v1.Session(graph=graph_tf)
         sess.run(graph.init_op)
         batch = source.get_batch(range(args.batch))

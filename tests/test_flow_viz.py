@@ -7,7 +7,7 @@ import colorsys
 import numpy as np
 import pytest
 
-from edgeflownas.report.flow_viz import (
+from edgeflownas.flow_viz import (
     color_wheel, endpoint_error, error_to_rgb, flow_magnitude_max, flow_to_rgb, wheel_legend,
 )
 

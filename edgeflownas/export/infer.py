@@ -16,7 +16,7 @@ import numpy as np
 from edgeflownas.data.io import read_image_rgb, write_flo, write_image_rgb
 from edgeflownas.errors import DataError
 from edgeflownas.export.model import ExportedModel
-from edgeflownas.report.flow_viz import flow_magnitude_max, flow_to_rgb, wheel_legend
+from edgeflownas.flow_viz import flow_magnitude_max, flow_to_rgb, wheel_legend
 
 FC2_IMG0 = re.compile(r"^(\d{7})-img_0\.png$")
 LEGEND_SIZE = 81

@@ -34,9 +34,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-BN_TRAIN = 0
-BN_INFER = 1
-BN_RECAL = 2
+from edgeflownas.model.bn_modes import BN_INFER, BN_RECAL, BN_TRAIN  # noqa: F401  (public here too)
 
 # Higher than Keras' 0.99 default because the moving statistics of a shared
 # BN follow a different path every step; evaluation recalibrates them anyway.

@@ -1,6 +1,6 @@
 """Forward random arch codes through one supernet and check the three output shapes.
 
-    python -m edgeflownas.nas.model_shape_check --h 180 --w 240 --batch 2 [--codes 20] [--seed 0]
+    python -m edgeflownas.model.shape_check --h 180 --w 240 --batch 2 [--codes 20] [--seed 0]
 
 Builds the supernet once (model section of the shipped config, or ``--config``),
 then runs one inference forward pass per arch code: ``--codes`` codes drawn from
@@ -19,7 +19,9 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from edgeflownas.config import resolve
 from edgeflownas.errors import EfnasError
+from edgeflownas.model.bn_modes import BN_INFER
 from edgeflownas.nas.arch_codec import NUM_BLOCKS, NUM_OPTIONS, ArchCode, arch_name, format_code
 
 Shape = Tuple[int, ...]
@@ -39,10 +41,10 @@ def expected_shapes(batch: int, height: int, width: int) -> List[Shape]:
 def check_shapes(height: int, width: int, batch: int, codes: Sequence[ArchCode],
                  config_path: Optional[Path] = None, seed: int = 0) -> List[Tuple[ArchCode, List[Shape], bool]]:
     """Run every code through one supernet; per code its output shapes and whether they are as expected."""
+    # TensorFlow only when the check runs, so --help stays quick.
     import tensorflow as tf
 
-    from edgeflownas.config import resolve
-    from edgeflownas.model.supernet import BN_INFER, Supernet
+    from edgeflownas.model.supernet import Supernet
 
     cfg = resolve(config_path).config
     rng = np.random.default_rng(seed)

@@ -62,7 +62,7 @@ def best_pool_subnet(run: RunData, epoch: int) -> tuple:
 def flow_section(run: RunData, which: str, count: int, log: Callable[[str], None],
                  data_overrides: Optional[Dict[str, Any]] = None) -> FlowSection:
     """Evaluate the baseline and the best pool subnet at checkpoint ``which``; predict ``count`` fixed samples."""
-    from edgeflownas.report.checkpoint_eval import CheckpointEvaluator
+    from edgeflownas.train.checkpoint_eval import CheckpointEvaluator
 
     with CheckpointEvaluator(run.run_dir, which, log, data_overrides) as evaluator:
         best, best_logged, logged_epoch = best_pool_subnet(run, evaluator.epoch)

@@ -89,13 +89,13 @@ def evaluate_run(run_dir: Path, selection: Sequence[str], which: str = "best",
                  log: Callable[[str], None] = lambda line: None,
                  data_overrides: Optional[Mapping[str, Any]] = None) -> EvalReport:
     """Evaluate the selected subnets at checkpoint ``which`` of ``run_dir`` (see ``CheckpointEvaluator``)."""
-    from edgeflownas.report.checkpoint_eval import CheckpointEvaluator, checkpoint_dir
+    from edgeflownas.train.checkpoint_eval import CheckpointEvaluator, checkpoint_dir
 
-    from edgeflownas.train import checkpoint
+    from edgeflownas.train import checkpoint, run_dir as run_dir_format
 
     run_dir = Path(run_dir)
     state = checkpoint.read_state(checkpoint_dir(run_dir, which))
-    pool_size = int(state.get("plan", {}).get("pool_size", 12))
+    pool_size = run_dir_format.recorded_pool_size(state.get("plan"), checkpoint_dir(run_dir, which))
     codes = resolve_selection(selection, lambda: load_pool(run_dir / pool_file_name(pool_size))[1])
     costs = {code: dict(cost(code)) for code in codes} if cost is not None else {}
     with CheckpointEvaluator(run_dir, which, log, data_overrides) as evaluator:

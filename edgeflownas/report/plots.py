@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 import numpy as np
 
 from edgeflownas.nas.arch_codec import BLOCK_NAMES
-from edgeflownas.report.flow_viz import endpoint_error, error_to_rgb, flow_magnitude_max, flow_to_rgb, wheel_legend
+from edgeflownas.flow_viz import endpoint_error, error_to_rgb, flow_magnitude_max, flow_to_rgb, wheel_legend
 from edgeflownas.report.ranking import TauStep, ranks
 from edgeflownas.report.run_data import RunData
 

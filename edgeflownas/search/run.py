@@ -98,7 +98,7 @@ class LocalEvaluation:
                            scoring=dict(scoring), seconds=round(seconds, 4)))
 
     def _open(self):
-        from edgeflownas.report.checkpoint_eval import CheckpointEvaluator
+        from edgeflownas.train.checkpoint_eval import CheckpointEvaluator
 
         if self.evaluator is None:
             evaluator = CheckpointEvaluator(self.run_dir, self.which, lambda line: None, self.data_overrides)
@@ -162,7 +162,8 @@ def run_search(request: SearchRequest, log: Callable[[str], None] = lambda line:
     ``remote`` scores candidates elsewhere (a SLURM job array writing to the same store); by default they are
     scored in this process.
     """
-    from edgeflownas.report.checkpoint_eval import checkpoint_dir, plan_from_state
+    from edgeflownas.train.checkpoint_eval import checkpoint_dir
+    from edgeflownas.train.plan import plan_from_state
 
     request.settings.check()
     constraints = [parse_constraint(text) for text in request.constraints]

@@ -28,16 +28,18 @@ Start modes, read from artifacts only:
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
 from edgeflownas.config import ResolvedConfig, flatten
+from edgeflownas.data.loader import open_source
+from edgeflownas.data.shards import MANIFEST_NAME, ids_digest
 from edgeflownas.errors import CheckpointError, DataError, EmptySplitError
 from edgeflownas.nas.eval_pool import build_pool, load_pool, pool_file_name, save_pool
 from edgeflownas.train import checkpoint, run_dir as rd
 from edgeflownas.train.interrupt import StopRequest
 from edgeflownas.train.plan import TrainPlan, make_plan
+from edgeflownas.train.state import OpenedData, RunSetup, TrainResult
 from edgeflownas.train.start import (RunClaim, RunLog, absolute_paths, check_relative_resume, check_same_data,
                                      decide_start, recorded_data_paths)
 
@@ -50,28 +52,12 @@ RESUME_FREE_KEYS = ("experiment.output_root", "data.source", "data.train_dir", "
                     "early_stop.", "eval.every_n_epochs", "eval.flow_pictures", "runtime.", "checkpoint.", "slurm.")
 
 
-@dataclass(frozen=True)
-class TrainResult:
-    """What a training invocation achieved."""
-
-    epochs_done: int
-    global_step: int
-    best_mean_epe: Optional[float]
-    best_epoch: Optional[int]
-    stopped_early: bool
-    run_dir: Path
-    history: List[Dict[str, Any]]
-    interrupted_by: Optional[str] = None  # signal name when a stop request ended the run early
-
-
-def open_data(resolved: ResolvedConfig, log: Callable[[str], None]) -> Tuple[Any, Any, Dict[str, Any]]:
+def open_data(resolved: ResolvedConfig, log: Callable[[str], None]) -> OpenedData:
     """Open (and thereby check) the train/val sources; DataError if a split is empty or has a bad sample.
 
     Opening a folder source scans every sample (existence, PNG and .flo headers); a
     shard source checks its manifest.  Either refuses empty splits and bad samples.
     """
-    from edgeflownas.data.loader import open_source
-
     data = resolved.config.data
     sources = {}
     for split in ("train", "val"):
@@ -87,7 +73,7 @@ def open_data(resolved: ResolvedConfig, log: Callable[[str], None]) -> Tuple[Any
         log(f"{split}_samples={len(sources[split])} ({data.source}: {where})")
         if len(sources[split]) == 0:
             raise DataError(f"{split}_samples == 0 in {where}: point --{split}_dir at an FC2 '{split}' folder")
-    return sources["train"], sources["val"], data_description(resolved, sources["train"], sources["val"])
+    return OpenedData(sources["train"], sources["val"], data_description(resolved, sources["train"], sources["val"]))
 
 
 def data_description(resolved: ResolvedConfig, train: Any, val: Any) -> Dict[str, Any]:
@@ -97,11 +83,8 @@ def data_description(resolved: ResolvedConfig, train: Any, val: Any) -> Dict[str
                             "shards_dir": data.shards_dir, "input_height": data.input_height,
                             "input_width": data.input_width, "train_samples": len(train), "val_samples": len(val)}
     for split, source in (("train", train), ("val", val)):
-        ids = "\n".join(source.sample_ids).encode("utf-8")
-        info[f"{split}_sample_ids_sha256"] = hashlib.sha256(ids).hexdigest()
+        info[f"{split}_sample_ids_sha256"] = ids_digest(source.sample_ids)
     if data.source == "shards":
-        from edgeflownas.data.shards import MANIFEST_NAME
-
         manifest = Path(data.shards_dir) / MANIFEST_NAME
         info["shards_manifest_sha256"] = hashlib.sha256(manifest.read_bytes()).hexdigest()
     return info
@@ -165,30 +148,30 @@ def run_training(resolved: ResolvedConfig, run_dir: Optional[Path] = None, stop:
         state_doc = checkpoint.read_state(start.source) if start.mode == "resume" else None
         if state_doc is not None:
             resolved = recorded_data_paths(resolved, configured, state_doc, log)
-        train_source, val_source, data_info = open_data(resolved, log)
+        data = open_data(resolved, log)
         try:
-            plan = make_plan(cfg, len(train_source), len(val_source))
+            plan = make_plan(cfg, len(data.train), len(data.val))
             for notice in plan.notices:
                 log(f"notice: {notice}")
             if state_doc is not None:
                 check_resumable(state_doc, resolved, plan, start.source)
-                check_same_data(state_doc, data_info, start.source, log)
+                check_same_data(state_doc, data.info, start.source, log)
             if start.source is not None:  # intact files, finite variables, same architecture (issue 11)
                 checkpoint.verify_checkpoint(start.source, resolved.values)
             claim.accept(start.move_aside)
             pool = prepare_pool(start.mode, run_dir, cfg.experiment.seed, plan.pool_size)
         except BaseException:
-            train_source.close()
-            val_source.close()
+            data.close()
             raise
         log(f"plan: batch_size={plan.batch_size} steps_per_epoch={plan.steps_per_epoch} num_epochs={plan.num_epochs} "
             f"planned_steps={plan.planned_steps} paths_per_step={plan.paths_per_step} "
             f"eval: pool={plan.pool_size} bn_recal_batches={plan.recal_batches} val_batches={plan.val_batches} "
             f"x batch {plan.eval_batch_size}")
+        # TensorFlow is imported only now: everything above fails fast without it.
         from edgeflownas.train.session import train_session
 
-        return train_session(resolved, plan, run_dir, start.mode, start.source, state_doc, pool,
-                             train_source, val_source, data_info, log, stop)
+        setup = RunSetup(resolved, plan, run_dir, pool, start.mode, start.source, state_doc)
+        return train_session(setup, data, log, stop)
 
 
 def main_summary(result: TrainResult) -> str:

@@ -3,11 +3,12 @@
 Everything that decides the number is taken from the run, not re-chosen:
 the config and the evaluation plan come from the checkpoint's ``state.json``;
 the BN-recalibration batches and validation batches come from the trainer's
-own ``eval_batches`` (same seed, same sorted validation split); the EPE comes
+own ``eval_data.eval_batches`` (same seed, same sorted validation split); the EPE comes
 from the trainer's ``PoolEvaluator.evaluate_subnet`` (reset, recalibrate on the
-fixed training batches as a true average, measure in BN_INFER), run on an
-``EvalGraph`` (the trainer's graph without gradients and optimizer, restored
-from the checkpoint).  So a pool subnet evaluated here reproduces the EPE
+fixed training batches as a true average, measure in BN_INFER), run on the
+``graph.EvalGraph`` the trainer's ``TrainGraph`` extends, restored from the
+checkpoint.  ``efnas eval``, search and export all evaluate through this class;
+importing it does not import TensorFlow (entering it does).  So a pool subnet evaluated here reproduces the EPE
 logged for it at that checkpoint.
 
 Outlier rates need per-pixel errors, which the trainer's scalar EPE does not
@@ -18,7 +19,6 @@ mean equals the trainer's EPE).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,11 +27,16 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from edgeflownas.config import resolve_mapping
-from edgeflownas.config_types import Config
+from edgeflownas.data.loader import open_source
+from edgeflownas.data.shards import ids_digest
 from edgeflownas.errors import CheckpointError, DataError
+from edgeflownas.flow_viz import endpoint_error
+from edgeflownas.model.bn_modes import BN_INFER
 from edgeflownas.nas.arch_codec import ArchCode, arch_name
-from edgeflownas.report.flow_viz import endpoint_error
 from edgeflownas.train import checkpoint, run_dir as rd
+from edgeflownas.train.eval_data import eval_batches, picture_indices
+from edgeflownas.train.evaluate import PoolEvaluator
+from edgeflownas.train.plan import plan_from_state
 
 OUTLIER_THRESHOLDS = (1.0, 3.0, 5.0)
 CHECKPOINTS = {"best": rd.BEST, "last": rd.LAST}
@@ -68,63 +73,17 @@ def checkpoint_dir(run_dir: Path, which: str) -> Path:
     return path
 
 
-def plan_from_state(state: Dict[str, Any], where: Path):
-    """The TrainPlan the checkpoint was trained and evaluated with."""
-    from edgeflownas.train.plan import TrainPlan
-
-    doc = state.get("plan")
-    if not isinstance(doc, dict):
-        raise CheckpointError(f"{where / checkpoint.STATE_FILE} has no 'plan': written by an older efnas")
-    return TrainPlan(**dict(doc, notices=tuple(doc.get("notices", ()))))
-
-
 def check_same_data(manifest: Dict[str, Any], train_source, val_source, run_dir: Path) -> None:
     """DataError if the data found now is not the data the run was evaluated on (sample-id hashes)."""
 
     recorded = manifest.get("data", {})
     for split, source in (("train", train_source), ("val", val_source)):
         key = f"{split}_sample_ids_sha256"
-        now = hashlib.sha256("\n".join(source.sample_ids).encode("utf-8")).hexdigest()
+        now = ids_digest(source.sample_ids)
         if key in recorded and recorded[key] != now:
             raise DataError(f"the {split} split found now ({len(source)} samples) differs from the one recorded in "
                             f"{run_dir / rd.MANIFEST} ({recorded.get(f'{split}_samples')} samples, {key} "
                             f"{recorded[key][:12]}... != {now[:12]}...): the EPE would not be comparable")
-
-
-class EvalGraph:
-    """The evaluation side of the trainer's ``TrainGraph``: supernet, feed, forward op, BN snapshot/restore.
-
-    ``PoolEvaluator`` needs only these; leaving out the gradients, accumulators
-    and optimizer makes the graph build several times faster.  ``saver`` restores
-    the network's variables (weights, BN statistics) from a training checkpoint.
-    """
-
-    def __init__(self, cfg: Config) -> None:
-        import tensorflow as tf
-
-        from edgeflownas.model.supernet import Supernet
-
-        self.net = net = Supernet(cfg.model, cfg.loss, cfg.data.input_height, cfg.data.input_width)
-        self.forward_op = tf.group(net.preds[2])
-        self._bn_inputs = [tf.compat.v1.placeholder(v.dtype.base_dtype, v.shape) for v in net.bn_moving_variables]
-        self._bn_assign = tf.group(*[v.assign(p, read_value=False)
-                                     for v, p in zip(net.bn_moving_variables, self._bn_inputs)])
-        self.saver = tf.compat.v1.train.Saver(net.variables, save_relative_paths=True)
-        self.init_op = tf.compat.v1.global_variables_initializer()
-
-    def feed(self, batch, arch_code: Sequence[int], bn_mode: int) -> Dict:
-        """The feed dict of one run: images, flow, arch code and BN mode."""
-        net = self.net
-        return {net.img0: batch.img0, net.img1: batch.img1, net.flow_gt: batch.flow,
-                net.arch_code: np.asarray(arch_code, np.int32), net.bn_mode: bn_mode}
-
-    def bn_snapshot(self, sess) -> List[np.ndarray]:
-        """Current BN moving statistics."""
-        return sess.run(self.net.bn_moving_variables)
-
-    def bn_restore(self, sess, values: Sequence[np.ndarray]) -> None:
-        """Put BN moving statistics back as a snapshot holds them."""
-        sess.run(self._bn_assign, dict(zip(self._bn_inputs, values)))
 
 
 class CheckpointEvaluator:
@@ -134,8 +93,6 @@ class CheckpointEvaluator:
                  data_overrides: Optional[Mapping[str, Any]] = None) -> None:
         """``data_overrides`` ({"data.val_dir": ...}) point at the run's data where it lives now (a moved
         run); the sample-id hashes in the manifest still have to match."""
-        from edgeflownas.data.loader import open_source
-
         self.run_dir = Path(run_dir)
         self.ckpt_dir = checkpoint_dir(self.run_dir, which)
         self.which = which
@@ -178,10 +135,11 @@ class CheckpointEvaluator:
         return self
 
     def _open_session(self) -> None:
+        # TensorFlow only once a session opens: checkpoint choice and the data check stay cheap (--dry_run paths).
         import tensorflow as tf
 
-        from edgeflownas.train.evaluate import PoolEvaluator
-        from edgeflownas.train.session import eval_batches, session_config
+        from edgeflownas.train.graph import EvalGraph
+        from edgeflownas.train.runtime import session_config
 
         seed = self.resolved.config.experiment.seed
         # Damaged files and non-finite weights end here in one line, before any data is loaded.
@@ -199,7 +157,8 @@ class CheckpointEvaluator:
         tf_graph = tf.Graph()
         with tf_graph.as_default():
             tf.compat.v1.set_random_seed(seed)
-            self.graph = EvalGraph(self.resolved.config)
+            cfg = self.resolved.config
+            self.graph = EvalGraph(cfg.model, cfg.loss, (cfg.data.input_height, cfg.data.input_width))
             self._session = tf.compat.v1.Session(graph=tf_graph, config=session_config(self.resolved.config.runtime))
             self._session.run(self.graph.init_op)
             with checkpoint.restoring(tf_graph, self.ckpt_dir):
@@ -222,8 +181,6 @@ class CheckpointEvaluator:
         self.val_source.close()
 
     def _flows(self, code: ArchCode, batches: Sequence) -> List[np.ndarray]:
-        from edgeflownas.model.layers import BN_INFER
-
         return [self._session.run(self.graph.net.flow, self.graph.feed(batch, code, BN_INFER)) for batch in batches]
 
     def evaluate(self, code: ArchCode) -> SubnetMetrics:
@@ -259,8 +216,6 @@ class CheckpointEvaluator:
             raise RuntimeError("CheckpointEvaluator.epe used outside its 'with' block")
         evaluator = self.evaluator
         if val_batches is not None and val_batches < len(evaluator.val_batches):
-            from edgeflownas.train.evaluate import PoolEvaluator
-
             evaluator = PoolEvaluator(self.graph, evaluator.recal_batches, evaluator.val_batches[:val_batches], self.log)
         self._calibrated = tuple(code)
         return evaluator.evaluate_subnet(self._session, code, self.training_stats)
@@ -274,8 +229,6 @@ class CheckpointEvaluator:
 
     def sample_indices(self, count: int) -> List[int]:
         """``count`` fixed validation indices spread evenly over the evaluated validation samples."""
-        from edgeflownas.train.evaluate import picture_indices
-
         if self.plan.val_samples_used < 1:
             raise DataError("no validation samples were evaluated in this run")
         return picture_indices(self.plan.val_samples_used, count)

@@ -1,4 +1,4 @@
-"""Evaluation of the fixed subnet pool with BN recalibration (design §5).
+"""The one evaluation of a subnet: BN recalibration, then EPE (design §5); training, eval, search and export use it.
 
 For each subnet of the pool: start from the training moving statistics, zero
 the recalibration sums, run the **same**
@@ -8,47 +8,23 @@ batches in BN_INFER.  The training moving statistics are saved before and put
 back after the pool, so evaluation never perturbs training (and a resumed run
 stays exact).  EPE is the mean over every pixel of the validation batches, in
 training-resolution pixels; ``std`` is the population std over the pool.
+Which samples are read is ``train.eval_data``'s choice; the graph is any
+``graph.EvalGraph`` (a ``TrainGraph`` is one).  TensorFlow-free at import.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Sequence
+from typing import TYPE_CHECKING, Callable, Dict, List, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
-from edgeflownas.model.layers import BN_INFER, BN_RECAL
+from edgeflownas.model.bn_modes import BN_INFER, BN_RECAL
 from edgeflownas.nas.arch_codec import ArchCode, arch_name
-from edgeflownas.train.graph import TrainGraph
 
-# Separates the recalibration-batch choice from other consumers of the seed.
-_RECAL_STREAM = 0xB4C1
-
-
-def recal_indices(seed: int, train_samples: int, num_batches: int, batch_size: int) -> np.ndarray:
-    """Training-sample indices [num_batches, batch_size] for BN recalibration (pure in seed)."""
-    rng = np.random.default_rng([_RECAL_STREAM, int(seed)])
-    needed = num_batches * batch_size
-    if needed <= train_samples:
-        flat = rng.choice(train_samples, size=needed, replace=False)
-    else:
-        flat = np.concatenate([rng.permutation(train_samples) for _ in range(-(-needed // train_samples))])[:needed]
-    return flat.reshape(num_batches, batch_size)
-
-
-def picture_indices(val_samples_used: int, count: int) -> List[int]:
-    """``count`` fixed validation indices spread evenly over the evaluated validation samples."""
-    if val_samples_used < 1 or count < 1:
-        return []
-    return sorted({int(i) for i in np.linspace(0, val_samples_used - 1, num=min(count, val_samples_used)).round()})
-
-
-def val_indices(val_samples: int, num_batches: int, batch_size: int) -> List[np.ndarray]:
-    """The first ``num_batches`` batches of the sorted validation split (the last may be short)."""
-    stop = min(val_samples, num_batches * batch_size)
-    return [np.arange(start, min(start + batch_size, stop)) for start in range(0, stop, batch_size)]
-
+if TYPE_CHECKING:  # the graph module imports TensorFlow; the evaluator only calls the graph it is given
+    from edgeflownas.train.graph import EvalGraph
 
 @dataclass(frozen=True)
 class PoolResult:
@@ -83,7 +59,7 @@ def bn_summary(values: Sequence[np.ndarray]) -> str:
 class PoolEvaluator:
     """Holds the fixed recalibration and validation batches; evaluates a pool on demand."""
 
-    def __init__(self, graph: TrainGraph, recal_batches: Sequence, val_batches: Sequence,
+    def __init__(self, graph: "EvalGraph", recal_batches: Sequence, val_batches: Sequence,
                  log: Callable[[str], None], picture_batch=None) -> None:
         self.graph = graph
         self.recal_batches = list(recal_batches)

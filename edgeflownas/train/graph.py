@@ -1,4 +1,11 @@
-"""The training graph around one Supernet: gradient accumulators and one clipped Adam step.
+"""The supernet's graphs: ``EvalGraph`` (evaluation) and ``TrainGraph`` (it plus accumulators and one clipped Adam step).
+
+``EvalGraph`` is what every evaluation needs -- the supernet, ``feed``, a
+forward op, BN snapshot/restore and a saver of the network's variables --
+and is all ``efnas eval``, search and export build: without gradients and
+optimizer it builds several times faster.  ``TrainGraph`` adds the rest.
+The supernet is built first in both, so its initial weights are the same
+function of the graph seed either way.
 
 A fairness cycle is 3 + 1 separate ``sess.run`` calls, so peak memory is one
 path's.  Per path: forward + backward of its arch code in BN_TRAIN (the BN
@@ -28,24 +35,63 @@ same run, so the check costs no extra ``sess.run``.
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-from edgeflownas.config_types import Config
+from edgeflownas.config_types import LossConfig, ModelConfig, TrainConfig
 from edgeflownas.model.supernet import Supernet
 from edgeflownas.train.plan import TrainPlan
 
 CLIP_MARGIN = 1e-5
 
 
-class TrainGraph:
-    """Supernet + accumulators + optimizer + savers, built in the current default graph."""
+class EvalGraph:
+    """Supernet + feed + forward op + BN snapshot/restore + a saver of the network, built in the default graph."""
 
-    def __init__(self, cfg: Config, plan: TrainPlan) -> None:
-        train = cfg.train
-        self.net = net = Supernet(cfg.model, cfg.loss, cfg.data.input_height, cfg.data.input_width)
+    def __init__(self, model: ModelConfig, loss: LossConfig, input_size: Tuple[int, int]) -> None:
+        self.net = net = Supernet(model, loss, input_size[0], input_size[1])
+        # Fetching this runs the whole forward pass (and the BN writes that hang off it).
+        self.forward_op = tf.group(net.preds[2])
+        self._bn_inputs = [tf.compat.v1.placeholder(v.dtype.base_dtype, v.shape) for v in net.bn_moving_variables]
+        self._bn_assign = tf.group(*[v.assign(p, read_value=False)
+                                     for v, p in zip(net.bn_moving_variables, self._bn_inputs)])
+        # Weights and BN statistics only: what evaluation restores and a new experiment inherits.
+        self.model_saver = tf.compat.v1.train.Saver(net.variables, max_to_keep=None, save_relative_paths=True)
+        self.init_op = tf.compat.v1.global_variables_initializer()
+
+    @property
+    def saver(self) -> tf.compat.v1.train.Saver:
+        """The saver of the network's variables (``model_saver``)."""
+        return self.model_saver
+
+    def feed(self, batch, arch_code: Sequence[int], bn_mode: int) -> Dict:
+        """The feed dict of one run: images, flow, arch code and BN mode."""
+        net = self.net
+        return {net.img0: batch.img0, net.img1: batch.img1, net.flow_gt: batch.flow,
+                net.arch_code: np.asarray(arch_code, np.int32), net.bn_mode: bn_mode}
+
+    def bn_snapshot(self, sess: tf.compat.v1.Session) -> List[np.ndarray]:
+        """Current BN moving statistics (values, in ``net.bn_moving_variables`` order)."""
+        return sess.run(self.net.bn_moving_variables)
+
+    def bn_restore(self, sess: tf.compat.v1.Session, values: Sequence[np.ndarray]) -> None:
+        """Put BN moving statistics back exactly as a snapshot holds them."""
+        sess.run(self._bn_assign, dict(zip(self._bn_inputs, values)))
+
+    def restore_weights(self, sess: tf.compat.v1.Session, prefix: str) -> None:
+        """Restore weights and BN statistics from ``prefix``."""
+        self.model_saver.restore(sess, prefix)
+
+
+class TrainGraph(EvalGraph):
+    """``EvalGraph`` + accumulators + optimizer + divergence guard + a saver of everything a resume needs."""
+
+    def __init__(self, model: ModelConfig, loss: LossConfig, train: TrainConfig, input_size: Tuple[int, int],
+                 plan: TrainPlan) -> None:
+        super().__init__(model, loss, input_size)
+        net = self.net
         variables = net.trainable_variables
         with tf.compat.v1.variable_scope("train"):
             self.global_step = tf.compat.v1.train.get_or_create_global_step()
@@ -102,16 +148,9 @@ class TrainGraph:
             self.apply_op = self.applied.op
             with tf.control_dependencies([self.applied]):
                 self.step_after_apply = tf.identity(self.global_step.read_value())
-        # Fetching this runs the whole forward pass (and the BN writes that hang off it).
-        self.forward_op = tf.group(net.preds[2])
-        self._bn_inputs = [tf.compat.v1.placeholder(v.dtype.base_dtype, v.shape) for v in net.bn_moving_variables]
-        self._bn_assign = tf.group(*[v.assign(p, read_value=False)
-                                     for v, p in zip(net.bn_moving_variables, self._bn_inputs)])
         # Everything a resume needs (weights, BN stats, Adam slots and powers, global_step); not the accumulators.
         self.full_saver = tf.compat.v1.train.Saver(tf.compat.v1.global_variables(), max_to_keep=None,
                                                    save_relative_paths=True)
-        # Weights and BN statistics only: what a new experiment inherits from an old one.
-        self.model_saver = tf.compat.v1.train.Saver(net.variables, max_to_keep=None, save_relative_paths=True)
         # Savable float variables and whether each is finite: no checkpoint is written with a non-finite one.
         self.checked_variables = [v for v in tf.compat.v1.global_variables() if v.dtype.base_dtype.is_floating]
         self.variables_finite = tf.stack([tf.reduce_all(tf.math.is_finite(v)) for v in self.checked_variables])
@@ -128,20 +167,6 @@ class TrainGraph:
         """bn_backup := the current BN moving statistics (ops created in the caller's control context)."""
         return self.bn_backup.assign(self._bn_flat(), read_value=False)
 
-    def feed(self, batch, arch_code: Sequence[int], bn_mode: int) -> Dict:
-        """The feed dict of one run: images, flow, arch code and BN mode."""
-        net = self.net
-        return {net.img0: batch.img0, net.img1: batch.img1, net.flow_gt: batch.flow,
-                net.arch_code: np.asarray(arch_code, np.int32), net.bn_mode: bn_mode}
-
-    def bn_snapshot(self, sess: tf.compat.v1.Session) -> List[np.ndarray]:
-        """Current BN moving statistics (values, in ``net.bn_moving_variables`` order)."""
-        return sess.run(self.net.bn_moving_variables)
-
-    def bn_restore(self, sess: tf.compat.v1.Session, values: Sequence[np.ndarray]) -> None:
-        """Put BN moving statistics back exactly as a snapshot holds them."""
-        sess.run(self._bn_assign, dict(zip(self._bn_inputs, values)))
-
     def save(self, sess: tf.compat.v1.Session, prefix: str) -> None:
         """Write every resumable variable to a TF checkpoint at ``prefix``."""
         self.full_saver.save(sess, prefix, write_meta_graph=False, write_state=False)
@@ -153,7 +178,7 @@ class TrainGraph:
 
     def restore_weights(self, sess: tf.compat.v1.Session, prefix: str) -> None:
         """Restore weights and BN statistics only (optimizer and step stay fresh)."""
-        self.model_saver.restore(sess, prefix)
+        super().restore_weights(sess, prefix)
         sess.run(self._keep_bn)
 
     def nonfinite_variables(self, sess: tf.compat.v1.Session) -> List[str]:

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Dict, List
 
 from edgeflownas.config_types import Config
-from edgeflownas.errors import DataError
+from edgeflownas.errors import CheckpointError, DataError
 from edgeflownas.nas.fair_sampler import PATHS_PER_CYCLE
 
 
@@ -88,3 +89,11 @@ def make_plan(cfg: Config, train_samples: int, val_samples: int) -> TrainPlan:
         eval_every=cfg.eval.every_n_epochs,
         notices=tuple(notices),
     )
+
+
+def plan_from_state(state: Dict[str, Any], where: Path) -> TrainPlan:
+    """The TrainPlan a checkpoint (``where``, holding ``state``) was trained and evaluated with."""
+    doc = state.get("plan")
+    if not isinstance(doc, dict):
+        raise CheckpointError(f"{Path(where) / 'state.json'} has no 'plan': written by an older efnas")
+    return TrainPlan(**dict(doc, notices=tuple(doc.get("notices", ()))))

@@ -1,5 +1,8 @@
 """The TensorFlow side of ``run_training``: runtime setup, graph, session, restore, the epoch loop.
 
+``api.run_training`` decides everything before TensorFlow (``state.RunSetup``,
+``state.OpenedData``) and hands it over here; nothing here imports ``api``.
+
 Kept apart from ``api`` so everything before the first TensorFlow import
 (data check, plan, resume decision) fails fast and cheaply.
 """
@@ -8,52 +11,25 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
+import tensorflow as tf
 
 from edgeflownas.config import ResolvedConfig
-from edgeflownas.config_types import RuntimeConfig
-from edgeflownas.errors import CheckpointError, ConfigError
-from edgeflownas.nas.arch_codec import ArchCode
+from edgeflownas.data.loader import BatchLoader
+from edgeflownas.errors import CheckpointError
 from edgeflownas.nas.fair_sampler import empty_counts
 from edgeflownas.train import checkpoint, run_dir as rd
-from edgeflownas.train.api import TrainResult
+from edgeflownas.train.divergence import NonfinitePolicy
 from edgeflownas.train.early_stop import EarlyStopper, EarlyStopState, request_key
+from edgeflownas.train.eval_data import eval_batches, picture_batch
+from edgeflownas.train.evaluate import PoolEvaluator
+from edgeflownas.train.graph import TrainGraph
 from edgeflownas.train.interrupt import StopRequest
-from edgeflownas.train.plan import TrainPlan
-
-
-def configure_runtime(runtime: RuntimeConfig, log: Callable[[str], None]) -> Optional[str]:
-    """Op determinism and GPU choice; returns the device to build on (None = TensorFlow's choice)."""
-    import tensorflow as tf
-
-    if runtime.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    gpus = tf.config.list_physical_devices("GPU")
-    if runtime.gpu_device is None:
-        log(f"device: {'GPU:0' if gpus else 'CPU'} ({len(gpus)} GPU(s) visible)")
-        return None
-    if not gpus:
-        log(f"notice: --gpu_device {runtime.gpu_device} requested but TensorFlow sees no GPU; running on CPU")
-        return None
-    if runtime.gpu_device >= len(gpus):
-        raise ConfigError(f"runtime.gpu_device={runtime.gpu_device} but only {len(gpus)} GPU(s) are visible "
-                          f"(valid: 0..{len(gpus) - 1})")
-    tf.config.set_visible_devices([gpus[runtime.gpu_device]], "GPU")
-    log(f"device: GPU {runtime.gpu_device} ({gpus[runtime.gpu_device].name})")
-    return "/GPU:0"
-
-
-def session_config(runtime: RuntimeConfig):
-    """Soft placement (CPU fallback for ops without a GPU kernel), GPU memory on demand, Grappler on/off."""
-    import tensorflow as tf
-
-    config = tf.compat.v1.ConfigProto(allow_soft_placement=True)
-    config.gpu_options.allow_growth = True
-    if not runtime.graph_optimizations:
-        config.graph_options.rewrite_options.disable_meta_optimizer = True
-    return config
+from edgeflownas.train.runtime import configure_runtime, session_config
+from edgeflownas.train.state import EpochSettings, OpenedData, RunSetup, TrainResult, TrainState
+from edgeflownas.train.trainer import SessionParts, Trainer
 
 
 def initial_state(mode: str, doc: Optional[Dict[str, Any]], resolved: ResolvedConfig, log: Callable[[str], None]):
@@ -64,8 +40,6 @@ def initial_state(mode: str, doc: Optional[Dict[str, Any]], resolved: ResolvedCo
     resets only if the checkpoint's counters were not already started by that same request, so a
     requeued job keeps counting.
     """
-    from edgeflownas.train.trainer import TrainState
-
     cfg = resolved.config
     key = request_key(resolved.values["early_stop"]) if cfg.checkpoint.reset_early_stop_on_resume else None
     if mode != "resume":
@@ -96,37 +70,10 @@ def start_record(state, mode: str, source_ckpt: Optional[Path], run_dir: Path,
     return record
 
 
-def eval_batches(train_source, val_source, plan: TrainPlan, seed: int):
-    """The fixed BN-recalibration batches and validation batches, loaded once."""
-    from edgeflownas.train.evaluate import recal_indices, val_indices
-
-    recal = [train_source.get_batch(row) for row in
-             recal_indices(seed, len(train_source), plan.recal_batches, plan.eval_batch_size)]
-    val = [val_source.get_batch(idx) for idx in val_indices(len(val_source), plan.val_batches, plan.eval_batch_size)]
-    return recal, val
-
-
-def picture_batch(val_source, plan: TrainPlan, count: int):
-    """The fixed validation samples of the TensorBoard flow pictures (None when ``count`` is 0)."""
-    from edgeflownas.train.evaluate import picture_indices
-
-    indices = picture_indices(plan.val_samples_used, count)
-    return val_source.get_batch(np.asarray(indices)) if indices else None
-
-
-def train_session(resolved: ResolvedConfig, plan: TrainPlan, run_dir: Path, mode: str,
-                  source_ckpt: Optional[Path], doc: Optional[Dict[str, Any]], pool: Sequence[ArchCode],
-                  train_source, val_source, data_info: Dict[str, Any], log: Callable[[str], None],
+def train_session(setup: RunSetup, data: OpenedData, log: Callable[[str], None],
                   stop: Optional[StopRequest] = None) -> TrainResult:
-    """Build the graph, restore per ``mode``, run the epochs (until done, early stop or ``stop``), return the result."""
-    import tensorflow as tf
-
-    from edgeflownas.data.loader import BatchLoader
-    from edgeflownas.train.evaluate import PoolEvaluator
-    from edgeflownas.train.graph import TrainGraph
-    from edgeflownas.train.divergence import NonfinitePolicy
-    from edgeflownas.train.trainer import Trainer
-
+    """Build the graph, restore per the start mode, run the epochs (until done, early stop or ``stop``), the result."""
+    resolved, plan, run_dir = setup.resolved, setup.plan, setup.run_dir
     cfg = resolved.config
     seed = cfg.experiment.seed
     device = configure_runtime(cfg.runtime, log)
@@ -134,28 +81,29 @@ def train_session(resolved: ResolvedConfig, plan: TrainPlan, run_dir: Path, mode
     with tf_graph.as_default():
         tf.compat.v1.set_random_seed(seed)
         with tf.device(device) if device else contextlib.nullcontext():
-            graph = TrainGraph(cfg, plan)
+            graph = TrainGraph(cfg.model, cfg.loss, cfg.train, (cfg.data.input_height, cfg.data.input_width), plan)
         writer = tf.compat.v1.summary.FileWriter(str(run_dir / rd.TENSORBOARD))
-    state, stopper = initial_state(mode, doc, resolved, log)
+    state, stopper = initial_state(setup.mode, setup.state_doc, resolved, log)
     fixed = tuple(cfg.model.fixed_arch_code) if cfg.train.supernet_mode == "fixed_arch" else None
     # The sample ids in every checkpoint let a resume refuse other data (start.check_same_data).
     header = {"experiment": cfg.experiment.name, "seed": seed, "config_hash": resolved.config_hash,
-              "config": resolved.values, "plan": plan.to_dict(), "data": dict(data_info)}
-    loader = BatchLoader(train_source, plan.batch_size, seed, cfg.data.num_workers, cfg.data.prefetch_batches)
+              "config": resolved.values, "plan": plan.to_dict(), "data": dict(data.info)}
+    loader = BatchLoader(data.train, plan.batch_size, seed, cfg.data.num_workers, cfg.data.prefetch_batches)
     try:
         with tf.compat.v1.Session(graph=tf_graph, config=session_config(cfg.runtime)) as sess:
             sess.run(graph.init_op)
-            restore(sess, graph, mode, source_ckpt, state, writer, log)
+            restore(sess, graph, setup.mode, setup.source_ckpt, state, writer, log)
             tf_graph.finalize()
-            recal, val = eval_batches(train_source, val_source, plan, seed)
-            manifest = rd.build_manifest(resolved, plan.to_dict() | {"eval": plan.eval}, data_info,
-                                         rd.previous_starts(run_dir) + [start_record(state, mode, source_ckpt,
-                                                                                     run_dir, data_info)])
+            recal, val = eval_batches(data.train, data.val, plan, seed)
+            record = start_record(state, setup.mode, setup.source_ckpt, run_dir, data.info)
+            manifest = rd.build_manifest(resolved, plan.to_dict() | {"eval": plan.eval}, data.info,
+                                         rd.previous_starts(run_dir) + [record])
             rd.write_manifest(run_dir, manifest)
             rd.write_resolved_config(run_dir, resolved)
-            evaluator = PoolEvaluator(graph, recal, val, log, picture_batch(val_source, plan, cfg.eval.flow_pictures))
-            trainer = Trainer(sess, graph, plan, loader, evaluator, pool, run_dir, seed, fixed, stopper, state,
-                              header, writer, cfg.runtime.debug_trace, cfg.train.log_every_steps, log, stop,
+            evaluator = PoolEvaluator(graph, recal, val, log, picture_batch(data.val, plan, cfg.eval.flow_pictures))
+            settings = EpochSettings(plan, tuple(setup.pool), run_dir, seed, fixed, header, cfg.runtime.debug_trace,
+                                     cfg.train.log_every_steps, log)
+            trainer = Trainer(settings, SessionParts(sess, graph, loader, evaluator, writer), stopper, state, stop,
                               NonfinitePolicy.from_config(cfg.train))
             last_epoch = cfg.train.num_epochs
             if cfg.train.max_epochs is not None:
@@ -169,8 +117,7 @@ def train_session(resolved: ResolvedConfig, plan: TrainPlan, run_dir: Path, mode
     finally:
         loader.close()
         writer.close()
-        train_source.close()
-        val_source.close()
+        data.close()
     return TrainResult(state.epoch, state.global_step, state.best_metric, state.best_epoch, outcome == "early_stop",
                        run_dir, state.history, stop.name if outcome == "interrupted" else None)
 
@@ -189,8 +136,6 @@ def already_stopped(stopper: EarlyStopper, epoch: int, log: Callable[[str], None
 
 def restore(sess, graph, mode: str, source_ckpt: Optional[Path], state, writer, log: Callable[[str], None]) -> None:
     """Load variables for ``mode`` and check the checkpoint agrees with its state.json."""
-    import tensorflow as tf
-
     if mode == "fresh":
         log("start: fresh (weights initialised from the seed)")
         return

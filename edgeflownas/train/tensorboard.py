@@ -1,4 +1,4 @@
-"""Flow pictures for TensorBoard: a numpy panel per sample and a ready ``Summary`` of PNG images.
+"""TensorBoard records of training: epoch scalars, and flow pictures (a numpy panel per sample, a ``Summary`` of PNGs).
 
 For the trainer (it owns the FileWriter): after an evaluation, recalibrate BN
 for a subnet, run ``net.flow`` on a few fixed validation samples, then::
@@ -13,11 +13,11 @@ PNG encoding uses OpenCV, so building a panel needs no TensorFlow; only
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from edgeflownas.report.flow_viz import endpoint_error, error_to_rgb, flow_magnitude_max, flow_to_rgb
+from edgeflownas.flow_viz import endpoint_error, error_to_rgb, flow_magnitude_max, flow_to_rgb
 
 
 def flow_panel(img0: np.ndarray, flow_gt: np.ndarray, flow_pred: np.ndarray,
@@ -52,3 +52,21 @@ def flow_image_summary(tag: str, panels: Sequence[np.ndarray]):
                                            encoded_image_string=encode_png(panel))
         values.append(tf.compat.v1.Summary.Value(tag=f"{tag}/{index}", image=image))
     return tf.compat.v1.Summary(value=values)
+
+
+def scalar_summary(row: Mapping[str, Any]):
+    """A ``tf.compat.v1.Summary`` of one history row's numbers (not its epoch, step or best flag)."""
+    import tensorflow as tf
+
+    values = [tf.compat.v1.Summary.Value(tag=scalar_tag(key), simple_value=float(value))
+              for key, value in row.items() if key not in ("epoch", "global_step", "new_best")]
+    return tf.compat.v1.Summary(value=values)
+
+
+def scalar_tag(key: str) -> str:
+    """TensorBoard tag of a history column: per-subnet EPEs, pool summary, or training figures."""
+    if key.startswith("epe_"):
+        return f"eval_subnet/{key}"
+    if key.startswith(("mean_epe", "std_epe", "fairness")):
+        return f"eval/{key}"
+    return f"train/{key}"

@@ -34,13 +34,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
 from edgeflownas.errors import DivergenceError
-from edgeflownas.model.layers import BN_TRAIN
+from edgeflownas.model.bn_modes import BN_TRAIN
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, ArchCode, arch_name
 from edgeflownas.nas.fair_sampler import add_counts, cycle_paths, fairness_gap
 from edgeflownas.train import checkpoint, run_dir as rd
@@ -49,84 +49,35 @@ from edgeflownas.train.early_stop import EarlyStopper
 from edgeflownas.train.evaluate import PoolEvaluator, PoolResult
 from edgeflownas.train.graph import TrainGraph
 from edgeflownas.train.interrupt import StopRequest
-from edgeflownas.train.plan import TrainPlan
+from edgeflownas.train.state import EpochSettings, EpochStats, TrainState
+from edgeflownas.train.tensorboard import flow_image_summary, flow_panel, scalar_summary
 
 
-@dataclass
-class TrainState:
-    """Every counter a resume needs; stored as state.json inside each checkpoint."""
+@dataclass(frozen=True)
+class SessionParts:
+    """The live objects the epoch loop drives: session, graph, batch loader, pool evaluator, TensorBoard writer."""
 
-    global_step: int
-    epoch: int
-    counts: np.ndarray
-    history: List[Dict[str, Any]]
-    best_metric: Optional[float]
-    best_epoch: Optional[int]
-    next_batch_index: int = 0
-    partial_epoch: Optional[Dict[str, float]] = None
-    skipped_steps: int = 0
-
-    def to_dict(self, stopper: EarlyStopper, header: Dict[str, Any]) -> Dict[str, Any]:
-        """JSON-ready state (``header`` carries config hash, seed, plan)."""
-        return dict(header, global_step=self.global_step, epoch=self.epoch, cycle_index=self.global_step,
-                    next_batch_index=self.next_batch_index, partial_epoch=self.partial_epoch,
-                    skipped_steps=self.skipped_steps,
-                    fairness_counts=self.counts.tolist(),
-                    history=self.history, best_metric=self.best_metric, best_epoch=self.best_epoch,
-                    early_stop=stopper.state.to_dict())
-
-
-@dataclass
-class EpochStats:
-    """Sums over the steps of one epoch; the averages are the logged figures."""
-
-    steps: int = 0
-    loss: float = 0.0
-    norm_before: float = 0.0
-    norm_after: float = 0.0
-    lr: float = float("nan")
-    skipped: int = 0
-
-    def add(self, loss: float, before: float, after: float, lr: float) -> None:
-        """Add one optimizer step."""
-        self.steps += 1
-        self.loss += loss
-        self.norm_before += before
-        self.norm_after += after
-        self.lr = lr
-
-    def to_dict(self) -> Dict[str, float]:
-        """The running sums, for a checkpoint saved inside an epoch."""
-        return {"steps": self.steps, "loss": self.loss, "norm_before": self.norm_before,
-                "norm_after": self.norm_after, "lr": self.lr, "skipped": self.skipped}
-
-    @classmethod
-    def from_dict(cls, sums: Optional[Dict[str, float]]) -> "EpochStats":
-        """Sums saved by ``to_dict`` (a fresh epoch when None)."""
-        return cls(**sums) if sums else cls()
-
-    def averages(self) -> Dict[str, float]:
-        """Epoch averages of loss and grad norms over the applied steps, the last lr and the skipped steps."""
-        n = max(self.steps, 1)
-        return {"train_loss_epoch_avg": self.loss / n, "train_grad_norm_before_clip_epoch_avg": self.norm_before / n,
-                "train_grad_norm_after_clip_epoch_avg": self.norm_after / n, "lr": self.lr,
-                "skipped_steps": self.skipped}
+    sess: Any
+    graph: TrainGraph
+    loader: Any
+    evaluator: PoolEvaluator
+    writer: Any
 
 
 class Trainer:
     """Runs epochs on an initialised session; see the module doc for the order of things."""
 
-    def __init__(self, sess, graph: TrainGraph, plan: TrainPlan, loader, evaluator: PoolEvaluator,
-                 pool: Sequence[ArchCode], run_dir: Path, seed: int, fixed_arch: Optional[ArchCode],
-                 stopper: EarlyStopper, state: TrainState, header: Dict[str, Any], writer, debug_trace: bool,
-                 log_every: int, log: Callable[[str], None], stop: Optional[StopRequest] = None,
-                 nonfinite: NonfinitePolicy = NonfinitePolicy("stop", 0)) -> None:
-        self.sess, self.graph, self.plan, self.loader = sess, graph, plan, loader
-        self.nonfinite = nonfinite
+    def __init__(self, settings: EpochSettings, parts: SessionParts, stopper: EarlyStopper, state: TrainState,
+                 stop: Optional[StopRequest] = None, nonfinite: NonfinitePolicy = NonfinitePolicy("stop", 0)) -> None:
+        self.settings, self.stopper, self.state = settings, stopper, state
         self.stop = stop or StopRequest()
-        self.evaluator, self.pool, self.run_dir, self.seed = evaluator, tuple(pool), Path(run_dir), seed
-        self.fixed_arch, self.stopper, self.state, self.header = fixed_arch, stopper, state, header
-        self.writer, self.debug_trace, self.log_every, self.log = writer, debug_trace, log_every, log
+        self.nonfinite = nonfinite
+        # Flat names for what every step reads.
+        self.sess, self.graph, self.loader = parts.sess, parts.graph, parts.loader
+        self.evaluator, self.writer = parts.evaluator, parts.writer
+        self.plan, self.pool, self.run_dir = settings.plan, tuple(settings.pool), Path(settings.run_dir)
+        self.seed, self.fixed_arch, self.header = settings.seed, settings.fixed_arch, settings.header
+        self.debug_trace, self.log_every, self.log = settings.debug_trace, settings.log_every, settings.log
 
     def paths(self, cycle_index: int) -> Sequence[ArchCode]:
         """The arch codes of one optimizer step."""
@@ -261,8 +212,6 @@ class Trainer:
 
     def write_flow_pictures(self, result: PoolResult) -> None:
         """TensorBoard images of the fixed picture samples: EdgeFlowNet baseline and the best pool subnet."""
-        from edgeflownas.report.tensorboard import flow_image_summary, flow_panel
-
         best = self.pool[int(np.argmin(result.epe))]
         subnets = {"baseline": EDGEFLOWNET_BASELINE, "best_pool": best}
         batch = self.evaluator.picture_batch
@@ -273,11 +222,7 @@ class Trainer:
 
     def write_scalars(self, row: Dict[str, Any]) -> None:
         """TensorBoard scalars of one epoch row, at its global step."""
-        import tensorflow as tf
-
-        values = [tf.compat.v1.Summary.Value(tag=_tag(key), simple_value=float(value))
-                  for key, value in row.items() if key not in ("epoch", "global_step", "new_best")]
-        self.writer.add_summary(tf.compat.v1.Summary(value=values), row["global_step"])
+        self.writer.add_summary(scalar_summary(row), row["global_step"])
         self.writer.flush()
 
     def run(self, last_epoch: int) -> str:
@@ -302,11 +247,3 @@ class Trainer:
 
 def _plain(row: Dict[str, Any]) -> Dict[str, Any]:
     return {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in row.items()}
-
-
-def _tag(key: str) -> str:
-    if key.startswith("epe_"):
-        return f"eval_subnet/{key}"
-    if key.startswith(("mean_epe", "std_epe", "fairness")):
-        return f"eval/{key}"
-    return f"train/{key}"

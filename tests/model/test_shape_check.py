@@ -1,10 +1,10 @@
-"""`python -m edgeflownas.nas.model_shape_check`: seeded codes, printed shapes, exit status."""
+"""`python -m edgeflownas.model.shape_check`: seeded codes, printed shapes, exit status."""
 
 from __future__ import annotations
 
 import pytest
 
-from edgeflownas.nas.model_shape_check import expected_shapes, main, random_codes
+from edgeflownas.model.shape_check import expected_shapes, main, random_codes
 
 pytestmark = pytest.mark.slow
 

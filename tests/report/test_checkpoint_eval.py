@@ -7,7 +7,8 @@ import hashlib
 import pytest
 
 from edgeflownas.errors import CheckpointError, DataError
-from edgeflownas.report.checkpoint_eval import check_same_data, checkpoint_dir, plan_from_state
+from edgeflownas.train.checkpoint_eval import check_same_data, checkpoint_dir
+from edgeflownas.train.plan import plan_from_state
 
 
 class Source:

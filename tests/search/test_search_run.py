@@ -31,7 +31,7 @@ def search(run_dir, out, **settings):
 
 
 def test_exhaustive_front_matches_eval_scores_and_is_reused(search_run, tmp_path):
-    from edgeflownas.report.checkpoint_eval import CheckpointEvaluator
+    from edgeflownas.train.checkpoint_eval import CheckpointEvaluator
 
     doc = search(search_run, tmp_path, strategy="exhaustive", population=9)
     scored = [json.loads(line) for line in (tmp_path / fr.ALL_FILE).read_text().splitlines()]

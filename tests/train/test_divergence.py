@@ -25,7 +25,7 @@ from edgeflownas.train import trainer as trainer_module
 from edgeflownas.train.api import run_training
 from edgeflownas.train.graph import TrainGraph
 from edgeflownas.train.plan import make_plan
-from edgeflownas.train.session import session_config
+from edgeflownas.train.runtime import session_config
 
 pytestmark = pytest.mark.slow
 
@@ -74,7 +74,8 @@ def test_a_refused_cycle_changes_no_variable_but_advances_global_step(run):
     batch = source.get_batch(np.arange(2))
     graph_tf = tf.Graph()
     with graph_tf.as_default():
-        graph = TrainGraph(cfg, make_plan(cfg, len(source), 4))
+        graph = TrainGraph(cfg.model, cfg.loss, cfg.train, (cfg.data.input_height, cfg.data.input_width),
+                           make_plan(cfg, len(source), 4))
         saved = tf.compat.v1.global_variables()
     with tf.compat.v1.Session(graph=graph_tf, config=session_config(cfg.runtime)) as sess:
         sess.run(graph.init_op)

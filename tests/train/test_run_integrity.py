@@ -221,7 +221,8 @@ def test_best_is_the_early_stop_improvement_everywhere(tmp_path, monkeypatch):
     from edgeflownas.config_types import EarlyStopConfig
     from edgeflownas.nas.eval_pool import build_pool
     from edgeflownas.nas.fair_sampler import empty_counts
-    from edgeflownas.train.trainer import EpochStats, Trainer, TrainState
+    from edgeflownas.train.state import EpochStats, TrainState
+    from edgeflownas.train.trainer import Trainer
 
     trainer = Trainer.__new__(Trainer)
     lines, saved = [], []

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edgeflownas.report.flow_viz import flow_to_rgb
-from edgeflownas.report.tensorboard import encode_png, flow_image_summary, flow_panel
+from edgeflownas.flow_viz import flow_to_rgb
+from edgeflownas.train.tensorboard import encode_png, flow_image_summary, flow_panel
 
 
 def sample(height=8, width=12):

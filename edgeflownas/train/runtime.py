@@ -1,0 +1,38 @@
+"""TensorFlow runtime settings shared by every session on a supernet graph (training and evaluation)."""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import tensorflow as tf
+
+from edgeflownas.config_types import RuntimeConfig
+from edgeflownas.errors import ConfigError
+
+
+def configure_runtime(runtime: RuntimeConfig, log: Callable[[str], None]) -> Optional[str]:
+    """Op determinism and GPU choice; returns the device to build on (None = TensorFlow's choice)."""
+    if runtime.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    gpus = tf.config.list_physical_devices("GPU")
+    if runtime.gpu_device is None:
+        log(f"device: {'GPU:0' if gpus else 'CPU'} ({len(gpus)} GPU(s) visible)")
+        return None
+    if not gpus:
+        log(f"notice: --gpu_device {runtime.gpu_device} requested but TensorFlow sees no GPU; running on CPU")
+        return None
+    if runtime.gpu_device >= len(gpus):
+        raise ConfigError(f"runtime.gpu_device={runtime.gpu_device} but only {len(gpus)} GPU(s) are visible "
+                          f"(valid: 0..{len(gpus) - 1})")
+    tf.config.set_visible_devices([gpus[runtime.gpu_device]], "GPU")
+    log(f"device: GPU {runtime.gpu_device} ({gpus[runtime.gpu_device].name})")
+    return "/GPU:0"
+
+
+def session_config(runtime: RuntimeConfig) -> tf.compat.v1.ConfigProto:
+    """Soft placement (CPU fallback for ops without a GPU kernel), GPU memory on demand, Grappler on/off."""
+    config = tf.compat.v1.ConfigProto(allow_soft_placement=True)
+    config.gpu_options.allow_growth = True
+    if not runtime.graph_optimizations:
+        config.graph_options.rewrite_options.disable_meta_optimizer = True
+    return config

@@ -1,0 +1,130 @@
+"""The package's import graph (read with ``ast``, module-level and function-level imports): no cycles, no upward arrow.
+
+Layers, lowest first (a module may import from its own layer and from lower ones only):
+
+0. ``errors``, ``config_types``, ``atomic_io``, ``locks``, ``bn_modes``-free ground: the ground floor
+   (also ``flow_viz``: flow colouring used by train and report)
+1. ``config``, ``config_yaml``, ``config_check``
+2. ``data``, ``nas``
+3. ``model``
+4. ``train`` (graphs, evaluation of a checkpoint included: search, report and export build on it)
+5. ``search`` (scores candidates with ``train.checkpoint_eval``)
+6. ``report`` (reads runs and search stores)
+7. ``export`` (exports a subnet scored as ``efnas eval`` does; uses report's flow legend)
+8. ``cli`` (thin wrappers over the layers below)
+9. ``launcher`` (the SLURM side; runs ``edgeflownas`` code in jobs)
+
+``cli/__init__.py`` maps some commands to launcher modules by name (a string, not an import), so the CLI
+never imports the launcher.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Dict, List, Set
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("edgeflownas", "launcher")
+LAYERS = [
+    {"edgeflownas.errors", "edgeflownas.config_types", "edgeflownas.atomic_io", "edgeflownas.locks",
+     "edgeflownas.flow_viz"},
+    {"edgeflownas.config", "edgeflownas.config_yaml", "edgeflownas.config_check"},
+    {"edgeflownas.data", "edgeflownas.nas"},
+    {"edgeflownas.model"},
+    {"edgeflownas.train"},
+    {"edgeflownas.search"},
+    {"edgeflownas.report"},
+    {"edgeflownas.export"},
+    {"edgeflownas.cli"},
+    {"launcher"},
+]
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def modules() -> Dict[str, Path]:
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            found[module_name(path)] = path
+    return found
+
+
+def imported(name: str, path: Path, known: Set[str]) -> Set[str]:
+    """Package modules ``name`` imports anywhere in its file (``from a import b`` counts a.b if it is a module)."""
+    is_package = path.name == "__init__.py"
+    targets: Set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            candidates = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = name.split(".")
+                anchor = anchor if is_package else anchor[:-1]
+                anchor = anchor[:len(anchor) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            candidates = [f"{base}.{alias.name}" for alias in node.names] + [base]
+        else:
+            continue
+        for candidate in candidates:
+            if candidate in known:
+                targets.add(candidate)
+                break
+            while candidate and candidate not in known:
+                candidate = candidate.rpartition(".")[0]
+            if candidate:
+                targets.add(candidate)
+                break
+    targets.discard(name)
+    return targets
+
+
+def layer(name: str) -> int:
+    if name == "edgeflownas":  # the package's __init__: its version string only
+        return 0
+    for index, members in enumerate(LAYERS):
+        if any(name == m or name.startswith(m + ".") for m in members):
+            return index
+    raise AssertionError(f"{name} is in no layer: add it to LAYERS in {__file__}")
+
+
+def graph() -> Dict[str, Set[str]]:
+    found = modules()
+    known = set(found)
+    return {name: imported(name, path, known) for name, path in found.items()}
+
+
+def test_no_import_from_a_lower_layer_to_a_higher_one():
+    edges = graph()
+    upward = [f"{a} (layer {layer(a)}) imports {b} (layer {layer(b)})"
+              for a, targets in sorted(edges.items()) for b in sorted(targets) if layer(b) > layer(a)]
+    assert not upward, "\n".join(upward)
+
+
+def test_no_import_cycles():
+    edges = graph()
+    cycles: List[List[str]] = []
+    state: Dict[str, int] = {}
+
+    def visit(node: str, stack: List[str]) -> None:
+        state[node] = 1
+        stack.append(node)
+        for target in sorted(edges[node]):
+            if state.get(target) == 1:
+                cycles.append(stack[stack.index(target):] + [target])
+            elif target not in state:
+                visit(target, stack)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(edges):
+        if node not in state:
+            visit(node, [])
+    assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
