@@ -15,7 +15,7 @@ import importlib.resources
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 from edgeflownas import config_check
 from edgeflownas.config_types import SECTION_TYPES, Config
@@ -116,6 +116,87 @@ class Overrides(Dict[str, Any]):
     def source(self, key: str) -> str:
         """How --dry_run labels the key's value: 'cli' (a named option) or 'cli --set'."""
         return SOURCE_CLI_SET if self.options.get(key, "").startswith("--set") else SOURCE_CLI
+
+
+# The command line's named overrides (efnas train, submit, retrain; sweeps name keys the same way).  The CLI
+# builds its click options from this table; --set KEY=VALUE reaches every other key.
+class Override(NamedTuple):
+    """A named command-line option that overrides one config key (``--lr`` -> ``train.lr``)."""
+
+    option: str
+    key: str
+    type: type
+    help: str
+    flag: bool = False
+    choices: Tuple[str, ...] = ()  # the allowed values, when the schema has an enum
+
+
+OVERRIDES = (
+    Override("experiment_name", "experiment.name", str, "Experiment name; run directory is <output_root>/<name>."),
+    Override("output_root", "experiment.output_root", str, "Directory that holds the run directories."),
+    Override("seed", "experiment.seed", int, "Global seed (sampler, data order, eval pool, init)."),
+    Override("train_dir", "data.train_dir", str, "FC2 train/ folder."),
+    Override("val_dir", "data.val_dir", str, "FC2 val/ folder (0 samples is fatal)."),
+    Override("data_source", "data.source", str, "Read FC2 folders or packed shards.", choices=("folders", "shards")),
+    Override("shards_dir", "data.shards_dir", str, "Packed HDF5 shards directory (with --data_source shards)."),
+    Override("num_epochs", "train.num_epochs", int, "Planned epochs (the cosine schedule spans them)."),
+    Override("batch_size", "train.batch_size", int, "Batch size shared by the 3 paths of a cycle."),
+    Override("lr", "train.lr", float, "Peak Adam learning rate."),
+    Override("supernet_mode", "train.supernet_mode", str, "strict_fairness (3 paths, one update) or fixed_arch.",
+             choices=("strict_fairness", "fixed_arch")),
+    Override("max_epochs", "train.max_epochs", int, "Stop this invocation after N epochs."),
+    Override("max_steps", "train.max_steps", int, "Cap optimizer steps per epoch."),
+    Override("gpu_device", "runtime.gpu_device", int, "GPU index; ignored with a notice when no GPU exists."),
+    Override("fast_mode", "runtime.fast_mode", bool, "Local smoke run: few steps per epoch, few val batches.", flag=True),
+    Override("debug_trace", "runtime.debug_trace", bool, "Log every cycle: forward/backward x3, optimizer_step x1, grad norms, lr.", flag=True),
+    Override("resume", "checkpoint.resume", bool, "Resume this experiment from its last checkpoint (exact resume).", flag=True),
+    Override("resume_experiment_name", "checkpoint.resume_experiment_name", str, "Start this new experiment from the weights of another experiment's last checkpoint."),
+    Override("reset_early_stop_on_resume", "checkpoint.reset_early_stop_on_resume", bool, "Forget the early-stop counters and best metric when resuming, once (a requeue of the same run keeps counting).", flag=True),
+)
+
+
+_OPTION_KEYS = {item.option: item.key for item in OVERRIDES}
+
+# The options that say where a run's data is (for commands that reopen a finished run's data).
+DATA_LOCATIONS = ("train_dir", "val_dir", "data_source", "shards_dir")
+
+
+def canonical_key(key: str, origin: str) -> str:
+    """Map an option name (``lr``) to its dotted key (``train.lr``); dotted keys pass (the schema checks them)."""
+    key = key.strip()
+    if "." in key:
+        return key
+    if key in _OPTION_KEYS:
+        return _OPTION_KEYS[key]
+    guess = config_check.suggest_key(key, list(_OPTION_KEYS))
+    hint = f"did you mean '{guess}' ({_OPTION_KEYS[guess]})?" if guess else "e.g. train.lr or seed"
+    raise ConfigError(f"{origin}: '{key}' is neither a dotted config key nor an efnas train option name; {hint}")
+
+
+def parse_set(spec: str) -> Tuple[str, Any]:
+    """``KEY=VALUE`` of one ``--set`` -> (dotted key, value read by the config files' YAML rule)."""
+    from edgeflownas.config_yaml import parse_value
+
+    origin = f"--set {spec}"
+    key, equals, text = spec.partition("=")
+    if not equals or not key.strip():
+        raise ConfigError(f"{origin}: expected KEY=VALUE, e.g. --set train.lr=1e-4")
+    return canonical_key(key, origin), parse_value(text, origin)
+
+
+def collect_overrides(kwargs: Dict[str, Any]) -> Overrides:
+    """Named options and ``--set`` values as {dotted key: value}, each remembering its option; a key twice is an error."""
+    given = [item for item in OVERRIDES if kwargs.get(item.option) is not None]
+    values = {item.key: kwargs[item.option] for item in given}
+    options = {item.key: f"--{item.option}" for item in given}
+    for spec in kwargs.get("set_values") or ():
+        key, value = parse_set(spec)
+        clash = [k for k in options if k == key or k.startswith(key + ".") or key.startswith(k + ".")]
+        if clash:
+            raise ConfigError(f"--set {spec}: {clash[0]} is also set by {options[clash[0]]}; the command line "
+                              "may name each key once: drop one of them")
+        values[key], options[key] = value, f"--set {spec}"
+    return Overrides(values, options)
 
 
 def schema_aliases(schema: Optional[Mapping[str, Any]] = None) -> Dict[str, str]:

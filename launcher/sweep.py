@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
-from edgeflownas.cli.options import canonical_key
+from edgeflownas.config import canonical_key
 from edgeflownas.errors import ConfigError
 
 TRIAL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=-]{0,127}$")

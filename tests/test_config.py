@@ -113,3 +113,29 @@ def test_override_errors_name_the_option_that_set_them(default_raw):
         resolve_mapping(default_raw, overrides)
     with pytest.raises(ConfigError, match=r"^config is invalid: train.lr: nan is not a finite number"):
         resolve_mapping(default_raw, {"train.lr": float("nan")})
+
+
+def test_every_named_override_is_a_schema_key_of_its_type_and_choices():
+    from edgeflownas.config import OVERRIDES
+
+    schema_types = {str: "string", int: "integer", float: "number", bool: "boolean"}
+    schema = load_schema()
+    for item in OVERRIDES:
+        section, key = item.key.split(".")
+        leaf = schema["properties"][section]["properties"][key]
+        if "enum" in leaf:
+            assert set(item.choices) == set(leaf["enum"]) and item.type is str, (item.option, leaf)
+            continue
+        allowed = leaf["type"] if isinstance(leaf["type"], list) else [leaf["type"]]
+        assert schema_types[item.type] in allowed and not item.choices, (item.option, leaf)
+
+
+def test_override_table_lives_in_the_config_layer_without_click():
+    import subprocess
+    import sys
+
+    code = "import sys, launcher.sweep, edgeflownas.config as c; print(len(c.OVERRIDES), 'click' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    count, click_imported = done.stdout.split()
+    assert int(count) > 0 and click_imported == "False"
