@@ -35,9 +35,9 @@ def eval_command(run_dir: Path, arch: Tuple[str, ...], which: str, as_json: bool
     directory copied to another machine), as long as it is the same data.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from edgeflownas.report.costs import subnet_cost
+    from edgeflownas.report.costs import run_cost_function
     from edgeflownas.report.eval_run import evaluate_run, format_report
 
-    report = evaluate_run(run_dir, arch, which, cost=subnet_cost(run_dir),
+    report = evaluate_run(run_dir, arch, which, cost=run_cost_function(run_dir),
                           log=lambda line: click.echo(line, err=True), data_overrides=collect_overrides(locations))
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))

@@ -44,9 +44,9 @@ def report(run_dir: Optional[Path], run_dir_arg: Optional[Path], out_dir: Option
     run_dir = run_dir or run_dir_arg
     from edgeflownas.report.build import build_report
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from edgeflownas.report.costs import subnet_cost
+    from edgeflownas.report.costs import run_cost_function
 
-    cost = subnet_cost(run_dir) if with_cost else None
+    cost = run_cost_function(run_dir) if with_cost else None
     result = build_report(run_dir, out_dir, which, flow_samples, tau_epochs, cost=cost,
                           log=lambda line: click.echo(line, err=True), data_overrides=collect_overrides(locations))
     click.echo(str(result.html))

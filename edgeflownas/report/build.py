@@ -19,9 +19,11 @@ from typing import Any, Callable, Dict, List, Optional
 
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, ArchCode, arch_name
 from edgeflownas.report import plots, tables
+from edgeflownas.report.page import render
 from edgeflownas.report.ranking import TauStep, consecutive_taus
 from edgeflownas.report.run_data import RunData, load_run
 from edgeflownas.search.front import front_figure, load_front, load_scored, searches_of_run
+from edgeflownas.train.checkpoint_eval import CheckpointEvaluator
 
 REPORT_FILE = "report.html"
 
@@ -62,8 +64,6 @@ def best_pool_subnet(run: RunData, epoch: int) -> tuple:
 def flow_section(run: RunData, which: str, count: int, log: Callable[[str], None],
                  data_overrides: Optional[Dict[str, Any]] = None) -> FlowSection:
     """Evaluate the baseline and the best pool subnet at checkpoint ``which``; predict ``count`` fixed samples."""
-    from edgeflownas.train.checkpoint_eval import CheckpointEvaluator
-
     with CheckpointEvaluator(run.run_dir, which, log, data_overrides) as evaluator:
         best, best_logged, logged_epoch = best_pool_subnet(run, evaluator.epoch)
         subnets: List[ArchCode] = [EDGEFLOWNET_BASELINE] + ([best] if best != EDGEFLOWNET_BASELINE else [])
@@ -121,8 +121,6 @@ def build_report(run_dir: Path, out_dir: Optional[Path] = None, checkpoint: str 
         figure = front_figure(load_scored(search_dir), doc["front_macs"], doc.get("marks", {}))
         figures[f"search:{search_dir.name}"] = plots.save(figure, out / f"{search_dir.name}_front.png")
         searches.append((search_dir, doc))
-    from edgeflownas.report.page import render
-
     page_path = out / REPORT_FILE
     page_path.write_text(render(run, ranking, recent_taus, figures, flow, cost is not None, searches),
                          encoding="utf-8")

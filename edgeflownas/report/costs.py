@@ -19,14 +19,14 @@ from edgeflownas.report.run_data import read_json
 from edgeflownas.train import run_dir as rd
 
 
-def subnet_cost(run_dir: Path) -> Callable[[ArchCode], Mapping[str, int]]:
-    """A function code -> {"params", "macs"} for the model config and input size recorded in the run's manifest."""
+def run_cost_function(run_dir: Path) -> Callable[[ArchCode], Mapping[str, int]]:
+    """Cached code -> {"params", "macs"} (``model.cost.subnet_cost``) at the run's recorded model and input size."""
     manifest_path = Path(run_dir) / rd.MANIFEST
     cache: Dict[ArchCode, Dict[str, int]] = {}
     configs = []
 
     def cost(code: ArchCode) -> Mapping[str, int]:
-        from edgeflownas.model.cost import subnet_cost as model_cost
+        from edgeflownas.model.cost import subnet_cost as model_cost  # TensorFlow, only once a cost is asked for
 
         if not configs:
             configs.append(run_config(manifest_path))

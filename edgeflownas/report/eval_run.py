@@ -16,6 +16,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 from edgeflownas.errors import ArchCodeError
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, NAME_PREFIX, ArchCode, arch_name, parse_arch_code
 from edgeflownas.nas.eval_pool import load_pool, pool_file_name
+from edgeflownas.train import checkpoint, run_dir as run_dir_format
+from edgeflownas.train.checkpoint_eval import CheckpointEvaluator, checkpoint_dir
 
 KEYWORDS = ("pool", "baseline")
 
@@ -89,10 +91,6 @@ def evaluate_run(run_dir: Path, selection: Sequence[str], which: str = "best",
                  log: Callable[[str], None] = lambda line: None,
                  data_overrides: Optional[Mapping[str, Any]] = None) -> EvalReport:
     """Evaluate the selected subnets at checkpoint ``which`` of ``run_dir`` (see ``CheckpointEvaluator``)."""
-    from edgeflownas.train.checkpoint_eval import CheckpointEvaluator, checkpoint_dir
-
-    from edgeflownas.train import checkpoint, run_dir as run_dir_format
-
     run_dir = Path(run_dir)
     state = checkpoint.read_state(checkpoint_dir(run_dir, which))
     pool_size = run_dir_format.recorded_pool_size(state.get("plan"), checkpoint_dir(run_dir, which))

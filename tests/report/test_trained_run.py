@@ -14,7 +14,7 @@ from edgeflownas.config import resolve_mapping
 from edgeflownas.data.loader import open_source
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, arch_name
 from edgeflownas.report.build import build_report
-from edgeflownas.report.costs import subnet_cost as run_cost
+from edgeflownas.report.costs import run_cost_function
 from edgeflownas.report.eval_run import evaluate_run
 from edgeflownas.report.run_data import load_run
 from edgeflownas.train import checkpoint, run_dir as rd
@@ -118,7 +118,7 @@ def test_costs_use_the_runs_model_and_input_size(trained_run, monkeypatch):
         return SimpleNamespace(params=11, macs=22)
 
     monkeypatch.setattr("edgeflownas.model.cost.subnet_cost", fake_model_cost)
-    cost = run_cost(trained_run)
+    cost = run_cost_function(trained_run)
     assert cost(EDGEFLOWNET_BASELINE) == {"params": 11, "macs": 22}
     assert cost(list(EDGEFLOWNET_BASELINE)) == {"params": 11, "macs": 22}
     assert calls == [(EDGEFLOWNET_BASELINE, 32, 48, 8)]
