@@ -137,7 +137,8 @@ OVERRIDES = (
     Override("seed", "experiment.seed", int, "Global seed (sampler, data order, eval pool, init)."),
     Override("train_dir", "data.train_dir", str, "FC2 train/ folder."),
     Override("val_dir", "data.val_dir", str, "FC2 val/ folder (0 samples is fatal)."),
-    Override("data_source", "data.source", str, "Read FC2 folders or packed shards.", choices=("folders", "shards")),
+    Override("data_source", "data.source", str, "Read FC2 folders or packed shards.",
+             choices=("folders", "shards")),
     Override("shards_dir", "data.shards_dir", str, "Packed HDF5 shards directory (with --data_source shards)."),
     Override("num_epochs", "train.num_epochs", int, "Planned epochs (the cosine schedule spans them)."),
     Override("batch_size", "train.batch_size", int, "Batch size shared by the 3 paths of a cycle."),
@@ -147,11 +148,17 @@ OVERRIDES = (
     Override("max_epochs", "train.max_epochs", int, "Stop this invocation after N epochs."),
     Override("max_steps", "train.max_steps", int, "Cap optimizer steps per epoch."),
     Override("gpu_device", "runtime.gpu_device", int, "GPU index; ignored with a notice when no GPU exists."),
-    Override("fast_mode", "runtime.fast_mode", bool, "Local smoke run: few steps per epoch, few val batches.", flag=True),
-    Override("debug_trace", "runtime.debug_trace", bool, "Log every cycle: forward/backward x3, optimizer_step x1, grad norms, lr.", flag=True),
-    Override("resume", "checkpoint.resume", bool, "Resume this experiment from its last checkpoint (exact resume).", flag=True),
-    Override("resume_experiment_name", "checkpoint.resume_experiment_name", str, "Start this new experiment from the weights of another experiment's last checkpoint."),
-    Override("reset_early_stop_on_resume", "checkpoint.reset_early_stop_on_resume", bool, "Forget the early-stop counters and best metric when resuming, once (a requeue of the same run keeps counting).", flag=True),
+    Override("fast_mode", "runtime.fast_mode", bool, "Local smoke run: few steps per epoch, few val batches.",
+             flag=True),
+    Override("debug_trace", "runtime.debug_trace", bool,
+             "Log every cycle: forward/backward x3, optimizer_step x1, grad norms, lr.", flag=True),
+    Override("resume", "checkpoint.resume", bool, "Resume this experiment from its last checkpoint (exact resume).",
+             flag=True),
+    Override("resume_experiment_name", "checkpoint.resume_experiment_name", str,
+             "Start this new experiment from the weights of another experiment's last checkpoint."),
+    Override("reset_early_stop_on_resume", "checkpoint.reset_early_stop_on_resume", bool,
+             "Forget the early-stop counters and best metric when resuming, once (a requeue of the same run keeps "
+             "counting).", flag=True),
 )
 
 

@@ -62,7 +62,8 @@ def test_non_editable_install_runs_from_an_empty_directory(tmp_path):
     assert "site-packages" in run("config", "schema")
     run("config", "validate", REPO / "configs" / "supernet_fc2_180x240.yaml")
     resolved = run("train", "--dry_run").splitlines()
-    assert resolved[0].startswith(f"# resolved config from {tmp_path / 'venv'}") and resolved[-1].startswith("# config_hash")
+    assert resolved[0].startswith(f"# resolved config from {tmp_path / 'venv'}")
+    assert resolved[-1].startswith("# config_hash")
 
     data, lists = tmp_path / "fc2", tmp_path / "lists"
     run("synth", "--out", data, "--train", 2, "--val", 1, "--height", 32, "--width", 48)

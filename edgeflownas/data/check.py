@@ -126,7 +126,7 @@ def write_report(report: Mapping[str, object], path: Path) -> None:
 
 @functools.lru_cache(maxsize=None)
 def load_list_tool() -> ModuleType:
-    """Import tools/data_check/check_fc2_lists.py (shipped as package data), the single home of the legacy list audit."""
+    """Import tools/data_check/check_fc2_lists.py (package data), the single home of the legacy list audit."""
     path = shipped_file(LIST_TOOL)
     spec = importlib.util.spec_from_file_location("efnas_check_fc2_lists", path)
     module = importlib.util.module_from_spec(spec)
@@ -195,7 +195,8 @@ def check_request(request: CheckRequest) -> None:
     """Refuse a request with nothing to check, or with one split folder only."""
     if not request.directories and request.lists_dir is None and request.shards_dir is None:
         raise ConfigError("data-check needs --config FILE, --train_dir/--val_dir DIR, --lists DIR or --shards_dir DIR")
-    missing = [f"--{split}_dir" for split in ("train", "val") if request.directories and split not in request.directories]
+    given = request.directories
+    missing = [f"--{split}_dir" for split in ("train", "val") if given and split not in given]
     if missing:
         raise ConfigError(f"data-check checks both splits: {' and '.join(missing)} is missing "
                           "(or pass --config FILE for data.train_dir and data.val_dir)")
