@@ -87,6 +87,7 @@ class CheckpointConfig:
     resume: bool
     resume_experiment_name: Optional[str]
     reset_early_stop_on_resume: bool
+    init_from: Optional[str] = None
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ COMMANDS: Dict[str, tuple] = {
     "config": ("edgeflownas.cli.config:config", "Validate or show a config against the JSON Schema."),
     "arch": ("edgeflownas.cli.arch:arch", "Decode an arch code and report its parameters and MACs (FLOPs = 2 x MACs)."),
     "eval": ("edgeflownas.cli.eval:eval_command", "Evaluate subnets of a trained supernet: EPE, 1/3/5 px outliers, params, MACs."),
+    "retrain": ("edgeflownas.cli.retrain:retrain", "Train one chosen subnet of a supernet run on its own (from scratch or the supernet's weights)."),
     "search": ("launcher.search_cli:search", "Search a trained supernet for the Pareto front of EPE vs MACs/params (evolution, random, exhaustive)."),
     "export": ("edgeflownas.cli.export:export", "Export one subnet of a run (BN folded) as SavedModel, TFLite float and int8, each scored."),
     "infer": ("edgeflownas.cli.infer:infer", "Optical flow of image pairs (or a folder of FC2 pairs) with an exported model: .flo and PNG."),

@@ -35,10 +35,11 @@ from edgeflownas.config import ResolvedConfig, flatten
 from edgeflownas.data.loader import open_source
 from edgeflownas.data.shards import MANIFEST_NAME, ids_digest
 from edgeflownas.errors import CheckpointError, DataError, EmptySplitError
+from edgeflownas.nas.arch_codec import ArchCode
 from edgeflownas.nas.eval_pool import build_pool, load_pool, pool_file_name, save_pool
 from edgeflownas.train import checkpoint, run_dir as rd
 from edgeflownas.train.interrupt import StopRequest
-from edgeflownas.train.plan import TrainPlan, make_plan
+from edgeflownas.train.plan import TrainPlan, fixed_arch_of, make_plan
 from edgeflownas.train.state import OpenedData, RunSetup, TrainResult
 from edgeflownas.train.start import (RunClaim, RunLog, absolute_paths, check_relative_resume, check_same_data,
                                      decide_start, recorded_data_paths)
@@ -111,8 +112,10 @@ def check_resumable(state: Dict[str, Any], resolved: ResolvedConfig, plan: Train
             "--experiment_name NEW and checkpoint.resume_experiment_name to inherit the weights")
 
 
-def prepare_pool(mode: str, run_dir: Path, seed: int, pool_size: int) -> tuple:
-    """The evaluation pool: read back on resume, built and saved otherwise."""
+def prepare_pool(mode: str, run_dir: Path, seed: int, pool_size: int, fixed: Optional[ArchCode] = None) -> tuple:
+    """The evaluation pool: read back on resume, built and saved otherwise; a fixed-arch run's is its own code."""
+    if fixed is not None:
+        return (fixed,)
     path = run_dir / pool_file_name(pool_size)
     if mode == "resume":
         pool_seed, pool = load_pool(path)
@@ -159,7 +162,7 @@ def run_training(resolved: ResolvedConfig, run_dir: Optional[Path] = None, stop:
             if start.source is not None:  # intact files, finite variables, same architecture (issue 11)
                 checkpoint.verify_checkpoint(start.source, resolved.values)
             claim.accept(start.move_aside)
-            pool = prepare_pool(start.mode, run_dir, cfg.experiment.seed, plan.pool_size)
+            pool = prepare_pool(start.mode, run_dir, cfg.experiment.seed, plan.pool_size, fixed_arch_of(cfg))
         except BaseException:
             data.close()
             raise

@@ -139,6 +139,7 @@ class CheckpointEvaluator:
         import tensorflow as tf
 
         from edgeflownas.train.graph import EvalGraph
+        from edgeflownas.train.plan import fixed_arch_of
         from edgeflownas.train.runtime import session_config
 
         seed = self.resolved.config.experiment.seed
@@ -158,7 +159,9 @@ class CheckpointEvaluator:
         with tf_graph.as_default():
             tf.compat.v1.set_random_seed(seed)
             cfg = self.resolved.config
-            self.graph = EvalGraph(cfg.model, cfg.loss, (cfg.data.input_height, cfg.data.input_width))
+            # A fixed-arch run (a retrain) holds only its own path; its plan has no recalibration batches.
+            self.graph = EvalGraph(cfg.model, cfg.loss, (cfg.data.input_height, cfg.data.input_width),
+                                   fixed_arch_of(cfg))
             self._session = tf.compat.v1.Session(graph=tf_graph, config=session_config(self.resolved.config.runtime))
             self._session.run(self.graph.init_op)
             with checkpoint.restoring(tf_graph, self.ckpt_dir):

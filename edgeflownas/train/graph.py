@@ -35,13 +35,14 @@ same run, so the check costs no extra ``sess.run``.
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 from edgeflownas.config_types import LossConfig, ModelConfig, TrainConfig
 from edgeflownas.model.supernet import Supernet
+from edgeflownas.nas.arch_codec import ArchCode
 from edgeflownas.train.plan import TrainPlan
 
 CLIP_MARGIN = 1e-5
@@ -50,8 +51,10 @@ CLIP_MARGIN = 1e-5
 class EvalGraph:
     """Supernet + feed + forward op + BN snapshot/restore + a saver of the network, built in the default graph."""
 
-    def __init__(self, model: ModelConfig, loss: LossConfig, input_size: Tuple[int, int]) -> None:
-        self.net = net = Supernet(model, loss, input_size[0], input_size[1])
+    def __init__(self, model: ModelConfig, loss: LossConfig, input_size: Tuple[int, int],
+                 fixed_arch: Optional[ArchCode] = None) -> None:
+        # A fixed arch (a retrain) builds only that path's variables, named as in the supernet.
+        self.net = net = Supernet(model, loss, input_size[0], input_size[1], fixed_arch=fixed_arch)
         # Fetching this runs the whole forward pass (and the BN writes that hang off it).
         self.forward_op = tf.group(net.preds[2])
         self._bn_inputs = [tf.compat.v1.placeholder(v.dtype.base_dtype, v.shape) for v in net.bn_moving_variables]
@@ -69,8 +72,12 @@ class EvalGraph:
     def feed(self, batch, arch_code: Sequence[int], bn_mode: int) -> Dict:
         """The feed dict of one run: images, flow, arch code and BN mode."""
         net = self.net
-        return {net.img0: batch.img0, net.img1: batch.img1, net.flow_gt: batch.flow,
-                net.arch_code: np.asarray(arch_code, np.int32), net.bn_mode: bn_mode}
+        feed = {net.img0: batch.img0, net.img1: batch.img1, net.flow_gt: batch.flow, net.bn_mode: bn_mode}
+        if net.arch_code is not None:
+            feed[net.arch_code] = np.asarray(arch_code, np.int32)
+        elif tuple(arch_code) != net.fixed_arch:
+            raise ValueError(f"this graph is the fixed arch {net.fixed_arch}, asked to run {tuple(arch_code)}")
+        return feed
 
     def bn_snapshot(self, sess: tf.compat.v1.Session) -> List[np.ndarray]:
         """Current BN moving statistics (values, in ``net.bn_moving_variables`` order)."""
@@ -89,8 +96,8 @@ class TrainGraph(EvalGraph):
     """``EvalGraph`` + accumulators + optimizer + divergence guard + a saver of everything a resume needs."""
 
     def __init__(self, model: ModelConfig, loss: LossConfig, train: TrainConfig, input_size: Tuple[int, int],
-                 plan: TrainPlan) -> None:
-        super().__init__(model, loss, input_size)
+                 plan: TrainPlan, fixed_arch: Optional[ArchCode] = None) -> None:
+        super().__init__(model, loss, input_size, fixed_arch)
         net = self.net
         variables = net.trainable_variables
         with tf.compat.v1.variable_scope("train"):

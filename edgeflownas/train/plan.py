@@ -15,10 +15,11 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from edgeflownas.config_types import Config
 from edgeflownas.errors import CheckpointError, DataError
+from edgeflownas.nas.arch_codec import ArchCode
 from edgeflownas.nas.fair_sampler import PATHS_PER_CYCLE
 
 
@@ -49,6 +50,11 @@ class TrainPlan:
         return {"pool_size": self.pool_size, "bn_recal_batches": self.recal_batches,
                 "eval_batch_size": self.eval_batch_size, "val_batches": self.val_batches,
                 "val_samples_used": self.val_samples_used, "every_n_epochs": self.eval_every}
+
+
+def fixed_arch_of(cfg: Config) -> Optional[ArchCode]:
+    """The one code a fixed-arch run (a retrain) trains, or None for a supernet."""
+    return tuple(cfg.model.fixed_arch_code) if cfg.train.supernet_mode == "fixed_arch" else None
 
 
 def make_plan(cfg: Config, train_samples: int, val_samples: int) -> TrainPlan:
@@ -84,8 +90,9 @@ def make_plan(cfg: Config, train_samples: int, val_samples: int) -> TrainPlan:
         eval_batch_size=eval_batch,
         val_batches=val_batches,
         val_samples_used=min(val_samples, val_batches * eval_batch),
-        recal_batches=cfg.eval.bn_recal_batches,
-        pool_size=cfg.eval.pool_size,
+        # A fixed-arch run evaluates its own subnet with its own BN statistics: no pool, no recalibration.
+        recal_batches=0 if fixed_arch_of(cfg) else cfg.eval.bn_recal_batches,
+        pool_size=1 if fixed_arch_of(cfg) else cfg.eval.pool_size,
         eval_every=cfg.eval.every_n_epochs,
         notices=tuple(notices),
     )

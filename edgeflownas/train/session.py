@@ -27,6 +27,7 @@ from edgeflownas.train.eval_data import eval_batches, picture_batch
 from edgeflownas.train.evaluate import PoolEvaluator
 from edgeflownas.train.graph import TrainGraph
 from edgeflownas.train.interrupt import StopRequest
+from edgeflownas.train.plan import fixed_arch_of
 from edgeflownas.train.runtime import configure_runtime, session_config
 from edgeflownas.train.state import EpochSettings, OpenedData, RunSetup, TrainResult, TrainState
 from edgeflownas.train.trainer import SessionParts, Trainer
@@ -78,13 +79,14 @@ def train_session(setup: RunSetup, data: OpenedData, log: Callable[[str], None],
     seed = cfg.experiment.seed
     device = configure_runtime(cfg.runtime, log)
     tf_graph = tf.Graph()
+    fixed = fixed_arch_of(cfg)
     with tf_graph.as_default():
         tf.compat.v1.set_random_seed(seed)
         with tf.device(device) if device else contextlib.nullcontext():
-            graph = TrainGraph(cfg.model, cfg.loss, cfg.train, (cfg.data.input_height, cfg.data.input_width), plan)
+            graph = TrainGraph(cfg.model, cfg.loss, cfg.train, (cfg.data.input_height, cfg.data.input_width), plan,
+                               fixed)
         writer = tf.compat.v1.summary.FileWriter(str(run_dir / rd.TENSORBOARD))
     state, stopper = initial_state(setup.mode, setup.state_doc, resolved, log)
-    fixed = tuple(cfg.model.fixed_arch_code) if cfg.train.supernet_mode == "fixed_arch" else None
     # The sample ids in every checkpoint let a resume refuse other data (start.check_same_data).
     header = {"experiment": cfg.experiment.name, "seed": seed, "config_hash": resolved.config_hash,
               "config": resolved.values, "plan": plan.to_dict(), "data": dict(data.info)}

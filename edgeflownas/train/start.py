@@ -220,9 +220,18 @@ def refusal(run_dir: Path, problem: str, results: List[str], resume: bool) -> st
 
 
 def fresh_or_inherit(resolved: ResolvedConfig, log: Callable[[str], None]) -> Start:
-    """'inherit' from ``checkpoint.resume_experiment_name``'s last checkpoint, else 'fresh'."""
+    """'inherit' from ``checkpoint.init_from`` or ``checkpoint.resume_experiment_name``'s last checkpoint, else 'fresh'."""
     cfg = resolved.config
     source_name = cfg.checkpoint.resume_experiment_name
+    if cfg.checkpoint.init_from:
+        if source_name:
+            raise ConfigError("checkpoint.init_from and checkpoint.resume_experiment_name both name weights to start "
+                              "from: keep one")
+        source = Path(cfg.checkpoint.init_from)
+        if not checkpoint.has_checkpoint(source):
+            raise CheckpointError(f"checkpoint.init_from={source}: not a complete checkpoint directory (state.json "
+                                  "and model.index)")
+        return Start("inherit", source)
     if not source_name:
         return Start("fresh")
     if source_name == cfg.experiment.name:

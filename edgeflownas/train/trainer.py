@@ -213,7 +213,10 @@ class Trainer:
     def write_flow_pictures(self, result: PoolResult) -> None:
         """TensorBoard images of the fixed picture samples: EdgeFlowNet baseline and the best pool subnet."""
         best = self.pool[int(np.argmin(result.epe))]
-        subnets = {"baseline": EDGEFLOWNET_BASELINE, "best_pool": best}
+        if self.settings.fixed_arch is not None:
+            subnets = {"subnet": best}
+        else:
+            subnets = {"baseline": EDGEFLOWNET_BASELINE, "best_pool": best}
         batch = self.evaluator.picture_batch
         flows = self.evaluator.predict(self.sess, list(subnets.values()), batch)
         for label, flow in zip(subnets, flows):

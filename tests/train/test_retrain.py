@@ -1,0 +1,118 @@
+"""``efnas retrain``: one subnet of a supernet run trained on its own (only its path's variables, own BN, own EPE).
+
+On the tiny ``search_run`` supernet: the retrain's checkpoint holds exactly the
+path's variables; ``--init supernet`` starts from the supernet's weights by
+name; a stop request inside an epoch resumes to the same weights as an
+uninterrupted retrain; the run exports; bad input is one line.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgeflownas.cli import main
+from edgeflownas.config import Overrides
+from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE
+from edgeflownas.train.interrupt import StopRequest
+from edgeflownas.train.retrain import retrain_config
+
+pytestmark = pytest.mark.slow
+
+
+def _weights(ckpt_dir):
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(ckpt_dir / "model"))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def _config(search_run, tmp_path, name, init="scratch", **extra):
+    values = {"experiment.name": name, "experiment.output_root": str(tmp_path / "retrains"), "train.num_epochs": 2,
+              "eval.every_n_epochs": 1}
+    values.update(extra)
+    return retrain_config(search_run, EDGEFLOWNET_BASELINE, init, "best", None, Overrides(values, {}))
+
+
+class StopAfter(StopRequest):
+    """A stop request that arrives after ``steps`` polls (the trainer polls after every optimizer step)."""
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.left = steps
+
+    @property
+    def requested(self) -> bool:
+        self.left -= 1
+        if self.left < 0 and self.signum is None:
+            self.signum = signal.SIGTERM
+        return self.signum is not None
+
+
+def test_retrain_holds_only_its_path_and_inherits_by_name(search_run, tmp_path):
+    from edgeflownas.train.api import run_training
+
+    result = run_training(_config(search_run, tmp_path, "inherit", "supernet", **{"train.lr": 1e-9,
+                                                                                    "train.lr_min": 1e-9}))
+    run_dir = result.run_dir
+    retrained, supernet = _weights(run_dir / "supernet_last.ckpt"), _weights(search_run / "supernet_best.ckpt")
+    kernels = [name for name in retrained if name.endswith("/kernel")]
+    assert "supernet/H4/k7/kernel" in kernels and "supernet/H4/k3/kernel" not in retrained
+    assert "supernet/EB0/res1/conv_a/kernel" not in retrained  # depth 1: only the first ResBlock
+    for name in kernels:
+        np.testing.assert_allclose(retrained[name], supernet[name], atol=1e-6, err_msg=name)
+    history = [row for row in result.history if row.get("epoch")]
+    assert len(history) == 2 and all(np.isfinite(row["epe_a000021222"]) for row in history)
+    manifest = json.loads((run_dir / "train_manifest.json").read_text())
+    config = manifest["resolved_config"]
+    assert config["train"]["supernet_mode"] == "fixed_arch"
+    assert config["model"]["fixed_arch_code"] == list(EDGEFLOWNET_BASELINE)
+    assert config["checkpoint"]["init_from"] == str((search_run / "supernet_best.ckpt").resolve())
+
+
+def test_stop_request_inside_an_epoch_resumes_to_the_same_weights(search_run, tmp_path):
+    from edgeflownas.train.api import run_training
+
+    whole = run_training(_config(search_run, tmp_path, "whole"))
+    stopped = run_training(_config(search_run, tmp_path, "stopped"), stop=StopAfter(3))
+    assert stopped.interrupted_by == "SIGTERM" and stopped.global_step == 3
+    resumed = run_training(_config(search_run, tmp_path, "stopped", **{"checkpoint.resume": True}))
+    assert resumed.global_step == whole.global_step
+    first, second = _weights(whole.run_dir / "supernet_last.ckpt"), _weights(resumed.run_dir / "supernet_last.ckpt")
+    assert first.keys() == second.keys()
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+
+
+def test_retrain_run_exports(search_run, tmp_path):
+    result = CliRunner().invoke(main, ["retrain", "--run", str(search_run), "--arch", "baseline", "--experiment_name",
+                                       "to_export", "--output_root", str(tmp_path / "r"), "--num_epochs", "1"])
+    assert result.exit_code == 0, result.output
+    exported = CliRunner().invoke(main, ["export", "--run", str(tmp_path / "r" / "to_export"), "--out",
+                                         str(tmp_path / "export"), "--format", "saved_model"])
+    assert exported.exit_code == 0, exported.output
+    manifest = json.loads((tmp_path / "export" / "export_manifest.json").read_text())
+    assert manifest["arch_code"] == list(EDGEFLOWNET_BASELINE)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--arch", "baseline"], "needs --experiment_name"),
+    (["--arch", "3,0,0,0,0,0,0,0,0", "--experiment_name", "x"], "value must be in {0,1,2}"),
+    (["--arch", "best", "--experiment_name", "x"], "front.json does not exist"),
+    (["--arch", "baseline", "--experiment_name", "x", "--supernet_mode", "strict_fairness"],
+     "efnas retrain sets it itself"),
+])
+def test_bad_input_is_one_line(search_run, args, message):
+    result = CliRunner().invoke(main, ["retrain", "--run", str(search_run), *args, "--dry_run"])
+    assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
+
+
+def test_dry_run_shows_the_forced_keys(search_run):
+    result = CliRunner().invoke(main, ["retrain", "--run", str(search_run), "--arch", "baseline", "--experiment_name",
+                                       "x", "--init", "supernet", "--dry_run"])
+    assert result.exit_code == 0, result.output
+    assert "fixed_arch" in result.output and "supernet_best.ckpt" in result.output
