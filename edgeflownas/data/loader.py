@@ -12,9 +12,11 @@ refuses train and val that are one folder or share byte-identical samples:
   (resizing twice would not match the folder pipeline).  Opening it checks every
   shard of the split against the sha256 in the manifest (13-20 s measured for
   the 13.5 GB of the FC2 train split at 180x240; see README), so a damaged
-  shard stops a run before it starts, not when its sample is first read.  HDF5 files are opened
-  lazily by the process that reads them and reopened after a fork, never
-  shared across processes.  Unless the user set ``HDF5_USE_FILE_LOCKING``,
+  shard stops a run before it starts, not when its sample is first read; every
+  read still checks the sample's xxh3_64 hashes (``shards.ShardLayout``).  HDF5
+  reads only the ids, hashes and offsets at opening; samples are copied from
+  read-only memory maps of the shards, made lazily by the process that reads
+  them and made again after a fork.  Unless the user set ``HDF5_USE_FILE_LOCKING``,
   shards open with file locking off (and the variable is set to FALSE),
   because file locks fail or hang on cluster filesystems (Lustre, GPFS, NFS).
 
@@ -22,9 +24,8 @@ refuses train and val that are one folder or share byte-identical samples:
 pure function of (seed, epoch), ``batches(epoch, start_batch)`` resumes exactly
 at a batch index, and worker threads prefetch batches in the background while
 the trainer computes.  PNG decoding and resizing run in parallel threads
-(OpenCV releases the GIL); h5py serialises HDF5 reads within a process, so
-shard reads use about one core (~1-2k samples/s at 180x240, bounded by the
-fletcher32 verification of every chunk).
+(OpenCV releases the GIL), and so do shard reads (numpy's copy and xxh3_64
+release it), so threads suffice and a batch is never copied between processes.
 """
 
 from __future__ import annotations
@@ -115,28 +116,6 @@ class FolderSource(SampleSource):
         return resize_sample(*read_sample(sample.img0, sample.img1, sample.flow), self.height, self.width)
 
 
-class _OpenShard:
-    """A shard opened by this process, with its dataset ids and reusable dataspaces."""
-
-    def __init__(self, path: Path) -> None:
-        from h5py import h5s
-
-        self.file = shards.open_shard(path)
-        self.datasets = [self.file[name].id for name in shards.ARRAYS]
-        self.file_spaces = [dataset.get_space() for dataset in self.datasets]
-        self.sample_spaces = [h5s.create_simple((1,) + dataset.shape[1:]) for dataset in self.datasets]
-
-    def read(self, local: int, outs: Sequence[np.ndarray], position: int) -> None:
-        """Read sample ``local`` of every dataset into ``outs[...][position]`` (HDF5 checks fletcher32)."""
-        for name, dataset, file_space, sample_space, out in zip(
-                shards.ARRAYS, self.datasets, self.file_spaces, self.sample_spaces, outs):
-            file_space.select_hyperslab((local, 0, 0, 0), (1,) + out.shape[1:])
-            try:
-                dataset.read(sample_space, file_space, out[position:position + 1])
-            except OSError as exc:
-                raise OSError(f"dataset '{name}': {exc}") from None
-
-
 class ShardSource(SampleSource):
     """One split of a packed set; shard files are opened lazily by the process that reads them."""
 
@@ -162,21 +141,16 @@ class ShardSource(SampleSource):
         if verify_sha256:
             shards.require_sha256(self.directory, entries)
         self.starts = list(itertools.accumulate((int(entry["samples"]) for entry in entries), initial=0))
-        self.sample_ids = []
-        for path, entry in zip(self.paths, entries):
-            with shards.open_shard(path) as handle:
-                ids = list(handle["sample_ids"].asstr()[:])
-            if len(ids) != int(entry["samples"]):
-                raise DataError(f"{path}: holds {len(ids)} samples but {where} lists {entry['samples']}; "
-                                "the shard or the manifest was changed, re-pack")
-            self.sample_ids += ids
+        self.layouts = [shards.read_layout(path, int(entry["samples"]), self.stored_size)
+                        for path, entry in zip(self.paths, entries)]
+        self.sample_ids = [sample_id for layout in self.layouts for sample_id in layout.sample_ids]
         self._forget_files()
         _SHARD_SOURCES.add(self)
 
     def _forget_files(self) -> None:
         """Start with no open shard (also in a forked child: the parent's files are not ours to use)."""
         self._lock = threading.Lock()
-        self._files: Dict[int, _OpenShard] = {}
+        self._files: Dict[int, Tuple[np.ndarray, ...]] = {}  # shard -> memory-mapped arrays
 
     def __getstate__(self) -> dict:
         """Pickle without open files or locks (a worker process opens its own)."""
@@ -193,22 +167,19 @@ class ShardSource(SampleSource):
         return shard, index - self.starts[shard]
 
     def _read(self, index: int, outs: Sequence[np.ndarray], position: int) -> None:
-        """Read sample ``index`` (stored size) into ``outs[...][position]``; corruption -> DataError."""
+        """Read sample ``index`` (stored size) into ``outs[...][position]``; corruption -> DataError naming it."""
         shard, local = self.locate(index)
-        # One lock for opening and reading: h5py serialises its calls anyway, and the
-        # dataspaces of an open shard are reused between reads.
-        with self._lock:
-            if shard not in self._files:
-                self._files[shard] = _OpenShard(self.paths[shard])
-            try:
-                self._files[shard].read(local, outs, position)
-            except OSError as exc:
-                raise DataError(f"{self.paths[shard]}: sample {local} (id {self.sample_ids[index]}) cannot be "
-                                f"read ({exc}); the shard is corrupt: run 'efnas data-check --shards "
-                                f"{self.directory}' and re-pack") from None
+        views = self._files.get(shard)
+        if views is None:
+            with self._lock:
+                if shard not in self._files:
+                    self._files[shard] = self.layouts[shard].map()
+                views = self._files[shard]
+        # No lock while reading: the mapping is read-only, and the copy and the hash release the GIL.
+        self.layouts[shard].read(views, local, outs, position)
 
     def get(self, index: int) -> Arrays:
-        """Read one sample (checksums verified) and resize it if the shards hold another size."""
+        """Read one sample (hashes verified) and resize it if the shards hold another size."""
         arrays = empty_batch(1, *self.stored_size)
         self._read(index, arrays, 0)
         img0, img1, flow = (array[0] for array in arrays)
@@ -226,9 +197,7 @@ class ShardSource(SampleSource):
     def close(self) -> None:
         """Close every shard file this source opened."""
         with self._lock:
-            files, self._files = self._files, {}
-        for opened in files.values():
-            opened.file.close()
+            self._files = {}  # the mappings close when their last view is dropped
 
 
 # Every live ShardSource, so that a forked child drops the parent's open files and locks

@@ -129,7 +129,8 @@ def new_manifest(scans: Dict[str, SplitScan], resolution: Dict[str, Any], shard_
         "shard_size": shard_size,
         "layout": {"img0": "uint8 [N,H,W,3] RGB", "img1": "uint8 [N,H,W,3] RGB",
                    "flow": "float32 [N,H,W,2] (u, v) in pixels of the stored resolution",
-                   "sample_ids": "utf-8 [N]", "chunks": "one sample per chunk", "checksum": "fletcher32 per chunk"},
+                   "sample_ids": "utf-8 [N]", "storage": "contiguous, no HDF5 filter",
+                   shards.HASHES: "uint64 [N,3]: xxh3_64 of each sample's img0, img1, flow bytes, checked on read"},
         "source": {"pattern": SAMPLE_PATTERN,
                    "splits": {split: str(scan.directory.resolve()) for split, scan in scans.items()},
                    "scan": build_report(scans)},
@@ -213,21 +214,17 @@ def write_shard(out: Path, plan: ShardPlan, arrays: Iterable[Arrays], resolution
     pack_output.require_space(out, plan.file, count * shards.sample_bytes(height, width))
     attrs = {"split": plan.split, "height": height, "width": width}
     try:
-        handle = shards.create_shard(tmp, plan.sample_ids, height, width, attrs)
+        writer = shards.create_shard(tmp, plan.sample_ids, height, width, attrs)
         try:
-            datasets = [handle[name] for name in shards.ARRAYS]
             written = 0
             for index, sample_arrays in enumerate(arrays):
-                for dataset, array in zip(datasets, sample_arrays):
-                    dataset[index] = array
+                writer.write(index, sample_arrays)
                 written += 1
             if written != count:
                 raise DataError(f"{final}: received {written} samples for a shard planned with {count}")
-            del datasets
-            handle.close()
-        except BaseException as error:
-            shards.discard_shard(handle, error)
-            raise
+            writer.finish()
+        finally:
+            writer.close()
         with open(tmp, "rb+") as raw:
             os.fsync(raw.fileno())
         os.replace(tmp, final)

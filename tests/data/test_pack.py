@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import xxhash
 import pytest
 
 from edgeflownas.data import pack as pack_module
@@ -27,7 +28,7 @@ def leftovers(out: Path) -> list:
 
 def test_pack_writes_self_describing_manifest(packed_fc2, synth_fc2):
     manifest = read_manifest(packed_fc2)
-    assert manifest["complete"] is True and manifest["format_version"] == 1
+    assert manifest["complete"] is True and manifest["format_version"] == 2
     assert manifest["resolution"] == {
         "mode": "train", "height": 48, "width": 64, "source_height": 96, "source_width": 128,
         "resize": manifest["resolution"]["resize"]}
@@ -43,13 +44,18 @@ def test_pack_writes_self_describing_manifest(packed_fc2, synth_fc2):
     assert leftovers(packed_fc2) == []
 
 
-def test_shard_layout_one_sample_per_chunk_with_fletcher32(packed_fc2):
+def test_shard_layout_contiguous_samples_with_an_xxh3_hash_each(packed_fc2):
     with open_shard(packed_fc2 / "train-00000.h5") as handle:
-        for name, chunk in (("img0", (1, 48, 64, 3)), ("img1", (1, 48, 64, 3)), ("flow", (1, 48, 64, 2))):
-            assert handle[name].chunks == chunk and handle[name].fletcher32
+        for name in ("img0", "img1", "flow"):
+            assert handle[name].chunks is None and not handle[name].fletcher32 and handle[name].compression is None
         assert handle["img0"].dtype == np.uint8 and handle["flow"].dtype == np.float32
         assert list(handle["sample_ids"].asstr()[:]) == ["0000000", "0000001", "0000002", "0000003"]
         assert handle["sample_ids"].fletcher32
+        hashes = handle["xxh3_64"][:]
+        assert hashes.shape == (4, 3) and hashes.dtype == np.uint64
+        for sample in range(4):
+            assert [xxhash.xxh3_64_intdigest(handle[name][sample]) for name in ("img0", "img1", "flow")] == \
+                hashes[sample].tolist()
 
 
 def test_native_resolution_keeps_source_pixels(synth_fc2, tmp_path):
