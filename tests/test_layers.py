@@ -2,8 +2,8 @@
 
 Layers, lowest first (a module may import from its own layer and from lower ones only):
 
-0. ``errors``, ``config_types``, ``atomic_io``, ``locks``, ``bn_modes``-free ground: the ground floor
-   (also ``flow_viz``: flow colouring used by train and report)
+0. ``errors``, ``config_types``, ``atomic_io``, ``locks``, and ``flow_viz`` (flow colouring, used by train and
+   report): the ground floor
 1. ``config``, ``config_yaml``, ``config_check``
 2. ``data``, ``nas``
 3. ``model``

@@ -91,7 +91,7 @@ def test_gpu_device_without_a_gpu_is_accepted_with_a_notice():
     import tensorflow as tf
 
     from edgeflownas.config_types import RuntimeConfig
-    from edgeflownas.train.session import configure_runtime
+    from edgeflownas.train.runtime import configure_runtime
 
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("a GPU is visible: the CPU-only notice cannot be observed here")
