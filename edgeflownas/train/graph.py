@@ -87,9 +87,20 @@ class EvalGraph:
         """Put BN moving statistics back exactly as a snapshot holds them."""
         sess.run(self._bn_assign, dict(zip(self._bn_inputs, values)))
 
-    def restore_weights(self, sess: tf.compat.v1.Session, prefix: str) -> None:
-        """Restore weights and BN statistics from ``prefix``."""
-        self.model_saver.restore(sess, prefix)
+    def restore_weights(self, sess: tf.compat.v1.Session, prefix: str) -> List[str]:
+        """Restore weights and BN statistics from ``prefix`` by name; returns the names it lacks (kept as they are).
+
+        A fixed-arch checkpoint (a retrain) holds one path: a supernet starting from it keeps the initial values
+        of every other option's variables.
+        """
+        present = set(tf.train.load_checkpoint(prefix).get_variable_to_shape_map())
+        missing = [v.op.name for v in self.net.variables if v.op.name not in present]
+        if not missing:
+            self.model_saver.restore(sess, prefix)
+            return []
+        subset = [v for v in self.net.variables if v.op.name in present]
+        tf.compat.v1.train.Saver(subset, save_relative_paths=True).restore(sess, prefix)
+        return missing
 
 
 class TrainGraph(EvalGraph):
@@ -183,10 +194,11 @@ class TrainGraph(EvalGraph):
         self.full_saver.restore(sess, prefix)
         sess.run(self._keep_bn)
 
-    def restore_weights(self, sess: tf.compat.v1.Session, prefix: str) -> None:
-        """Restore weights and BN statistics only (optimizer and step stay fresh)."""
-        super().restore_weights(sess, prefix)
+    def restore_weights(self, sess: tf.compat.v1.Session, prefix: str) -> List[str]:
+        """Restore weights and BN statistics only (optimizer and step stay fresh); the names the source lacks."""
+        missing = super().restore_weights(sess, prefix)
         sess.run(self._keep_bn)
+        return missing
 
     def nonfinite_variables(self, sess: tf.compat.v1.Session) -> List[str]:
         """Names of the savable variables holding a NaN or Inf (empty when all are finite)."""

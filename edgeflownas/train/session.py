@@ -144,8 +144,13 @@ def restore(sess, graph, mode: str, source_ckpt: Optional[Path], state, writer, 
     prefix = checkpoint.model_prefix(source_ckpt)
     if mode == "inherit":
         with checkpoint.restoring(sess.graph, source_ckpt):
-            graph.restore_weights(sess, prefix)
+            missing = graph.restore_weights(sess, prefix)
         log(f"start: inherit weights and BN statistics from {source_ckpt}; step, optimizer, schedule start fresh")
+        if missing:
+            total = len(graph.net.variables)
+            log(f"notice: {source_ckpt} holds {total - len(missing)} of the network's {total} variables (a "
+                f"fixed-arch checkpoint holds one path); the other {len(missing)} keep their initial values "
+                f"(e.g. {', '.join(missing[:3])})")
         return
     with checkpoint.restoring(sess.graph, source_ckpt):
         graph.restore(sess, prefix)

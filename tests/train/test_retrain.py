@@ -116,3 +116,22 @@ def test_dry_run_shows_the_forced_keys(search_run):
                                        "x", "--init", "supernet", "--dry_run"])
     assert result.exit_code == 0, result.output
     assert "fixed_arch" in result.output and "supernet_best.ckpt" in result.output
+
+
+def test_a_supernet_can_start_from_a_retrained_subnet(search_run, tmp_path):
+    """The warm-up recipe of configs/learnable_small.yaml: a supernet inherits a fixed-arch run's one path."""
+    from edgeflownas.config import resolve_mapping
+    from edgeflownas.train import checkpoint
+    from edgeflownas.train.api import run_training
+
+    warm = run_training(_config(search_run, tmp_path, "warm", **{"train.num_epochs": 1}))
+    recorded = checkpoint.read_state(search_run / "supernet_best.ckpt")["config"]
+    supernet = resolve_mapping(recorded, {"experiment.name": "from_warm", "experiment.output_root": str(tmp_path),
+                                          "checkpoint.init_from": str(warm.run_dir / "supernet_last.ckpt"),
+                                          "train.num_epochs": 1, "train.lr": 1e-9, "train.lr_min": 1e-9})
+    result = run_training(supernet)
+    assert "keep their initial values" in (result.run_dir / "train.log").read_text()
+    started, warmed = _weights(result.run_dir / "supernet_last.ckpt"), _weights(warm.run_dir / "supernet_last.ckpt")
+    assert "supernet/H4/k3/kernel" in started
+    for name in (n for n in warmed if n.endswith("/kernel")):
+        np.testing.assert_allclose(started[name], warmed[name], atol=1e-6, err_msg=name)
