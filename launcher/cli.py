@@ -19,11 +19,22 @@ from edgeflownas.cli.options import collect_overrides, override_options
 @click.option("--sweep", "sweeps", multiple=True, metavar="KEY=V1,V2|FILE",
               help="Grid axis (dotted key or train option name, e.g. seed=1,2 or train.lr=1e-4,3e-4) or a YAML "
                    "file {key: [values]}; repeatable. Trials go out as one job array.")
+@click.option("--retrain", "retrain_run", type=click.Path(path_type=Path), default=None,
+              help="Submit retrains of subnets of this supernet run instead of a training: one array task per "
+                   "--arch code (run dirs <output_root>/<experiment_name>/<arch name>), on the run's recorded "
+                   "config (or --config); see 'efnas retrain --help'.")
+@click.option("--arch", "archs", multiple=True,
+              help="With --retrain: subnets, repeatable or ';'-separated: 'pool' (the run's pool), 'baseline', "
+                   "codes, 'best' / 'rank:N' of the run's search front.")
+@click.option("--init", "init", type=click.Choice(["scratch", "supernet"]), default="scratch", show_default=True,
+              help="With --retrain: start from the seed or from the supernet's weights of each path.")
+@click.option("--ckpt", "which", type=click.Choice(["best", "last"]), default="best", show_default=True,
+              help="With --retrain: the supernet checkpoint the retrains start from.")
 @click.option("--dry_run", "--dry-run", "dry_run", is_flag=True,
               help="Validate everything and print the sbatch script that would be submitted; submits nothing.")
 def submit(config_path: Optional[Path], container: Optional[str], sweeps: Tuple[str, ...], dry_run: bool,
-           **kwargs) -> None:
-    """Submit supernet training to SLURM through submitit (auto-requeue + resume).
+           retrain_run: Optional[Path], archs: Tuple[str, ...], init: str, which: str, **kwargs) -> None:
+    """Submit supernet training (or, with --retrain, subnet retrains) to SLURM through submitit.
 
     The config (and every sweep trial) is validated first; an invalid value
     means nothing is submitted.  The run directory is <output_root>/<name>
@@ -35,7 +46,20 @@ def submit(config_path: Optional[Path], container: Optional[str], sweeps: Tuple[
     from launcher.submit import dry_run as render_dry_run
     from launcher.submit import format_outcome, submit_plan
 
-    plan = build_plan(config_path, collect_overrides(kwargs), sweeps, container)
+    retrain = None
+    if retrain_run is not None:
+        from edgeflownas.report.eval_run import resolve_selection, run_pool
+        from edgeflownas.search.front import select_code
+        from launcher.plan import RetrainRequest
+
+        if not archs:
+            raise click.UsageError("--retrain needs --arch (e.g. --arch pool --arch baseline)")
+        codes = resolve_selection(archs, lambda: run_pool(retrain_run, which),
+                                  lambda entry: select_code(retrain_run, entry))
+        retrain = RetrainRequest(retrain_run, tuple(codes), init, which)
+    elif archs:
+        raise click.UsageError("--arch applies to --retrain RUN only")
+    plan = build_plan(config_path, collect_overrides(kwargs), sweeps, container, retrain=retrain)
     if dry_run:
         click.echo(render_dry_run(plan), nl=False)
         return

@@ -17,7 +17,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from edgeflownas.config import ResolvedConfig, config_hash, resolve, resolve_mapping
 from edgeflownas.config_types import SlurmConfig
 from edgeflownas.errors import ConfigError, SubmitError
-from launcher.sweep import expand_grid, parse_sweep_specs
+from edgeflownas.nas.arch_codec import ArchCode, arch_name
+from edgeflownas.train.retrain import retrain_config
+from launcher.sweep import Trial, expand_grid, parse_sweep_specs
 
 # Values that never change what a run computes: excluded from the trial fingerprint.
 _NOT_TRAINING = ("slurm",)
@@ -82,21 +84,57 @@ def _check_data_dirs(trial: TrialPlan) -> None:
             )
 
 
+@dataclass(frozen=True)
+class RetrainRequest:
+    """``efnas submit --retrain RUN --arch ...``: subnets of a supernet run, each trained on its own."""
+
+    run_dir: Path
+    codes: Tuple[ArchCode, ...]
+    init: str = "scratch"
+    which: str = "best"
+
+
+def _grid(sweep_specs: Sequence[str], retrain: Optional[RetrainRequest]) -> List[Trial]:
+    """The trials: sweep grid points, times the retrained codes (each code's trial named by its arch name)."""
+    grid = expand_grid(parse_sweep_specs(sweep_specs)) if sweep_specs else [None]
+    codes = retrain.codes if retrain is not None else [None]
+    trials = []
+    for code in codes:
+        for point in grid:
+            names = ([arch_name(code)] if code is not None else []) + ([point.name] if point is not None else [])
+            overrides = ((("model.fixed_arch_code", list(code)),) if code is not None else ()) + (
+                point.overrides if point is not None else ())
+            trials.append(Trial("_".join(names), overrides))
+    return trials
+
+
 def build_plan(config_path: Optional[Path], overrides: Mapping[str, Any], sweep_specs: Sequence[str],
-               container: Optional[str], cwd: Optional[Path] = None) -> SubmissionPlan:
-    """Resolve and validate the base config and every sweep trial; nothing is submitted here."""
+               container: Optional[str], cwd: Optional[Path] = None,
+               retrain: Optional[RetrainRequest] = None) -> SubmissionPlan:
+    """Resolve and validate the base config and every trial; nothing is submitted here.
+
+    With ``retrain`` the base is the supernet run's config turned into a retrain (``train.retrain``) and every
+    code becomes a trial (``<experiment>/<arch name>``), crossed with the sweep if there is one.
+    """
     cwd = Path(cwd or Path.cwd())
-    base = resolve(config_path, overrides)
+    if retrain is None:
+        base = resolve(config_path, overrides)
+        origin = f"config file {base.path}"
+    else:
+        if not retrain.codes:
+            raise ConfigError("--retrain needs at least one --arch")
+        base = retrain_config(retrain.run_dir, retrain.codes[0], retrain.init, retrain.which, config_path, overrides)
+        origin = f"retrain of {retrain.run_dir}"
     values = _absolute(base.values, cwd)
-    origin = f"config file {base.path}"
     experiment = values["experiment"]["name"]
     experiment_dir = Path(values["experiment"]["output_root"]) / experiment
-    if not sweep_specs:
+    is_sweep = bool(sweep_specs) or retrain is not None
+    if not is_sweep:
         resolved = dataclasses.replace(resolve_mapping(values, origin=origin), path=base.path)
         trials = [TrialPlan(None, experiment_dir, resolved)]
     else:
         trials, errors = [], []
-        for trial in expand_grid(parse_sweep_specs(sweep_specs)):
+        for trial in _grid(sweep_specs, retrain):
             try:
                 resolved = resolve_mapping(values, trial.as_dict(), origin=f"sweep trial '{trial.name}'")
             except ConfigError as error:
@@ -113,7 +151,7 @@ def build_plan(config_path: Optional[Path], overrides: Mapping[str, Any], sweep_
     log_dir = Path(slurm.log_dir) if slurm.log_dir else experiment_dir / "slurm"
     return SubmissionPlan(
         experiment=experiment, experiment_dir=experiment_dir, log_dir=log_dir, slurm=slurm,
-        container=(cwd / image).absolute() if image else None, trials=trials, is_sweep=bool(sweep_specs),
+        container=(cwd / image).absolute() if image else None, trials=trials, is_sweep=is_sweep,
         cli_overrides=tuple((key, value, getattr(overrides, "options", {}).get(key, "cli"))
                             for key, value in overrides.items()),
     )

@@ -90,7 +90,7 @@ class ArrayEvaluation:
 def array_evaluation(run_dir: Path, which: str, out_dir: Path, data_overrides: Mapping[str, Any],
                      slurm_cfg: SlurmConfig, tasks: int, log: Callable[[str], None]) -> ArrayEvaluation:
     """An ArrayEvaluation running the host's python with the config's sbatch parameters."""
-    from edgeflownas.report.checkpoint_eval import checkpoint_dir
+    from edgeflownas.train.checkpoint_eval import checkpoint_dir
     from edgeflownas.search.run import checkpoint_sha256
 
     slurm.require_command("sbatch")
@@ -105,7 +105,7 @@ def array_evaluation(run_dir: Path, which: str, out_dir: Path, data_overrides: M
 def slurm_section(run_dir: Path, which: str, config_path) -> SlurmConfig:
     """The slurm: section of ``config_path`` (validated), or of the config the run's checkpoint records."""
     from edgeflownas.config import resolve, resolve_mapping
-    from edgeflownas.report.checkpoint_eval import checkpoint_dir
+    from edgeflownas.train.checkpoint_eval import checkpoint_dir
     from edgeflownas.train import checkpoint
 
     if config_path is not None:

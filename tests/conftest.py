@@ -82,3 +82,20 @@ def search_run(tiny_fc2, tmp_path_factory) -> Path:
         "experiment.output_root": str(tmp_path_factory.mktemp("search_runs")),
         "data.train_dir": str(tiny_fc2 / "train"), "data.val_dir": str(tiny_fc2 / "val")})
     return run_training(resolve_mapping(load_yaml(default_config_path()), overrides)).run_dir
+
+
+@pytest.fixture(autouse=True)
+def _op_determinism_per_test():
+    """Every test starts with TensorFlow's op determinism off, as a fresh process has it.
+
+    A deterministic training or evaluation enables it for the whole process (TensorFlow has no scoped form),
+    and then any later test that builds a graph without a seed fails with "Random ops require a seed".
+    """
+    yield
+    import sys
+
+    if "tensorflow" in sys.modules:
+        from tensorflow.python.framework import config as tf_config
+
+        if tf_config.is_op_determinism_enabled():
+            tf_config.disable_op_determinism()

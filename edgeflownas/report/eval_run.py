@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from edgeflownas.errors import ArchCodeError
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, NAME_PREFIX, ArchCode, arch_name, parse_arch_code
 from edgeflownas.nas.eval_pool import load_pool, pool_file_name
+from edgeflownas.search.front import select_code
 from edgeflownas.train import checkpoint, run_dir as run_dir_format
 from edgeflownas.train.checkpoint_eval import CheckpointEvaluator, checkpoint_dir
 
@@ -40,8 +41,13 @@ def split_selection(texts: Sequence[str]) -> List[str]:
     return entries
 
 
-def resolve_selection(texts: Sequence[str], pool_loader: Callable[[], Sequence[ArchCode]]) -> List[ArchCode]:
-    """Arch codes of a selection, in order, without duplicates; the pool is read only if asked for."""
+def resolve_selection(texts: Sequence[str], pool_loader: Callable[[], Sequence[ArchCode]],
+                      select: Callable[[str], ArchCode] = parse_arch_code) -> List[ArchCode]:
+    """Arch codes of a selection, in order, without duplicates; the pool is read only if asked for.
+
+    ``select`` reads every other entry (``parse_arch_code``; with a run, ``search.front.select_code`` also
+    takes ``best`` / ``rank:N`` of its search front).
+    """
     codes: List[ArchCode] = []
     for entry in split_selection(texts):
         if entry == "pool":
@@ -49,7 +55,7 @@ def resolve_selection(texts: Sequence[str], pool_loader: Callable[[], Sequence[A
         elif entry == "baseline":
             found = [EDGEFLOWNET_BASELINE]
         else:
-            found = [parse_arch_code(entry)]
+            found = [select(entry)]
         codes.extend(code for code in found if code not in codes)
     return codes
 
@@ -86,15 +92,20 @@ def logged_epe(state: Mapping[str, Any], epoch: int) -> Dict[str, float]:
             if key.startswith("epe_") and isinstance(value, (int, float))}
 
 
+def run_pool(run_dir: Path, which: str = "best") -> Tuple[ArchCode, ...]:
+    """The evaluation pool a run recorded (its size from the checkpoint's plan)."""
+    state = checkpoint.read_state(checkpoint_dir(run_dir, which))
+    pool_size = run_dir_format.recorded_pool_size(state.get("plan"), checkpoint_dir(run_dir, which))
+    return load_pool(Path(run_dir) / pool_file_name(pool_size))[1]
+
+
 def evaluate_run(run_dir: Path, selection: Sequence[str], which: str = "best",
                  cost: Optional[Callable[[ArchCode], Mapping[str, Any]]] = None,
                  log: Callable[[str], None] = lambda line: None,
                  data_overrides: Optional[Mapping[str, Any]] = None) -> EvalReport:
     """Evaluate the selected subnets at checkpoint ``which`` of ``run_dir`` (see ``CheckpointEvaluator``)."""
     run_dir = Path(run_dir)
-    state = checkpoint.read_state(checkpoint_dir(run_dir, which))
-    pool_size = run_dir_format.recorded_pool_size(state.get("plan"), checkpoint_dir(run_dir, which))
-    codes = resolve_selection(selection, lambda: load_pool(run_dir / pool_file_name(pool_size))[1])
+    codes = resolve_selection(selection, lambda: run_pool(run_dir, which), lambda entry: select_code(run_dir, entry))
     costs = {code: dict(cost(code)) for code in codes} if cost is not None else {}
     with CheckpointEvaluator(run_dir, which, log, data_overrides) as evaluator:
         logged = logged_epe(evaluator.state, evaluator.epoch)
