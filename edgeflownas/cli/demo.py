@@ -2,12 +2,14 @@
 
 Runs the real commands one after another, printing each as you would type it:
 ``efnas synth`` -> ``efnas data-check`` -> ``efnas pack`` -> ``efnas train
---fast_mode`` reading the shards -> ``efnas report``, then a summary of where
-everything is and what to run next.
+--fast_mode`` reading the shards -> ``efnas report`` -> ``efnas export`` of the
+best pool subnet to TFLite (its val EPE and latency printed), then a summary of
+where everything is and what to run next.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -16,6 +18,25 @@ from typing import List, Optional
 import click
 
 from edgeflownas.cli.options import Option, switch_spellings
+from edgeflownas.nas.arch_codec import arch_name
+
+
+def best_pool_code(run: Path):
+    """The pool subnet with the lowest EPE at the run's last evaluation."""
+    from edgeflownas.report.run_data import load_run
+
+    data = load_run(run)
+    row = data.evaluated()[-1]
+    return min(zip(data.pool, data.epe_columns), key=lambda pair: row[pair[1]])[0]
+
+
+def export_summary(export_dir: Path) -> str:
+    """What the demo's exported model scores and costs, from its export manifest."""
+    doc = json.loads((export_dir / "export_manifest.json").read_text(encoding="utf-8"))
+    tflite = doc["formats"]["tflite"]
+    return (f"exported {doc['arch_name']} (best pool subnet) to "
+            f"{export_dir / tflite['file']}: val EPE {tflite['epe']:.4f} px, {tflite['latency_ms']:.1f} ms per pair "
+            f"on this machine ({tflite['latency']['threads']} thread), {tflite['size_bytes'] / 1e6:.1f} MB")
 
 
 def _run(args: List[str]) -> None:
@@ -46,11 +67,14 @@ def _run(args: List[str]) -> None:
               help="Finish with 'efnas report' on the run (figures, flow pictures, HTML page).")
 def demo(out: Optional[Path], config_path: Optional[Path], train_samples: int, val_samples: int, num_epochs: int,
          batch_size: int, seed: int, with_report: bool) -> None:
-    """Synthetic FC2 set -> data-check -> pack -> 'efnas train --fast_mode' -> 'efnas report'.
+    """Synthetic FC2 set -> data-check -> pack -> 'efnas train --fast_mode' -> report -> TFLite export.
 
     Everything goes under --out (which must be new or empty): fc2/ (train/, val/),
     data_check.json, shards/, runs/demo/ (checkpoints, manifest, EPE history,
-    fairness counts, eval pool, TensorBoard events) and runs/demo/report/.
+    fairness counts, eval pool, TensorBoard events), runs/demo/report/ and export/
+    (the best pool subnet as TFLite, with its manifest).  The summary prints each
+    evaluated epoch's mean EPE beside the zero-flow EPE of the same validation
+    batches (a mean EPE near it has learnt only the mean flow).
     The synthetic set is made explicitly here; training never falls back to it.
     """
     from edgeflownas.config import default_config_path, resolve
@@ -76,7 +100,12 @@ def demo(out: Optional[Path], config_path: Optional[Path], train_samples: int, v
     run = runs / "demo"
     if with_report:
         _run(["report", "--run", str(run), "--flow_samples", "2"])
+    best = best_pool_code(run)
+    _run(["export", "--run", str(run), "--arch", arch_name(best), "--ckpt", "last", "--out", str(out / "export"),
+          "--format", "tflite"])
+    click.echo(export_summary(out / "export"))
     click.echo(f"\ndemo done in {out}: data {fc2}, data check {out / 'data_check.json'}, shards {shards}, run {run}"
-               + (f", report {run / 'report' / 'report.html'}" if with_report else ""))
+               + (f", report {run / 'report' / 'report.html'}" if with_report else "")
+               + f", TFLite model {out / 'export'}")
     click.echo(f"next:  efnas eval --run {run} --arch pool --ckpt last      # any subnet: --arch 0,1,2,0,0,1,2,1,0\n"
                f"       tensorboard --logdir {run / 'tensorboard'}")

@@ -88,6 +88,10 @@ def epe_figure(run: RunData) -> "Figure":
         x, y = _series(run, column)
         axis.plot(x, y, color=colour, linewidth=1.1, marker=marker, markersize=3, label=name)
     axis.plot(epochs, mean, color="black", linewidth=2.4, marker=marker, label=run.mean_column)
+    zero_epochs, zero = _series(run, "zero_flow_epe") if "zero_flow_epe" in run.columns else ((), ())
+    if len(zero_epochs):
+        axis.plot(zero_epochs, zero, color="tab:red", linestyle="--", linewidth=1.4,
+                  label="zero-flow EPE (same val batches)")
     axis.set_ylabel("EPE (training-resolution px)")
     axis.set_title(f"Pool EPE per subnet ({len(run.pool)} subnets, validation split)")
     _epoch_axis(axis, epochs)

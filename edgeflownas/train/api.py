@@ -184,7 +184,10 @@ def main_summary(result: TrainResult) -> str:
              + ("  (stopped early)" if result.stopped_early else "")]
     for row in result.history:
         epe = next((v for k, v in row.items() if k.startswith("mean_epe_")), None)
+        zero = row.get(rd.ZERO_FLOW)
         shown = f"{epe:.4f}" if isinstance(epe, float) else "-"
+        if isinstance(epe, float) and isinstance(zero, float) and zero > 0:
+            shown += f"  (zero-flow {zero:.4f}: {epe / zero:.2f}x)"
         lines.append(f"  epoch {row['epoch']:>3}  step {row['global_step']:>6}  "
                      f"train_loss_avg {row['train_loss_epoch_avg']:.4f}  mean_epe {shown}")
     if result.best_mean_epe is not None:

@@ -78,13 +78,17 @@ def std_column(pool_size: int) -> str:
     return f"std_epe_{pool_size}"
 
 
+# The EPE of predicting zero flow on the same validation batches: a pool mean near it has learnt only the mean flow.
+ZERO_FLOW = "zero_flow_epe"
+
+
 def history_header(pool: Sequence[ArchCode]) -> List[str]:
-    """CSV columns: counters, epoch averages, lr, pool summary, skipped steps, new_best, one EPE column per subnet."""
+    """CSV columns: counters, epoch averages, lr, pool summary, zero-flow EPE, skipped steps, new_best, per-subnet EPE."""
     # new_best: 1 on an evaluated epoch that is a new best by the early-stop rule (early_stop module doc), else 0.
     return [
         "epoch", "global_step", "train_loss_epoch_avg",
         "train_grad_norm_before_clip_epoch_avg", "train_grad_norm_after_clip_epoch_avg", "lr",
-        mean_column(len(pool)), std_column(len(pool)), "fairness_gap", "skipped_steps", NEW_BEST,
+        mean_column(len(pool)), std_column(len(pool)), ZERO_FLOW, "fairness_gap", "skipped_steps", NEW_BEST,
     ] + [f"epe_{arch_name(code)}" for code in pool]
 
 

@@ -67,6 +67,6 @@ def scalar_tag(key: str) -> str:
     """TensorBoard tag of a history column: per-subnet EPEs, pool summary, or training figures."""
     if key.startswith("epe_"):
         return f"eval_subnet/{key}"
-    if key.startswith(("mean_epe", "std_epe", "fairness")):
+    if key.startswith(("mean_epe", "std_epe", "zero_flow", "fairness")):
         return f"eval/{key}"
     return f"train/{key}"

@@ -39,6 +39,7 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from edgeflownas.data.flow_stats import zero_flow_epe
 from edgeflownas.errors import DivergenceError
 from edgeflownas.model.bn_modes import BN_TRAIN
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, ArchCode, arch_name
@@ -78,6 +79,7 @@ class Trainer:
         self.plan, self.pool, self.run_dir = settings.plan, tuple(settings.pool), Path(settings.run_dir)
         self.seed, self.fixed_arch, self.header = settings.seed, settings.fixed_arch, settings.header
         self.debug_trace, self.log_every, self.log = settings.debug_trace, settings.log_every, settings.log
+        self._zero_flow: Optional[float] = None
 
     def paths(self, cycle_index: int) -> Sequence[ArchCode]:
         """The arch codes of one optimizer step."""
@@ -168,6 +170,13 @@ class Trainer:
             target = self.run_dir / (rd.BEST if kind == "best" else rd.LAST)
             checkpoint.save_checkpoint(target, lambda p: self.graph.save(self.sess, p), dict(payload, kind=kind))
 
+    @property
+    def zero_flow(self) -> float:
+        """The EPE of predicting zero flow on the evaluator's validation batches (computed once)."""
+        if self._zero_flow is None:
+            self._zero_flow = zero_flow_epe(batch.flow for batch in self.evaluator.val_batches)
+        return self._zero_flow
+
     def end_epoch(self, epoch: int, stats: EpochStats) -> bool:
         """Evaluate, decide early stop, save checkpoints and artifacts; True means stop."""
         state = self.state
@@ -179,6 +188,7 @@ class Trainer:
             result = self.evaluator.evaluate(self.sess, self.pool)
             row[rd.mean_column(len(self.pool))] = result.mean
             row[rd.std_column(len(self.pool))] = result.std
+            row[rd.ZERO_FLOW] = self.zero_flow
             row.update({f"epe_{name}": value for name, value in result.by_name().items()})
             decision = self.stopper.update(epoch, result.mean)
             stop = decision.stop
@@ -190,7 +200,8 @@ class Trainer:
             if self.evaluator.picture_batch is not None:
                 self.write_flow_pictures(result)
             self.log(f"epoch {epoch} eval {rd.mean_column(len(self.pool))}={result.mean:.6f} "
-                     f"{rd.std_column(len(self.pool))}={result.std:.6f} fairness_gap={row['fairness_gap']} "
+                     f"{rd.std_column(len(self.pool))}={result.std:.6f} (zero-flow EPE {self.zero_flow:.6f}, "
+                     f"ratio {result.mean / self.zero_flow:.3f}) fairness_gap={row['fairness_gap']} "
                      f"early_stop_bad_epochs={self.stopper.state.bad_epochs}/{self.stopper.cfg.patience} "
                      f"({time.time() - started:.1f}s)")
         state.epoch, state.next_batch_index, state.partial_epoch = epoch, 0, None

@@ -31,6 +31,8 @@ def test_demo_runs_the_whole_chain_and_points_at_the_artifacts(cli, tiny_run, tm
         assert (run_dir / name).exists(), name
         assert str(run_dir / name) in result.output
     assert "mean_epe" in result.output and "demo done" in result.output
+    assert "zero-flow" in result.output and "(best pool subnet)" in result.output and "ms per pair" in result.output
+    assert (out / "export" / "model.tflite").is_file() or any((out / "export").glob("*.tflite"))
     manifest = json.loads((run_dir / "train_manifest.json").read_text())
     assert manifest["data"]["source"] == "shards" and len(manifest["data"]["shards_manifest_sha256"]) == 64
     assert manifest["lr_schedule"]["steps_per_epoch"] == 4  # fast_mode.steps_per_epoch

@@ -23,10 +23,10 @@ def test_run_dir_is_output_root_slash_name():
 def test_history_csv_has_epoch_averages_pool_summary_and_one_column_per_subnet(tmp_path):
     pool = build_pool(42)
     header = rd.history_header(pool)
-    assert header[:11] == ["epoch", "global_step", "train_loss_epoch_avg", "train_grad_norm_before_clip_epoch_avg",
-                           "train_grad_norm_after_clip_epoch_avg", "lr", "mean_epe_12", "std_epe_12", "fairness_gap",
-                           "skipped_steps", "new_best"]
-    assert len(header) == 11 + 12 and all(h.startswith("epe_a") for h in header[11:])
+    assert header[:12] == ["epoch", "global_step", "train_loss_epoch_avg", "train_grad_norm_before_clip_epoch_avg",
+                           "train_grad_norm_after_clip_epoch_avg", "lr", "mean_epe_12", "std_epe_12", "zero_flow_epe",
+                           "fairness_gap", "skipped_steps", "new_best"]
+    assert len(header) == 12 + 12 and all(h.startswith("epe_a") for h in header[12:])
     row = {key: 1 for key in header}
     rd.write_history(tmp_path, pool, [row, dict(row, epoch=2)])
     with open(tmp_path / rd.HISTORY) as handle:
