@@ -124,6 +124,19 @@ def _help_and_dry_runs(name, dry_runs):
     return runs + dry
 
 
+def _fake_supernet_run(tmp_path, config):
+    """A run directory whose supernet_best holds a recorded config (dummy variables): enough for a dry run."""
+    from edgeflownas.config import resolve
+    from edgeflownas.train import checkpoint
+
+    run = tmp_path / "supernet"
+    state = {"config": resolve(config).values, "config_hash": "0" * 64, "global_step": 0, "epoch": 1,
+             "next_batch_index": 0, "cycle_index": 0}
+    checkpoint.save_checkpoint(run / "supernet_best.ckpt", lambda prefix: open(prefix + ".index", "wb").close(),
+                               state, verify_variables=False)
+    return run
+
+
 def _registry():
     from edgeflownas.cli import COMMANDS
 
@@ -140,7 +153,9 @@ def test_help_and_dry_run_of_every_registered_command_never_import_tensorflow(na
         f"experiment: {{name: dry, output_root: {str(tmp_path / 'out')!r}}}\n"
         f"data: {{train_dir: {str(data / 'train')!r}, val_dir: {str(data / 'val')!r}}}\n"
         "slurm: {partition: gpu, account: proj42}\n", encoding="utf-8")
-    dry_runs = {"train": ["--dry_run"], "submit": ["--config", str(config), "--dry_run"]}
+    dry_runs = {"train": ["--dry_run"], "submit": ["--config", str(config), "--dry_run"],
+                "retrain": ["--run", str(_fake_supernet_run(tmp_path, config)), "--arch", "baseline",
+                            "--experiment_name", "r", "--dry_run"]}
     argv_list = _help_and_dry_runs(name, dry_runs)
     out = _tf_after(argv_list)
     assert out.count("EXIT") == len(argv_list) and all(line.endswith(" 0") for line in out.splitlines()
