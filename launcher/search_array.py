@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import submitit
 
@@ -88,18 +88,37 @@ class ArrayEvaluation:
 
 
 def array_evaluation(run_dir: Path, which: str, out_dir: Path, data_overrides: Mapping[str, Any],
-                     slurm_cfg: SlurmConfig, tasks: int, log: Callable[[str], None]) -> ArrayEvaluation:
-    """An ArrayEvaluation running the host's python with the config's sbatch parameters."""
+                     slurm_cfg: SlurmConfig, tasks: int, log: Callable[[str], None],
+                     container_image: Optional[str] = None, data_dirs: Sequence[Path] = ()) -> ArrayEvaluation:
+    """An ArrayEvaluation with the config's sbatch parameters, on the host's python or inside the container
+    (``container_image``, default ``slurm.container_image``; the run, the search and ``data_dirs`` are bound)."""
     from edgeflownas.train.checkpoint_eval import checkpoint_dir
     from edgeflownas.search.run import checkpoint_sha256
+
+    from launcher.submit import launch_settings
 
     slurm.require_command("sbatch")
     if tasks < 1:
         raise SubmitError(f"--array_tasks {tasks}: at least one task per generation")
-    params = slurm.sbatch_parameters(slurm_cfg, f"efnas-search-{Path(run_dir).name}")
+    log_dir = Path(out_dir) / "slurm"
+    image = container_image or slurm_cfg.container_image
+    container = Path(image).absolute() if image else None
+    binds = [Path(run_dir).absolute(), Path(out_dir).absolute(), *data_dirs, *map(Path, slurm_cfg.container_binds)]
+    python, params = launch_settings(slurm_cfg, container, f"efnas-search-{Path(run_dir).name}", binds, log_dir,
+                                     probe=True)
     sha = checkpoint_sha256(checkpoint_dir(Path(run_dir), which))
     return ArrayEvaluation(Path(run_dir), which, Path(out_dir), dict(data_overrides), slurm_cfg,
-                           slurm.host_python(), params, Path(out_dir) / "slurm", tasks, sha, log)
+                           python, params, log_dir, tasks, sha, log)
+
+
+def data_dirs_of(run_dir: Path, which: str, data_overrides: Mapping[str, Any]) -> List[Path]:
+    """The data folders the run's scoring reads (recorded in its checkpoint, or where --train_dir etc. point)."""
+    from edgeflownas.train import checkpoint
+    from edgeflownas.train.checkpoint_eval import checkpoint_dir
+
+    data = dict(checkpoint.read_state(checkpoint_dir(Path(run_dir), which)).get("config", {}).get("data", {}))
+    data.update({key.split(".", 1)[1]: value for key, value in data_overrides.items() if key.startswith("data.")})
+    return [Path(data[key]).absolute() for key in ("train_dir", "val_dir", "shards_dir") if data.get(key)]
 
 
 def slurm_section(run_dir: Path, which: str, config_path) -> SlurmConfig:

@@ -20,18 +20,21 @@ from edgeflownas.cli.search import SEARCH_HELP, run_and_print, search_options, s
               help="With --slurm: a config file whose slurm: section to use instead of the run's.")
 @click.option("--array_tasks", "--array-tasks", "array_tasks", type=int, default=None,
               help="With --slurm: tasks per generation's array [default: slurm.array_parallelism].")
-def search(use_slurm: bool, config_path: Optional[Path], array_tasks: Optional[int], as_json: bool,
-           **kwargs) -> None:
+@click.option("--container", type=str, default=None,
+              help="With --slurm: Apptainer image (.sif) the tasks run in [config: slurm.container_image].")
+def search(use_slurm: bool, config_path: Optional[Path], array_tasks: Optional[int], container: Optional[str],
+           as_json: bool, **kwargs) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     request = search_request(kwargs)
     remote = None
     if use_slurm:
-        from launcher.search_array import array_evaluation, slurm_section
+        from launcher.search_array import array_evaluation, data_dirs_of, slurm_section
 
         slurm_cfg = slurm_section(request.run_dir, request.which, config_path)
         remote = array_evaluation(request.run_dir, request.which, request.out_dir, request.data_overrides,
                                   slurm_cfg, array_tasks or slurm_cfg.array_parallelism,
-                                  lambda line: click.echo(line, err=True))
-    elif config_path is not None or array_tasks is not None:
-        raise click.UsageError("--config and --array_tasks only apply with --slurm")
+                                  lambda line: click.echo(line, err=True), container,
+                                  data_dirs_of(request.run_dir, request.which, request.data_overrides))
+    elif config_path is not None or array_tasks is not None or container is not None:
+        raise click.UsageError("--config, --array_tasks and --container only apply with --slurm")
     run_and_print(request, as_json, remote)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
+from edgeflownas.config_types import SlurmConfig
 from edgeflownas.errors import SubmitError
 from launcher import container as containers
 from launcher import slurm
@@ -75,15 +76,22 @@ def _bind_sources(plan: SubmissionPlan) -> List[Path]:
 
 def _launch_settings(plan: SubmissionPlan, probe: bool) -> tuple:
     """(python command, sbatch parameters) for host or container mode."""
-    name = f"efnas-{plan.experiment}"
-    if plan.container is None:
-        return slurm.host_python(), slurm.sbatch_parameters(plan.slurm, name)
+    return launch_settings(plan.slurm, plan.container, f"efnas-{plan.experiment}", _bind_sources(plan),
+                           plan.log_dir, probe)
+
+
+def launch_settings(slurm_cfg: SlurmConfig, container: Optional[Path], name: str, binds: Sequence[Path],
+                    log_dir: Path, probe: bool) -> tuple:
+    """(python command, sbatch parameters) of jobs run on the host or in ``container`` (version-probed first
+    when ``probe``), with ``binds`` visible inside it."""
+    if container is None:
+        return slurm.host_python(), slurm.sbatch_parameters(slurm_cfg, name)
     if probe:
-        image = containers.prepare(plan.container, _bind_sources(plan))
+        image = containers.prepare(container, binds)
     else:
-        containers.require_image(plan.container)
-        image = containers.Container(plan.container, containers.bind_paths(_bind_sources(plan)), {})
-    params = slurm.sbatch_parameters(plan.slurm, name, setup=image.setup_lines(plan.log_dir),
+        containers.require_image(container)
+        image = containers.Container(container, containers.bind_paths(binds), {})
+    params = slurm.sbatch_parameters(slurm_cfg, name, setup=image.setup_lines(log_dir),
                                      teardown=image.teardown_lines())
     return image.python(), params
 
