@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import site
 import subprocess
@@ -50,14 +51,17 @@ def test_non_editable_install_runs_from_an_empty_directory(tmp_path):
     efnas = tmp_path / "venv" / "bin" / "efnas"
     empty = tmp_path / "empty"
     empty.mkdir()
+    # Only what the venv installed: a PYTHONPATH (e.g. a source checkout) must not stand in for it.
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
 
     def run(*args: object) -> str:
-        done = subprocess.run([str(efnas), *map(str, args)], cwd=empty, capture_output=True, text=True, timeout=300)
+        done = subprocess.run([str(efnas), *map(str, args)], cwd=empty, capture_output=True, text=True, timeout=300,
+                              env=env)
         assert done.returncode == 0, f"efnas {' '.join(map(str, args))}:\n{done.stdout}\n{done.stderr}"
         return done.stdout
 
     where = subprocess.run([str(python), "-c", "import edgeflownas; print(edgeflownas.__file__)"], cwd=empty,
-                           check=True, capture_output=True, text=True).stdout
+                           check=True, capture_output=True, text=True, env=env).stdout
     assert str(tmp_path / "venv") in where, where
     assert "site-packages" in run("config", "schema")
     run("config", "validate", REPO / "configs" / "supernet_fc2_180x240.yaml")
