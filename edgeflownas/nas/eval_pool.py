@@ -65,7 +65,8 @@ def pool_document(seed: int, pool: Sequence[ArchCode]) -> Dict[str, Any]:
     return {
         "seed": int(seed),
         "pool_size": len(pool),
-        "rule": "stratified: pool_size/3 groups, each group one fairness cycle (every option of every block once)",
+        "rule": ("fixed_arch: the run's own subnet" if len(pool) == 1 else
+                 "stratified: pool_size/3 groups, each group one fairness cycle (every option of every block once)"),
         "subnets": [
             {"index": i, "group": i // PATHS_PER_CYCLE, "name": arch_name(code), "arch_code": list(code)}
             for i, code in enumerate(pool)
@@ -80,7 +81,9 @@ def save_pool(path: Path, seed: int, pool: Sequence[ArchCode]) -> None:
 
 
 def check_pool(pool: Sequence[ArchCode]) -> List[str]:
-    """Violations of the stratification rule (empty when the pool is valid)."""
+    """Violations of the stratification rule (empty when the pool is valid; a fixed-arch run's pool is its code)."""
+    if len(pool) == 1:
+        return []
     problems = []
     if len(pool) % PATHS_PER_CYCLE:
         problems.append(f"pool size {len(pool)} is not a multiple of {PATHS_PER_CYCLE}")

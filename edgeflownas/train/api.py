@@ -115,6 +115,7 @@ def check_resumable(state: Dict[str, Any], resolved: ResolvedConfig, plan: Train
 def prepare_pool(mode: str, run_dir: Path, seed: int, pool_size: int, fixed: Optional[ArchCode] = None) -> tuple:
     """The evaluation pool: read back on resume, built and saved otherwise; a fixed-arch run's is its own code."""
     if fixed is not None:
+        save_pool(run_dir / pool_file_name(1), seed, (fixed,))
         return (fixed,)
     path = run_dir / pool_file_name(pool_size)
     if mode == "resume":

@@ -135,3 +135,12 @@ def test_a_supernet_can_start_from_a_retrained_subnet(search_run, tmp_path):
     assert "supernet/H4/k3/kernel" in started
     for name in (n for n in warmed if n.endswith("/kernel")):
         np.testing.assert_allclose(started[name], warmed[name], atol=1e-6, err_msg=name)
+
+
+def test_a_retrain_run_has_a_report(search_run, tmp_path):
+    from edgeflownas.report.build import build_report
+    from edgeflownas.train.api import run_training
+
+    result = run_training(_config(search_run, tmp_path, "reported", **{"train.num_epochs": 1}))
+    report = build_report(result.run_dir, flow_samples=1)
+    assert report.html.is_file() and [row["subnet"] for row in report.ranking] == ["a000021222"]
