@@ -105,6 +105,7 @@ def evaluate_run(run_dir: Path, selection: Sequence[str], which: str = "best",
                  data_overrides: Optional[Mapping[str, Any]] = None) -> EvalReport:
     """Evaluate the selected subnets at checkpoint ``which`` of ``run_dir`` (see ``CheckpointEvaluator``)."""
     run_dir = Path(run_dir)
+    checkpoint_dir(run_dir, which)  # a run without that checkpoint is refused before anything else is read
     codes = resolve_selection(selection, lambda: run_pool(run_dir, which), lambda entry: select_code(run_dir, entry))
     costs = {code: dict(cost(code)) for code in codes} if cost is not None else {}
     with CheckpointEvaluator(run_dir, which, log, data_overrides) as evaluator:
