@@ -35,7 +35,7 @@ from typing import Dict, Sequence
 
 import numpy as np
 
-from edgeflownas.data.loader import Batch, BatchLoader, FolderSource, SampleSource, ShardSource, empty_batch
+from edgeflownas.data.loader import Batch, BatchLoader, FolderSource, SampleSource, ShardSource
 from edgeflownas.data.pack import pack
 from edgeflownas.data.synth import write_dataset
 

@@ -19,7 +19,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from edgeflownas.atomic_io import write_json_atomic
 from edgeflownas.errors import SearchError
@@ -27,7 +27,7 @@ from edgeflownas.locks import exclusive_lock
 from edgeflownas.nas.arch_codec import BLOCK_NAMES, EDGEFLOWNET_BASELINE, ArchCode, arch_name
 from edgeflownas.nas.eval_pool import load_pool, pool_file_name
 from edgeflownas.search import front as fr
-from edgeflownas.search.space import CostTable, SearchSpace, feasible_codes, parse_constraint, parse_fixed
+from edgeflownas.search.space import CostTable, feasible_codes, parse_constraint, parse_fixed
 from edgeflownas.search.store import ResultStore
 from edgeflownas.search.strategies import StrategySettings, run_strategy
 from edgeflownas.train import checkpoint
