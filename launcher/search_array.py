@@ -93,7 +93,7 @@ def array_evaluation(run_dir: Path, which: str, out_dir: Path, data_overrides: M
     """An ArrayEvaluation with the config's sbatch parameters, on the host's python or inside the container
     (``container_image``, default ``slurm.container_image``; the run, the search and ``data_dirs`` are bound)."""
     from edgeflownas.train.checkpoint_eval import checkpoint_dir
-    from edgeflownas.search.run import checkpoint_sha256
+    from edgeflownas.train.checkpoint import weights_sha256
 
     from launcher.submit import launch_settings
 
@@ -106,7 +106,7 @@ def array_evaluation(run_dir: Path, which: str, out_dir: Path, data_overrides: M
     binds = [Path(run_dir).absolute(), Path(out_dir).absolute(), *data_dirs, *map(Path, slurm_cfg.container_binds)]
     python, params = launch_settings(slurm_cfg, container, f"efnas-search-{Path(run_dir).name}", binds, log_dir,
                                      probe=True)
-    sha = checkpoint_sha256(checkpoint_dir(Path(run_dir), which))
+    sha = weights_sha256(checkpoint_dir(Path(run_dir), which))
     return ArrayEvaluation(Path(run_dir), which, Path(out_dir), dict(data_overrides), slurm_cfg,
                            python, params, log_dir, tasks, sha, log)
 

@@ -87,7 +87,7 @@ def export_run(run_dir: Path, arch: Optional[str], out_dir: Path, formats: Seque
     last), so a failed export leaves no half-filled folder.
     """
     from edgeflownas.model.cost import subnet_cost
-    from edgeflownas.search.run import checkpoint_sha256
+    from edgeflownas.train.checkpoint import weights_sha256
 
     out_dir = Path(out_dir)
     check_out_dir(out_dir)
@@ -103,7 +103,7 @@ def export_run(run_dir: Path, arch: Optional[str], out_dir: Path, formats: Seque
     reference = reference_flows(source) if same_size else None
     doc: Dict[str, Any] = {
         "source_run": str(Path(run_dir).resolve()), "checkpoint": str(source.ckpt_dir.resolve()),
-        "checkpoint_sha256": checkpoint_sha256(source.ckpt_dir), "source_kind": source.kind,
+        "checkpoint_sha256": weights_sha256(source.ckpt_dir), "source_kind": source.kind,
         "arch_code": list(source.code), "arch_name": arch_name(source.code),
         "params": cost.params, "macs": cost.macs, "input_hw": [height, width],
         "training_hw": [cfg.data.input_height, cfg.data.input_width],

@@ -14,7 +14,6 @@ that subset and re-scores both fronts on all validation batches.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -48,17 +47,6 @@ class SearchRequest:
     which: str = "best"
     val_batches: Optional[int] = None
     data_overrides: Mapping[str, Any] = field(default_factory=dict)
-
-
-def checkpoint_sha256(ckpt_dir: Path) -> str:
-    """sha256 over the TF variable files of a checkpoint directory (its weights, not its counters)."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(ckpt_dir).glob("model.*")):
-        digest.update(path.name.encode("utf-8"))
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def cost_table(out_dir: Path, height: int, width: int, model_cfg) -> CostTable:
@@ -104,7 +92,7 @@ class LocalEvaluation:
             evaluator = CheckpointEvaluator(self.run_dir, self.which, lambda line: None, self.data_overrides)
             evaluator.__enter__()
             self.evaluator = evaluator
-            found = checkpoint_sha256(evaluator.ckpt_dir)
+            found = checkpoint.weights_sha256(evaluator.ckpt_dir)
             if found != self.expected_sha:
                 self.close()
                 raise SearchError(f"{evaluator.ckpt_dir} changed since the search started (sha256 {found[:12]} != "
@@ -183,7 +171,7 @@ def run_search(request: SearchRequest, log: Callable[[str], None] = lambda line:
         base = {"checkpoint": request.which, "bn_recal_batches": plan.recal_batches,
                 "eval_batch_size": plan.eval_batch_size}
         scoring = dict(base, val_batches=min(request.val_batches or full, full))
-        sha = checkpoint_sha256(ckpt_dir)
+        sha = checkpoint.weights_sha256(ckpt_dir)
         store = ResultStore(out_dir / STORE_DIR)
         local = LocalEvaluation(request.run_dir, request.which, request.data_overrides, table, sha)
         evaluation = remote or local

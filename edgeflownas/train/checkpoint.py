@@ -70,6 +70,15 @@ def _model_files(directory: Path) -> Dict[str, Dict[str, Any]]:
             for path in sorted(directory.glob(f"{MODEL_PREFIX}.*"))}
 
 
+def weights_sha256(target: Path) -> str:
+    """One sha256 naming a checkpoint's weights: over the name and sha256 of each model file (not state.json).
+
+    Keys the search store; a checkpoint saved again with other weights gets another digest.
+    """
+    lines = "".join(f"{name}:{info['sha256']}\n" for name, info in _model_files(Path(target)).items())
+    return hashlib.sha256(lines.encode("utf-8")).hexdigest()
+
+
 def _state_digest(doc: Mapping[str, Any]) -> str:
     # Canonical JSON of everything but the digest itself, taken after a JSON round trip so that what
     # is hashed at save time (int keys, tuples) equals what is read back; Python's floats round-trip exactly.
