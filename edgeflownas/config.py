@@ -257,6 +257,12 @@ def _fill_defaults(
             sources.setdefault(dotted, SOURCE_FILE)
 
 
+def fill_defaults(values: Dict[str, Any], schema: Mapping[str, Any]) -> Dict[str, Any]:
+    """``values`` with every missing key of ``schema`` set to its default (sections created); in place."""
+    _fill_defaults(values, schema, "", {})
+    return values
+
+
 @dataclass(frozen=True)
 class ResolvedConfig:
     """A validated config plus where each value came from."""

@@ -53,5 +53,9 @@ class SearchError(EfnasError):
     """A search cannot start or go on: bad constraint or budget, damaged result store."""
 
 
+class StudyError(EfnasError):
+    """A ranking study cannot go on: a training failed, or its artifacts disagree with its config."""
+
+
 class DivergenceError(EfnasError):
     """Training produced a non-finite loss, gradient norm or variable; the update was not applied."""

@@ -96,7 +96,8 @@ def launch_settings(slurm_cfg: SlurmConfig, container: Optional[Path], name: str
     return image.python(), params
 
 
-def _callable(trial: TrialPlan) -> TrainingJob:
+def training_job(trial: TrialPlan) -> TrainingJob:
+    """The picklable job that trains (or resumes) ``trial`` in its run directory, on SLURM or in this process."""
     return TrainingJob(trial.resolved.values, str(trial.run_dir), trial.resolved.path,
                        training_fingerprint(trial.resolved.values))
 
@@ -137,7 +138,7 @@ def submit_plan(plan: SubmissionPlan) -> tuple:
     existing = set(plan.log_dir.iterdir())
     executor = slurm.make_executor(plan.log_dir, plan.slurm.max_num_timeout, python, params)
     try:
-        jobs = slurm.submit(executor, [_callable(t) for t in todo])
+        jobs = slurm.submit(executor, [training_job(t) for t in todo])
     except SubmitError:
         _remove_leftovers(plan.log_dir, existing, new_dirs)
         raise

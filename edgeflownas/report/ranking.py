@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List, Mapping, Optional, Sequence
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
@@ -76,3 +76,62 @@ def consecutive_taus(history: Sequence[Mapping[str, object]], columns: Sequence[
                      kendall_tau([float(a[c]) for c in columns], [float(b[c]) for c in columns]))
              for a, b in zip(rows, rows[1:])]
     return steps if last is None else steps[-last:]
+
+
+def average_ranks(values: Sequence[float]) -> List[float]:
+    """1-based ranks, lowest first, ties sharing their average rank (as Spearman's rho needs)."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    result = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for position in range(start, end + 1):
+            result[order[position]] = (start + end) / 2 + 1
+        start = end + 1
+    return result
+
+
+def spearman_rho(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rho (Pearson correlation of average ranks, so ties are handled); NaN if either is constant."""
+    if len(x) != len(y):
+        raise ValueError(f"spearman_rho needs paired samples, got lengths {len(x)} and {len(y)}")
+    rx, ry = average_ranks([float(v) for v in x]), average_ranks([float(v) for v in y])
+    n = len(rx)
+    if n < 2:
+        return float("nan")
+    mx, my = sum(rx) / n, sum(ry) / n
+    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    sxx = sum((a - mx) ** 2 for a in rx)
+    syy = sum((b - my) ** 2 for b in ry)
+    if sxx == 0 or syy == 0:
+        return float("nan")
+    return sxy / math.sqrt(sxx * syy)
+
+
+def bootstrap_ci(x: Sequence[float], y: Sequence[float], statistic, resamples: int = 2000, level: float = 0.95,
+                 seed: int = 0) -> Tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic(x, y)``, resampling the pairs with replacement.
+
+    Resamples on which the statistic is undefined (every drawn pair tied) are left out; (NaN, NaN) if none is left.
+    """
+    import random
+
+    if len(x) != len(y):
+        raise ValueError(f"bootstrap_ci needs paired samples, got lengths {len(x)} and {len(y)}")
+    rng = random.Random(seed)
+    n = len(x)
+    values = []
+    for _ in range(resamples):
+        picks = [rng.randrange(n) for _ in range(n)]
+        value = statistic([x[i] for i in picks], [y[i] for i in picks])
+        if not math.isnan(value):
+            values.append(value)
+    if not values:
+        return float("nan"), float("nan")
+    values.sort()
+    tail = (1.0 - level) / 2
+    low = values[min(len(values) - 1, int(math.floor(tail * len(values))))]
+    high = values[max(0, int(math.ceil((1.0 - tail) * len(values))) - 1)]
+    return low, high

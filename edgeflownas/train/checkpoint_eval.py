@@ -213,13 +213,20 @@ class CheckpointEvaluator:
         variables = self.graph.net.variables
         return {v.name.split(":")[0]: value for v, value in zip(variables, self._session.run(variables))}
 
-    def epe(self, code: ArchCode, val_batches: Optional[int] = None) -> float:
-        """The trainer's EPE of ``code`` (recalibrated BN) on the first ``val_batches`` validation batches (all if None)."""
+    def epe(self, code: ArchCode, val_batches: Optional[int] = None, recal_batches: Optional[int] = None) -> float:
+        """The trainer's EPE of ``code`` on the first ``val_batches`` validation batches (all if None), with BN
+        recalibrated on the first ``recal_batches`` of the run's recalibration batches (all if None; 0 = the
+        checkpoint's training BN statistics as they are)."""
         if self._session is None:
             raise RuntimeError("CheckpointEvaluator.epe used outside its 'with' block")
         evaluator = self.evaluator
-        if val_batches is not None and val_batches < len(evaluator.val_batches):
-            evaluator = PoolEvaluator(self.graph, evaluator.recal_batches, evaluator.val_batches[:val_batches], self.log)
+        recal, val = evaluator.recal_batches, evaluator.val_batches
+        if recal_batches is not None and recal_batches > len(recal):
+            raise CheckpointError(f"{self.ckpt_dir}: {recal_batches} BN recalibration batches asked, the run "
+                                  f"evaluates with {len(recal)} (eval.bn_recal_batches)")
+        if (val_batches is not None and val_batches < len(val)) or (recal_batches is not None
+                                                                     and recal_batches < len(recal)):
+            evaluator = PoolEvaluator(self.graph, recal[:recal_batches], val[:val_batches], self.log)
         self._calibrated = tuple(code)
         return evaluator.evaluate_subnet(self._session, code, self.training_stats)
 

@@ -1,0 +1,467 @@
+"""``efnas study``: does the supernet rank subnets the way stand-alone training does?
+
+Steps, each resumable (run the same command again after a crash, a kill or a
+requeue; a finished step is recognised from its artifacts and skipped, a
+training in progress resumes from its last checkpoint):
+
+1. **warm-up** (``supernet.warmup_epochs`` > 0): the EdgeFlowNet baseline
+   subnet trained alone -> ``runs/warmup``;
+2. **supernet**: the strict-fairness supernet (inheriting the warm-up) ->
+   ``runs/supernet``; or ``supernet.run`` names an existing run;
+3. **scores**: each chosen subnet's supernet EPE, BN recalibrated and on the
+   training BN statistics -> ``supernet_scores.json`` (written after every
+   subnet; tied to the checkpoint's weights digest);
+4. **retrains**: every subnet from scratch once per seed ->
+   ``runs/retrains/<arch>_seed=<s>`` (the same runs ``efnas submit --retrain
+   RUN --arch ... --sweep seed=...`` makes);
+5. **analysis**: ``study.json`` and ``study.png`` (``report.study``).
+
+Every training is a ``launcher.plan`` trial run by ``launcher.job.TrainingJob``,
+which writes ``launch_result.json`` when it finishes: locally (in this process,
+or ``study.local_workers`` processes) or, with a ``slurm:`` section, submitted
+through ``launcher.submit`` (the retrains as one job array) and waited for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+from edgeflownas.atomic_io import write_json_atomic
+from edgeflownas.config import Overrides, canonical_key, fill_defaults, load_schema, load_yaml, set_dotted
+from edgeflownas.config_check import validate
+from edgeflownas.errors import ConfigError, StudyError
+from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, ArchCode, arch_name, parse_arch_code
+from launcher.job import read_result
+from launcher.plan import RetrainRequest, SubmissionPlan, TrialPlan, build_plan, training_fingerprint
+
+SCHEMA = "study_config.schema.json"
+RUNS, WARMUP, SUPERNET, RETRAINS = "runs", "warmup", "supernet", "retrains"
+SCORES, STUDY_JSON, FIGURE, LOGS = "supernet_scores.json", "study.json", "study.png", "logs"
+POLL_SECONDS = float(os.environ.get("EFNAS_STUDY_POLL_S", "30"))
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated study config (defaults filled, paths absolute) and its directory."""
+
+    path: Path
+    values: Dict[str, Any]
+
+    @property
+    def directory(self) -> Path:
+        """``<study.output_root>/<study.name>``."""
+        return Path(self.values["study"]["output_root"]) / self.values["study"]["name"]
+
+    @property
+    def runs(self) -> Path:
+        """Where the study's trainings live."""
+        return self.directory / RUNS
+
+    @property
+    def slurm(self) -> Optional[Dict[str, Any]]:
+        """The sbatch settings, or None to run everything on this machine."""
+        return self.values.get("slurm")
+
+    def section(self, name: str) -> Dict[str, Any]:
+        """One section of the config."""
+        return self.values[name]
+
+
+def load_study(path: Path, overrides: Optional[Mapping[str, Any]] = None, cwd: Optional[Path] = None) -> Study:
+    """Read, override (dotted keys), validate against schemas/study_config.schema.json and complete a study
+    config; ConfigError naming the file or option and the key."""
+    path = Path(path)
+    raw = load_yaml(path, kind="study config")
+    overrides = overrides or {}
+    for key, value in overrides.items():
+        set_dotted(raw, key, value)
+    schema = load_schema(SCHEMA)
+    validate(raw, schema, origin=f"study config {path}", options=getattr(overrides, "options", {}))
+    values = fill_defaults(raw, schema)
+    supernet = values["supernet"]
+    if (supernet["run"] is None) == (supernet["config"] is None):
+        raise ConfigError(f"study config {path}: set exactly one of supernet.run (an existing supernet run) and "
+                          "supernet.config (a supernet config to train)")
+    if supernet["run"] is not None and supernet["warmup_epochs"]:
+        raise ConfigError(f"study config {path}: supernet.warmup_epochs applies only when the study trains the "
+                          "supernet (supernet.config); drop it or supernet.run")
+    base = Path(cwd or Path.cwd())
+    values["study"]["output_root"] = str((base / values["study"]["output_root"]).absolute())
+    for key in ("run", "config"):
+        if supernet[key] is not None:
+            supernet[key] = str((base / supernet[key]).absolute())
+    if supernet["config"] is not None and not Path(supernet["config"]).is_file():
+        raise ConfigError(f"study config {path}: supernet.config {supernet['config']} is not a file")
+    for section in ("supernet", "retrain"):
+        values[section]["set"] = {canonical_key(key, f"{path}: {section}.set"): value
+                                  for key, value in values[section]["set"].items()}
+    codes = []
+    for text in values["subnets"]["codes"]:
+        try:
+            codes.append(parse_arch_code(text))
+        except ConfigError as error:
+            raise ConfigError(f"study config {path}: subnets.codes: {error}") from None
+    return Study(path, values)
+
+
+def _overrides(study: Study, section: str, forced: Mapping[str, Any]) -> Overrides:
+    """A run's overrides: the study section's ``set``, its slurm: settings, then what the study fixes itself;
+    every value is blamed on the study config if invalid."""
+    values: Dict[str, Any] = dict(study.section(section)["set"]) if section else {}
+    values.update({f"slurm.{key}": value for key, value in (study.slurm or {}).items()})
+    values.update(forced)
+    label = f"{study.path}: {section}.set" if section else str(study.path)
+    options = {key: (f"{study.path}: slurm.{key.split('.', 1)[1]}" if key.startswith("slurm.") else
+                     f"{study.path} (set by efnas study)" if key in forced else label) for key in values}
+    return Overrides(values, options)
+
+
+def warmup_plan(study: Study) -> Optional[SubmissionPlan]:
+    """The warm-up training (baseline subnet alone), or None without one."""
+    supernet = study.section("supernet")
+    if supernet["run"] is not None or not supernet["warmup_epochs"]:
+        return None
+    forced = {"experiment.name": WARMUP, "experiment.output_root": str(study.runs),
+              "train.supernet_mode": "fixed_arch", "model.fixed_arch_code": list(EDGEFLOWNET_BASELINE),
+              "train.num_epochs": supernet["warmup_epochs"], "checkpoint.resume_experiment_name": None,
+              "checkpoint.init_from": None}
+    return build_plan(Path(supernet["config"]), _overrides(study, "supernet", forced), [], None)
+
+
+def supernet_plan(study: Study) -> Optional[SubmissionPlan]:
+    """The supernet training (inheriting the warm-up if there is one), or None for an existing run."""
+    supernet = study.section("supernet")
+    if supernet["run"] is not None:
+        return None
+    forced = {"experiment.name": SUPERNET, "experiment.output_root": str(study.runs),
+              "checkpoint.resume_experiment_name": WARMUP if supernet["warmup_epochs"] else None,
+              "checkpoint.init_from": None}
+    return build_plan(Path(supernet["config"]), _overrides(study, "supernet", forced), [], None)
+
+
+def supernet_run(study: Study) -> Path:
+    """The supernet run directory the study scores and retrains from."""
+    run = study.section("supernet")["run"]
+    return Path(run) if run is not None else study.runs / SUPERNET
+
+
+def chosen_codes(study: Study, run: Path) -> List[ArchCode]:
+    """The K subnets, fixed before any result: the run's pool, the baseline, the listed codes (no repeats)."""
+    from edgeflownas.report.eval_run import run_pool
+
+    subnets = study.section("subnets")
+    which = study.section("supernet")["checkpoint"]
+    codes: List[ArchCode] = list(run_pool(run, which)) if subnets["pool"] else []
+    if subnets["baseline"]:
+        codes.append(EDGEFLOWNET_BASELINE)
+    codes += [parse_arch_code(text) for text in subnets["codes"]]
+    unique = list(dict.fromkeys(tuple(code) for code in codes))
+    if len(unique) < subnets["min_k"]:
+        raise ConfigError(f"study config {study.path}: {len(unique)} distinct subnets chosen, subnets.min_k is "
+                          f"{subnets['min_k']}: add subnets.codes or set subnets.pool/baseline")
+    return unique
+
+
+def retrain_plan(study: Study, run: Path, codes: Sequence[ArchCode]) -> SubmissionPlan:
+    """Every subnet from scratch, once per seed: one trial per (code, seed), as one job array on SLURM."""
+    retrain = study.section("retrain")
+    forced = {"experiment.name": RETRAINS, "experiment.output_root": str(study.runs)}
+    seeds = ",".join(str(seed) for seed in retrain["seeds"])
+    request = RetrainRequest(run, tuple(codes), "scratch", study.section("supernet")["checkpoint"])
+    return build_plan(None, _overrides(study, "retrain", forced), [f"experiment.seed={seeds}"], None,
+                      retrain=request)
+
+
+def trial_finished(trial: TrialPlan) -> Optional[Dict[str, Any]]:
+    """The finished-run record of a trial trained with exactly its config, else None."""
+    result = read_result(trial.run_dir)
+    if result and result.get("fingerprint") == training_fingerprint(trial.resolved.values):
+        return result
+    return None
+
+
+# ----------------------------------------------------------------------------------------------- running trials
+def _child_start() -> None:
+    """In a local worker process: die with the parent (a killed study leaves no orphan holding a run's lock)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _train_in_child(job: Any, log_path: str) -> str:
+    """Run one TrainingJob with stdout/stderr going to ``log_path``; returns the run directory."""
+    import sys
+
+    with open(log_path, "a", encoding="utf-8") as handle:
+        os.dup2(handle.fileno(), 1)
+        os.dup2(handle.fileno(), 2)
+        sys.stdout = sys.stderr = handle
+        job()
+    return job.run_dir
+
+
+class Progress:
+    """'k/n done, elapsed, ETA' lines for a set of trainings."""
+
+    def __init__(self, label: str, total: int, done: int, log: Callable[[str], None]) -> None:
+        self.label, self.total, self.done, self.log = label, total, done, log
+        self.started, self.finished_here = time.monotonic(), 0
+
+    def one_done(self, name: str, detail: str = "") -> None:
+        self.done += 1
+        self.finished_here += 1
+        elapsed = time.monotonic() - self.started
+        remaining = self.total - self.done
+        eta = elapsed / self.finished_here * remaining
+        self.log(f"{self.label}: {self.done}/{self.total} done ({name}{detail}); elapsed {elapsed / 60:.1f} min, "
+                 f"ETA {eta / 60:.1f} min" if remaining else
+                 f"{self.label}: {self.done}/{self.total} done ({name}{detail}); elapsed {elapsed / 60:.1f} min")
+
+
+def run_plan(study: Study, plan: SubmissionPlan, label: str, log: Callable[[str], None]) -> None:
+    """Bring every trial of ``plan`` to finished: locally, or on SLURM (submitted, then waited for)."""
+    todo = [trial for trial in plan.trials if trial_finished(trial) is None]
+    if not todo:
+        log(f"{label}: {len(plan.trials)} run(s) already finished")
+        return
+    if study.slurm is not None:
+        _run_on_slurm(plan, label, log)
+    else:
+        _run_locally(study, plan, todo, label, log)
+
+
+def _trial_name(trial: TrialPlan) -> str:
+    return trial.name or trial.resolved.config.experiment.name
+
+
+def _run_locally(study: Study, plan: SubmissionPlan, todo: Sequence[TrialPlan], label: str,
+                 log: Callable[[str], None]) -> None:
+    from launcher.submit import training_job
+
+    progress = Progress(label, len(plan.trials), len(plan.trials) - len(todo), log)
+    workers = min(study.section("study")["local_workers"], len(todo))
+    if workers == 1:
+        for trial in todo:
+            log(f"{label}: training {_trial_name(trial)} -> {trial.run_dir}")
+            training_job(trial)()
+            _check_finished(trial, label)
+            progress.one_done(_trial_name(trial), _epe_note(trial))
+        return
+    logs = study.directory / LOGS
+    logs.mkdir(parents=True, exist_ok=True)
+    log(f"{label}: {len(todo)} run(s) on {workers} local worker processes; their output goes to {logs}/<run>.log")
+    context = get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_child_start) as pool:
+        running = {pool.submit(_train_in_child, training_job(trial), str(logs / f"{_trial_name(trial)}.log")): trial
+                   for trial in todo}
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                trial = running.pop(future)
+                error = future.exception()
+                if error is not None:
+                    for other in running:
+                        other.cancel()
+                    raise StudyError(f"{label}: {_trial_name(trial)} failed: {str(error).splitlines()[0] if str(error) else type(error).__name__} "
+                                     f"(log {logs / (_trial_name(trial) + '.log')}); fix it and run the same "
+                                     "command again: finished runs are kept, the others resume")
+                _check_finished(trial, label)
+                progress.one_done(_trial_name(trial), _epe_note(trial))
+
+
+def _check_finished(trial: TrialPlan, label: str) -> None:
+    result = read_result(trial.run_dir)
+    if trial_finished(trial) is None:
+        why = "was interrupted" if result is None else "finished under another config"
+        raise StudyError(f"{label}: {_trial_name(trial)} {why} ({trial.run_dir}): run the same command again to "
+                         "resume it")
+
+
+def _epe_note(trial: TrialPlan) -> str:
+    result = (read_result(trial.run_dir) or {}).get("result", {})
+    best = result.get("best_mean_epe")
+    return f": best val EPE {best:.4f}" if isinstance(best, float) else ""
+
+
+def _run_on_slurm(plan: SubmissionPlan, label: str, log: Callable[[str], None]) -> None:
+    from launcher import slurm
+    from launcher.records import latest_by_trial, read_records
+    from launcher.submit import format_outcome, submit_plan
+
+    decisions, submitted = submit_plan(plan)
+    log(format_outcome(plan, decisions, submitted))
+    progress = Progress(label, len(plan.trials), sum(trial_finished(t) is not None for t in plan.trials), log)
+    pending = {_trial_name(t): t for t in plan.trials if trial_finished(t) is None}
+    while pending:
+        time.sleep(POLL_SECONDS)
+        latest = latest_by_trial(read_records(plan.experiment_dir))
+        states = slurm.query_states(latest[t.name]["job_id"] for t in pending.values() if t.name in latest)
+        for name, trial in list(pending.items()):
+            if trial_finished(trial) is not None:
+                pending.pop(name)
+                progress.one_done(name, _epe_note(trial))
+                continue
+            record = latest.get(trial.name)
+            state = states.get(record["job_id"]) if record else None
+            if state is not None and not state.active and trial_finished(trial) is None:
+                raise StudyError(f"{label}: job {record['job_id']} of {name} ended {state.state} without finishing "
+                                 f"(stderr {record.get('stderr')}); run the same command again to resubmit it "
+                                 "(it resumes from its last checkpoint)")
+
+
+# ----------------------------------------------------------------------------------------------- scoring
+def score_subnets(study: Study, run: Path, codes: Sequence[ArchCode], log: Callable[[str], None]) -> Dict[str, Any]:
+    """Supernet EPE of every code, BN recalibrated and not; kept in supernet_scores.json (resumable per code)."""
+    from edgeflownas.report.costs import run_cost_function
+    from edgeflownas.train.checkpoint import weights_sha256
+    from edgeflownas.train.checkpoint_eval import CheckpointEvaluator, checkpoint_dir
+
+    which = study.section("supernet")["checkpoint"]
+    recal = study.section("scoring")["recal_batches"]
+    sha = weights_sha256(checkpoint_dir(run, which))
+    path = study.directory / SCORES
+    doc = {"supernet_run": str(run), "checkpoint": which, "weights_sha256": sha, "recal_batches": recal,
+           "subnets": {}}
+    if path.is_file():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        if all(old.get(k) == doc[k] for k in ("supernet_run", "checkpoint", "weights_sha256", "recal_batches")):
+            doc["subnets"] = old.get("subnets", {})
+        else:
+            log(f"scores: {path} belongs to other weights or settings; scoring again")
+    missing = [code for code in codes if arch_name(code) not in doc["subnets"]]
+    if not missing:
+        log(f"scores: {len(codes)} subnets already scored ({path})")
+        return doc
+    cost = run_cost_function(run)
+    progress = Progress("scores", len(codes), len(codes) - len(missing), log)
+    with CheckpointEvaluator(run, which) as evaluator:
+        for code in missing:
+            entry = {"code": list(code), "epe": evaluator.epe(code, recal_batches=recal),
+                     "epe_no_recal": evaluator.epe(code, recal_batches=0), **dict(cost(code))}
+            doc["subnets"][arch_name(code)] = entry
+            write_json_atomic(path, doc)
+            progress.one_done(arch_name(code), f": EPE {entry['epe']:.4f}, no recal {entry['epe_no_recal']:.4f}")
+    return doc
+
+
+# ----------------------------------------------------------------------------------------------- analysis
+def _retrain_epe(trial: TrialPlan, which: str) -> Dict[str, Any]:
+    from edgeflownas.train import run_dir as rd
+
+    result = trial_finished(trial)
+    _, rows = rd.read_history(trial.run_dir / rd.HISTORY)
+    evaluated = [row for row in rows if row.get(rd.mean_column(1)) is not None]
+    if result is None or not evaluated:
+        raise StudyError(f"{trial.run_dir}: no finished evaluation; run the same command again")
+    best = result["result"].get("best_mean_epe")
+    last = float(evaluated[-1][rd.mean_column(1)])
+    return {"epe": float(best) if which == "best" and best is not None else last, "best": best, "last": last,
+            "zero_flow_epe": evaluated[-1].get(rd.ZERO_FLOW), "epochs": result["result"].get("epochs_done")}
+
+
+def analyse(study: Study, scores: Mapping[str, Any], codes: Sequence[ArchCode], plan: SubmissionPlan,
+            log: Callable[[str], None]) -> Dict[str, Any]:
+    """study.json and study.png from the scores and the finished retrains."""
+    from edgeflownas.report.study import analyze, summary_lines, write_figure
+
+    retrain = study.section("retrain")
+    by_code: Dict[str, Dict[int, Dict[str, Any]]] = {}
+    for trial in plan.trials:
+        values = trial.resolved.config
+        by_code.setdefault(arch_name(values.model.fixed_arch_code), {})[values.experiment.seed] = \
+            dict(_retrain_epe(trial, retrain["epe"]), run_dir=str(trial.run_dir))
+    subnets = []
+    for code in codes:
+        name = arch_name(code)
+        score, runs = scores["subnets"][name], by_code[name]
+        subnets.append({"code": list(code), "name": name, "baseline": tuple(code) == EDGEFLOWNET_BASELINE,
+                        "macs": score["macs"], "params": score["params"], "supernet_epe": score["epe"],
+                        "supernet_epe_no_recal": score["epe_no_recal"],
+                        "standalone_epe": [runs[seed]["epe"] for seed in retrain["seeds"]],
+                        "standalone": {str(seed): runs[seed] for seed in retrain["seeds"]}})
+    analysis = study.section("analysis")
+    doc: Dict[str, Any] = analyze(subnets, analysis["bootstrap"], analysis["ci"], analysis["seed"])
+    zero = [r["zero_flow_epe"] for s in subnets for r in s["standalone"].values() if r.get("zero_flow_epe")]
+    doc.update({
+        "study": study.values["study"]["name"], "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config": study.values, "supernet_run": scores["supernet_run"], "checkpoint": scores["checkpoint"],
+        "weights_sha256": scores["weights_sha256"], "recal_batches": scores["recal_batches"],
+        "seeds": len(retrain["seeds"]), "standalone_epe_kind": retrain["epe"],
+        "zero_flow_epe": zero[0] if zero else None,
+        "supernet_epe_mean": sum(s["supernet_epe"] for s in subnets) / len(subnets),
+        "standalone_epe_mean": sum(sum(s["standalone_epe"]) / len(s["standalone_epe"]) for s in subnets) / len(subnets),
+        "selection": "the supernet run's evaluation pool, the EdgeFlowNet baseline and subnets.codes, fixed before "
+                     "any result",
+        "subnets": subnets,
+    })
+    write_json_atomic(study.directory / STUDY_JSON, doc)
+    write_figure(doc, study.directory / FIGURE)
+    for line in summary_lines(doc):
+        log(line)
+    log(f"study: {study.directory / STUDY_JSON}, {study.directory / FIGURE}")
+    return doc
+
+
+def run_study(study: Study, log: Callable[[str], None]) -> Dict[str, Any]:
+    """Every step of the study, each skipped when its artifacts are already there; study.json's document."""
+    from edgeflownas.locks import exclusive_lock
+
+    study.directory.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(study.directory, f"efnas study {study.values['study']['name']}", log):
+        log(f"efnas study {study.values['study']['name']}: {study.directory} "
+            f"({'SLURM' if study.slurm is not None else 'local'})")
+        for label, make in (("warm-up", warmup_plan), ("supernet", supernet_plan)):
+            plan = make(study)
+            if plan is not None:
+                run_plan(study, plan, label, log)
+        run = supernet_run(study)
+        codes = chosen_codes(study, run)
+        log(f"subnets: K={len(codes)}: {', '.join(arch_name(code) for code in codes)}")
+        scores = score_subnets(study, run, codes, log)
+        plan = retrain_plan(study, run, codes)
+        run_plan(study, plan, "retrains", log)
+        return analyse(study, scores, codes, plan, log)
+
+
+def dry_run(study: Study) -> str:
+    """What the study would do, with every run config resolved and validated; nothing is trained or written."""
+    lines = [f"# efnas study --dry_run: {study.path} -> {study.directory}",
+             f"# mode: {'SLURM (efnas submit; retrains as one job array)' if study.slurm is not None else 'local'}"]
+    for label, make in (("warm-up", warmup_plan), ("supernet", supernet_plan)):
+        plan = make(study)
+        if plan is None:
+            continue
+        trial = plan.trials[0]
+        state = "finished" if trial_finished(trial) else "to train"
+        cfg = trial.resolved.config
+        lines.append(f"{label}: {trial.run_dir} ({state}): {cfg.train.supernet_mode}, {cfg.train.num_epochs} epochs "
+                     f"x {cfg.train.steps_per_epoch or 'all'} steps, batch {cfg.train.batch_size}, "
+                     f"{cfg.data.input_height}x{cfg.data.input_width}")
+    run = supernet_run(study)
+    lines.append(f"supernet run: {run}")
+    try:
+        codes = chosen_codes(study, run)
+    except Exception as error:  # the run does not exist yet: its pool is known once it has trained
+        lines.append(f"subnets: chosen once the supernet has trained ({str(error).splitlines()[0]})")
+        return "\n".join(lines) + "\n"
+    plan = retrain_plan(study, run, codes)
+    done = sum(trial_finished(t) is not None for t in plan.trials)
+    cfg = plan.trials[0].resolved.config
+    lines.append(f"subnets: K={len(codes)}; retrains: {len(plan.trials)} ({done} finished), each "
+                 f"{cfg.train.num_epochs} epochs x {cfg.train.steps_per_epoch or 'all'} steps, batch "
+                 f"{cfg.train.batch_size}")
+    for trial in plan.trials:
+        lines.append(f"  {trial.name} -> {trial.run_dir}")
+    return "\n".join(lines) + "\n"
