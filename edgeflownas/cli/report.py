@@ -35,6 +35,9 @@ def report(run_dir: Optional[Path], run_dir_arg: Optional[Path], out_dir: Option
     ranking stability (Kendall tau between consecutive epochs) and flow
     pictures (img0, ground truth, baseline and best pool subnet, error maps).
     The run directory is --run RUN_DIR (the older 'efnas report RUN_DIR' works too).
+    A supernet studied by 'efnas study' gets the study's section too; a study
+    directory (holding study.json) gets a page of its own: the supernet-vs-
+    stand-alone figure, tau with its intervals, the targets and every subnet.
     """
     from edgeflownas.errors import ConfigError
 
@@ -42,6 +45,11 @@ def report(run_dir: Optional[Path], run_dir_arg: Optional[Path], out_dir: Option
         raise ConfigError("efnas report needs the run directory once: --run RUN_DIR"
                           + (f" (given both --run {run_dir} and {run_dir_arg})" if run_dir else ""))
     run_dir = run_dir or run_dir_arg
+    from edgeflownas.report.study import STUDY_JSON, build_study_report
+
+    if (run_dir / STUDY_JSON).is_file():  # a ranking study directory (efnas study)
+        click.echo(str(build_study_report(run_dir, out_dir, log=lambda line: click.echo(line, err=True))))
+        return
     from edgeflownas.report.build import build_report
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from edgeflownas.report.costs import run_cost_function

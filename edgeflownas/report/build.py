@@ -22,6 +22,7 @@ from edgeflownas.report import plots, tables
 from edgeflownas.report.page import render
 from edgeflownas.report.ranking import TauStep, consecutive_taus
 from edgeflownas.report.run_data import RunData, load_run
+from edgeflownas.report.study import load_study_doc, studies_of_run, write_figure
 from edgeflownas.search.front import front_figure, load_front, load_scored, searches_of_run
 from edgeflownas.train.checkpoint_eval import CheckpointEvaluator
 
@@ -121,8 +122,13 @@ def build_report(run_dir: Path, out_dir: Optional[Path] = None, checkpoint: str 
         figure = front_figure(load_scored(search_dir), doc["front_macs"], doc.get("marks", {}))
         figures[f"search:{search_dir.name}"] = plots.save(figure, out / f"{search_dir.name}_front.png")
         searches.append((search_dir, doc))
+    studies = []
+    for study_dir in studies_of_run(run.run_dir):
+        doc = load_study_doc(study_dir)
+        figures[f"study:{study_dir.name}"] = write_figure(doc, out / f"{study_dir.name}_study.png")
+        studies.append((study_dir, doc))
     page_path = out / REPORT_FILE
-    page_path.write_text(render(run, ranking, recent_taus, figures, flow, cost is not None, searches),
+    page_path.write_text(render(run, ranking, recent_taus, figures, flow, cost is not None, searches, studies),
                          encoding="utf-8")
     log(f"report: {page_path} ({len(figures)} figures in {out})")
     return ReportResult(page_path, figures, ranking, taus, flow)

@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Sequence
 from edgeflownas.report import html, tables
 from edgeflownas.report.ranking import TauStep
 from edgeflownas.report.run_data import RunData
+from edgeflownas.report.study import study_section
 
 _RANKING_COLUMNS = [
     ("rank", "rank", None), ("subnet", "subnet", None), ("arch_code", "arch code", None),
@@ -77,7 +78,7 @@ def _search(figures: Dict[str, Path], search_dir: Path, doc: Dict) -> str:
 
 
 def render(run: RunData, ranking: List[Dict], taus: Sequence[TauStep], figures: Dict[str, Path],
-           flow: Optional[object], has_cost: bool, searches: Sequence = ()) -> str:
+           flow: Optional[object], has_cost: bool, searches: Sequence = (), studies: Sequence = ()) -> str:
     """The complete HTML document."""
     sections = [
         ("summary", "Run", html.fields(tables.run_summary(run))),
@@ -98,5 +99,8 @@ def render(run: RunData, ranking: List[Dict], taus: Sequence[TauStep], figures: 
     for search_dir, doc in searches:
         sections.append((f"search-{search_dir.name}", f"Search front ({search_dir.name})",
                          _search(figures, search_dir, doc)))
+    for study_dir, doc in studies:
+        sections.append((f"study-{study_dir.name}", f"Ranking study ({study_dir.name})",
+                         study_section(doc, figures[f"study:{study_dir.name}"])))
     title = f"efnas run report: {run.manifest.get('experiment', run.run_dir.name)}"
     return html.page(title, sections)

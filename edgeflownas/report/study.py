@@ -120,6 +120,10 @@ def summary_lines(doc: Mapping[str, Any]) -> List[str]:
     return lines
 
 
+def _shown(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 def study_figure(doc: Mapping[str, Any]):
     """Supernet EPE vs stand-alone EPE (mean of the seeds, bars spanning the seeds), with a least-squares trend
     and tau in the title; a second panel with stand-alone EPE vs MACs."""
@@ -150,15 +154,15 @@ def study_figure(doc: Mapping[str, Any]):
     ci = doc.get(f"tau_ci{level}") or [None, None]
     ci_text = "" if None in ci else f" [{ci[0]:.2f}, {ci[1]:.2f}]"
     tau = doc.get("tau")
-    left.set_title(f"Kendall tau = {'n/a' if tau is None else f'{tau:.2f}'}{ci_text}, K = {doc['k']} "
-                   f"(noise ceiling {doc.get('noise_ceiling_tau')})", fontsize=9)
+    left.set_title(f"Kendall tau = {_shown(tau)}{ci_text}, K = {doc['k']} "
+                   f"(noise ceiling {_shown(doc.get('noise_ceiling_tau'))})", fontsize=9)
     left.set_xlabel("supernet EPE (BN recalibrated) [px]")
     left.set_ylabel("stand-alone EPE, mean of seeds [px]")
     left.legend(fontsize=7)
     right.errorbar(macs, y, yerr=[low, high], fmt="s", capsize=3, color="tab:green")
     right.set_xlabel("MACs per pair [M]")
     right.set_ylabel("stand-alone EPE [px]")
-    right.set_title(f"MACs-only tau = {doc.get('tau_macs_only')}", fontsize=9)
+    right.set_title(f"MACs-only tau = {_shown(doc.get('tau_macs_only'))}", fontsize=9)
     return figure
 
 
@@ -167,3 +171,75 @@ def write_figure(doc: Mapping[str, Any], path: Path) -> Path:
     from edgeflownas.report.plots import save
 
     return save(study_figure(doc), path)
+
+
+# ----------------------------------------------------------------------------------------------- report pages
+STUDY_JSON = "study.json"
+STUDY_FIGURE = "study.png"
+
+
+def load_study_doc(study_dir: Path) -> Dict[str, Any]:
+    """study.json of a study directory; CheckpointError-free: ValueError naming the file if it is unreadable."""
+    import json
+
+    path = Path(study_dir) / STUDY_JSON
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: not a readable study.json ({error})") from None
+
+
+def studies_of_run(run_dir: Path) -> List[Path]:
+    """Study directories whose study.json studies ``run_dir`` (a study keeps its supernet in <study>/runs/supernet)."""
+    run_dir = Path(run_dir).resolve()
+    candidate = run_dir.parent.parent
+    path = candidate / STUDY_JSON
+    if not path.is_file():
+        return []
+    try:
+        doc = load_study_doc(candidate)
+    except ValueError:
+        return []
+    return [candidate] if Path(doc.get("supernet_run", "")).resolve() == run_dir else []
+
+
+
+def study_section(doc: Mapping[str, Any], figure: Path) -> str:
+    """HTML of one study: what was done, the figures with their intervals, the targets, the per-subnet table."""
+    from edgeflownas.report import html
+
+    subnets = doc["subnets"]
+    seeds = list(subnets[0]["standalone"]) if subnets else []
+    rows = []
+    for s in sorted(subnets, key=lambda s: s["supernet_epe"]):
+        row = {"name": s["name"] + (" (baseline)" if s.get("baseline") else ""), "macs": s["macs"],
+               "params": s["params"], "supernet_epe": s["supernet_epe"], "no_recal": s["supernet_epe_no_recal"]}
+        for seed, value in zip(seeds, s["standalone_epe"]):
+            row[f"seed_{seed}"] = value
+        rows.append(row)
+    columns = [("name", "subnet", None), ("macs", "MACs", lambda v: f"{float(v) / 1e6:.1f} M"),
+               ("params", "params", lambda v: f"{int(v):,}"),
+               ("supernet_epe", "supernet EPE", html.number(4)), ("no_recal", "no recal", html.number(4))]
+    columns += [(f"seed_{seed}", f"stand-alone seed {seed}", html.number(4)) for seed in seeds]
+    text = (f"Supernet {doc.get('supernet_run')} (checkpoint {doc.get('checkpoint')}, {doc.get('recal_batches')} BN "
+            f"recalibration batches) against {doc.get('seeds')} stand-alone retrains from scratch per subnet "
+            f"({doc.get('standalone_epe_kind')} val EPE). Subnets: {doc.get('selection')}.")
+    summary = "<pre>" + html.escape("\n".join(summary_lines(doc))) + "</pre>"
+    return (html.note(text) + summary + html.image(figure, "supernet vs stand-alone EPE")
+            + html.table(rows, columns, text_columns=("name",)))
+
+
+def build_study_report(study_dir: Path, out_dir: Optional[Path] = None,
+                       log: Callable[[str], None] = lambda line: None) -> Path:
+    """``<study>/report/report.html``: the study's figure (redrawn from study.json) and tables."""
+    from edgeflownas.report import html
+
+    doc = load_study_doc(study_dir)
+    out = Path(out_dir) if out_dir is not None else Path(study_dir) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    figure = write_figure(doc, out / STUDY_FIGURE)
+    page_path = out / "report.html"
+    page_path.write_text(html.page(f"efnas ranking study: {doc.get('study', Path(study_dir).name)}",
+                                   [("study", "Ranking study", study_section(doc, figure))]), encoding="utf-8")
+    log(f"report: {page_path}")
+    return page_path
