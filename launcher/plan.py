@@ -110,8 +110,10 @@ def _grid(sweep_specs: Sequence[str], retrain: Optional[RetrainRequest]) -> List
 
 def build_plan(config_path: Optional[Path], overrides: Mapping[str, Any], sweep_specs: Sequence[str],
                container: Optional[str], cwd: Optional[Path] = None,
-               retrain: Optional[RetrainRequest] = None) -> SubmissionPlan:
+               retrain: Optional[RetrainRequest] = None, check_data: bool = True) -> SubmissionPlan:
     """Resolve and validate the base config and every trial; nothing is submitted here.
+
+    ``check_data=False`` skips the check that the data folders exist here (a dry run prepared away from the data).
 
     With ``retrain`` the base is the supernet run's config turned into a retrain (``train.retrain``) and every
     code becomes a trial (``<experiment>/<arch name>``), crossed with the sweep if there is one.
@@ -144,7 +146,7 @@ def build_plan(config_path: Optional[Path], overrides: Mapping[str, Any], sweep_
                                     dataclasses.replace(resolved, path=base.path), trial.overrides))
         if errors:
             raise ConfigError(f"{origin}: {len(errors)} sweep trial(s) invalid, nothing submitted:\n" + "\n".join(errors))
-    for trial in trials:
+    for trial in trials if check_data else ():
         _check_data_dirs(trial)
     slurm = trials[0].resolved.config.slurm
     image = container or slurm.container_image

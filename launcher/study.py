@@ -37,7 +37,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 from edgeflownas.atomic_io import write_json_atomic
 from edgeflownas.config import Overrides, canonical_key, fill_defaults, load_schema, load_yaml, set_dotted
 from edgeflownas.config_check import validate
-from edgeflownas.errors import ConfigError, StudyError
+from edgeflownas.errors import CheckpointError, ConfigError, StudyError
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, ArchCode, arch_name, parse_arch_code
 from launcher.job import read_result
 from launcher.plan import RetrainRequest, SubmissionPlan, TrialPlan, build_plan, training_fingerprint
@@ -124,7 +124,7 @@ def _overrides(study: Study, section: str, forced: Mapping[str, Any]) -> Overrid
     return Overrides(values, options)
 
 
-def warmup_plan(study: Study) -> Optional[SubmissionPlan]:
+def warmup_plan(study: Study, check_data: bool = True) -> Optional[SubmissionPlan]:
     """The warm-up training (baseline subnet alone), or None without one."""
     supernet = study.section("supernet")
     if supernet["run"] is not None or not supernet["warmup_epochs"]:
@@ -133,10 +133,11 @@ def warmup_plan(study: Study) -> Optional[SubmissionPlan]:
               "train.supernet_mode": "fixed_arch", "model.fixed_arch_code": list(EDGEFLOWNET_BASELINE),
               "train.num_epochs": supernet["warmup_epochs"], "checkpoint.resume_experiment_name": None,
               "checkpoint.init_from": None}
-    return build_plan(Path(supernet["config"]), _overrides(study, "supernet", forced), [], None)
+    return build_plan(Path(supernet["config"]), _overrides(study, "supernet", forced), [], None,
+                      check_data=check_data)
 
 
-def supernet_plan(study: Study) -> Optional[SubmissionPlan]:
+def supernet_plan(study: Study, check_data: bool = True) -> Optional[SubmissionPlan]:
     """The supernet training (inheriting the warm-up if there is one), or None for an existing run."""
     supernet = study.section("supernet")
     if supernet["run"] is not None:
@@ -144,7 +145,8 @@ def supernet_plan(study: Study) -> Optional[SubmissionPlan]:
     forced = {"experiment.name": SUPERNET, "experiment.output_root": str(study.runs),
               "checkpoint.resume_experiment_name": WARMUP if supernet["warmup_epochs"] else None,
               "checkpoint.init_from": None}
-    return build_plan(Path(supernet["config"]), _overrides(study, "supernet", forced), [], None)
+    return build_plan(Path(supernet["config"]), _overrides(study, "supernet", forced), [], None,
+                      check_data=check_data)
 
 
 def supernet_run(study: Study) -> Path:
@@ -170,14 +172,14 @@ def chosen_codes(study: Study, run: Path) -> List[ArchCode]:
     return unique
 
 
-def retrain_plan(study: Study, run: Path, codes: Sequence[ArchCode]) -> SubmissionPlan:
+def retrain_plan(study: Study, run: Path, codes: Sequence[ArchCode], check_data: bool = True) -> SubmissionPlan:
     """Every subnet from scratch, once per seed: one trial per (code, seed), as one job array on SLURM."""
     retrain = study.section("retrain")
     forced = {"experiment.name": RETRAINS, "experiment.output_root": str(study.runs)}
     seeds = ",".join(str(seed) for seed in retrain["seeds"])
     request = RetrainRequest(run, tuple(codes), "scratch", study.section("supernet")["checkpoint"])
     return build_plan(None, _overrides(study, "retrain", forced), [f"experiment.seed={seeds}"], None,
-                      retrain=request)
+                      retrain=request, check_data=check_data)
 
 
 def trial_finished(trial: TrialPlan) -> Optional[Dict[str, Any]]:
@@ -435,12 +437,24 @@ def run_study(study: Study, log: Callable[[str], None]) -> Dict[str, Any]:
         return analyse(study, scores, codes, plan, log)
 
 
+def _data_note(plan: SubmissionPlan) -> List[str]:
+    data = plan.trials[0].resolved.config.data
+    wanted = [data.shards_dir] if data.source == "shards" else [data.train_dir, data.val_dir]
+    return [f"  note: {where} does not exist on this machine (it must exist where the trainings run)"
+            for where in wanted if where and not Path(where).is_dir()]
+
+
 def dry_run(study: Study) -> str:
-    """What the study would do, with every run config resolved and validated; nothing is trained or written."""
+    """What the study would do, with every run config resolved and validated (and, on SLURM, the sbatch script of
+    its first training); nothing is trained, submitted or written."""
+    from launcher.submit import dry_run as sbatch_script
+
+    slurm_mode = study.slurm is not None
     lines = [f"# efnas study --dry_run: {study.path} -> {study.directory}",
-             f"# mode: {'SLURM (efnas submit; retrains as one job array)' if study.slurm is not None else 'local'}"]
+             f"# mode: {'SLURM (efnas submit; the retrains as one job array)' if slurm_mode else 'local'}"]
+    script = None
     for label, make in (("warm-up", warmup_plan), ("supernet", supernet_plan)):
-        plan = make(study)
+        plan = make(study, check_data=False)
         if plan is None:
             continue
         trial = plan.trials[0]
@@ -449,19 +463,24 @@ def dry_run(study: Study) -> str:
         lines.append(f"{label}: {trial.run_dir} ({state}): {cfg.train.supernet_mode}, {cfg.train.num_epochs} epochs "
                      f"x {cfg.train.steps_per_epoch or 'all'} steps, batch {cfg.train.batch_size}, "
                      f"{cfg.data.input_height}x{cfg.data.input_width}")
+        lines += _data_note(plan)
+        if slurm_mode and script is None:
+            script = sbatch_script(plan)
     run = supernet_run(study)
     lines.append(f"supernet run: {run}")
     try:
         codes = chosen_codes(study, run)
-    except Exception as error:  # the run does not exist yet: its pool is known once it has trained
+    except CheckpointError as error:  # no run yet: its pool is known once it has trained
         lines.append(f"subnets: chosen once the supernet has trained ({str(error).splitlines()[0]})")
-        return "\n".join(lines) + "\n"
-    plan = retrain_plan(study, run, codes)
-    done = sum(trial_finished(t) is not None for t in plan.trials)
-    cfg = plan.trials[0].resolved.config
-    lines.append(f"subnets: K={len(codes)}; retrains: {len(plan.trials)} ({done} finished), each "
-                 f"{cfg.train.num_epochs} epochs x {cfg.train.steps_per_epoch or 'all'} steps, batch "
-                 f"{cfg.train.batch_size}")
-    for trial in plan.trials:
-        lines.append(f"  {trial.name} -> {trial.run_dir}")
-    return "\n".join(lines) + "\n"
+    else:
+        plan = retrain_plan(study, run, codes, check_data=False)
+        done = sum(trial_finished(t) is not None for t in plan.trials)
+        cfg = plan.trials[0].resolved.config
+        lines.append(f"subnets: K={len(codes)}; retrains: {len(plan.trials)} ({done} finished), each "
+                     f"{cfg.train.num_epochs} epochs x {cfg.train.steps_per_epoch or 'all'} steps, batch "
+                     f"{cfg.train.batch_size}")
+        lines += [f"  {trial.name} -> {trial.run_dir}" for trial in plan.trials]
+        if slurm_mode and script is None:
+            script = sbatch_script(plan)
+    text = "\n".join(lines) + "\n"
+    return text + (f"# sbatch script of the first SLURM submission:\n{script}" if script else "")

@@ -1,0 +1,285 @@
+"""``efnas study``: the ranking statistics against hand-made cases, the whole study on a tiny preset (artifacts,
+report), resume after kill -9 at two points, the SLURM path on the real one-node cluster, bad study configs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from edgeflownas.cli import main
+from edgeflownas.report.ranking import average_ranks, bootstrap_ci, kendall_tau, spearman_rho
+from edgeflownas.report.study import analyze
+
+ROOT = Path(__file__).resolve().parents[2]
+EFNAS = [sys.executable, "-c", "import sys; from edgeflownas.cli import main; sys.argv[0] = 'efnas'; main()"]
+
+# A tiny supernet config: 32x48, 8-channel stem, 2 steps per epoch (as tests/conftest.py's SEARCH_RUN).
+TINY_SUPERNET = {
+    "experiment": {"name": "unused", "seed": 5},
+    "data": {"input_height": 32, "input_width": 48, "num_workers": 1, "prefetch_batches": 2},
+    "model": {"init_neurons": 8},
+    "train": {"num_epochs": 2, "batch_size": 2, "steps_per_epoch": 2, "lr": 0.001, "log_every_steps": 1000},
+    "eval": {"bn_recal_batches": 2, "flow_pictures": 0},
+    "early_stop": {"min_epochs_before_early_stop": 0},
+    "runtime": {"deterministic": True, "graph_optimizations": False},
+}
+# K = 4: the baseline and three codes; two seeds -> 8 retrains of 2 steps each.
+CODES = ["0,0,0,0,0,0,0,0,0", "2,2,2,2,2,2,2,2,2", "a012012012"]
+
+
+def tiny_study(tmp_path: Path, fc2: Path, name: str = "tiny", **sections) -> Path:
+    """Write the tiny supernet config and a study config around it; returns the study config's path."""
+    supernet = json.loads(json.dumps(TINY_SUPERNET))
+    supernet["data"].update(train_dir=str(fc2 / "train"), val_dir=str(fc2 / "val"))
+    supernet_path = tmp_path / f"{name}_supernet.yaml"
+    supernet_path.write_text(yaml.safe_dump(supernet))
+    study = {"study": {"name": name, "output_root": str(tmp_path / "studies")},
+             "supernet": {"config": str(supernet_path), "warmup_epochs": 1},
+             "subnets": {"pool": False, "baseline": True, "codes": CODES, "min_k": 3},
+             "retrain": {"seeds": [1, 2], "set": {"train.num_epochs": 1}},
+             "scoring": {"recal_batches": 2},
+             "analysis": {"bootstrap": 200}}
+    for key, value in sections.items():
+        study.setdefault(key, {}).update(value) if isinstance(value, dict) else study.__setitem__(key, value)
+    path = tmp_path / f"{name}_study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    return path
+
+
+# ----------------------------------------------------------------------------------------------- statistics
+@pytest.mark.parametrize("x, y, expected", [
+    ([1, 2, 2, 3], [1, 3, 2, 4], 0.9486832980505138),    # ranks x (1, 2.5, 2.5, 4): 4.5 / sqrt(4.5 * 5)
+    ([1, 2, 3, 4], [4, 3, 2, 1], -1.0),
+    ([1, 2, 3, 4, 5], [2, 1, 4, 3, 5], 0.8),               # 1 - 6 * 4 / (5 * 24)
+])
+def test_spearman_hand_computed_with_ties(x, y, expected):
+    assert spearman_rho(x, y) == pytest.approx(expected)
+
+
+def test_average_ranks_share_ties():
+    assert average_ranks([3.0, 1.0, 3.0, 2.0]) == [3.5, 1.0, 3.5, 2.0]
+    assert math.isnan(spearman_rho([1, 1, 1], [1, 2, 3]))
+
+
+def test_bootstrap_interval():
+    x = [1, 2, 3, 4, 5, 6, 7, 8]
+    assert bootstrap_ci(x, x, kendall_tau, 300) == (1.0, 1.0)  # every resample agrees perfectly
+    noisy = [2, 1, 4, 3, 6, 5, 8, 7]
+    low, high = bootstrap_ci(x, noisy, kendall_tau, 500, seed=3)
+    assert low <= kendall_tau(x, noisy) <= high and low < high <= 1.0
+    assert bootstrap_ci(x, noisy, kendall_tau, 500, seed=3) == (low, high)  # seeded: reproducible
+
+
+def test_analyze_hand_made_study_with_ties():
+    # Supernet EPE ranks the first four right and ties two; stand-alone seeds disagree on one pair.
+    subnets = [
+        {"code": [0] * 9, "macs": 40, "params": 4, "supernet_epe": 1.0, "supernet_epe_no_recal": 3.0,
+         "standalone_epe": [1.0, 1.2]},
+        {"code": [1] * 9, "macs": 30, "params": 4, "supernet_epe": 2.0, "supernet_epe_no_recal": 2.0,
+         "standalone_epe": [2.0, 1.9]},
+        {"code": [2] * 9, "macs": 20, "params": 2, "supernet_epe": 2.0, "supernet_epe_no_recal": 1.0,
+         "standalone_epe": [3.0, 3.1]},
+        {"code": [0, 1] * 4 + [0], "macs": 10, "params": 1, "supernet_epe": 4.0, "supernet_epe_no_recal": 4.0,
+         "standalone_epe": [4.0, 4.2]},
+    ]
+    doc = analyze(subnets, resamples=200)
+    assert doc["k"] == 4
+    # stand-alone means 1.1, 1.95, 3.05, 4.1; supernet 1, 2, 2, 4: 5 concordant, one pair tied in x only.
+    assert doc["tau"] == pytest.approx(5 / math.sqrt(6 * 5), abs=1e-6)
+    assert doc["noise_ceiling_tau"] == pytest.approx(1.0)
+    assert doc["tau_macs_only"] == pytest.approx(1.0)  # more MACs -> lower EPE, perfectly here
+    assert doc["tau_params_only"] == pytest.approx(5 / math.sqrt(5 * 6), abs=1e-6)  # params tie once
+    assert doc["tau_no_recal"] == pytest.approx(0.0, abs=1e-6)  # 3,2,1,4: C=3 D=3
+    assert doc["spearman"] == pytest.approx(spearman_rho([1, 2, 2, 4], [1.1, 1.95, 3.05, 4.1]), abs=1e-6)
+    low, high = doc["tau_ci95"]
+    assert low <= doc["tau"] <= high
+    assert doc["targets"]["tau_at_least"]["met"] is True
+    assert doc["targets"]["tau_above_macs_only"]["met"] is False  # MACs alone rank as well: measured, reported
+    with pytest.raises(ValueError, match="at least 3"):
+        analyze(subnets[:2])
+
+
+# ----------------------------------------------------------------------------------------------- the whole study
+EXPECTED_KEYS = {"tau", "tau_ci95", "spearman", "spearman_ci95", "noise_ceiling_tau", "tau_macs_only",
+                 "tau_params_only", "tau_no_recal", "k", "subnets", "targets", "zero_flow_epe"}
+
+
+def _run(args, cwd=None, **kwargs) -> subprocess.CompletedProcess:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
+    return subprocess.run([*EFNAS, *args], capture_output=True, text=True,
+                          cwd=cwd or ROOT, env=env, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def finished_study(tiny_fc2, tmp_path_factory):
+    """One uninterrupted tiny study (subprocess, as a user runs it): (study dir, console output)."""
+    tmp = tmp_path_factory.mktemp("study_ref")
+    config = tiny_study(tmp, tiny_fc2, name="ref")
+    result = _run(["study", "--config", str(config)], timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return tmp / "studies" / "ref", result.stdout
+
+
+@pytest.mark.slow
+def test_study_writes_every_artifact(finished_study):
+    study_dir, output = finished_study
+    doc = json.loads((study_dir / "study.json").read_text())
+    assert EXPECTED_KEYS <= set(doc)
+    assert doc["k"] == 4 and len(doc["subnets"]) == 4
+    for subnet in doc["subnets"]:
+        assert {"code", "macs", "params", "supernet_epe", "supernet_epe_no_recal", "standalone_epe"} <= set(subnet)
+        assert len(subnet["standalone_epe"]) == 2 and all(math.isfinite(v) for v in subnet["standalone_epe"])
+        for seed in ("1", "2"):
+            run = Path(subnet["standalone"][seed]["run_dir"])
+            manifest = json.loads((run / "train_manifest.json").read_text())["resolved_config"]
+            assert manifest["experiment"]["seed"] == int(seed)
+            assert manifest["train"]["supernet_mode"] == "fixed_arch"
+            assert manifest["model"]["fixed_arch_code"] == subnet["code"]
+            assert manifest["checkpoint"]["init_from"] is None  # from scratch
+    # the numbers in study.json are the statistics of its own per-subnet records
+    assert doc["tau"] == pytest.approx(kendall_tau(
+        [s["supernet_epe"] for s in doc["subnets"]],
+        [sum(s["standalone_epe"]) / 2 for s in doc["subnets"]]), abs=1e-6)
+    assert doc["noise_ceiling_tau"] == pytest.approx(kendall_tau(
+        [s["standalone_epe"][0] for s in doc["subnets"]], [s["standalone_epe"][1] for s in doc["subnets"]]), abs=1e-6)
+    scores = json.loads((study_dir / "supernet_scores.json").read_text())
+    assert len(scores["subnets"]) == 4 and scores["recal_batches"] == 2
+    # the supernet inherited the warm-up (baseline alone)
+    supernet_manifest = json.loads((study_dir / "runs/supernet/train_manifest.json").read_text())
+    assert supernet_manifest["resolved_config"]["checkpoint"]["resume_experiment_name"] == "warmup"
+    assert (study_dir / "study.png").stat().st_size > 10_000
+    assert "tau(supernet, stand-alone)" in output and "noise ceiling" in output
+    assert "retrains: 8/8 done" in output
+    # efnas report: the study's own page, and a section in the supernet run's report
+    page = CliRunner().invoke(main, ["report", str(study_dir)])
+    assert page.exit_code == 0, page.output
+    html = (study_dir / "report" / "report.html").read_text()
+    assert "Ranking study" in html and "stand-alone seed 2" in html
+    run_page = CliRunner().invoke(main, ["report", str(study_dir / "runs/supernet"), "--flow_samples", "0",
+                                         "--no_cost"])
+    assert run_page.exit_code == 0, run_page.output
+    assert "Ranking study (ref)" in (study_dir / "runs/supernet/report/report.html").read_text()
+    # a second invocation finds everything finished and only redoes the analysis
+    again = _run(["study", "--config", str(study_dir.parent.parent / "ref_study.yaml")], timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "already finished" in again.stdout and ": training " not in again.stdout
+    assert json.loads((study_dir / "study.json").read_text())["tau"] == doc["tau"]
+
+
+def _kill_when(process: subprocess.Popen, marker: Path, timeout: float = 600) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and not marker.exists():
+        assert process.poll() is None, "the study ended before the kill point"
+        time.sleep(0.05)
+    assert marker.exists(), f"{marker} never appeared"
+    process.send_signal(signal.SIGKILL)
+    process.wait(60)
+
+
+@pytest.mark.slow
+def test_study_resumes_after_kill_9_at_two_points(finished_study, tiny_fc2, tmp_path):
+    """Killed while the supernet trains and again while the retrains run: the third start finishes, reuses
+    what was done, and gives the uninterrupted study's numbers (exact resume of every training)."""
+    config = tiny_study(tmp_path, tiny_fc2, name="ref")  # same name and settings, another output root
+    study_dir = tmp_path / "studies" / "ref"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
+    command = [*EFNAS, "study", "--config", str(config)]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env=env)
+    _kill_when(first, study_dir / "runs/supernet/supernet_last.ckpt/state.json")  # supernet: epoch 1 of 2 saved
+    assert not (study_dir / "supernet_scores.json").exists()
+    second = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env=env)
+    first_retrain = study_dir / "runs/retrains/a000021222_seed=1/launch_result.json"
+    _kill_when(second, first_retrain)
+    finished_before = first_retrain.stat().st_mtime_ns
+    third = _run(["study", "--config", str(config)], timeout=900)
+    assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
+    assert "warm-up: 1 run(s) already finished" in third.stdout
+    assert "supernet: 1 run(s) already finished" in third.stdout
+    assert first_retrain.stat().st_mtime_ns == finished_before  # a finished retrain is not trained again
+    resumed = json.loads((study_dir / "study.json").read_text())
+    reference = json.loads((finished_study[0] / "study.json").read_text())
+    for key in ("tau", "spearman", "noise_ceiling_tau", "tau_no_recal", "tau_macs_only"):
+        assert resumed[key] == reference[key], key
+    for a, b in zip(resumed["subnets"], reference["subnets"]):
+        assert (a["name"], a["supernet_epe"], a["standalone_epe"]) == (b["name"], b["supernet_epe"],
+                                                                      b["standalone_epe"])
+
+
+# ----------------------------------------------------------------------------------------------- SLURM
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_study_retrains_as_one_job_array_on_the_real_cluster(slurm_cluster, search_run, tmp_path, monkeypatch):
+    from launcher.records import read_records
+
+    config = tmp_path / "study.yaml"
+    config.write_text(yaml.safe_dump({
+        "study": {"name": "onslurm", "output_root": str(tmp_path)},
+        "supernet": {"run": str(search_run)},
+        "subnets": {"pool": False, "baseline": True, "codes": CODES[:2], "min_k": 3},
+        "retrain": {"seeds": [1, 2], "set": {"train.num_epochs": 1}},
+        "scoring": {"recal_batches": 2},
+        "analysis": {"bootstrap": 100},
+        "slurm": {"partition": slurm_cluster["partition"], "gpus_per_node": 0, "cpus_per_task": 1, "mem_gb": 1,
+                  "time_min": 10}}))
+    monkeypatch.setattr("launcher.study.POLL_SECONDS", 2.0)
+    result = CliRunner().invoke(main, ["study", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "submitted job array" in result.output and "retrains: 6/6 done" in result.output
+    records = read_records(tmp_path / "onslurm" / "runs" / "retrains")
+    assert len(records) == 6 and len({r["job_id"].split("_")[0] for r in records}) == 1  # one array
+    doc = json.loads((tmp_path / "onslurm" / "study.json").read_text())
+    assert doc["k"] == 3 and all(len(s["standalone_epe"]) == 2 for s in doc["subnets"])
+    again = CliRunner().invoke(main, ["study", "--config", str(config)])
+    assert again.exit_code == 0 and "retrains: 6 run(s) already finished" in again.output
+
+
+# ----------------------------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("change, expected", [
+    ({"study": {"nmae": "x"}}, "nmae"),
+    ({"supernet": {"run": "/nonexistent/run"}}, "exactly one of supernet.run"),
+    ({"supernet": {"config": None}}, "exactly one of supernet.run"),
+    ({"retrain": {"seeds": [1]}}, "retrain.seeds"),
+    ({"subnets": {"codes": ["0,1,2"]}}, "subnets.codes"),
+    ({"subnets": {"min_k": 40}}, "subnets.min_k is 40"),
+    ({"analysis": {"ci": 1.5}}, "analysis.ci"),
+    ({"supernet": {"set": {"train.lrr": 1}}}, "lrr"),
+    ({"supernet": {"config": "/nonexistent.yaml"}}, "is not a file"),
+    ({"scoring": {"recal_batches": 0}}, "scoring.recal_batches"),
+])
+def test_bad_study_config_is_one_line(tiny_fc2, tmp_path, change, expected):
+    config = tiny_study(tmp_path, tiny_fc2, **change)
+    result = CliRunner().invoke(main, ["study", "--config", str(config), "--dry_run"])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "studies").exists()  # nothing written
+
+
+def test_missing_config_and_bad_set(tmp_path, tiny_fc2):
+    missing = CliRunner().invoke(main, ["study", "--config", str(tmp_path / "nope.yaml")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    config = tiny_study(tmp_path, tiny_fc2)
+    bad = CliRunner().invoke(main, ["study", "--config", str(config), "--set", "study.local_workers=0", "--dry_run"])
+    assert bad.exit_code == 2 and "--set study.local_workers=0" in bad.output
+
+
+def test_dry_run_validates_presets_without_training(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the presets name their supernet configs relative to the repository
+    for preset in ("configs/study_small.yaml", "configs/study_fc2.yaml"):
+        result = CliRunner().invoke(main, ["study", "--config", str(ROOT / preset), "--set",
+                                           f"study.output_root={tmp_path}", "--dry_run"])
+        assert result.exit_code == 0, result.output
+        assert "supernet:" in result.output
+    fc2 = CliRunner().invoke(main, ["study", "--config", str(ROOT / "configs/study_fc2.yaml"), "--set",
+                                    f"study.output_root={tmp_path}", "--dry_run"])
+    assert "#SBATCH --gpus-per-node=1" in fc2.output and "mode: SLURM" in fc2.output
+    assert not any(tmp_path.iterdir())  # a dry run writes nothing
