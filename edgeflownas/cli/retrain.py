@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -49,6 +50,7 @@ def retrain(run_dir: Path, arch: str, init: str, which: str, config_path: Option
     if dry_run:
         click.echo(format_resolved(resolved))
         return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up notices; set before its import
     from edgeflownas.train.api import main_summary, run_training
     from edgeflownas.train.interrupt import StopRequest, deferred_signals
 

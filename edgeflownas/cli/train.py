@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 from typing import Optional
@@ -50,6 +51,7 @@ def train(config_path: Optional[Path], dry_run: bool, resume_from: str, overwrit
     if dry_run:
         click.echo(format_resolved(resolved))
         return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up notices; set before its import
     from edgeflownas.train.api import main_summary, run_training
     from edgeflownas.train.interrupt import StopRequest, deferred_signals
 

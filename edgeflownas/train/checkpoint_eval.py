@@ -90,10 +90,12 @@ class CheckpointEvaluator:
     """A session on one checkpoint of a run, with the trainer's fixed evaluation batches (context manager)."""
 
     def __init__(self, run_dir: Path, which: str = "best", log: Callable[[str], None] = lambda line: None,
-                 data_overrides: Optional[Mapping[str, Any]] = None) -> None:
+                 data_overrides: Optional[Mapping[str, Any]] = None, debug_trace: bool = False) -> None:
         """``data_overrides`` ({"data.val_dir": ...}) point at the run's data where it lives now (a moved
-        run); the sample-id hashes in the manifest still have to match."""
+        run); the sample-id hashes in the manifest still have to match.  ``debug_trace`` adds the BN
+        before/after summaries to each subnet's log line."""
         self.run_dir = Path(run_dir)
+        self.debug_trace = debug_trace
         self.ckpt_dir = checkpoint_dir(self.run_dir, which)
         self.which = which
         self.log = log
@@ -168,7 +170,7 @@ class CheckpointEvaluator:
                 self.graph.saver.restore(self._session, prefix)
         tf_graph.finalize()
         self.training_stats = self.graph.bn_snapshot(self._session)
-        self.evaluator = PoolEvaluator(self.graph, recal, val, self.log)
+        self.evaluator = PoolEvaluator(self.graph, recal, val, self.log, debug_trace=self.debug_trace)
         self.log(f"checkpoint {self.ckpt_dir} epoch={self.epoch} global_step={step} "
                  f"bn_recal_batches={len(recal)} val_batches={len(val)} x batch {self.plan.eval_batch_size}")
 
@@ -226,7 +228,8 @@ class CheckpointEvaluator:
                                   f"evaluates with {len(recal)} (eval.bn_recal_batches)")
         if (val_batches is not None and val_batches < len(val)) or (recal_batches is not None
                                                                      and recal_batches < len(recal)):
-            evaluator = PoolEvaluator(self.graph, recal[:recal_batches], val[:val_batches], self.log)
+            evaluator = PoolEvaluator(self.graph, recal[:recal_batches], val[:val_batches], self.log,
+                                      debug_trace=self.debug_trace)
         self._calibrated = tuple(code)
         return evaluator.evaluate_subnet(self._session, code, self.training_stats)
 

@@ -8,6 +8,8 @@ batches in BN_INFER.  The training moving statistics are saved before and put
 back after the pool, so evaluation never perturbs training (and a resumed run
 stays exact).  EPE is the mean over every pixel of the validation batches, in
 training-resolution pixels; ``std`` is the population std over the pool.
+Each subnet logs one line with its EPE; with ``debug_trace`` the line also
+summarises the BN moving statistics before and after recalibration.
 Which samples are read is ``train.eval_data``'s choice; the graph is any
 ``graph.EvalGraph`` (a ``TrainGraph`` is one).  TensorFlow-free at import.
 """
@@ -60,28 +62,30 @@ class PoolEvaluator:
     """Holds the fixed recalibration and validation batches; evaluates a pool on demand."""
 
     def __init__(self, graph: "EvalGraph", recal_batches: Sequence, val_batches: Sequence,
-                 log: Callable[[str], None], picture_batch=None) -> None:
+                 log: Callable[[str], None], picture_batch=None, debug_trace: bool = False) -> None:
         self.graph = graph
         self.recal_batches = list(recal_batches)
         self.val_batches = list(val_batches)
         self.log = log
         self.picture_batch = picture_batch  # fixed validation samples drawn to TensorBoard (None: no pictures)
+        self.debug_trace = debug_trace  # BN before/after summaries in the per-subnet line (runtime.debug_trace)
 
-    def recalibrate(self, sess, code: ArchCode, training_stats: Sequence[np.ndarray]) -> str:
-        """Reset BN to ``training_stats``, re-estimate it for ``code`` as a true average; 'before/after' summary."""
+    def recalibrate(self, sess, code: ArchCode, training_stats: Sequence[np.ndarray]) -> None:
+        """Reset BN to ``training_stats``, then re-estimate it for ``code`` as a true average."""
         graph = self.graph
         graph.bn_restore(sess, training_stats)
-        before = bn_summary(training_stats)
         sess.run(graph.net.bn_reset_recal_op)
         for batch in self.recal_batches:
             sess.run(graph.forward_op, graph.feed(batch, code, BN_RECAL))
         sess.run(graph.net.bn_apply_recal_op)
-        return f"bn_before[{before}] bn_after[{bn_summary(graph.bn_snapshot(sess))}]"
 
     def evaluate_subnet(self, sess, code: ArchCode, training_stats: Sequence[np.ndarray]) -> float:
         """Recalibrate BN for ``code`` on the fixed training batches, then EPE on the validation batches."""
         graph = self.graph
-        summary = self.recalibrate(sess, code, training_stats)
+        self.recalibrate(sess, code, training_stats)
+        # The summary reads every BN variable back: only when asked for.
+        summary = (f" bn_before[{bn_summary(training_stats)}] bn_after[{bn_summary(graph.bn_snapshot(sess))}]"
+                   if self.debug_trace else "")
         total, pixels = 0.0, 0
         for batch in self.val_batches:
             epe = sess.run(graph.net.epe, graph.feed(batch, code, BN_INFER))
@@ -89,7 +93,7 @@ class PoolEvaluator:
             total += float(epe) * count
             pixels += count
         value = total / pixels
-        self.log(f"eval subnet={arch_name(code)} bn_recal_batches={len(self.recal_batches)} {summary} "
+        self.log(f"eval subnet={arch_name(code)} bn_recal_batches={len(self.recal_batches)}{summary} "
                  f"epe={value:.6f}")
         return value
 

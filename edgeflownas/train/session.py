@@ -102,7 +102,8 @@ def train_session(setup: RunSetup, data: OpenedData, log: Callable[[str], None],
                                          rd.previous_starts(run_dir) + [record])
             rd.write_manifest(run_dir, manifest)
             rd.write_resolved_config(run_dir, resolved)
-            evaluator = PoolEvaluator(graph, recal, val, log, picture_batch(data.val, plan, cfg.eval.flow_pictures))
+            evaluator = PoolEvaluator(graph, recal, val, log, picture_batch(data.val, plan, cfg.eval.flow_pictures),
+                                      cfg.runtime.debug_trace)
             settings = EpochSettings(plan, tuple(setup.pool), run_dir, seed, fixed, header, cfg.runtime.debug_trace,
                                      cfg.train.log_every_steps, log)
             trainer = Trainer(settings, SessionParts(sess, graph, loader, evaluator, writer), stopper, state, stop,
