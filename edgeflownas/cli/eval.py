@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Tuple
+from typing import Optional, Tuple
 
 import click
 
@@ -21,8 +21,18 @@ from edgeflownas.cli.options import collect_overrides, data_location_options
 @click.option("--ckpt", "which", type=click.Choice(["best", "last"]), default="best", show_default=True,
               help="Checkpoint to evaluate: supernet_best.ckpt or supernet_last.ckpt.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout (log lines go to stderr).")
+@click.option("--sort", "sort", type=click.Choice(["epe", "macs", "params", "pool"]), default="epe",
+              show_default=True,
+              help="Row order of the table and of --out: by EPE, MACs or params (ascending), or 'pool': the order "
+                   "of --arch (the pool's own order for 'pool').")
+@click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also write the rows to a file: results.csv (one row per subnet) or results.json (the --json "
+                   "document); the format is read from the suffix.")
+@click.option("--debug_trace", "--debug-trace", "debug_trace", is_flag=True,
+              help="Add the BN moving-statistics summaries before/after recalibration to each subnet's log line.")
 @data_location_options
-def eval_command(run_dir: Path, arch: Tuple[str, ...], which: str, as_json: bool, **locations) -> None:
+def eval_command(run_dir: Path, arch: Tuple[str, ...], which: str, as_json: bool, sort: str, out: Optional[Path],
+                 debug_trace: bool, **locations) -> None:
     """Evaluate subnets of a trained supernet on the validation split.
 
     Each subnet gets the trainer's BN recalibration (reset, then the run's fixed
@@ -33,11 +43,21 @@ def eval_command(run_dir: Path, arch: Tuple[str, ...], which: str, as_json: bool
     the same checkpoint is shown beside it.  The data is read where the run
     recorded it; --train_dir/--val_dir/--shards_dir point elsewhere (a run
     directory copied to another machine), as long as it is the same data.
+
+    Progress goes to stderr, one line per subnet with its EPE, k/n and the
+    time left.  The table is sorted by EPE (--sort); --out results.csv or
+    results.json keeps the rows.
     """
+    from edgeflownas.report.eval_run import check_out_path, evaluate_run, format_report, write_report
+
+    if out is not None:
+        check_out_path(out)  # before minutes of evaluation
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from edgeflownas.report.costs import run_cost_function
-    from edgeflownas.report.eval_run import evaluate_run, format_report
 
     report = evaluate_run(run_dir, arch, which, cost=run_cost_function(run_dir),
-                          log=lambda line: click.echo(line, err=True), data_overrides=collect_overrides(locations))
+                          log=lambda line: click.echo(line, err=True), data_overrides=collect_overrides(locations),
+                          sort=sort, debug_trace=debug_trace)
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))
+    if out is not None:
+        click.echo(f"wrote {write_report(report, out)}", err=True)

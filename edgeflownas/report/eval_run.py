@@ -5,15 +5,22 @@ evaluation pool), ``baseline`` (EdgeFlowNet, ``0,0,0,0,2,1,2,2,2``) or an arch
 code in any form ``parse_arch_code`` accepts.  Several entries are separated
 by ``;`` (or given as repeated options); compact names may also be separated
 by commas (``a000021222,a012001210``).  Duplicates are evaluated once.
+
+The rows come in the order asked for (``SORT_KEYS``; ``efnas eval`` sorts by EPE, ``pool``
+keeps the order of the selection), and can be written as CSV or JSON, the
+format read from the file's suffix.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from edgeflownas.errors import ArchCodeError
+from edgeflownas.atomic_io import write_csv_atomic, write_json_atomic
+from edgeflownas.errors import ArchCodeError, ConfigError
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, NAME_PREFIX, ArchCode, arch_name, parse_arch_code
 from edgeflownas.nas.eval_pool import load_pool, pool_file_name
 from edgeflownas.search.front import select_code
@@ -21,6 +28,12 @@ from edgeflownas.train import checkpoint, run_dir as run_dir_format
 from edgeflownas.train.checkpoint_eval import CheckpointEvaluator, checkpoint_dir
 
 KEYWORDS = ("pool", "baseline")
+# Row orders of the table and the written file; 'pool' is the order of the selection (the pool's own for 'pool').
+SORT_KEYS = ("epe", "macs", "params", "pool")
+OUT_SUFFIXES = (".csv", ".json")
+# Columns of the CSV, in this order; any other row key follows them.
+CSV_COLUMNS = ("name", "arch_code", "epe", "outlier_1px", "outlier_3px", "outlier_5px", "pixels", "logged_epe",
+               "params", "macs")
 
 
 def split_selection(texts: Sequence[str]) -> List[str]:
@@ -71,12 +84,77 @@ class EvalReport:
     bn_recal_batches: int
     val_samples_used: int
     rows: List[Dict[str, Any]]
+    sorted_by: str = "pool"
 
     def to_dict(self) -> Dict[str, Any]:
-        """JSON-ready document (what ``--json`` prints)."""
+        """JSON-ready document (what ``--json`` prints and ``--out x.json`` writes)."""
         return {"run_dir": str(self.run_dir), "checkpoint": self.checkpoint, "epoch": self.epoch,
                 "global_step": self.global_step, "bn_recal_batches": self.bn_recal_batches,
-                "val_samples_used": self.val_samples_used, "subnets": self.rows}
+                "val_samples_used": self.val_samples_used, "sorted_by": self.sorted_by, "subnets": self.rows}
+
+    def sorted(self, key: str) -> "EvalReport":
+        """The same report with its rows in ``key`` order (``SORT_KEYS``; ties by EPE, then selection order)."""
+        check_sort_key(key)
+        if key == "pool":
+            return dataclasses.replace(self, sorted_by=key)
+        missing = [row["name"] for row in self.rows if row.get(key) is None]
+        if missing:
+            raise ConfigError(f"--sort {key}: no {key} for {', '.join(missing)} (the cost is computed only with "
+                              "the run's manifest): sort by epe or pool")
+        rows = sorted(self.rows, key=lambda row: (row[key], row["epe"]))
+        return dataclasses.replace(self, rows=rows, sorted_by=key)
+
+
+def check_sort_key(key: str) -> None:
+    """ConfigError unless ``key`` is one of ``SORT_KEYS``."""
+    if key not in SORT_KEYS:
+        raise ConfigError(f"--sort {key}: expected one of {', '.join(SORT_KEYS)}")
+
+
+def check_out_path(path: Path) -> None:
+    """ConfigError unless ``path`` ends in .csv or .json (the format is read from the suffix)."""
+    if Path(path).suffix.lower() not in OUT_SUFFIXES:
+        raise ConfigError(f"--out {path}: the format is read from the suffix, expected .csv or .json "
+                          f"(e.g. --out results.csv)")
+
+
+def write_report(report: EvalReport, path: Path) -> Path:
+    """Write ``report`` atomically to ``path``: JSON (``to_dict``) or CSV (one row per subnet, run columns last)."""
+    path = Path(path)
+    check_out_path(path)
+    if path.suffix.lower() == ".json":
+        write_json_atomic(path, report.to_dict())
+        return path
+    extra = [key for row in report.rows for key in row if key not in CSV_COLUMNS]
+    header = list(CSV_COLUMNS) + list(dict.fromkeys(extra)) + ["checkpoint", "epoch", "global_step", "run_dir"]
+    run = {"checkpoint": report.checkpoint, "epoch": report.epoch, "global_step": report.global_step,
+           "run_dir": str(report.run_dir)}
+    rows = [dict(row, arch_code=",".join(map(str, row["arch_code"])), **run) for row in report.rows]
+    write_csv_atomic(path, header, rows)
+    return path
+
+
+class SubnetProgress:
+    """A log that appends ``[k/n, elapsed, ETA]`` to the line each subnet's evaluation writes."""
+
+    def __init__(self, total: int, log: Callable[[str], None]) -> None:
+        self.total, self.log = total, log
+        self.index = 0
+        self.started: Optional[float] = None
+
+    def next(self) -> None:
+        """The next subnet's evaluation begins."""
+        if self.started is None:
+            self.started = time.monotonic()
+        self.index += 1
+
+    def __call__(self, line: str) -> None:
+        if self.started is None:
+            self.log(line)
+            return
+        elapsed = time.monotonic() - self.started
+        eta = elapsed / self.index * (self.total - self.index)
+        self.log(f"{line} [{self.index}/{self.total}, {elapsed:.1f}s, ETA {eta:.0f}s]")
 
 
 def logged_epe(state: Mapping[str, Any], epoch: int) -> Dict[str, float]:
@@ -102,29 +180,39 @@ def run_pool(run_dir: Path, which: str = "best") -> Tuple[ArchCode, ...]:
 def evaluate_run(run_dir: Path, selection: Sequence[str], which: str = "best",
                  cost: Optional[Callable[[ArchCode], Mapping[str, Any]]] = None,
                  log: Callable[[str], None] = lambda line: None,
-                 data_overrides: Optional[Mapping[str, Any]] = None) -> EvalReport:
-    """Evaluate the selected subnets at checkpoint ``which`` of ``run_dir`` (see ``CheckpointEvaluator``)."""
+                 data_overrides: Optional[Mapping[str, Any]] = None, sort: str = "pool",
+                 debug_trace: bool = False) -> EvalReport:
+    """Evaluate the selected subnets at checkpoint ``which`` of ``run_dir`` (see ``CheckpointEvaluator``).
+
+    Each subnet's log line carries ``[k/n, elapsed, ETA]``; the rows come in ``sort`` order (``SORT_KEYS``).
+    """
     run_dir = Path(run_dir)
+    check_sort_key(sort)
     checkpoint_dir(run_dir, which)  # a run without that checkpoint is refused before anything else is read
     codes = resolve_selection(selection, lambda: run_pool(run_dir, which), lambda entry: select_code(run_dir, entry))
+    if cost is not None:
+        log(f"params and MACs of {len(codes)} subnet(s): one graph each")
     costs = {code: dict(cost(code)) for code in codes} if cost is not None else {}
-    with CheckpointEvaluator(run_dir, which, log, data_overrides) as evaluator:
+    progress = SubnetProgress(len(codes), log)
+    with CheckpointEvaluator(run_dir, which, progress, data_overrides, debug_trace) as evaluator:
         logged = logged_epe(evaluator.state, evaluator.epoch)
         rows = []
         for code in codes:
+            progress.next()
             row = evaluator.evaluate(code).to_dict()
             row["logged_epe"] = logged.get(arch_name(code))
             row.update(costs.get(code, {}))
             rows.append(row)
-        return EvalReport(run_dir, which, evaluator.epoch, evaluator.global_step, evaluator.plan.recal_batches,
-                          evaluator.plan.val_samples_used, rows)
+        report = EvalReport(run_dir, which, evaluator.epoch, evaluator.global_step, evaluator.plan.recal_batches,
+                            evaluator.plan.val_samples_used, rows)
+    return report.sorted(sort)
 
 
 def format_report(report: EvalReport) -> str:
     """Human table: one row per subnet."""
     lines = [f"run {report.run_dir}  checkpoint supernet_{report.checkpoint}.ckpt (epoch {report.epoch}, "
              f"global_step {report.global_step})  bn_recal_batches={report.bn_recal_batches}  "
-             f"val_samples={report.val_samples_used}"]
+             f"val_samples={report.val_samples_used}  sorted by {report.sorted_by}"]
     has_cost = any("params" in row for row in report.rows)
     header = f"{'subnet':<11} {'arch code':<18} {'EPE':>8} {'>1px':>7} {'>3px':>7} {'>5px':>7} {'logged EPE':>10}"
     if has_cost:
