@@ -26,10 +26,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import logging
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
+
+from tqdm import tqdm
 
 from edgeflownas.config import ResolvedConfig, to_dataclasses
 from edgeflownas.errors import CheckpointError, ConfigError, DataError
@@ -40,27 +44,83 @@ PATH_KEYS = (("experiment", "output_root"), ("data", "train_dir"), ("data", "val
 RESUME_FROM = ("last", "best")
 
 
+class _ConsoleHandler(logging.Handler):
+    """Console lines through ``tqdm.write``: printed above any progress bar, never on the bar's line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stdout)
+            sys.stdout.flush()  # a SLURM log is a file: every line as it happens
+        except Exception:  # logging's contract: a failed emit is reported by handleError, never raised
+            self.handleError(record)
+
+
+class _AppendHandler(logging.Handler):
+    """Each line appended to a file opened for that line only (nothing stays open; the directory may move)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.write([self.format(record)])
+
+    def write(self, lines: List[str]) -> None:
+        """Append already formatted lines."""
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write("".join(line + "\n" for line in lines))
+
+
 class RunLog:
-    """Log lines to stdout and to ``<run_dir>/train.log``; held in memory until the start is accepted."""
+    """The run's log: stdlib ``logging`` with one console handler and one for ``<run_dir>/train.log``.
+
+    Called with a line (``log("...")``); a line starting with ``notice:`` is a
+    WARNING, any other INFO unless ``level`` says otherwise.  ``train.log`` and
+    a console that is not a terminal (a SLURM log) get ``date time LEVEL line``;
+    a terminal gets ``time line``, printed above any progress bar.  Deferred:
+    the file's lines are held in memory (already formatted, with the time they
+    were logged) until the start is accepted (``commit``).
+    """
+
+    FILE_FORMAT = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    TERMINAL_FORMAT = logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S")
 
     def __init__(self, path: Optional[Path] = None, deferred: bool = False) -> None:
         self.path = path
         self.pending: Optional[List[str]] = [] if deferred else None
+        # Not registered with logging.getLogger: each run has its own handlers and nothing leaks between runs.
+        self.logger = logging.Logger("edgeflownas.train.run", logging.INFO)
+        console = _ConsoleHandler()
+        console.setFormatter(self.TERMINAL_FORMAT if _is_terminal(sys.stdout) else self.FILE_FORMAT)
+        self.logger.addHandler(console)
+        self._file: Optional[_AppendHandler] = None
+        if path is not None:
+            self._file = _AppendHandler(path)
+            self._file.setFormatter(self.FILE_FORMAT)
+            if self.pending is None:
+                self.logger.addHandler(self._file)
 
-    def __call__(self, line: str) -> None:
-        print(line, flush=True)
-        if self.pending is not None:
-            self.pending.append(line)
-        elif self.path is not None:
-            with open(self.path, "a", encoding="utf-8") as handle:
-                handle.write(line + "\n")
+    def __call__(self, line: str, level: Optional[int] = None) -> None:
+        if level is None:
+            level = logging.WARNING if line.startswith("notice:") else logging.INFO
+        record = self.logger.makeRecord(self.logger.name, level, __file__, 0, line, None, None)
+        self.logger.handle(record)
+        if self.pending is not None and self._file is not None:
+            self.pending.append(self._file.format(record))
 
     def commit(self) -> None:
         """Write the held lines to the file; later lines go straight there."""
         lines, self.pending = self.pending or [], None
-        if self.path is not None and lines:
-            with open(self.path, "a", encoding="utf-8") as handle:
-                handle.write("".join(line + "\n" for line in lines))
+        if self._file is not None:
+            if lines:
+                self._file.write(lines)
+            if self._file not in self.logger.handlers:
+                self.logger.addHandler(self._file)
+
+
+def _is_terminal(stream) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
 
 
 def absolute_paths(resolved: ResolvedConfig, base: Optional[Path] = None) -> ResolvedConfig:

@@ -170,7 +170,7 @@ def test_sigterm_inside_an_epoch_saves_there_and_resume_equals_uninterrupted_run
     lines = []
     for line in proc.stdout:
         lines.append(line)
-        if line.startswith("[trace] epoch=2 batch=0 "):
+        if "[trace] epoch=2 batch=0 " in line:  # after the log line's time stamp
             proc.send_signal(signal.SIGTERM)
             break
     out_stopped = "".join(lines) + proc.communicate(timeout=120)[0]
