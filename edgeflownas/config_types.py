@@ -36,6 +36,7 @@ class ModelConfig:
     expansion_factor: int
     fixed_arch_code: Tuple[int, ...]
     input_normalization: str
+    upsample: str = "resize_conv"
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class RuntimeConfig:
     debug_trace: bool
     fast_mode: bool
     graph_optimizations: bool
+    xla: bool = False
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,12 @@ Inputs (feed them):
                  batch stats + EMA update of the moving stats, BN_INFER (1): moving stats,
                  BN_RECAL (2): batch stats, added to the recalibration sums, no EMA.
 
+Staged batch (training): ``stage_batch=True`` keeps the batch in device variables
+(``staging.py``): ``staging.stage_op`` run with ``staging.feed((img0, img1, flow))``
+copies it once, and the runs after it need only ``arch_code`` and ``bn_mode``.
+Then ``img0``, ``img1`` and ``flow_gt`` are the variables' reads (still feedable,
+as evaluation does) and ``staging.placeholders`` the placeholders above.
+
 Outputs:
     preds        tuple of 3 tensors [B,H/4,W/4,4], [B,H/2,W/2,4], [B,H,W,4], accumulated across
                  scales (bilinear-upsampled previous prediction + this head's output);
@@ -67,6 +73,14 @@ bias, the BNs are the identity): no variables, no BN statistics ops, no flow_gt,
 loss or epe.  ``image_dtype`` (default uint8) may be float32 holding 0..255.
 ``flow`` and ``uncertainty`` (= preds[2][..., 2:4]) are its outputs.
 
+Upsampling order (``model.upsample``): each of the 4 upsampling convs of the
+skeleton (DB0/up, DB1/up, H1, H3) runs after the bilinear resize, at the output
+resolution (``resize_conv``, the default), or before it, at the input resolution
+(``conv_resize``: 1/4 of the multiply-adds, where EdgeFlowNet's transposed convs
+work).  A BN after the conv (H1, H3) follows the resize either way; since a
+bilinear resize is linear with weights summing to 1, that BN still folds into the
+conv for export.  Variables are the same in both orders.
+
 Only the selected branch of each block is computed: kernel choices are
 ``tf.switch_case`` over separate convs; a depth choice applies ResBlock 1 always
 and ResBlocks 2 and 3 under ``tf.cond`` (depth d uses the first d ResBlocks).
@@ -95,6 +109,7 @@ from edgeflownas.model.layers import (
     BN_INFER, BN_RECAL, BN_TRAIN, BatchNorm, ConstantConv2D, Conv2D, FoldedBatchNorm,
 )
 from edgeflownas.model.loss import mean_epe, multiscale_loss, resize_bilinear
+from edgeflownas.model.staging import BatchStaging
 from edgeflownas.nas.arch_codec import (
     BLOCK_NAMES, DEPTH_CHOICES, KERNEL_CHOICES, NUM_BLOCKS, NUM_OPTIONS, ArchCode, arch_name, parse_arch_code,
 )
@@ -106,6 +121,8 @@ PRED_CHANNELS = 4
 RES_KERNEL = 3
 # model.input_normalization -> factor on the float pixels ("none": EdgeFlowNet's 0..255).
 INPUT_SCALES = {"none": 1.0, "unit": 1.0 / 255.0}
+# model.upsample: where each upsampling conv of the bilinear skeleton runs (module doc).
+UPSAMPLE_ORDERS = ("resize_conv", "conv_resize")
 
 
 class ResBlock:
@@ -130,14 +147,19 @@ class Supernet:
     def __init__(self, model_cfg: ModelConfig, loss_cfg: LossConfig, height: int, width: int,
                  fixed_arch: Optional[Sequence[int]] = None,
                  inference_values: Optional[Mapping[str, np.ndarray]] = None,
-                 image_dtype: tf.DType = tf.uint8) -> None:
+                 image_dtype: tf.DType = tf.uint8, stage_batch: bool = False) -> None:
         _check_graph_mode()
         _check_input_size(height, width)
         if model_cfg.skeleton != "bilinear":
             raise ConfigError(f"model.skeleton is {model_cfg.skeleton!r}: only 'bilinear' is implemented")
         if inference_values is not None and fixed_arch is None:
             raise ConfigError("an inference network (inference_values given) needs fixed_arch: one subnet")
+        if model_cfg.upsample not in UPSAMPLE_ORDERS:
+            raise ConfigError(f"model.upsample is {model_cfg.upsample!r}: expected one of {list(UPSAMPLE_ORDERS)}")
+        if stage_batch and inference_values is not None:
+            raise ConfigError("an inference network has no training batch to stage (stage_batch with inference_values)")
         self.height, self.width = height, width
+        self.upsample = model_cfg.upsample
         self.input_scale = INPUT_SCALES[model_cfg.input_normalization]
         self.fixed_arch: Optional[ArchCode] = parse_arch_code(fixed_arch) if fixed_arch is not None else None
         self.inference_values = inference_values
@@ -153,8 +175,12 @@ class Supernet:
             self._code = _checked_code(self.arch_code)
         self.convs: List[Conv2D] = []
         self.bns: List[BatchNorm] = []
+        self.staging: Optional[BatchStaging] = None
         with tf.compat.v1.variable_scope(SCOPE):
             self._create_layers(model_cfg)
+            if stage_batch:  # created after the layers: the seeded initial weights do not depend on it
+                self.staging = BatchStaging([self.img0, self.img1, self.flow_gt])
+                self.img0, self.img1, self.flow_gt = self.staging.tensors
             self.preds: Tuple[tf.Tensor, tf.Tensor, tf.Tensor] = self._forward()
         self.flow = self.preds[2][..., 0:2]
         self.uncertainty = self.preds[2][..., 2:PRED_CHANNELS]
@@ -263,17 +289,23 @@ class Supernet:
         x = tf.nn.relu(self.stem1_bn(self.stem1(x)))
         x = self.eb0_down(self._depth(0, self.eb0, x))
         x = self.eb1_down(self._depth(1, self.eb1, x))
-        x = self.db0_up(resize_bilinear(self._depth(2, self.db0, x), eighth))
-        x = self.db1_up(resize_bilinear(self._depth(3, self.db1, x), quarter))
+        x = self._upsampled(self.db0_up, self._depth(2, self.db0, x), eighth)
+        x = self._upsampled(self.db1_up, self._depth(3, self.db1, x), quarter)
         out0 = self._kernel(4, self.h0, x)
-        y = tf.nn.relu(self.h1_bn(self._kernel(5, self.h1, resize_bilinear(x, (h // 2, w // 2)))))
+        y = tf.nn.relu(self.h1_bn(self._upsampled(_bind_kernel(self, 5, self.h1), x, (h // 2, w // 2))))
         out1 = self._kernel(6, self.h2, y)
-        z = tf.nn.relu(self.h3_bn(self._kernel(7, self.h3, resize_bilinear(y, (h, w)))))
+        z = tf.nn.relu(self.h3_bn(self._upsampled(_bind_kernel(self, 7, self.h3), y, (h, w))))
         out2 = self._kernel(8, self.h4, z)
         pred0 = tf.identity(out0, name="pred_quarter")
         pred1 = tf.identity(resize_bilinear(pred0, (h // 2, w // 2)) + out1, name="pred_half")
         pred2 = tf.identity(resize_bilinear(pred1, (h, w)) + out2, name="pred_full")
         return pred0, pred1, pred2
+
+    def _upsampled(self, conv: Callable[[tf.Tensor], tf.Tensor], x: tf.Tensor, size: Tuple[int, int]) -> tf.Tensor:
+        """One upsampling conv of the skeleton in the ``model.upsample`` order (the BN after it, if any, follows)."""
+        if self.upsample == "conv_resize":
+            return resize_bilinear(conv(x), size)
+        return conv(resize_bilinear(x, size))
 
     def _kernel(self, block_index: int, convs: Dict[int, Conv2D], x: tf.Tensor) -> tf.Tensor:
         """Apply the conv of the selected kernel option (only that one is computed)."""
@@ -297,6 +329,11 @@ class Supernet:
 def _bind(layer: Callable[[tf.Tensor], tf.Tensor], x: tf.Tensor) -> Callable[[], tf.Tensor]:
     """A zero-argument branch function applying ``layer`` to ``x`` (avoids late binding in loops)."""
     return lambda: layer(x)
+
+
+def _bind_kernel(net: Supernet, block_index: int, convs: Dict[int, Conv2D]) -> Callable[[tf.Tensor], tf.Tensor]:
+    """The selected kernel option of a block as a one-argument layer."""
+    return lambda x: net._kernel(block_index, convs, x)
 
 
 def _scope_of(name: str) -> str:

@@ -7,8 +7,10 @@ optimizer it builds several times faster.  ``TrainGraph`` adds the rest.
 The supernet is built first in both, so its initial weights are the same
 function of the graph seed either way.
 
-A fairness cycle is 3 + 1 separate ``sess.run`` calls, so peak memory is one
-path's.  Per path: forward + backward of its arch code in BN_TRAIN (the BN
+A fairness cycle (``run_cycle``) is 1 + 3 + 1 separate ``sess.run`` calls, so
+peak memory is one path's: the batch is staged on the device once
+(``model/staging.py``; the paths' runs feed only the arch code and BN mode),
+then per path: forward + backward of its arch code in BN_TRAIN (the BN
 moving statistics update on the way), gradients written to the accumulators
 by ``store_op`` for the first path (overwriting, i.e. zeroing, what the last
 cycle left) and ``accumulate_op`` (adding) for the others.  Then ``apply_op``
@@ -35,12 +37,13 @@ same run, so the check costs no extra ``sess.run``.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 from edgeflownas.config_types import LossConfig, ModelConfig, TrainConfig
+from edgeflownas.model.bn_modes import BN_TRAIN
 from edgeflownas.model.supernet import Supernet
 from edgeflownas.nas.arch_codec import ArchCode
 from edgeflownas.train.plan import TrainPlan
@@ -52,9 +55,10 @@ class EvalGraph:
     """Supernet + feed + forward op + BN snapshot/restore + a saver of the network, built in the default graph."""
 
     def __init__(self, model: ModelConfig, loss: LossConfig, input_size: Tuple[int, int],
-                 fixed_arch: Optional[ArchCode] = None) -> None:
+                 fixed_arch: Optional[ArchCode] = None, stage_batch: bool = False) -> None:
         # A fixed arch (a retrain) builds only that path's variables, named as in the supernet.
-        self.net = net = Supernet(model, loss, input_size[0], input_size[1], fixed_arch=fixed_arch)
+        self.net = net = Supernet(model, loss, input_size[0], input_size[1], fixed_arch=fixed_arch,
+                                  stage_batch=stage_batch)
         # Fetching this runs the whole forward pass (and the BN writes that hang off it).
         self.forward_op = tf.group(net.preds[2])
         self._bn_inputs = [tf.compat.v1.placeholder(v.dtype.base_dtype, v.shape) for v in net.bn_moving_variables]
@@ -70,9 +74,15 @@ class EvalGraph:
         return self.model_saver
 
     def feed(self, batch, arch_code: Sequence[int], bn_mode: int) -> Dict:
-        """The feed dict of one run: images, flow, arch code and BN mode."""
+        """The feed dict of one run: images, flow, arch code and BN mode (a staged batch is bypassed)."""
         net = self.net
-        feed = {net.img0: batch.img0, net.img1: batch.img1, net.flow_gt: batch.flow, net.bn_mode: bn_mode}
+        return {net.img0: batch.img0, net.img1: batch.img1, net.flow_gt: batch.flow,
+                **self.path_feed(arch_code, bn_mode)}
+
+    def path_feed(self, arch_code: Sequence[int], bn_mode: int) -> Dict:
+        """The feed dict of one run on the staged batch: arch code and BN mode only."""
+        net = self.net
+        feed = {net.bn_mode: bn_mode}
         if net.arch_code is not None:
             feed[net.arch_code] = np.asarray(arch_code, np.int32)
         elif tuple(arch_code) != net.fixed_arch:
@@ -103,12 +113,27 @@ class EvalGraph:
         return missing
 
 
+class CycleResult(NamedTuple):
+    """What one fairness cycle reports: the paths' losses, whether it was applied, norms, lr and the new step."""
+
+    losses: List[float]
+    applied: bool
+    norm_before: float
+    norm_after: float
+    lr: float
+    step: int
+
+
 class TrainGraph(EvalGraph):
-    """``EvalGraph`` + accumulators + optimizer + divergence guard + a saver of everything a resume needs."""
+    """``EvalGraph`` + accumulators + optimizer + divergence guard + a saver of everything a resume needs.
+
+    ``stage_batch`` (default): a cycle copies its batch to the device once (``model/staging.py``);
+    ``False`` feeds it to every path's run, as efnas did before (kept for the equality test and the benchmark).
+    """
 
     def __init__(self, model: ModelConfig, loss: LossConfig, train: TrainConfig, input_size: Tuple[int, int],
-                 plan: TrainPlan, fixed_arch: Optional[ArchCode] = None) -> None:
-        super().__init__(model, loss, input_size, fixed_arch)
+                 plan: TrainPlan, fixed_arch: Optional[ArchCode] = None, stage_batch: bool = True) -> None:
+        super().__init__(model, loss, input_size, fixed_arch, stage_batch)
         net = self.net
         variables = net.trainable_variables
         with tf.compat.v1.variable_scope("train"):
@@ -176,6 +201,27 @@ class TrainGraph(EvalGraph):
         init = tf.group(tf.compat.v1.global_variables_initializer(), tf.compat.v1.local_variables_initializer())
         with tf.control_dependencies([init]):
             self.init_op = self._backup_bn()
+
+    def cycle_feeds(self, batch, paths: Sequence[ArchCode]) -> List[Dict]:
+        """The feed dict of each run of a cycle on ``batch``: [stage,] one per path, the apply's (empty)."""
+        staging = self.net.staging
+        if staging is None:
+            return [self.feed(batch, code, BN_TRAIN) for code in paths] + [{}]
+        return ([staging.feed((batch.img0, batch.img1, batch.flow))]
+                + [self.path_feed(code, BN_TRAIN) for code in paths] + [{}])
+
+    def run_cycle(self, sess: tf.compat.v1.Session, batch, paths: Sequence[ArchCode]) -> CycleResult:
+        """One fairness cycle: each path's forward/backward into the accumulators, then the guarded apply."""
+        feeds = self.cycle_feeds(batch, paths)
+        if self.net.staging is not None:
+            sess.run(self.net.staging.stage_op, feeds.pop(0))
+        losses = []
+        for index, feed in enumerate(feeds[:-1]):
+            write = self.store_op if index == 0 else self.accumulate_op
+            losses.append(float(sess.run([write, self.net.loss], feed)[1]))
+        applied, before, after, lr, step = sess.run([self.applied, self.norm_before, self.norm_after, self.lr,
+                                                     self.step_after_apply], feeds[-1])
+        return CycleResult(losses, bool(applied), float(before), float(after), float(lr), int(step))
 
     def _bn_flat(self) -> tf.Tensor:
         """Every BN moving statistic, flattened into one vector (``bn_backup``'s layout)."""

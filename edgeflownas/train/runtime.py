@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Callable, Optional
 
 import tensorflow as tf
@@ -9,11 +10,16 @@ import tensorflow as tf
 from edgeflownas.config_types import RuntimeConfig
 from edgeflownas.errors import ConfigError
 
+XLA_CPU_FLAG = "--tf_xla_cpu_global_jit"
+
 
 def configure_runtime(runtime: RuntimeConfig, log: Callable[[str], None]) -> Optional[str]:
-    """Op determinism and GPU choice; returns the device to build on (None = TensorFlow's choice)."""
+    """Op determinism, XLA and GPU choice; returns the device to build on (None = TensorFlow's choice)."""
     if runtime.deterministic:
         tf.config.experimental.enable_op_determinism()
+    if runtime.xla:
+        enable_cpu_xla()
+        log("runtime.xla: XLA JIT auto-clustering of the training graph (compiles for a while at the first step)")
     gpus = tf.config.list_physical_devices("GPU")
     if runtime.gpu_device is None:
         log(f"device: {'GPU:0' if gpus else 'CPU'} ({len(gpus)} GPU(s) visible)")
@@ -29,10 +35,19 @@ def configure_runtime(runtime: RuntimeConfig, log: Callable[[str], None]) -> Opt
     return "/GPU:0"
 
 
+def enable_cpu_xla() -> None:
+    """Let XLA auto-clustering compile CPU ops too (TensorFlow clusters only GPU ops without this flag)."""
+    flags = os.environ.get("TF_XLA_FLAGS", "")
+    if XLA_CPU_FLAG not in flags.split():
+        os.environ["TF_XLA_FLAGS"] = f"{flags} {XLA_CPU_FLAG}".strip()
+
+
 def session_config(runtime: RuntimeConfig) -> tf.compat.v1.ConfigProto:
-    """Soft placement (CPU fallback for ops without a GPU kernel), GPU memory on demand, Grappler on/off."""
+    """Soft placement (CPU fallback for ops without a GPU kernel), GPU memory on demand, Grappler on/off, XLA."""
     config = tf.compat.v1.ConfigProto(allow_soft_placement=True)
     config.gpu_options.allow_growth = True
     if not runtime.graph_optimizations:
         config.graph_options.rewrite_options.disable_meta_optimizer = True
+    if runtime.xla:
+        config.graph_options.optimizer_options.global_jit_level = tf.compat.v1.OptimizerOptions.ON_1
     return config

@@ -1,8 +1,8 @@
 """The epoch loop: fairness cycles, per-epoch evaluation, early stop, checkpoints, artifacts.
 
 One optimizer step = one fairness cycle (``cycle_index == global_step``): the
-3 paths of ``cycle_paths(seed, global_step)`` run serially on the same batch,
-then one apply.  Epoch ``e`` (1-based) reads the loader's order for index
+batch is staged on the device once, the 3 paths of ``cycle_paths(seed,
+global_step)`` run serially on it, then one apply (``TrainGraph.run_cycle``).  Epoch ``e`` (1-based) reads the loader's order for index
 ``e - 1``, a pure function of (seed, epoch).  After each epoch: evaluate the
 pool (every ``eval.every_n_epochs``), update early stop, save ``best`` (the
 epoch early stop counts as an improvement: below best - min_delta) and ``last``
@@ -41,7 +41,6 @@ from tqdm import tqdm
 
 from edgeflownas.data.flow_stats import zero_flow_epe
 from edgeflownas.errors import DivergenceError
-from edgeflownas.model.bn_modes import BN_TRAIN
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, ArchCode, arch_name
 from edgeflownas.nas.fair_sampler import add_counts, cycle_paths, fairness_gap
 from edgeflownas.train import checkpoint, run_dir as rd
@@ -87,25 +86,18 @@ class Trainer:
 
     def step(self, batch, epoch: int, batch_index: int, stats: EpochStats) -> None:
         """One fairness cycle: forward/backward per path into the accumulators, one clipped Adam step."""
-        graph, sess = self.graph, self.sess
         cycle = self.state.global_step
         paths = self.paths(cycle)
-        losses = []
-        for index, code in enumerate(paths):
-            write = graph.store_op if index == 0 else graph.accumulate_op
-            _, loss = sess.run([write, graph.net.loss], graph.feed(batch, code, BN_TRAIN))
-            losses.append(float(loss))
-        applied, before, after, lr, step = sess.run([graph.applied, graph.norm_before, graph.norm_after, graph.lr,
-                                                     graph.step_after_apply])
-        if int(step) != cycle + 1:
+        losses, applied, before, after, lr, step = self.graph.run_cycle(self.sess, batch, paths)
+        if step != cycle + 1:
             raise RuntimeError(f"global_step went from {cycle} to {step} in one cycle")
-        self.state.global_step = int(step)
+        self.state.global_step = step
         add_counts(self.state.counts, paths)
         if not applied:
             self.refused_cycle(f"epoch {epoch}, batch {batch_index + 1}/{self.plan.steps_per_epoch}, global_step "
-                               f"{cycle}: {refusal(paths, losses, float(before))}", stats)
+                               f"{cycle}: {refusal(paths, losses, before)}", stats)
             return
-        stats.add(float(np.mean(losses)), float(before), float(after), float(lr))
+        stats.add(float(np.mean(losses)), before, after, lr)
         if self.debug_trace:
             self.log(f"[trace] epoch={epoch} batch={batch_index} cycle={cycle} global_step={step} "
                      f"forward/backward x{len(paths)} paths={','.join(arch_name(c) for c in paths)} "

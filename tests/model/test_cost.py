@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -38,22 +39,29 @@ def conv_macs(h: int, w: int, k: int, cin: int, cout: int) -> int:
     return h * w * k * k * cin * cout
 
 
-def hand_macs(depths, kernels, height: int, width: int) -> int:
-    """Multiply-adds of a subnet's convolutions, counted from the design table by hand."""
+def hand_macs(depths, kernels, height: int, width: int, upsample: str = "resize_conv") -> int:
+    """Multiply-adds of a subnet's convolutions, counted from the design table by hand.
+
+    ``conv_resize`` runs the 4 upsampling convs (DB0/up, DB1/up, H1, H3) at their input's resolution.
+    """
     full, half = (height, width), (height // 2, width // 2)
     quarter, eighth, sixteenth = (height // 4, width // 4), (height // 8, width // 8), (height // 16, width // 16)
 
     def res_blocks(size, c, depth):
         return depth * 2 * conv_macs(*size, 3, c, c)
 
+    # Where each upsampling conv runs: after the resize (its output size) or before it (its input size).
+    up = {"db0": eighth, "db1": quarter, "h1": half, "h3": full}
+    if upsample == "conv_resize":
+        up = {"db0": sixteenth, "db1": eighth, "h1": quarter, "h3": half}
     stem = conv_macs(*half, 7, 6, C0) + conv_macs(*quarter, 5, C0, C1)
     stages = (res_blocks(quarter, C1, depths[0]) + conv_macs(*eighth, 3, C1, C2)         # EB0 + stride-2 conv
               + res_blocks(eighth, C2, depths[1]) + conv_macs(*sixteenth, 3, C2, C3)    # EB1 + stride-2 conv
-              + res_blocks(sixteenth, C3, depths[2]) + conv_macs(*eighth, 3, C3, C2)    # DB0 + upsample conv
-              + res_blocks(eighth, C2, depths[3]) + conv_macs(*quarter, 3, C2, C1))     # DB1 + upsample conv
+              + res_blocks(sixteenth, C3, depths[2]) + conv_macs(*up["db0"], 3, C3, C2)  # DB0 + upsample conv
+              + res_blocks(eighth, C2, depths[3]) + conv_macs(*up["db1"], 3, C2, C1))   # DB1 + upsample conv
     k0, k1, k2, k3, k4 = kernels
-    heads = (conv_macs(*quarter, k0, C1, FLOW) + conv_macs(*half, k1, C1, 32) + conv_macs(*half, k2, 32, FLOW)
-             + conv_macs(*full, k3, 32, 16) + conv_macs(*full, k4, 16, FLOW))
+    heads = (conv_macs(*quarter, k0, C1, FLOW) + conv_macs(*up["h1"], k1, C1, 32) + conv_macs(*half, k2, 32, FLOW)
+             + conv_macs(*up["h3"], k3, 32, 16) + conv_macs(*full, k4, 16, FLOW))
     return stem + stages + heads
 
 
@@ -81,6 +89,24 @@ def test_total_params_and_macs_match_the_hand_count(cfg, baseline_cost, code, de
     assert set(cost.block_macs) == set(COST_BLOCKS) and sum(cost.block_macs.values()) == cost.macs
     assert cost.output_shapes == [(8, 12, 4), (16, 24, 4), (32, 48, 4)]
     assert cost.supernet_params > cost.params
+
+
+@pytest.mark.parametrize(
+    "code, depths, kernels",
+    [(EDGEFLOWNET_BASELINE, (1, 1, 1, 1), (7, 5, 7, 7, 7)), ((2, 1, 0, 2, 0, 1, 2, 1, 0), (3, 2, 1, 3), (3, 5, 7, 5, 3))],
+    ids=["baseline", "mixed"],
+)
+def test_conv_resize_macs_match_the_hand_count(cfg, baseline_cost, code, depths, kernels):
+    model = dataclasses.replace(cfg.model, upsample="conv_resize")
+    cost = subnet_cost(code, 32, 48, model)
+    assert cost.params == hand_params(depths, kernels)  # same variables in both orders
+    assert cost.macs == hand_macs(depths, kernels, 32, 48, "conv_resize")
+    assert cost.macs < hand_macs(depths, kernels, 32, 48)
+    assert cost.output_shapes == [(8, 12, 4), (16, 24, 4), (32, 48, 4)]
+    upsampling = {conv.block: conv.output_hw for conv in cost.convs
+                  if conv.name.endswith("/up/kernel") or conv.block in ("H1", "H3")}
+    # each at its input's resolution, resized after: 1/16, 1/8, 1/4, 1/2 of 32x48
+    assert upsampling == {"DB0": (2, 3), "DB1": (4, 6), "H1": (8, 12), "H3": (16, 24)}
 
 
 def test_arch_describe_prints_structure_params_and_flops(cli, baseline_cost):

@@ -1,0 +1,112 @@
+"""The staged-batch cycle (one host->device copy per cycle) trains bit-identically to feeding every path's run.
+
+The reference is the cycle as efnas ran it before staging, kept verbatim here:
+an unstaged graph, each path's ``sess.run`` fed the whole batch.  Same seed,
+same batches, CPU with op determinism: every loss, norm and learning rate and
+every variable after the cycles must be equal to the last bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeflownas.config import resolve
+from edgeflownas.config_types import RuntimeConfig
+from edgeflownas.data.loader import Batch
+from edgeflownas.model.bn_modes import BN_TRAIN
+from edgeflownas.nas.fair_sampler import cycle_paths
+
+HEIGHT, WIDTH, BATCH, SEED, CYCLES = 32, 48, 2, 5, 4
+FIXED = (0, 0, 0, 0, 2, 1, 2, 2, 2)
+
+
+def _batches(count: int):
+    rng = np.random.default_rng(0)
+    shape = (BATCH, HEIGHT, WIDTH)
+    return [Batch(img0=rng.integers(0, 256, shape + (3,), dtype=np.uint8),
+                  img1=rng.integers(0, 256, shape + (3,), dtype=np.uint8),
+                  flow=rng.normal(0.0, 3.0, shape + (2,)).astype(np.float32),
+                  ids=tuple(f"s{index}" for index in range(BATCH))) for _ in range(count)]
+
+
+def _train(stage_batch: bool, fixed_arch, grappler: bool, batches):
+    """(initial variables, per-cycle reports, final variables) of CYCLES cycles."""
+    import tensorflow as tf
+
+    from edgeflownas.train.graph import TrainGraph
+    from edgeflownas.train.plan import make_plan
+    from edgeflownas.train.runtime import session_config
+
+    cfg = resolve(None, {"data.input_height": HEIGHT, "data.input_width": WIDTH, "train.batch_size": BATCH,
+                         "model.init_neurons": 8, "train.steps_per_epoch": CYCLES}).config
+    plan = make_plan(cfg, 100, 2)
+    tf.config.experimental.enable_op_determinism()
+    tf_graph = tf.Graph()
+    with tf_graph.as_default():
+        tf.compat.v1.set_random_seed(SEED)
+        graph = TrainGraph(cfg.model, cfg.loss, cfg.train, (HEIGHT, WIDTH), plan, fixed_arch, stage_batch)
+        variables = tf.compat.v1.global_variables()
+    runtime = RuntimeConfig(gpu_device=None, deterministic=True, debug_trace=False, fast_mode=False,
+                            graph_optimizations=grappler)
+    reports = []
+    with tf.compat.v1.Session(graph=tf_graph, config=session_config(runtime)) as sess:
+        sess.run(graph.init_op)
+        initial = sess.run(variables)
+        for cycle, batch in enumerate(batches):
+            paths = (fixed_arch,) if fixed_arch else cycle_paths(SEED, cycle)
+            if stage_batch:
+                reports.append(tuple(graph.run_cycle(sess, batch, paths)))
+            else:  # the pre-staging trainer's cycle, verbatim
+                losses = []
+                for index, code in enumerate(paths):
+                    write = graph.store_op if index == 0 else graph.accumulate_op
+                    _, loss = sess.run([write, graph.net.loss], graph.feed(batch, code, BN_TRAIN))
+                    losses.append(float(loss))
+                applied, before, after, lr, step = sess.run([graph.applied, graph.norm_before, graph.norm_after,
+                                                             graph.lr, graph.step_after_apply])
+                reports.append((losses, bool(applied), float(before), float(after), float(lr), int(step)))
+        final = sess.run(variables)
+    return [v.op.name for v in variables], initial, reports, final
+
+
+@pytest.mark.parametrize("fixed_arch, grappler", [(None, False), (None, True), (FIXED, False)],
+                         ids=["supernet", "supernet-grappler", "fixed_arch"])
+def test_staged_cycle_is_bit_identical_to_feeding_every_path(fixed_arch, grappler):
+    batches = _batches(CYCLES)
+    names, initial_fed, fed, final_fed = _train(False, fixed_arch, grappler, batches)
+    names_staged, initial_staged, staged, final_staged = _train(True, fixed_arch, grappler, batches)
+    assert names == names_staged  # the staging variables are local: not checkpointed
+    for a, b in zip(initial_fed, initial_staged):
+        assert np.array_equal(a, b)  # staging does not shift the seeded initial weights
+    assert staged == fed
+    assert [r[-1] for r in staged] == list(range(1, CYCLES + 1))
+    assert all(r[1] for r in staged)
+    changed = 0
+    for name, a, b, start in zip(names, final_fed, final_staged, initial_fed):
+        assert np.array_equal(a, b), name
+        changed += not np.array_equal(a, start)
+    assert changed > len(names) // 4  # the cycles did train
+
+
+def test_a_staged_cycle_feeds_the_batch_once():
+    import tensorflow as tf
+
+    from edgeflownas.train.graph import TrainGraph
+    from edgeflownas.train.plan import make_plan
+
+    cfg = resolve(None, {"data.input_height": HEIGHT, "data.input_width": WIDTH, "train.batch_size": BATCH,
+                         "model.init_neurons": 8}).config
+    batch = _batches(1)[0]
+    batch_bytes = batch.img0.nbytes + batch.img1.nbytes + batch.flow.nbytes
+    paths = cycle_paths(SEED, 0)
+    fed = {}
+    for staged in (False, True):
+        with tf.Graph().as_default():
+            tf.compat.v1.set_random_seed(SEED)
+            graph = TrainGraph(cfg.model, cfg.loss, cfg.train, (HEIGHT, WIDTH), make_plan(cfg, 100, 2),
+                               stage_batch=staged)
+            feeds = graph.cycle_feeds(batch, paths)
+        fed[staged] = sum(np.asarray(value).nbytes for feed in feeds for value in feed.values())
+    assert batch_bytes <= fed[True] < batch_bytes + 200  # + 3 arch codes and BN modes
+    assert 3 * batch_bytes <= fed[False] < 3 * batch_bytes + 200
