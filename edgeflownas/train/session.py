@@ -30,6 +30,7 @@ from edgeflownas.train.interrupt import StopRequest
 from edgeflownas.train.plan import fixed_arch_of
 from edgeflownas.train.runtime import configure_runtime, session_config
 from edgeflownas.train.state import EpochSettings, OpenedData, RunSetup, TrainResult, TrainState
+from edgeflownas.train.tensorboard import start_summaries
 from edgeflownas.train.trainer import SessionParts, Trainer
 
 
@@ -95,6 +96,8 @@ def train_session(setup: RunSetup, data: OpenedData, log: Callable[[str], None],
         with tf.compat.v1.Session(graph=tf_graph, config=session_config(cfg.runtime)) as sess:
             sess.run(graph.init_op)
             restore(sess, graph, setup.mode, setup.source_ckpt, state, writer, log)
+            for summary in start_summaries(resolved.values):  # config as text, hparams (tensorboard module)
+                writer.add_summary(summary, state.global_step)
             tf_graph.finalize()
             recal, val = eval_batches(data.train, data.val, plan, seed)
             record = start_record(state, setup.mode, setup.source_ckpt, run_dir, data.info)

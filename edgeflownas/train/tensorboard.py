@@ -1,4 +1,4 @@
-"""TensorBoard records of training: epoch scalars, and flow pictures (a numpy panel per sample, a ``Summary`` of PNGs).
+"""TensorBoard records of training: the config, hparams, scalars per epoch and per step interval, flow pictures.
 
 For the trainer (it owns the FileWriter): after an evaluation, recalibrate BN
 for a subnet, run ``net.flow`` on a few fixed validation samples, then::
@@ -6,18 +6,31 @@ for a subnet, run ``net.flow`` on a few fixed validation samples, then::
     panels = [flow_panel(batch.img0[i], batch.flow[i], flow[i]) for i in range(len(flow))]
     writer.add_summary(flow_image_summary("flow/best_pool", panels), global_step)
 
-Each panel is ``img0 | GT flow | predicted flow (GT's colour scale) | end-point error``.
-PNG encoding uses OpenCV, so building a panel needs no TensorFlow; only
-``flow_image_summary`` imports it (to build the protobuf).
+Each panel is ``img0 | GT flow | predicted flow (GT's colour scale) | end-point error``;
+with a ``caption`` (which subnet, its EPE) a band above it says what it shows.
+At the start of a run, ``start_summaries`` give the resolved config as text
+(``config/resolved``) and the hyper-parameters for TensorBoard's HParams
+dashboard (``HPARAM_KEYS``: comparable across the trials of a sweep, which
+share an output_root); ``step_scalar_summary`` holds the figures of the step
+log line (``train_step/*``).  PNG encoding uses OpenCV, so building a panel
+needs no TensorFlow; only the ``*_summary`` functions import it (to build the
+protobuf).
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
+import yaml
 
+from edgeflownas.config import flatten
 from edgeflownas.flow_viz import endpoint_error, error_to_rgb, flow_magnitude_max, flow_to_rgb
+
+# Resolved config keys shown as hparams: what a sweep varies (locations, runtime and SLURM knobs are not).
+HPARAM_KEYS = ("experiment.seed", "train.", "model.", "loss.", "data.input_height", "data.input_width",
+               "eval.pool_size", "eval.bn_recal_batches", "early_stop.")
+CAPTION_HEIGHT = 16
 
 
 def flow_panel(img0: np.ndarray, flow_gt: np.ndarray, flow_pred: np.ndarray,
@@ -42,10 +55,23 @@ def encode_png(image: np.ndarray) -> bytes:
     return data.tobytes()
 
 
-def flow_image_summary(tag: str, panels: Sequence[np.ndarray]):
-    """A ``tf.compat.v1.Summary`` with one PNG image per panel, tagged ``<tag>/<index>``."""
+def captioned(panel: np.ndarray, caption: str) -> np.ndarray:
+    """``panel`` below a dark band with ``caption`` written in it (cut to the panel's width)."""
+    import cv2
+
+    band = np.full((CAPTION_HEIGHT, panel.shape[1], 3), 32, np.uint8)
+    fits = max(1, panel.shape[1] // 7)  # ~7 px per character at this font scale
+    text = caption if len(caption) <= fits else caption[:fits - 1] + "~"
+    cv2.putText(band, text, (3, CAPTION_HEIGHT - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 1, cv2.LINE_AA)
+    return np.concatenate([band, np.asarray(panel, np.uint8)], axis=0)
+
+
+def flow_image_summary(tag: str, panels: Sequence[np.ndarray], caption: Optional[str] = None):
+    """A ``tf.compat.v1.Summary`` with one PNG image per panel, tagged ``<tag>/<index>`` (captioned if given)."""
     import tensorflow as tf
 
+    if caption is not None:
+        panels = [captioned(panel, caption) for panel in panels]
     values = []
     for index, panel in enumerate(panels):
         image = tf.compat.v1.Summary.Image(height=int(panel.shape[0]), width=int(panel.shape[1]), colorspace=3,
@@ -70,3 +96,35 @@ def scalar_tag(key: str) -> str:
     if key.startswith(("mean_epe", "std_epe", "zero_flow", "fairness")):
         return f"eval/{key}"
     return f"train/{key}"
+
+
+def step_scalar_summary(values: Mapping[str, float]):
+    """A ``tf.compat.v1.Summary`` of the step log line's figures, tagged ``train_step/<name>``."""
+    import tensorflow as tf
+
+    return tf.compat.v1.Summary(value=[tf.compat.v1.Summary.Value(tag=f"train_step/{key}", simple_value=float(value))
+                                       for key, value in values.items()])
+
+
+def hparams(values: Mapping[str, Any]) -> Dict[str, Any]:
+    """{dotted key: value} of the resolved config's ``HPARAM_KEYS`` (lists as text, None left out)."""
+    chosen = {}
+    for key, value in flatten(values):
+        if value is None or not any(key == k or (k.endswith(".") and key.startswith(k)) for k in HPARAM_KEYS):
+            continue
+        chosen[key] = value if isinstance(value, (bool, int, float, str)) else str(value)
+    return chosen
+
+
+def start_summaries(values: Mapping[str, Any]) -> List[bytes]:
+    """Serialized summaries written when a run starts: the resolved config as text, and the hparams."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import summary as hparams_summary
+
+    text = yaml.safe_dump(dict(values), sort_keys=False, default_flow_style=False)
+    # The text dashboard renders Markdown: an indented block keeps the YAML as it is.
+    markdown = "\n".join("    " + line for line in text.splitlines())
+    metadata = tf.compat.v1.SummaryMetadata(plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="text"))
+    config = tf.compat.v1.Summary(value=[tf.compat.v1.Summary.Value(
+        tag="config/resolved", metadata=metadata, tensor=tf.make_tensor_proto(markdown))])
+    return [config.SerializeToString(), hparams_summary.session_start_pb(hparams(values)).SerializeToString()]

@@ -50,3 +50,48 @@ def test_summary_holds_decodable_pngs():
         assert np.array_equal(decoded[..., ::-1], panel)
         assert (value.image.height, value.image.width) == panel.shape[:2]
     assert encode_png(panels[0])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_caption_says_which_subnet_a_picture_shows():
+    from edgeflownas.train.tensorboard import CAPTION_HEIGHT
+
+    img0, gt = sample(height=32, width=48)
+    panel = flow_panel(img0, gt, gt)
+    summary = flow_image_summary("flow/best_pool", [panel], caption="best pool a012001210 EPE 1.23")
+    (value,) = summary.value
+    decoded = cv2.imdecode(np.frombuffer(value.image.encoded_image_string, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    assert decoded.shape == (32 + CAPTION_HEIGHT, 4 * 48, 3)
+    assert np.array_equal(decoded[CAPTION_HEIGHT:], panel)
+    band = decoded[:CAPTION_HEIGHT]
+    assert (band > 128).any() and (band == 32).mean() > 0.5  # white text on the dark band
+
+
+def test_start_summaries_hold_the_resolved_config_as_text_and_the_hparams(default_raw):
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import metadata as hparams_metadata
+
+    from edgeflownas.config import resolve_mapping
+    from edgeflownas.train.tensorboard import hparams, start_summaries
+
+    resolved = resolve_mapping(default_raw, {"train.lr": 3e-4, "experiment.seed": 9})
+    text_bytes, hparams_bytes = start_summaries(resolved.values)
+    (text,) = tf.compat.v1.Summary.FromString(text_bytes).value
+    assert text.tag == "config/resolved" and text.metadata.plugin_data.plugin_name == "text"
+    shown = tf.make_ndarray(text.tensor).item().decode()
+    assert "    lr: 0.0003" in shown and "    seed: 9" in shown
+    (session,) = tf.compat.v1.Summary.FromString(hparams_bytes).value
+    assert session.tag == hparams_metadata.SESSION_START_INFO_TAG
+    info = hparams_metadata.parse_session_start_info_plugin_data(session.metadata.plugin_data.content)
+    assert info.hparams["train.lr"].number_value == pytest.approx(3e-4)
+    assert info.hparams["experiment.seed"].number_value == 9
+    chosen = hparams(resolved.values)
+    assert not any(key.startswith(("data.train_dir", "runtime.", "slurm.", "experiment.output_root"))
+                   for key in chosen)
+
+
+def test_step_scalars_are_tagged_train_step():
+    from edgeflownas.train.tensorboard import step_scalar_summary
+
+    summary = step_scalar_summary({"loss_avg": 1.5, "lr": 1e-4, "samples_per_s": 3.0})
+    assert [(v.tag, v.simple_value) for v in summary.value] == [
+        ("train_step/loss_avg", 1.5), ("train_step/lr", pytest.approx(1e-4)), ("train_step/samples_per_s", 3.0)]
