@@ -6,13 +6,14 @@ one line gives the epoch position, the running loss average and lr, then the
 speed since the previous line (s/step, samples/s) and the ETA of the whole
 invocation.  Step speed leaves out evaluation; the ETA does not, since it is
 the wall time per step so far (evaluations included) times the steps left.
-TensorFlow-free.
+The same figures go to ``scalars`` (TensorBoard's ``train_step/*``) at that
+interval, with or without the line.  TensorFlow-free.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Callable, Optional
+from typing import Callable, Dict, Optional
 
 from tqdm import tqdm
 
@@ -33,9 +34,10 @@ class TrainProgress:
     """The bar of each epoch and the interval step line; ``last_step`` is where this invocation stops."""
 
     def __init__(self, plan: TrainPlan, log: Callable[[str], None], log_every: int, step_lines: bool = True,
+                 scalars: Optional[Callable[[int, Dict[str, float]], None]] = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.plan, self.log, self.log_every, self.step_lines = plan, log, max(1, int(log_every)), step_lines
-        self.clock = clock
+        self.scalars, self.clock = scalars, clock
         self.last_step = plan.planned_steps
         self._start: Optional[tuple] = None  # (time, global_step) of the first step of this invocation
         self._mark: Optional[tuple] = None  # (time, global_step) since which the step speed is measured
@@ -70,16 +72,22 @@ class TrainProgress:
         bar.set_postfix_str(f"loss={averages['train_loss_epoch_avg']:.4f} lr={stats.lr:.2e} run ETA {run_eta}",
                             refresh=False)
         bar.update(1)
-        if not self.step_lines or stats.steps % self.log_every or self._logged == (epoch, stats.steps):
+        if stats.steps % self.log_every or self._logged == (epoch, stats.steps):
             return
         self._logged = (epoch, stats.steps)
         now = self.clock()
         since, from_step = self._mark
         steps = global_step - from_step
+        figures = {"loss_avg": averages["train_loss_epoch_avg"], "lr": stats.lr}
         speed = ""
         if steps > 0 and now > since:
             per_step = (now - since) / steps
+            figures.update(s_per_step=per_step, samples_per_s=self.plan.batch_size / per_step)
             speed = f" {per_step:.3f} s/step {self.plan.batch_size / per_step:.1f} samples/s"
         self._mark = (now, global_step)
+        if self.scalars is not None:
+            self.scalars(global_step, figures)
+        if not self.step_lines:
+            return
         self.log(f"epoch {epoch} step {stats.steps}/{self.plan.steps_per_epoch} global_step={global_step} "
                  f"loss_avg={averages['train_loss_epoch_avg']:.5f} lr={stats.lr:.3e}{speed} ETA {run_eta}")

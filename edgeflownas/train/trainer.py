@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from edgeflownas.data.flow_stats import zero_flow_epe
 from edgeflownas.errors import DivergenceError
@@ -49,8 +48,9 @@ from edgeflownas.train.early_stop import EarlyStopper
 from edgeflownas.train.evaluate import PoolEvaluator, PoolResult
 from edgeflownas.train.graph import TrainGraph
 from edgeflownas.train.interrupt import StopRequest
+from edgeflownas.train.progress import TrainProgress
 from edgeflownas.train.state import EpochSettings, EpochStats, TrainState
-from edgeflownas.train.tensorboard import flow_image_summary, flow_panel, scalar_summary
+from edgeflownas.train.tensorboard import flow_image_summary, flow_panel, scalar_summary, step_scalar_summary
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,8 @@ class Trainer:
         self.seed, self.fixed_arch, self.header = settings.seed, settings.fixed_arch, settings.header
         self.debug_trace, self.log_every, self.log = settings.debug_trace, settings.log_every, settings.log
         self._zero_flow: Optional[float] = None
+        self.progress = TrainProgress(self.plan, self.log, self.log_every, not self.debug_trace, lambda step, figures:
+                                      self.writer.add_summary(step_scalar_summary(figures), step))
 
     def paths(self, cycle_index: int) -> Sequence[ArchCode]:
         """The arch codes of one optimizer step."""
@@ -103,10 +105,6 @@ class Trainer:
                      f"forward/backward x{len(paths)} paths={','.join(arch_name(c) for c in paths)} "
                      f"losses={','.join(f'{v:.5f}' for v in losses)} optimizer_step x1 "
                      f"global_grad_norm_before={before:.6f} global_grad_norm_after={after:.6f} lr={lr:.6e}")
-        elif stats.steps % self.log_every == 0:
-            avg = stats.averages()
-            self.log(f"epoch {epoch} step {stats.steps}/{self.plan.steps_per_epoch} global_step={step} "
-                     f"loss_avg={avg['train_loss_epoch_avg']:.5f} lr={lr:.3e}")
 
     def refused_cycle(self, what: str, stats: EpochStats) -> None:
         """A cycle the graph did not apply: counted as skipped, or DivergenceError (policy ``stop``, or too many)."""
@@ -125,12 +123,12 @@ class Trainer:
         start = self.state.next_batch_index
         stats = EpochStats.from_dict(self.state.partial_epoch) if start else EpochStats()
         batches = self.loader.batches(epoch - 1, start_batch=start)
-        bar = tqdm(total=self.plan.steps_per_epoch, initial=start, desc=f"epoch {epoch}", unit="step",
-                   leave=False, disable=None)
+        bar = self.progress.epoch_bar(epoch, start)
+        self.progress.begin(self.state.global_step)
         try:
             for batch_index in range(start, self.plan.steps_per_epoch):
                 self.step(next(batches), epoch, batch_index, stats)
-                bar.update(1)
+                self.progress.advance(bar, epoch, stats, self.state.global_step)  # bar, step line, step scalars
                 if self.stop.requested and batch_index + 1 < self.plan.steps_per_epoch:
                     self.save_position(epoch, batch_index + 1, stats)
                     return None
@@ -222,9 +220,12 @@ class Trainer:
             subnets = {"baseline": EDGEFLOWNET_BASELINE, "best_pool": best}
         batch = self.evaluator.picture_batch
         flows = self.evaluator.predict(self.sess, list(subnets.values()), batch)
-        for label, flow in zip(subnets, flows):
+        epes = result.by_name()
+        for (label, code), flow in zip(subnets.items(), flows):
             panels = [flow_panel(batch.img0[i], batch.flow[i], flow[i]) for i in range(len(flow))]
-            self.writer.add_summary(flow_image_summary(f"flow/{label}", panels), self.state.global_step)
+            name = arch_name(code)  # the caption says which subnet (the best pool one changes between epochs)
+            caption = f"{label.replace('_', ' ')} {name}" + (f" EPE {epes[name]:.3f}" if name in epes else "")
+            self.writer.add_summary(flow_image_summary(f"flow/{label}", panels, caption), self.state.global_step)
 
     def write_scalars(self, row: Dict[str, Any]) -> None:
         """TensorBoard scalars of one epoch row, at its global step."""
@@ -233,6 +234,7 @@ class Trainer:
 
     def run(self, last_epoch: int) -> str:
         """Train epochs ``state.epoch + 1 .. last_epoch``; 'done', 'early_stop' or 'interrupted'."""
+        self.progress.last_step = last_epoch * self.plan.steps_per_epoch  # the whole-run ETA counts to here
         for epoch in range(self.state.epoch + 1, last_epoch + 1):
             started = time.time()
             stats = self.train_epoch(epoch)

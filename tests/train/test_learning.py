@@ -28,6 +28,7 @@ from edgeflownas.config import resolve_mapping
 from edgeflownas.data.loader import open_source
 from edgeflownas.train.api import run_training
 from edgeflownas.train.checkpoint import read_state
+from edgeflownas.train.tensorboard import CAPTION_HEIGHT
 
 pytestmark = pytest.mark.slow
 
@@ -127,7 +128,7 @@ def test_tensorboard_has_the_scalars_and_flow_pictures_of_each_evaluation(learne
     for tag, entries in images.items():
         assert [step for step, _ in entries] == scalars["eval/mean_epe_12"], tag
         picture = cv2.imdecode(np.frombuffer(entries[-1][1].encoded_image_string, np.uint8), cv2.IMREAD_COLOR)
-        assert picture.shape == (32, 4 * 48, 3)  # img0 | GT flow | predicted flow | error map
+        assert picture.shape == (CAPTION_HEIGHT + 32, 4 * 48, 3)  # caption over img0 | GT | prediction | error
         assert picture.std() > 0
 
 

@@ -94,3 +94,18 @@ def test_no_step_lines_under_debug_trace_and_durations():
     progress.advance(tqdm(total=2, disable=True), 1, stats, 1)
     assert lines == []
     assert duration(59.6) == "0:01:00" and duration(3 * 86400 + 3661) == "3 days, 1:01:01"
+
+
+def test_step_scalars_follow_the_interval_even_without_step_lines():
+    plan = SimpleNamespace(steps_per_epoch=4, planned_steps=4, batch_size=2)
+    written, clock = [], Clock()
+    progress = TrainProgress(plan, lambda line: None, log_every=2, step_lines=False,
+                             scalars=lambda step, figures: written.append((step, figures)), clock=clock)
+    progress.begin(0)
+    stats = EpochStats()
+    for step in range(1, 5):
+        clock.now += 0.25
+        stats.add(3.0, 1.0, 1.0, 1e-3)
+        progress.advance(tqdm(total=4, disable=True), 1, stats, step)
+    assert [step for step, _ in written] == [2, 4]
+    assert written[0][1] == {"loss_avg": 3.0, "lr": 1e-3, "s_per_step": 0.25, "samples_per_s": 8.0}
