@@ -46,8 +46,10 @@ class BatchStaging:
                 reads.append(tf.identity(variable.read_value(), name=f"{name}_read"))
         self.variables = variables
         self.tensors: Tuple[tf.Tensor, ...] = tuple(reads)
-        self.stage_op = tf.group(*[v.assign(p, read_value=False) for v, p in zip(variables, self.placeholders)],
-                                 name=f"{SCOPE}stage")
+        # Outside XLA clusters (runtime.xla): XLA cannot change a variable's shape, as the first stage does.
+        with tf.xla.experimental.jit_scope(compile_ops=False):
+            self.stage_op = tf.group(*[v.assign(p, read_value=False) for v, p in zip(variables, self.placeholders)],
+                                     name=f"{SCOPE}stage")
 
     def feed(self, arrays: Sequence[np.ndarray]) -> Dict[tf.Tensor, np.ndarray]:
         """The feed of ``stage_op``: one array per placeholder, in order."""
