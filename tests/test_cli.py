@@ -156,6 +156,10 @@ def test_help_and_dry_run_of_every_registered_command_never_import_tensorflow(na
     dry_runs = {"train": ["--dry_run"], "submit": ["--config", str(config), "--dry_run"],
                 "retrain": ["--run", str(_fake_supernet_run(tmp_path, config)), "--arch", "baseline",
                             "--experiment_name", "r", "--dry_run"]}
+    study = tmp_path / "study.yaml"
+    study.write_text(f"study: {{name: s, output_root: {str(tmp_path / 'studies')!r}}}\n"
+                     f"supernet: {{config: {str(config)!r}}}\nslurm: {{}}\n", encoding="utf-8")
+    dry_runs["study"] = ["--config", str(study), "--dry_run"]
     argv_list = _help_and_dry_runs(name, dry_runs)
     out = _tf_after(argv_list)
     assert out.count("EXIT") == len(argv_list) and all(line.endswith(" 0") for line in out.splitlines()
