@@ -123,12 +123,11 @@ def test_infer_from_a_run_exports_on_the_fly_and_matches_the_exported_model(cli,
     np.testing.assert_allclose(read_flo(tmp_path / "a.flo"), read_flo(tmp_path / "b.flo"), atol=1e-5)
 
 
-def test_fixed_arch_run_exports_its_own_weights(search_run, tmp_path):
-    """A retrain-like run: a fixed-arch network restored by name from the supernet checkpoint, saved as its own."""
+def _retrain_like_run(search_run, run_dir, upsample: str = "resize_conv"):
+    """A fixed-arch run dir: MIXED restored by name from the supernet checkpoint, saved as its own; its names."""
     import tensorflow as tf
 
     from edgeflownas.config import resolve_mapping
-    from edgeflownas.export.api import export_run
     from edgeflownas.model.supernet import Supernet
     from edgeflownas.train import checkpoint
 
@@ -137,6 +136,7 @@ def test_fixed_arch_run_exports_its_own_weights(search_run, tmp_path):
     config = json.loads(json.dumps(state["config"]))
     config["train"]["supernet_mode"] = "fixed_arch"
     config["model"]["fixed_arch_code"] = list(MIXED)
+    config["model"]["upsample"] = upsample
     cfg = resolve_mapping(config, {}).config
     with tf.Graph().as_default() as graph:
         tf.compat.v1.set_random_seed(0)
@@ -147,13 +147,40 @@ def test_fixed_arch_run_exports_its_own_weights(search_run, tmp_path):
             session.run(tf.compat.v1.global_variables_initializer())
             tf.compat.v1.train.Saver(net.variables).restore(session, checkpoint.model_prefix(source))
             names = sorted(v.name.split(":")[0] for v in net.variables)
-            checkpoint.save_checkpoint(tmp_path / "retrain" / "supernet_best.ckpt",
+            checkpoint.save_checkpoint(run_dir / "supernet_best.ckpt",
                                        lambda prefix: saver.save(session, prefix), dict(state, config=config))
+    return names
+
+
+def test_fixed_arch_run_exports_its_own_weights(search_run, tmp_path):
+    """A retrain-like run: a fixed-arch network restored by name from the supernet checkpoint, saved as its own."""
+    from edgeflownas.export.api import export_run
+
+    names = _retrain_like_run(search_run, tmp_path / "retrain")
     doc = export_run(tmp_path / "retrain", None, tmp_path / "out", ("saved_model", "tflite"))
     assert doc["source_kind"] == "fixed_arch" and doc["arch_code"] == list(MIXED)
     assert doc["formats"]["saved_model"]["max_abs_diff_vs_toolkit_px"] <= 1e-4
     assert doc["formats"]["tflite"]["max_abs_diff_vs_toolkit_px"] <= 1e-3
     assert not any(name.startswith("supernet/EB0/res2/") for name in names)  # only the path was saved
+
+
+def test_conv_resize_run_exports_in_its_own_order(cli, search_run, tmp_path):
+    """model.upsample=conv_resize: the export builds that order (equal to the toolkit's graph), fewer MACs."""
+    import dataclasses
+
+    from edgeflownas.config import resolve
+    from edgeflownas.model.cost import subnet_cost
+
+    _retrain_like_run(search_run, tmp_path / "conv_resize", "conv_resize")
+    result = cli("export", "--run", tmp_path / "conv_resize", "--out", tmp_path / "out", "--format",
+                 "saved_model,tflite")
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "out" / "export_manifest.json").read_text())
+    assert doc["formats"]["saved_model"]["max_abs_diff_vs_toolkit_px"] <= 1e-4
+    assert doc["formats"]["tflite"]["max_abs_diff_vs_toolkit_px"] <= 1e-3
+    model = dataclasses.replace(resolve(None, {"model.init_neurons": 8}).config.model, upsample="conv_resize")
+    assert doc["macs"] == subnet_cost(MIXED, 32, 48, model).macs
+    assert doc["macs"] < subnet_cost(MIXED, 32, 48, dataclasses.replace(model, upsample="resize_conv")).macs
 
 
 # --- bad input: one clear line each ---------------------------------------------------------------------------
