@@ -6,16 +6,18 @@ fairness counts per block; early-stopping state; final pool ranking with
 cost; ranking stability (Kendall tau between consecutive evaluated epochs);
 flow pictures for a few fixed validation samples (img0, ground truth, the
 baseline subnet's and the best pool subnet's prediction, their error maps),
-computed from a checkpoint with the trainer's BN recalibration; the Pareto
-front of every ``efnas search`` kept in the run directory (``search*/``).  Only the
-flow section needs TensorFlow; ``flow_samples=0`` skips it.
+computed from a checkpoint with the trainer's BN recalibration; EPE vs MACs
+(with a cost function: the pool at its last evaluation, the baseline, every
+search's front); the Pareto front of every ``efnas search`` kept in the run
+directory (``search*/``).  Only the flow section needs TensorFlow;
+``flow_samples=0`` skips it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, ArchCode, arch_name
 from edgeflownas.report import plots, tables
@@ -89,6 +91,46 @@ def flow_section(run: RunData, which: str, count: int, log: Callable[[str], None
         return FlowSection(which, evaluator.epoch, metrics, logged, samples)
 
 
+@dataclass(frozen=True)
+class CostView:
+    """What the EPE-vs-MACs figure shows: points (name, epe, macs) and where each EPE comes from."""
+
+    pool: List[Dict[str, Any]]
+    pool_label: str
+    baseline: Optional[Dict[str, Any]]
+    baseline_label: str
+    fronts: Dict[str, List[Dict[str, Any]]]
+
+
+def cost_view(ranking: Sequence[Mapping[str, Any]], cost: tables.CostFn, flow: Optional[FlowSection],
+              searches: Sequence[Tuple[Path, Mapping[str, Any]]]) -> Optional[CostView]:
+    """The figure's points: ranked pool (with MACs), the baseline (from the pool, the flow section or a search's
+    marks, in that order), and each search's EPE-vs-MACs front; None without a pool evaluation."""
+    if not ranking:
+        return None
+    epoch = ranking[0]["epoch"]
+    pool = [{"name": r["subnet"], "epe": r["epe"], "macs": r["macs"]} for r in ranking]
+    baseline, baseline_label = None, "EdgeFlowNet baseline"
+    in_pool = next((r for r in ranking if r["baseline"]), None)
+    if in_pool is not None:
+        baseline = {"name": in_pool["subnet"], "epe": in_pool["epe"], "macs": in_pool["macs"]}
+        baseline_label += f" (in the pool, epoch {epoch})"
+    elif flow is not None:
+        metrics = next(m for m in flow.metrics if tuple(m.arch_code) == EDGEFLOWNET_BASELINE)
+        baseline = {"name": metrics.name, "epe": metrics.epe, "macs": cost(EDGEFLOWNET_BASELINE)["macs"]}
+        baseline_label += f" (supernet_{flow.checkpoint}, epoch {flow.epoch})"
+    else:
+        for search_dir, doc in searches:
+            marked = doc.get("marks", {}).get("baseline") or []
+            if marked:
+                baseline = {key: marked[0][key] for key in ("name", "epe", "macs")}
+                baseline_label += f" ({search_dir.name}, epoch {doc.get('epoch')})"
+                break
+    fronts = {f"search front {d.name} (supernet_{doc.get('checkpoint')}, epoch {doc.get('epoch')})":
+              [{key: e[key] for key in ("name", "epe", "macs")} for e in doc["front_macs"]] for d, doc in searches}
+    return CostView(pool, f"pool ({len(pool)} subnets, epoch {epoch})", baseline, baseline_label, fronts)
+
+
 def build_report(run_dir: Path, out_dir: Optional[Path] = None, checkpoint: str = "best", flow_samples: int = 3,
                  tau_epochs: int = 10, cost: Optional[tables.CostFn] = None,
                  log: Callable[[str], None] = lambda line: None,
@@ -122,13 +164,17 @@ def build_report(run_dir: Path, out_dir: Optional[Path] = None, checkpoint: str 
         figure = front_figure(load_scored(search_dir), doc["front_macs"], doc.get("marks", {}))
         figures[f"search:{search_dir.name}"] = plots.save(figure, out / f"{search_dir.name}_front.png")
         searches.append((search_dir, doc))
+    view = cost_view(ranking, cost, flow, searches) if cost is not None else None
+    if view is not None:
+        figures["cost"] = plots.save(plots.epe_macs_figure(view.pool, view.baseline, view.fronts, view.pool_label,
+                                                           view.baseline_label), out / "epe_vs_macs.png")
     studies = []
     for study_dir in studies_of_run(run.run_dir):
         doc = load_study_doc(study_dir)
         figures[f"study:{study_dir.name}"] = write_figure(doc, out / f"{study_dir.name}_study.png")
         studies.append((study_dir, doc))
     page_path = out / REPORT_FILE
-    page_path.write_text(render(run, ranking, recent_taus, figures, flow, cost is not None, searches, studies),
-                         encoding="utf-8")
+    page_path.write_text(render(run, ranking, recent_taus, figures, flow, cost is not None, searches, studies,
+                                view), encoding="utf-8")
     log(f"report: {page_path} ({len(figures)} figures in {out})")
     return ReportResult(page_path, figures, ranking, taus, flow)

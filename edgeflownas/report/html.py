@@ -22,6 +22,7 @@ table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f0f0f0; } td.text, th.text { text-align: left; font-family: monospace; }
 tr.highlight td { background: #fff6d5; }
+table.inner { margin: 0; font-size: 1em; } table.inner td, table.inner th { padding: 0.1em 0.4em; }
 img { max-width: 100%; border: 1px solid #ddd; margin: 0.4em 0; }
 p.note { color: #555; font-size: 0.9em; max-width: 70em; }
 nav a { margin-right: 1em; }
@@ -68,8 +69,29 @@ def table(rows: Sequence[Dict[str, Any]], columns: Sequence[Column], text_column
 
 
 def fields(rows: Sequence[Dict[str, Any]]) -> str:
-    """A two-column field/value table."""
-    return table(rows, [("field", "field", None), ("value", "value", None)], text_columns=("field", "value"))
+    """A two-column field/value table; a value that is a mapping or a list of mappings is a table of its own."""
+    body = "".join(f'<tr><td class="text">{escape(row["field"])}</td><td class="text">{value_html(row["value"])}</td>'
+                   "</tr>" for row in rows)
+    return ('<table><thead><tr><th class="text">field</th><th class="text">value</th></tr></thead>'
+            f"<tbody>{body}</tbody></table>")
+
+
+def value_html(value: Any) -> str:
+    """HTML of one value: a mapping as a key/value table, a list of mappings as a table with a column per key,
+    a list of plain values joined by commas, anything else as escaped text."""
+    if isinstance(value, dict) and value:
+        rows = "".join(f'<tr><td class="text">{escape(key)}</td><td class="text">{value_html(item)}</td></tr>'
+                       for key, item in value.items())
+        return f'<table class="inner">{rows}</table>'
+    if isinstance(value, (list, tuple)) and value and all(isinstance(item, dict) for item in value):
+        keys = list(dict.fromkeys(key for item in value for key in item))
+        head = "".join(f'<th class="text">{escape(key)}</th>' for key in keys)
+        body = "".join("<tr>" + "".join(f'<td class="text">{value_html(item.get(key))}</td>' for key in keys)
+                       + "</tr>" for item in value)
+        return f'<table class="inner"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    if isinstance(value, (list, tuple)):
+        return escape(", ".join("-" if item is None else str(item) for item in value))
+    return escape(value)
 
 
 def note(text: str) -> str:

@@ -77,8 +77,21 @@ def _search(figures: Dict[str, Path], search_dir: Path, doc: Dict) -> str:
             + html.table(rows, _FRONT_COLUMNS, text_columns=("name", "arch_code")))
 
 
+def _cost(figures: Dict[str, Path], view) -> str:
+    text = (f"Validation EPE against MACs per image pair. {view.pool_label[0].upper()}{view.pool_label[1:]}: the "
+            "EPE of eval_epe_history.csv, as in the ranking above. ")
+    text += (f"Star: {view.baseline_label}. " if view.baseline is not None else
+             "The EdgeFlowNet baseline is not shown: it is not in the pool, and neither flow pictures nor a search "
+             "evaluated it. ")
+    if view.fronts:
+        text += ("Squares: the Pareto front of each search (its own checkpoint and validation batches, so its EPE "
+                 "can differ from the pool's by the epochs between them).")
+    return html.note(text) + html.image(figures["cost"], "EPE vs MACs")
+
+
 def render(run: RunData, ranking: List[Dict], taus: Sequence[TauStep], figures: Dict[str, Path],
-           flow: Optional[object], has_cost: bool, searches: Sequence = (), studies: Sequence = ()) -> str:
+           flow: Optional[object], has_cost: bool, searches: Sequence = (), studies: Sequence = (),
+           cost_view: Optional[object] = None) -> str:
     """The complete HTML document."""
     sections = [
         ("summary", "Run", html.fields(tables.run_summary(run))),
@@ -92,6 +105,7 @@ def render(run: RunData, ranking: List[Dict], taus: Sequence[TauStep], figures: 
         ("early-stop", "Early stopping", html.image(figures["early_stop"], "early stopping")
             + html.fields(tables.early_stop_rows(run))),
         ("ranking", "Final pool ranking", _ranking(run, ranking, has_cost)),
+        *([("cost", "EPE vs MACs", _cost(figures, cost_view))] if cost_view is not None else []),
         ("stability", "Ranking stability", _stability(figures, taus)),
     ]
     if flow is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -242,4 +242,47 @@ def wheel_figure(size: int = 151) -> "Figure":
     axis.set_xticks([-1, 0, 1])
     axis.set_yticks([-1, 0, 1])
     axis.tick_params(labelsize=7)
+    return figure
+
+
+def _label_points(axis, points: Sequence[Mapping], colour) -> None:
+    """Each point's name beside it; neighbours along the MACs axis alternate above/below so names stay apart."""
+    for index, point in enumerate(sorted(points, key=lambda p: (p["macs"], p["epe"]))):
+        above = index % 2 == 0
+        axis.annotate(point["name"], (point["macs"] / 1e9, point["epe"]), xytext=(5, 6 if above else -11),
+                      textcoords="offset points", fontsize=7, color=colour, fontfamily="monospace")
+
+
+def epe_macs_figure(pool: Sequence[Mapping], baseline: Optional[Mapping] = None,
+                    fronts: Optional[Mapping[str, Sequence[Mapping]]] = None, pool_label: str = "pool",
+                    baseline_label: str = "EdgeFlowNet baseline") -> "Figure":
+    """Validation EPE vs GMACs: the pool subnets (named), the baseline (a star) and each search's front (a staircase).
+
+    Points are mappings with ``name``, ``epe`` and ``macs``; ``fronts`` maps a label to a front's entries.
+    """
+    figure = _figure(9.0, 5.6)
+    axis = figure.add_subplot()
+    if pool:
+        axis.scatter([p["macs"] / 1e9 for p in pool], [p["epe"] for p in pool], s=32, color="tab:blue",
+                     label=pool_label, zorder=3)
+        _label_points(axis, pool, "tab:blue")
+    colours = ["tab:red", "tab:green", "tab:purple", "tab:brown", "tab:olive"]
+    for (label, front), colour in zip((fronts or {}).items(), colours * 4):
+        ordered = sorted(front, key=lambda e: e["macs"])
+        x, y = [e["macs"] / 1e9 for e in ordered], [e["epe"] for e in ordered]
+        axis.step(x, y, where="post", color=colour, linewidth=1.2, alpha=0.8)
+        axis.scatter(x, y, s=18, color=colour, marker="s", label=label, zorder=3)
+        if len(ordered) <= 8:
+            _label_points(axis, ordered, colour)
+    if baseline is not None:
+        axis.scatter([baseline["macs"] / 1e9], [baseline["epe"]], s=170, marker="*", color="black",
+                     label=baseline_label, zorder=4)
+        axis.annotate(f"baseline {baseline['name']}", (baseline["macs"] / 1e9, baseline["epe"]), xytext=(7, -12),
+                      textcoords="offset points", fontsize=8, fontfamily="monospace")
+    axis.set_xlabel("GMACs per image pair (FLOPs = 2 x MACs)")
+    axis.set_ylabel("validation EPE (training-resolution px)")
+    axis.set_title("EPE vs MACs (lower left is better)")
+    axis.grid(True, alpha=0.3)
+    axis.margins(x=0.12, y=0.1)  # room for the names at the edges
+    axis.legend(fontsize=8, loc="upper right")
     return figure

@@ -86,9 +86,9 @@ def test_epochs_without_evaluation_are_left_out(make_fake_run):
 def test_html_is_self_contained_and_shows_the_csv_numbers(fake_run, tmp_path):
     result = build_report(fake_run, tmp_path / "out", flow_samples=0, cost=fake_cost)
     page = result.html.read_text()
-    assert set(result.figures) == {"epe", "training", "fairness", "early_stop", "ranking"}
+    assert set(result.figures) == {"epe", "training", "fairness", "early_stop", "ranking", "cost"}
     sources = re.findall(r'src="([^"]*)"', page)
-    assert len(sources) == 5 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert len(sources) == 6 and all(s.startswith("data:image/png;base64,") for s in sources)
     for source in sources:
         assert base64.b64decode(source.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
     assert not re.search(r'(href|src)="(?!data:|#)', page)

@@ -1,0 +1,81 @@
+"""The report's EPE-vs-MACs figure (pool, baseline, search fronts) and its readable run summary (no TensorFlow)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, arch_name
+from edgeflownas.report import html, plots
+from edgeflownas.report.build import build_report, cost_view
+from edgeflownas.report.run_data import load_run
+from edgeflownas.report.tables import ranking_table
+
+
+def fake_cost(code):
+    return {"params": 1000 + sum(code), "macs": 10**9 + 10**7 * sum(code)}
+
+
+def scatter_points(axis, label):
+    collection = next(c for c in axis.collections if c.get_label() == label)
+    return [tuple(p) for p in np.asarray(collection.get_offsets())]
+
+
+def test_scatter_shows_every_pool_subnet_named_the_baseline_and_the_fronts():
+    pool = [{"name": f"a00000000{i}", "epe": 3.0 - 0.1 * i, "macs": (1 + i) * 1e9} for i in range(5)]
+    front = [{"name": "a111111111", "epe": 2.0, "macs": 1.5e9}, {"name": "a222222222", "epe": 1.5, "macs": 4e9}]
+    baseline = {"name": arch_name(EDGEFLOWNET_BASELINE), "epe": 2.5, "macs": 3.4e9}
+    figure = plots.epe_macs_figure(pool, baseline, {"search front s1": front}, "pool (epoch 3)", "baseline (x)")
+    axis = figure.axes[0]
+    assert scatter_points(axis, "pool (epoch 3)") == [(p["macs"] / 1e9, p["epe"]) for p in pool]
+    assert scatter_points(axis, "search front s1") == [(1.5, 2.0), (4.0, 1.5)]
+    assert scatter_points(axis, "baseline (x)") == [(3.4, 2.5)]
+    names = [text.get_text() for text in axis.texts]
+    assert all(p["name"] in names for p in pool + front)
+    assert f"baseline {arch_name(EDGEFLOWNET_BASELINE)}" in names
+    assert "MACs" in axis.get_xlabel() and "EPE" in axis.get_ylabel()
+
+
+def test_baseline_comes_from_the_pool_or_a_search_and_fronts_are_labelled(fake_run):
+    run = load_run(fake_run)
+    ranking = ranking_table(run, fake_cost)
+    doc = {"checkpoint": "best", "epoch": 6, "front_macs": [dict(name="a111111111", epe=1.0, macs=2e9, params=5)],
+           "marks": {"baseline": [{"name": arch_name(EDGEFLOWNET_BASELINE), "epe": 2.75, "macs": 3e9}]}}
+    view = cost_view(ranking, fake_cost, None, [(Path("search"), doc)])
+    assert [p["name"] for p in view.pool] == [r["subnet"] for r in ranking]
+    assert [p["macs"] for p in view.pool] == [fake_cost(code)["macs"] for code in
+                                              (tuple(map(int, r["arch_code"].split(","))) for r in ranking)]
+    assert view.fronts == {"search front search (supernet_best, epoch 6)": [
+        {"name": "a111111111", "epe": 1.0, "macs": 2e9}]}
+    in_pool = [r for r in ranking if r["baseline"]]
+    if in_pool:
+        assert view.baseline["epe"] == in_pool[0]["epe"] and "in the pool" in view.baseline_label
+    else:
+        assert view.baseline == {"name": arch_name(EDGEFLOWNET_BASELINE), "epe": 2.75, "macs": 3e9}
+        assert "search, epoch 6" in view.baseline_label
+        assert cost_view(ranking, fake_cost, None, []).baseline is None
+
+
+def test_report_page_has_the_scatter_and_no_raw_json_in_the_summary(fake_run, tmp_path):
+    result = build_report(fake_run, tmp_path / "out", flow_samples=0, cost=fake_cost)
+    assert result.figures["cost"].name == "epe_vs_macs.png" and result.figures["cost"].is_file()
+    page = result.html.read_text()
+    assert '<section id="cost"><h2>EPE vs MACs</h2>' in page and 'alt="EPE vs MACs"' in page
+    summary = re.search(r'<section id="summary">(.*?)</section>', page).group(1)
+    assert "{" not in summary and "[" not in summary, summary
+    assert '<table class="inner">' in summary
+    assert '<td class="text">pool_size</td><td class="text">12</td>' in summary
+    assert "2, 32, 48, 3" in summary  # input_shape
+    without_cost = build_report(fake_run, tmp_path / "plain", flow_samples=0)
+    assert "cost" not in without_cost.figures and 'id="cost"' not in without_cost.html.read_text()
+
+
+def test_nested_values_are_tables():
+    assert html.value_html({"a": 1, "b": [1, 2]}) == ('<table class="inner"><tr><td class="text">a</td><td '
+                                                      'class="text">1</td></tr><tr><td class="text">b</td><td '
+                                                      'class="text">1, 2</td></tr></table>')
+    listed = html.value_html([{"mode": "fresh", "step": 0}, {"mode": "resume", "step": 4}])
+    assert "<th class=\"text\">mode</th>" in listed and listed.count("<tr>") == 3
+    assert html.value_html(None) == "-" and html.value_html("<b>") == "&lt;b&gt;"
