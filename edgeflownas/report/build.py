@@ -115,11 +115,11 @@ def cost_view(ranking: Sequence[Mapping[str, Any]], cost: tables.CostFn, flow: O
     if in_pool is not None:
         baseline = {"name": in_pool["subnet"], "epe": in_pool["epe"], "macs": in_pool["macs"]}
         baseline_label += f" (in the pool, epoch {epoch})"
-    elif flow is not None:
-        metrics = next(m for m in flow.metrics if tuple(m.arch_code) == EDGEFLOWNET_BASELINE)
+    metrics = next((m for m in flow.metrics if tuple(m.arch_code) == EDGEFLOWNET_BASELINE), None) if flow else None
+    if baseline is None and metrics is not None:
         baseline = {"name": metrics.name, "epe": metrics.epe, "macs": cost(EDGEFLOWNET_BASELINE)["macs"]}
         baseline_label += f" (supernet_{flow.checkpoint}, epoch {flow.epoch})"
-    else:
+    if baseline is None:
         for search_dir, doc in searches:
             marked = doc.get("marks", {}).get("baseline") or []
             if marked:
