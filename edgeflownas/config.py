@@ -151,7 +151,8 @@ OVERRIDES = (
     Override("fast_mode", "runtime.fast_mode", bool, "Local smoke run: few steps per epoch, few val batches.",
              flag=True),
     Override("debug_trace", "runtime.debug_trace", bool,
-             "Log every cycle: forward/backward x3, optimizer_step x1, grad norms, lr.", flag=True),
+             "Log every cycle (forward/backward x3, optimizer_step x1, grad norms, lr) and each evaluated subnet's "
+             "BN statistics before/after recalibration.", flag=True),
     Override("resume", "checkpoint.resume", bool, "Resume this experiment from its last checkpoint (exact resume).",
              flag=True),
     Override("resume_experiment_name", "checkpoint.resume_experiment_name", str,
