@@ -60,6 +60,7 @@ class TrainingJob(submitit.helpers.Checkpointable):
         self.fingerprint = fingerprint
 
     def __call__(self) -> Dict[str, Any]:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # quiet start-up, as efnas train (before TensorFlow loads)
         from edgeflownas.atomic_io import write_json_atomic
         from edgeflownas.config import resolve_mapping
         from edgeflownas.train.api import run_training
