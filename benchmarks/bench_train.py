@@ -1,28 +1,46 @@
-"""Benchmark of the fairness cycle: prints measured ratios against their targets.
+"""Benchmark of the fairness cycle: prints measured figures and ratios against their targets.
 
 (a) fairness-cycle time / sum of the single-path step times of the same 3 subnets   (target <= 1.10)
 (b) cycle time reading the real shard loader / with the same batches already in memory (target <= 1.05)
 (c) peak memory of a cycle / peak memory of the largest single-path step             (target <= 1.25)
+(d) bytes fed per cycle, in batches (target 1: the batch is staged on the device once), and the cycle
+    time with the staged batch vs feeding the batch to each of the 3 paths' runs (efnas before staging),
+    at a small resolution where compute is small and the feed shows most
+(e) per upsampling order (model.upsample): the EdgeFlowNet baseline subnet's GMACs per pair (at the
+    bench resolution and at 352x480) and its training samples/s (fixed-arch steps, batch --batch)
+(f) with --xla only: cycle time with XLA JIT auto-clustering vs without, at the small resolution, and
+    the largest relative loss difference (runtime.xla is adopted only at >= 1.15x; it compiles ~1 min)
 
 A single-path step is what a plain one-subnet trainer does: forward/backward of
 that subnet (gradients into the accumulators) + one clipped Adam apply.  A cycle
-is 3 forward/backward + 1 apply.  Peak memory is the TensorFlow CPU allocator's
-peak (BFC allocator with statistics, TF_CPU_ALLOCATOR_USE_BFC=true), reset
-before each measured run.  Data: a synthetic FC2 set (384x512) packed to the
-training resolution in a temp directory, read through BatchLoader.
+is 3 forward/backward + 1 apply (``TrainGraph.run_cycle``).  Peak memory is the
+TensorFlow CPU allocator's peak (BFC allocator with statistics,
+TF_CPU_ALLOCATOR_USE_BFC=true), reset before each measured run.  Data: a
+synthetic FC2 set (384x512) packed to the training resolution in a temp
+directory, read through BatchLoader.  Timings are medians of interleaved runs,
+so load drift on the machine hits both sides of a ratio alike.  Ends with one
+JSON line of the ratios and their targets.
 
-    .venv/bin/python benchmarks/bench_train.py [--height 180 --width 240 --batch 8 --repeats 5]
+    .venv/bin/python benchmarks/bench_train.py [--height 180 --width 240 --batch 8 --repeats 5] [--xla]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+# Ratio targets: "at most" except fed_batches_per_cycle (exactly one batch's bytes, plus arch codes and BN modes).
+TARGETS = {"cycle_vs_3_paths": 1.10, "loader_vs_memory": 1.05, "memory_cycle_vs_path": 1.25,
+           "fed_batches_per_cycle": 1.0}
+XLA_TARGET = 1.15
+UPSAMPLE_ORDERS = ("resize_conv", "conv_resize")
+PAPER_SIZE = (352, 480)
 
 
 def _parse(argv):
@@ -33,6 +51,10 @@ def _parse(argv):
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions of each measurement")
     parser.add_argument("--loader_cycles", type=int, default=8, help="cycles timed in (b), each way")
     parser.add_argument("--workers", type=int, default=2, help="loader threads (data.num_workers)")
+    parser.add_argument("--small_height", type=int, default=64, help="resolution of (d) and (f)")
+    parser.add_argument("--small_width", type=int, default=96)
+    parser.add_argument("--small_neurons", type=int, default=8, help="model.init_neurons of (d) and (f)")
+    parser.add_argument("--xla", action="store_true", help="also measure (f), XLA JIT (about 2 extra minutes)")
     parser.add_argument("--seed", type=int, default=42)
     return parser.parse_args(argv)
 
@@ -47,21 +69,211 @@ def _packed_set(workdir: Path, samples: int, height: int, width: int) -> Path:
     return workdir / "shards"
 
 
+def timed(function, *fargs) -> float:
+    """Wall seconds of one call."""
+    start = time.perf_counter()
+    function(*fargs)
+    return time.perf_counter() - start
+
+
+def _session(cfg, seed, stage_batch=True, fixed_arch=None, runtime=None):
+    """(TrainGraph, Session) of ``cfg`` at its data resolution, initialised."""
+    import tensorflow as tf
+
+    from edgeflownas.train.graph import TrainGraph
+    from edgeflownas.train.plan import make_plan
+    from edgeflownas.train.runtime import session_config
+
+    tf_graph = tf.Graph()
+    with tf_graph.as_default():
+        tf.compat.v1.set_random_seed(seed)
+        graph = TrainGraph(cfg.model, cfg.loss, cfg.train, (cfg.data.input_height, cfg.data.input_width),
+                           make_plan(cfg, 1000, 2), fixed_arch, stage_batch)
+    sess = tf.compat.v1.Session(graph=tf_graph, config=session_config(runtime or cfg.runtime))
+    sess.run(graph.init_op)
+    return graph, sess
+
+
+def _random_batches(count, batch, height, width, seed):
+    import numpy as np
+
+    from edgeflownas.data.loader import Batch
+
+    rng = np.random.default_rng(seed)
+    shape = (batch, height, width)
+    return [Batch(rng.integers(0, 256, shape + (3,), dtype=np.uint8), rng.integers(0, 256, shape + (3,), dtype=np.uint8),
+                  rng.normal(0.0, 3.0, shape + (2,)).astype(np.float32), tuple(map(str, range(batch))))
+            for _ in range(count)]
+
+
+def cycle_figures(args, cfg, source):
+    """(a), (b), (c) on the staged graph the trainer runs."""
+    import tensorflow as tf
+
+    from edgeflownas.data.loader import BatchLoader
+    from edgeflownas.nas.fair_sampler import cycle_paths
+
+    graph, sess = _session(cfg, args.seed)
+    batch = source.get_batch(range(args.batch))
+    paths = cycle_paths(args.seed, 0)
+
+    def single(code, data=batch):
+        graph.run_cycle(sess, data, [code])
+
+    def cycle(data=batch):
+        graph.run_cycle(sess, data, paths)
+
+    for _ in range(2):  # warm-up: executors, grappler, allocator
+        cycle()
+        for code in paths:
+            single(code)
+    cycle_times, single_times = [], {code: [] for code in paths}
+    for _ in range(args.repeats):
+        cycle_times.append(timed(cycle))
+        for code in paths:
+            single_times[code].append(timed(single, code))
+    t_cycle = statistics.median(cycle_times)
+    t_singles = {code: statistics.median(times) for code, times in single_times.items()}
+
+    loader = BatchLoader(source, args.batch, args.seed, args.workers, cfg.data.prefetch_batches)
+    in_memory = list(BatchLoader(source, args.batch, args.seed, num_workers=0).batches(0))
+    batches = loader.batches(0)
+    next(batches)  # start the prefetch threads
+    loader_times, memory_times = [], []
+    for index in range(1, args.loader_cycles + 1):
+        loader_times.append(timed(lambda: cycle(next(batches))))
+        memory_times.append(timed(cycle, in_memory[index]))
+    batches.close()
+    loader.close()
+
+    def peak(function, *fargs):
+        tf.config.experimental.reset_memory_stats("CPU:0")
+        base = tf.config.experimental.get_memory_info("CPU:0")["current"]
+        function(*fargs)
+        return tf.config.experimental.get_memory_info("CPU:0")["peak"] - base
+
+    peak_cycle = max(peak(cycle) for _ in range(2))
+    peak_singles = {code: max(peak(single, code) for _ in range(2)) for code in paths}
+    sess.close()
+    return {"paths": paths, "t_cycle": t_cycle, "t_singles": t_singles, "t_loader": statistics.median(loader_times),
+            "t_memory": statistics.median(memory_times), "peak_cycle": peak_cycle, "peak_singles": peak_singles}
+
+
+def feed_figures(args, small_cfg):
+    """(d): bytes fed per cycle and cycle times, staged vs fed to every path, at the small resolution."""
+    import numpy as np
+
+    from edgeflownas.nas.fair_sampler import cycle_paths
+
+    h, w = small_cfg.data.input_height, small_cfg.data.input_width
+    batches = _random_batches(4, args.batch, h, w, args.seed)
+    staged, staged_sess = _session(small_cfg, args.seed, stage_batch=True)
+    fed, fed_sess = _session(small_cfg, args.seed, stage_batch=False)
+    paths = cycle_paths(args.seed, 0)
+    batch_bytes = batches[0].img0.nbytes + batches[0].img1.nbytes + batches[0].flow.nbytes
+    fed_bytes = {name: sum(np.asarray(v).nbytes for feed in graph.cycle_feeds(batches[0], paths)
+                           for v in feed.values()) for name, graph in (("staged", staged), ("fed", fed))}
+    stage_op = staged.net.staging.stage_op
+    stage_feed = staged.cycle_feeds(batches[0], paths)[0]
+    for batch in batches[:2]:  # warm-up
+        staged.run_cycle(staged_sess, batch, paths)
+        fed.run_cycle(fed_sess, batch, paths)
+    # Wall and CPU seconds of this process (the latter hardly moved by other jobs on a loaded machine);
+    # the two sides alternate which goes first.
+    wall, cpu = {"staged": [], "fed": [], "stage_run": []}, {"staged": [], "fed": []}
+    sides = {"staged": (staged, staged_sess), "fed": (fed, fed_sess)}
+    for repeat in range(4 * args.repeats):
+        batch = batches[repeat % len(batches)]
+        for name in ("staged", "fed") if repeat % 2 else ("fed", "staged"):
+            graph, sess = sides[name]
+            start_cpu, start_wall = time.process_time(), time.perf_counter()
+            graph.run_cycle(sess, batch, paths)
+            wall[name].append(time.perf_counter() - start_wall)
+            cpu[name].append(time.process_time() - start_cpu)
+        wall["stage_run"].append(timed(staged_sess.run, stage_op, stage_feed))
+    staged_sess.close()
+    fed_sess.close()
+    return {"batch_bytes": batch_bytes, "fed_bytes": fed_bytes,
+            **{name: statistics.median(values) for name, values in wall.items()},
+            **{f"{name}_cpu": statistics.median(values) for name, values in cpu.items()}}
+
+
+def upsample_figures(args, cfg):
+    """(e): baseline GMACs per pair and training samples/s for each upsampling order."""
+    import dataclasses
+
+    from edgeflownas.model.cost import subnet_cost
+    from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE
+
+    h, w = cfg.data.input_height, cfg.data.input_width
+    batches = _random_batches(3, args.batch, h, w, args.seed)
+    figures, runs = {}, {}
+    for order in UPSAMPLE_ORDERS:
+        model = dataclasses.replace(cfg.model, upsample=order)
+        figures[order] = {"gmacs": subnet_cost(EDGEFLOWNET_BASELINE, h, w, model).macs / 1e9,
+                          "gmacs_paper": subnet_cost(EDGEFLOWNET_BASELINE, *PAPER_SIZE, model).macs / 1e9,
+                          "times": []}
+        graph, sess = _session(dataclasses.replace(cfg, model=model), args.seed, fixed_arch=EDGEFLOWNET_BASELINE)
+        for batch in batches[:2]:  # warm-up
+            graph.run_cycle(sess, batch, [EDGEFLOWNET_BASELINE])
+        runs[order] = (graph, sess)
+    for repeat in range(args.repeats):  # interleaved
+        for order, (graph, sess) in runs.items():
+            batch = batches[repeat % len(batches)]
+            figures[order]["times"].append(timed(graph.run_cycle, sess, batch, [EDGEFLOWNET_BASELINE]))
+    for order, (_, sess) in runs.items():
+        sess.close()
+        figures[order]["samples_per_s"] = args.batch / statistics.median(figures[order].pop("times"))
+    return figures
+
+
+def xla_figures(args, small_cfg):
+    """(f): cycle time with XLA JIT vs without at the small resolution, and the largest relative loss gap."""
+    import dataclasses
+
+    import numpy as np
+
+    from edgeflownas.nas.fair_sampler import cycle_paths
+
+    h, w = small_cfg.data.input_height, small_cfg.data.input_width
+    batches = _random_batches(4, args.batch, h, w, args.seed)
+    runtimes = {"plain": small_cfg.runtime, "xla": dataclasses.replace(small_cfg.runtime, xla=True)}
+    sessions = {name: _session(small_cfg, args.seed, runtime=runtime) for name, runtime in runtimes.items()}
+    losses = {name: [] for name in sessions}
+    times = {name: [] for name in sessions}
+    started = time.perf_counter()
+    for cycle in range(2 + 4 * args.repeats):
+        paths = cycle_paths(args.seed, cycle)
+        for name, (graph, sess) in sessions.items():
+            start = time.perf_counter()
+            losses[name] += graph.run_cycle(sess, batches[cycle % len(batches)], paths).losses
+            if cycle >= 2:  # the first cycles compile
+                times[name].append(time.perf_counter() - start)
+    for _, sess in sessions.values():
+        sess.close()
+    plain, xla = np.array(losses["plain"]), np.array(losses["xla"])
+    return {"plain": statistics.median(times["plain"]), "xla": statistics.median(times["xla"]),
+            "max_rel_loss_diff": float(np.max(np.abs(xla - plain) / np.abs(plain))),
+            "first_loss_rel_diff": float(abs(xla[0] - plain[0]) / abs(plain[0])),
+            "wall": time.perf_counter() - started}
+
+
 def main(argv=None) -> int:
-    """Run the three measurements and print them."""
+    """Run the measurements, print them and one JSON line of ratios."""
     args = _parse(argv)
     os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")  # allocator statistics on CPU (c)
+    if args.xla:  # TensorFlow reads its XLA flags once, at the first session: set before any (runtime.py's flag)
+        os.environ["TF_XLA_FLAGS"] = f"{os.environ.get('TF_XLA_FLAGS', '')} --tf_xla_cpu_global_jit".strip()
     import tensorflow as tf
 
     from edgeflownas.config import resolve
-    from edgeflownas.data.loader import BatchLoader, open_source
-    from edgeflownas.model.layers import BN_TRAIN
+    from edgeflownas.data.loader import open_source
     from edgeflownas.nas.arch_codec import arch_name
-    from edgeflownas.nas.fair_sampler import cycle_paths
-    from edgeflownas.train.graph import TrainGraph
-    from edgeflownas.train.plan import make_plan
 
+    started = time.perf_counter()
+    load_before = os.getloadavg()[0]
     samples = args.batch * (args.loader_cycles + 2)
+    tf.config.experimental.enable_op_determinism()
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
         shards = _packed_set(Path(tmp), samples, args.height, args.width)
         overrides = {"data.source": "shards", "data.shards_dir": str(shards), "data.train_dir": "-",
@@ -69,86 +281,70 @@ def main(argv=None) -> int:
                      "data.num_workers": args.workers, "train.batch_size": args.batch}
         cfg = resolve(None, overrides).config
         source = open_source(cfg.data, "train")
-        plan = make_plan(cfg, len(source), 2)
-        tf.config.experimental.enable_op_determinism()
-        graph_tf = tf.Graph()
-        with graph_tf.as_default():
-            tf.compat.v1.set_random_seed(args.seed)
-            graph = TrainGraph(cfg.model, cfg.loss, cfg.train, (cfg.data.input_height, cfg.data.input_width), plan)
-        sess = tf.compat.v1.Session(graph=graph_tf)
-        sess.run(graph.init_op)
-        batch = source.get_batch(range(args.batch))
-        paths = cycle_paths(args.seed, 0)
+        main_figures = cycle_figures(args, cfg, source)
+    small_cfg = resolve(None, {"data.input_height": args.small_height, "data.input_width": args.small_width,
+                               "model.init_neurons": args.small_neurons, "train.batch_size": args.batch}).config
+    feed = feed_figures(args, small_cfg)
+    upsample = upsample_figures(args, cfg)
+    xla = xla_figures(args, small_cfg) if args.xla else None
 
-        def single(code, data=batch):
-            sess.run(graph.store_op, graph.feed(data, code, BN_TRAIN))
-            sess.run(graph.apply_op)
+    f, mib = main_figures, 1024.0 ** 2
+    ratios = {"cycle_vs_3_paths": f["t_cycle"] / sum(f["t_singles"].values()),
+              "loader_vs_memory": f["t_loader"] / f["t_memory"],
+              "memory_cycle_vs_path": f["peak_cycle"] / max(f["peak_singles"].values()),
+              "fed_batches_per_cycle": feed["fed_bytes"]["staged"] / feed["batch_bytes"],
+              "fed_batches_per_cycle_before": feed["fed_bytes"]["fed"] / feed["batch_bytes"],
+              "staged_vs_fed_cycle": feed["staged"] / feed["fed"],
+              "staged_vs_fed_cycle_cpu": feed["staged_cpu"] / feed["fed_cpu"],
+              "stage_run_vs_cycle": feed["stage_run"] / feed["staged"],
+              "conv_resize_vs_resize_conv_gmacs": upsample["conv_resize"]["gmacs"] / upsample["resize_conv"]["gmacs"],
+              "conv_resize_vs_resize_conv_samples_per_s": (upsample["conv_resize"]["samples_per_s"]
+                                                           / upsample["resize_conv"]["samples_per_s"])}
+    if xla is not None:
+        ratios["xla_vs_plain_cycle"] = xla["plain"] / xla["xla"]
+        ratios["xla_max_rel_loss_diff"] = xla["max_rel_loss_diff"]
 
-        def cycle(data=batch):
-            for index, code in enumerate(paths):
-                op = graph.store_op if index == 0 else graph.accumulate_op
-                sess.run(op, graph.feed(data, code, BN_TRAIN))
-            sess.run(graph.apply_op)
-
-        def timed(function, *fargs):
-            start = time.perf_counter()
-            function(*fargs)
-            return time.perf_counter() - start
-
-        for _ in range(2):  # warm-up: executors, grappler, allocator
-            cycle()
-            for code in paths:
-                single(code)
-
-        # (a) cycle vs 3 single-path steps, interleaved so drift hits both alike.
-        cycle_times, single_times = [], {code: [] for code in paths}
-        for _ in range(args.repeats):
-            cycle_times.append(timed(cycle))
-            for code in paths:
-                single_times[code].append(timed(single, code))
-        t_cycle = statistics.median(cycle_times)
-        t_singles = {code: statistics.median(times) for code, times in single_times.items()}
-        ratio_a = t_cycle / sum(t_singles.values())
-
-        # (b) cycles fed by the shard loader (waiting for each batch included) vs the very same
-        # batches read into memory beforehand, interleaved one by one so load drift on the machine
-        # hits both alike.
-        loader = BatchLoader(source, args.batch, args.seed, args.workers, cfg.data.prefetch_batches)
-        in_memory = list(BatchLoader(source, args.batch, args.seed, num_workers=0).batches(0))
-        batches = loader.batches(0)
-        next(batches)  # start the prefetch threads
-        loader_times, memory_times = [], []
-        for index in range(1, args.loader_cycles + 1):
-            loader_times.append(timed(lambda: cycle(next(batches))))
-            memory_times.append(timed(cycle, in_memory[index]))
-        batches.close()
-        loader.close()
-        t_loader, t_memory = statistics.median(loader_times), statistics.median(memory_times)
-        ratio_b = t_loader / t_memory
-
-        # (c) allocator peak of one cycle vs each single-path step.
-        def peak(function, *fargs):
-            tf.config.experimental.reset_memory_stats("CPU:0")
-            base = tf.config.experimental.get_memory_info("CPU:0")["current"]
-            function(*fargs)
-            return tf.config.experimental.get_memory_info("CPU:0")["peak"] - base
-
-        peak_cycle = max(peak(cycle) for _ in range(2))
-        peak_singles = {code: max(peak(single, code) for _ in range(2)) for code in paths}
-        ratio_c = peak_cycle / max(peak_singles.values())
-        sess.close()
-
-    mib = 1024.0 ** 2
     print(f"bench_train: {args.height}x{args.width}, batch {args.batch}, init_neurons {cfg.model.init_neurons}, "
-          f"TF {tf.__version__}, {os.cpu_count()} CPUs, device CPU, repeats {args.repeats}")
-    print(f"paths of the cycle: {', '.join(arch_name(c) for c in paths)}")
-    for code, t in t_singles.items():
-        print(f"  single-path step {arch_name(code)}: {t * 1000:.1f} ms (median), peak {peak_singles[code] / mib:.1f} MiB")
-    print(f"  fairness cycle (3 fwd/bwd + 1 apply): {t_cycle * 1000:.1f} ms (median), peak {peak_cycle / mib:.1f} MiB")
-    print(f"(a) cycle / sum of 3 single-path steps = {ratio_a:.3f}   (target <= 1.10)")
-    print(f"(b) cycle with shard loader / in-memory = {t_loader * 1000:.1f} / {t_memory * 1000:.1f} ms "
-          f"= {ratio_b:.3f}   (target <= 1.05; medians, {args.workers} loader threads, {args.loader_cycles} cycles)")
-    print(f"(c) peak memory cycle / largest single-path step = {ratio_c:.3f}   (target <= 1.25)")
+          f"TF {tf.__version__}, {os.cpu_count()} CPUs, device CPU, repeats {args.repeats}; load average "
+          f"{load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end; {time.perf_counter() - started:.0f} s")
+    print(f"paths of the cycle: {', '.join(arch_name(c) for c in f['paths'])}")
+    for code, t in f["t_singles"].items():
+        print(f"  single-path step {arch_name(code)}: {t * 1000:.1f} ms (median), "
+              f"peak {f['peak_singles'][code] / mib:.1f} MiB")
+    print(f"  fairness cycle (stage + 3 fwd/bwd + 1 apply): {f['t_cycle'] * 1000:.1f} ms (median), "
+          f"peak {f['peak_cycle'] / mib:.1f} MiB")
+    print(f"(a) cycle / sum of 3 single-path steps = {ratios['cycle_vs_3_paths']:.3f}   (target <= 1.10)")
+    print(f"(b) cycle with shard loader / in-memory = {f['t_loader'] * 1000:.1f} / {f['t_memory'] * 1000:.1f} ms "
+          f"= {ratios['loader_vs_memory']:.3f}   (target <= 1.05; medians, {args.workers} loader threads, "
+          f"{args.loader_cycles} cycles)")
+    print(f"(c) peak memory cycle / largest single-path step = {ratios['memory_cycle_vs_path']:.3f}   "
+          "(target <= 1.25)")
+    print(f"(d) at {args.small_height}x{args.small_width}, init_neurons {args.small_neurons}, batch {args.batch} "
+          f"({feed['batch_bytes'] / 1e6:.3f} MB a batch):")
+    print(f"    bytes fed per cycle: staged {feed['fed_bytes']['staged']} = "
+          f"{ratios['fed_batches_per_cycle']:.4f} batches (target 1), fed to every path {feed['fed_bytes']['fed']} = "
+          f"{ratios['fed_batches_per_cycle_before']:.4f} batches (before)")
+    print(f"    cycle time staged / fed to every path: wall {feed['staged'] * 1000:.1f} / {feed['fed'] * 1000:.1f} ms "
+          f"= {ratios['staged_vs_fed_cycle']:.3f}, CPU {feed['staged_cpu'] * 1000:.1f} / {feed['fed_cpu'] * 1000:.1f} ms "
+          f"= {ratios['staged_vs_fed_cycle_cpu']:.3f} (medians of {4 * args.repeats})")
+    print(f"    the stage run alone (one copy of the batch): {feed['stage_run'] * 1000:.2f} ms = "
+          f"{ratios['stage_run_vs_cycle']:.4f} of a staged cycle; feeding every path pays it 3 times")
+    print(f"(e) EdgeFlowNet baseline subnet {arch_name((0, 0, 0, 0, 2, 1, 2, 2, 2))}, init_neurons "
+          f"{cfg.model.init_neurons}, per upsampling order (model.upsample):")
+    for order, figures in upsample.items():
+        print(f"    {order:<12} {figures['gmacs']:.3f} GMACs/pair at {args.height}x{args.width}, "
+              f"{figures['gmacs_paper']:.2f} at {PAPER_SIZE[0]}x{PAPER_SIZE[1]}; "
+              f"train {figures['samples_per_s']:.1f} samples/s (batch {args.batch}, median of {args.repeats})")
+    print(f"    conv_resize / resize_conv: GMACs {ratios['conv_resize_vs_resize_conv_gmacs']:.3f}, samples/s "
+          f"{ratios['conv_resize_vs_resize_conv_samples_per_s']:.3f}")
+    if xla is not None:
+        print(f"(f) XLA JIT at {args.small_height}x{args.small_width}: cycle {xla['xla'] * 1000:.1f} ms vs "
+              f"{xla['plain'] * 1000:.1f} ms plain = {ratios['xla_vs_plain_cycle']:.3f}x (adopted at >= "
+              f"{XLA_TARGET}x); losses differ by up to {xla['max_rel_loss_diff']:.2e} relative over "
+              f"{2 + 4 * args.repeats} cycles ({xla['first_loss_rel_diff']:.2e} at the first path); "
+              f"{xla['wall']:.0f} s with compilation")
+    targets = dict(TARGETS, **({"xla_vs_plain_cycle": XLA_TARGET} if xla is not None else {}))
+    print(json.dumps({**{key: float(f"{value:.4g}") for key, value in ratios.items()}, "targets": targets}))
     return 0
 
 
