@@ -9,7 +9,7 @@ from typing import Optional, Tuple
 
 import click
 
-from edgeflownas.cli.options import collect_overrides, data_location_options
+from edgeflownas.cli.options import Option, collect_overrides, data_location_options, switch_spellings
 
 
 @click.command("eval")
@@ -30,14 +30,22 @@ from edgeflownas.cli.options import collect_overrides, data_location_options
                    "document); the format is read from the suffix.")
 @click.option("--debug_trace", "--debug-trace", "debug_trace", is_flag=True,
               help="Add the BN moving-statistics summaries before/after recalibration to each subnet's log line.")
+@click.option(*switch_spellings("native_epe"), "native_epe", cls=Option, default=True, show_default=True,
+              help="Also give each subnet's EPE at the data's native resolution (prediction upsampled bilinearly "
+                   "and rescaled, ground truth read at full resolution: the number papers report); not available "
+                   "from shards packed at the training size.")
 @data_location_options
 def eval_command(run_dir: Path, arch: Tuple[str, ...], which: str, as_json: bool, sort: str, out: Optional[Path],
-                 debug_trace: bool, **locations) -> None:
+                 debug_trace: bool, native_epe: bool, **locations) -> None:
     """Evaluate subnets of a trained supernet on the validation split.
 
     Each subnet gets the trainer's BN recalibration (reset, then the run's fixed
     training batches averaged exactly) and is measured on the run's validation
-    batches: EPE, share of pixels with error above 1/3/5 px, parameters and
+    batches: EPE at the training resolution (the selection metric), EPE at
+    the data's native resolution (e.g. 384x512 for FC2: the prediction
+    upsampled bilinearly and rescaled, the ground truth read at full
+    resolution; the number papers compare), share of pixels with error above
+    1/3/5 px (training resolution), parameters and
     MACs (multiply-accumulates per image pair; FLOPs = 2 x MACs), one row per
     subnet.  For pool subnets the EPE the trainer logged at
     the same checkpoint is shown beside it.  The data is read where the run
@@ -57,7 +65,7 @@ def eval_command(run_dir: Path, arch: Tuple[str, ...], which: str, as_json: bool
 
     report = evaluate_run(run_dir, arch, which, cost=run_cost_function(run_dir),
                           log=lambda line: click.echo(line, err=True), data_overrides=collect_overrides(locations),
-                          sort=sort, debug_trace=debug_trace)
+                          sort=sort, debug_trace=debug_trace, native_epe=native_epe)
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))
     if out is not None:
         click.echo(f"wrote {write_report(report, out)}", err=True)

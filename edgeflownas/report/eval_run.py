@@ -6,6 +6,13 @@ code in any form ``parse_arch_code`` accepts.  Several entries are separated
 by ``;`` (or given as repeated options); compact names may also be separated
 by commas (``a000021222,a012001210``).  Duplicates are evaluated once.
 
+Each row has the EPE at the training resolution (the selection metric, what
+``--sort epe`` orders by) and, unless switched off, ``epe_native``: the EPE at
+the data's native resolution (prediction upsampled, ground truth read at full
+resolution; ``train/native_epe.py``), the number papers report; where the data
+cannot give it (shards packed at the training size) it is empty and the report
+says why.
+
 The rows come in the order asked for (``SORT_KEYS``; ``efnas eval`` sorts by EPE, ``pool``
 keeps the order of the selection), and can be written as CSV or JSON, the
 format read from the file's suffix.
@@ -32,7 +39,7 @@ KEYWORDS = ("pool", "baseline")
 SORT_KEYS = ("epe", "macs", "params", "pool")
 OUT_SUFFIXES = (".csv", ".json")
 # Columns of the CSV, in this order; any other row key follows them.
-CSV_COLUMNS = ("name", "arch_code", "epe", "outlier_1px", "outlier_3px", "outlier_5px", "pixels", "logged_epe",
+CSV_COLUMNS = ("name", "arch_code", "epe", "epe_native", "native_resolution", "outlier_1px", "outlier_3px", "outlier_5px", "pixels", "logged_epe",
                "params", "macs")
 
 
@@ -85,12 +92,28 @@ class EvalReport:
     val_samples_used: int
     rows: List[Dict[str, Any]]
     sorted_by: str = "pool"
+    # 'HxW' of the rows' ``epe`` and what their ``epe_native`` is (``CheckpointEvaluator.native_status``).
+    training_resolution: Optional[str] = None
+    native_epe: Optional[Mapping[str, Any]] = None
 
     def to_dict(self) -> Dict[str, Any]:
         """JSON-ready document (what ``--json`` prints and ``--out x.json`` writes)."""
-        return {"run_dir": str(self.run_dir), "checkpoint": self.checkpoint, "epoch": self.epoch,
-                "global_step": self.global_step, "bn_recal_batches": self.bn_recal_batches,
-                "val_samples_used": self.val_samples_used, "sorted_by": self.sorted_by, "subnets": self.rows}
+        doc = {"run_dir": str(self.run_dir), "checkpoint": self.checkpoint, "epoch": self.epoch,
+               "global_step": self.global_step, "bn_recal_batches": self.bn_recal_batches,
+               "val_samples_used": self.val_samples_used, "sorted_by": self.sorted_by}
+        if self.training_resolution is not None:
+            doc["epe"] = f"EPE at the training resolution ({self.training_resolution} px), the selection metric"
+        if self.native_epe is not None:
+            doc["epe_native"] = dict(self.native_epe)
+        return dict(doc, subnets=self.rows)
+
+    def native_note(self) -> Optional[str]:
+        """What the rows' ``epe_native`` is, or why it is empty (None when the report does not say)."""
+        if self.native_epe is None:
+            return None
+        if self.native_epe.get("available"):
+            return str(self.native_epe["label"])
+        return f"EPE at native resolution not available: {self.native_epe.get('reason')}"
 
     def sorted(self, key: str) -> "EvalReport":
         """The same report with its rows in ``key`` order (``SORT_KEYS``; ties by EPE, then selection order)."""
@@ -126,9 +149,10 @@ def write_report(report: EvalReport, path: Path) -> Path:
         write_json_atomic(path, report.to_dict())
         return path
     extra = [key for row in report.rows for key in row if key not in CSV_COLUMNS]
-    header = list(CSV_COLUMNS) + list(dict.fromkeys(extra)) + ["checkpoint", "epoch", "global_step", "run_dir"]
+    header = list(CSV_COLUMNS) + list(dict.fromkeys(extra)) + ["checkpoint", "epoch", "global_step", "run_dir",
+                                                               "epe_native_note"]
     run = {"checkpoint": report.checkpoint, "epoch": report.epoch, "global_step": report.global_step,
-           "run_dir": str(report.run_dir)}
+           "run_dir": str(report.run_dir), "epe_native_note": report.native_note()}
     rows = [dict(row, arch_code=",".join(map(str, row["arch_code"])), **run) for row in report.rows]
     write_csv_atomic(path, header, rows)
     return path
@@ -181,10 +205,11 @@ def evaluate_run(run_dir: Path, selection: Sequence[str], which: str = "best",
                  cost: Optional[Callable[[ArchCode], Mapping[str, Any]]] = None,
                  log: Callable[[str], None] = lambda line: None,
                  data_overrides: Optional[Mapping[str, Any]] = None, sort: str = "pool",
-                 debug_trace: bool = False) -> EvalReport:
+                 debug_trace: bool = False, native_epe: bool = True) -> EvalReport:
     """Evaluate the selected subnets at checkpoint ``which`` of ``run_dir`` (see ``CheckpointEvaluator``).
 
     Each subnet's log line carries ``[k/n, elapsed, ETA]``; the rows come in ``sort`` order (``SORT_KEYS``).
+    ``native_epe`` adds each subnet's EPE at the data's native resolution (``epe_native``).
     """
     run_dir = Path(run_dir)
     check_sort_key(sort)
@@ -194,7 +219,7 @@ def evaluate_run(run_dir: Path, selection: Sequence[str], which: str = "best",
         log(f"params and MACs of {len(codes)} subnet(s): one graph each")
     costs = {code: dict(cost(code)) for code in codes} if cost is not None else {}
     progress = SubnetProgress(len(codes), log)
-    with CheckpointEvaluator(run_dir, which, progress, data_overrides, debug_trace) as evaluator:
+    with CheckpointEvaluator(run_dir, which, progress, data_overrides, debug_trace, native_epe) as evaluator:
         logged = logged_epe(evaluator.state, evaluator.epoch)
         rows = []
         for code in codes:
@@ -204,7 +229,8 @@ def evaluate_run(run_dir: Path, selection: Sequence[str], which: str = "best",
             row.update(costs.get(code, {}))
             rows.append(row)
         report = EvalReport(run_dir, which, evaluator.epoch, evaluator.global_step, evaluator.plan.recal_batches,
-                            evaluator.plan.val_samples_used, rows)
+                            evaluator.plan.val_samples_used, rows, training_resolution=evaluator.training_resolution,
+                            native_epe=evaluator.native_status if native_epe else None)
     return report.sorted(sort)
 
 
@@ -214,16 +240,28 @@ def format_report(report: EvalReport) -> str:
              f"global_step {report.global_step})  bn_recal_batches={report.bn_recal_batches}  "
              f"val_samples={report.val_samples_used}  sorted by {report.sorted_by}"]
     has_cost = any("params" in row for row in report.rows)
-    header = f"{'subnet':<11} {'arch code':<18} {'EPE':>8} {'>1px':>7} {'>3px':>7} {'>5px':>7} {'logged EPE':>10}"
+    has_native = report.native_epe is not None
+    header = f"{'subnet':<11} {'arch code':<18} {'EPE':>8}"
+    if has_native:
+        header += f" {'EPE native':>10}"
+    header += f" {'>1px':>7} {'>3px':>7} {'>5px':>7} {'logged EPE':>10}"
     if has_cost:
         header += f" {'params':>11} {'GMACs':>8}"
     lines.append(header)
     for row in report.rows:
         logged = "-" if row["logged_epe"] is None else f"{row['logged_epe']:.4f}"
-        line = (f"{row['name']:<11} {','.join(map(str, row['arch_code'])):<18} {row['epe']:>8.4f} "
-                f"{100 * row['outlier_1px']:>6.2f}% {100 * row['outlier_3px']:>6.2f}% {100 * row['outlier_5px']:>6.2f}% "
-                f"{logged:>10}")
+        line = f"{row['name']:<11} {','.join(map(str, row['arch_code'])):<18} {row['epe']:>8.4f} "
+        if has_native:
+            native = "n/a" if row.get("epe_native") is None else f"{row['epe_native']:.4f}"
+            line += f"{native:>10} "
+        line += (f"{100 * row['outlier_1px']:>6.2f}% {100 * row['outlier_3px']:>6.2f}% "
+                 f"{100 * row['outlier_5px']:>6.2f}% {logged:>10}")
         if has_cost:
             line += f" {row['params']:>11,} {row['macs'] / 1e9:>8.3f}"
         lines.append(line)
+    if report.training_resolution is not None:
+        lines.append(f"EPE: at the training resolution ({report.training_resolution} px), the selection metric; "
+                     "outliers and logged EPE in the same pixels")
+    if has_native:
+        lines.append(f"EPE native: {report.native_note()}")
     return "\n".join(lines)

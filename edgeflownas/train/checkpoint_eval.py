@@ -14,7 +14,10 @@ logged for it at that checkpoint.
 Outlier rates need per-pixel errors, which the trainer's scalar EPE does not
 expose; a second pass over the same validation batches with the same
 recalibrated statistics fetches the predicted flow for them (and checks its
-mean equals the trainer's EPE).
+mean equals the trainer's EPE).  With ``native_epe`` the same pass also gives
+the EPE at the data's native resolution (``native_epe.py``: prediction upsampled
+and rescaled, ground truth read at full resolution), the number papers compare;
+the training-resolution EPE stays the selection metric.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from edgeflownas.nas.arch_codec import ArchCode, arch_name
 from edgeflownas.train import checkpoint, run_dir as rd
 from edgeflownas.train.eval_data import eval_batches, picture_indices
 from edgeflownas.train.evaluate import PoolEvaluator
+from edgeflownas.train.native_epe import METHOD as NATIVE_METHOD, NativeTruth, native_error_sum, size_text
 from edgeflownas.train.plan import plan_from_state
 
 OUTLIER_THRESHOLDS = (1.0, 3.0, 5.0)
@@ -47,7 +51,11 @@ _EPE_AGREEMENT = 1e-4
 
 @dataclass(frozen=True)
 class SubnetMetrics:
-    """Validation metrics of one subnet at one checkpoint (EPE in training-resolution px)."""
+    """Validation metrics of one subnet at one checkpoint (EPE and outliers in training-resolution px).
+
+    ``epe_native``: EPE at the ground truth's native resolution ``native_resolution`` (None when not asked
+    for or not available; ``CheckpointEvaluator.native_status`` says which).
+    """
 
     name: str
     arch_code: Tuple[int, ...]
@@ -56,6 +64,8 @@ class SubnetMetrics:
     outlier_3px: float
     outlier_5px: float
     pixels: int
+    epe_native: Optional[float] = None
+    native_resolution: Optional[str] = None
 
     def to_dict(self) -> Dict[str, Any]:
         """JSON-ready copy."""
@@ -90,10 +100,11 @@ class CheckpointEvaluator:
     """A session on one checkpoint of a run, with the trainer's fixed evaluation batches (context manager)."""
 
     def __init__(self, run_dir: Path, which: str = "best", log: Callable[[str], None] = lambda line: None,
-                 data_overrides: Optional[Mapping[str, Any]] = None, debug_trace: bool = False) -> None:
+                 data_overrides: Optional[Mapping[str, Any]] = None, debug_trace: bool = False,
+                 native_epe: bool = False) -> None:
         """``data_overrides`` ({"data.val_dir": ...}) point at the run's data where it lives now (a moved
         run); the sample-id hashes in the manifest still have to match.  ``debug_trace`` adds the BN
-        before/after summaries to each subnet's log line."""
+        before/after summaries to each subnet's log line; ``native_epe`` adds the EPE at native resolution."""
         self.run_dir = Path(run_dir)
         self.debug_trace = debug_trace
         self.ckpt_dir = checkpoint_dir(self.run_dir, which)
@@ -108,12 +119,15 @@ class CheckpointEvaluator:
         data = self.resolved.config.data
         self._session = None
         self._calibrated: Optional[ArchCode] = None
+        self.native: Optional[NativeTruth] = None
         self.train_source, self.val_source = open_source(data, "train"), open_source(data, "val")
         manifest_path = self.run_dir / rd.MANIFEST
         try:
             if manifest_path.is_file():
                 check_same_data(json.loads(manifest_path.read_text(encoding="utf-8")), self.train_source,
                                 self.val_source, self.run_dir)
+            if native_epe:
+                self.native = NativeTruth(self.val_source)
         except BaseException:
             self.close()
             raise
@@ -127,6 +141,24 @@ class CheckpointEvaluator:
     def global_step(self) -> int:
         """The optimizer step of the checkpoint."""
         return int(self.state["global_step"])
+
+    @property
+    def training_resolution(self) -> str:
+        """'HxW' of the training resolution, the pixels of ``epe`` (the selection metric)."""
+        data = self.resolved.config.data
+        return f"{data.input_height}x{data.input_width}"
+
+    @property
+    def native_status(self) -> Dict[str, Any]:
+        """What ``epe_native`` is: {"available", "resolution", "label"} or {"available": False, "reason"}."""
+        if self.native is None:
+            return {"available": False, "reason": "not computed (native_epe off)"}
+        if not self.native.available:
+            return {"available": False, "reason": self.native.reason}
+        resolution = size_text(self.native.sizes) if self.native.sizes else None
+        return {"available": True, "resolution": resolution,
+                "label": f"EPE at native resolution ({resolution or 'not measured yet'} px, {NATIVE_METHOD} "
+                         f"from {self.native.where})"}
 
     def __enter__(self) -> "CheckpointEvaluator":
         try:
@@ -182,6 +214,8 @@ class CheckpointEvaluator:
         if self._session is not None:
             self._session.close()
             self._session = None
+        if self.native is not None:
+            self.native.close()
         self.train_source.close()
         self.val_source.close()
 
@@ -189,24 +223,32 @@ class CheckpointEvaluator:
         return [self._session.run(self.graph.net.flow, self.graph.feed(batch, code, BN_INFER)) for batch in batches]
 
     def evaluate(self, code: ArchCode) -> SubnetMetrics:
-        """Recalibrate BN for ``code`` and measure EPE and 1/3/5 px outlier rates on the validation batches."""
+        """Recalibrate BN for ``code`` and measure EPE and 1/3/5 px outlier rates on the validation batches
+        (and the EPE at native resolution when the evaluator was opened with ``native_epe`` and it is available)."""
         if self._session is None:
             raise RuntimeError("CheckpointEvaluator.evaluate used outside its 'with' block")
         epe = self.evaluator.evaluate_subnet(self._session, code, self.training_stats)
         self._calibrated = tuple(code)
         total, pixels = 0.0, 0
         outliers = np.zeros(len(OUTLIER_THRESHOLDS), np.int64)
+        native = self.native if self.native is not None and self.native.available else None
+        native_total, native_pixels = 0.0, 0
         for batch, flow in zip(self.val_batches, self._flows(code, self.val_batches)):
             error = endpoint_error(flow, batch.flow)
             total += float(error.sum())
             pixels += error.size
             outliers += np.array([(error > t).sum() for t in OUTLIER_THRESHOLDS], np.int64)
+            if native is not None:
+                batch_total, batch_pixels = native_error_sum(flow, native.flows(batch.ids))
+                native_total, native_pixels = native_total + batch_total, native_pixels + batch_pixels
         if abs(total / pixels - epe) > _EPE_AGREEMENT * max(1.0, epe):
             raise RuntimeError(f"subnet {arch_name(code)}: per-pixel EPE {total / pixels:.6f} disagrees with the "
                                f"trainer's evaluation {epe:.6f} on the same batches")
         rates = outliers / pixels
+        epe_native = native_total / native_pixels if native_pixels else None
         return SubnetMetrics(arch_name(code), tuple(code), float(epe), float(rates[0]), float(rates[1]),
-                             float(rates[2]), int(pixels))
+                             float(rates[2]), int(pixels), epe_native,
+                             size_text(native.sizes) if native is not None else None)
 
     def variable_values(self) -> Dict[str, np.ndarray]:
         """{variable name without ':0': value} of the network now (BN as last recalibrated; used by export)."""
