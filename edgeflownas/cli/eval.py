@@ -42,10 +42,9 @@ def eval_command(run_dir: Path, arch: Tuple[str, ...], which: str, as_json: bool
     Each subnet gets the trainer's BN recalibration (reset, then the run's fixed
     training batches averaged exactly) and is measured on the run's validation
     batches: EPE at the training resolution (the selection metric), EPE at
-    the data's native resolution (e.g. 384x512 for FC2: the prediction
-    upsampled bilinearly and rescaled, the ground truth read at full
-    resolution; the number papers compare), share of pixels with error above
-    1/3/5 px (training resolution), parameters and
+    the data's native resolution (384x512 for FC2: prediction upsampled
+    bilinearly and rescaled, ground truth read at full resolution; what papers
+    report), share of pixels with error above 1/3/5 px, parameters and
     MACs (multiply-accumulates per image pair; FLOPs = 2 x MACs), one row per
     subnet.  For pool subnets the EPE the trainer logged at
     the same checkpoint is shown beside it.  The data is read where the run
