@@ -6,7 +6,8 @@ fairness counts per block; early-stopping state; final pool ranking with
 cost; ranking stability (Kendall tau between consecutive evaluated epochs);
 flow pictures for a few fixed validation samples (img0, ground truth, the
 baseline subnet's and the best pool subnet's prediction, their error maps),
-computed from a checkpoint with the trainer's BN recalibration; EPE vs MACs
+computed from a checkpoint with the trainer's BN recalibration, with both
+subnets' EPE at the training resolution and at the data's native resolution; EPE vs MACs
 (with a cost function: the pool at its last evaluation, the baseline, every
 search's front); the Pareto front of every ``efnas search`` kept in the run
 directory (``search*/``).  Only the flow section needs TensorFlow;
@@ -40,6 +41,9 @@ class FlowSection:
     metrics: List  # SubnetMetrics, baseline first
     logged: Dict[str, Optional[float]]
     samples: List[plots.FlowSample]
+    # 'HxW' of the metrics' ``epe`` and what their ``epe_native`` is (``CheckpointEvaluator.native_status``).
+    training_resolution: Optional[str] = None
+    native: Optional[Dict[str, Any]] = None
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ def best_pool_subnet(run: RunData, epoch: int) -> tuple:
 def flow_section(run: RunData, which: str, count: int, log: Callable[[str], None],
                  data_overrides: Optional[Dict[str, Any]] = None) -> FlowSection:
     """Evaluate the baseline and the best pool subnet at checkpoint ``which``; predict ``count`` fixed samples."""
-    with CheckpointEvaluator(run.run_dir, which, log, data_overrides) as evaluator:
+    with CheckpointEvaluator(run.run_dir, which, log, data_overrides, native_epe=True) as evaluator:
         best, best_logged, logged_epoch = best_pool_subnet(run, evaluator.epoch)
         subnets: List[ArchCode] = [EDGEFLOWNET_BASELINE] + ([best] if best != EDGEFLOWNET_BASELINE else [])
         labels = {EDGEFLOWNET_BASELINE: f"baseline {arch_name(EDGEFLOWNET_BASELINE)}",
@@ -88,7 +92,8 @@ def flow_section(run: RunData, which: str, count: int, log: Callable[[str], None
         if comparable and baseline_column in run.columns:
             row = next((r for r in run.history if r["epoch"] == evaluator.epoch), {})
             logged[arch_name(EDGEFLOWNET_BASELINE)] = row.get(baseline_column)
-        return FlowSection(which, evaluator.epoch, metrics, logged, samples)
+        return FlowSection(which, evaluator.epoch, metrics, logged, samples, evaluator.training_resolution,
+                           evaluator.native_status)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ _COST_COLUMNS = [("params", "params", lambda v: "-" if v is None else f"{int(v):
                  ("macs", "MACs", lambda v: "-" if v is None else f"{float(v) / 1e9:.3f} G")]
 _METRIC_COLUMNS = [
     ("name", "subnet", None), ("arch_code", "arch code", None), ("epe", "EPE (px)", html.number(4)),
+    ("epe_native", "EPE at native resolution (px)", lambda v: "n/a" if v is None else f"{float(v):.4f}"),
     ("logged_epe", "EPE logged in history", html.number(4)), ("outlier_1px", "> 1 px", html.percent()),
     ("outlier_3px", "> 3 px", html.percent()), ("outlier_5px", "> 5 px", html.percent()),
     ("pixels", "pixels", lambda v: f"{int(v):,}"),
@@ -54,9 +55,23 @@ def _flow(figures: Dict[str, Path], flow) -> str:
             for m in flow.metrics]
     text = (f"Checkpoint supernet_{flow.checkpoint}.ckpt (after epoch {flow.epoch}); BN statistics recalibrated per "
             "subnet on the trainer's fixed training batches; metrics over the trainer's validation batches. "
-            "Outlier rates: share of pixels whose end-point error exceeds 1, 3, 5 px.")
+            f"EPE (px): at the training resolution{_resolution(flow.training_resolution)}, the selection metric, "
+            "like the outlier rates (share of pixels whose end-point error exceeds 1, 3, 5 px). "
+            f"{_native_text(flow.native)}")
     return (html.note(text) + html.table(rows, _METRIC_COLUMNS, text_columns=("name", "arch_code"))
             + html.image(figures["flow"], "flow samples") + html.image(figures["wheel"], "flow colour wheel"))
+
+
+def _resolution(size) -> str:
+    return f" ({size} px)" if size else ""
+
+
+def _native_text(native) -> str:
+    if not native:
+        return ""
+    if native.get("available"):
+        return f"{native['label']}."
+    return f"EPE at native resolution not available: {native.get('reason')}."
 
 
 _FRONT_COLUMNS = [("rank", "rank", None), ("name", "subnet", None), ("arch_code", "arch code", None),

@@ -86,3 +86,21 @@ def test_native_shards_give_the_same_native_epe_as_the_folders(search_run, tiny_
     assert from_shards["native_resolution"] == "48x64"
     assert from_shards["epe_native"] == pytest.approx(from_folders["epe_native"], rel=1e-6)
     assert from_shards["epe"] == pytest.approx(from_folders["epe"], rel=1e-6)
+
+
+def test_report_flow_section_shows_both_epes_labelled(search_run, tiny_fc2, tmp_path):
+    from edgeflownas.report.build import build_report
+
+    result = build_report(search_run, tmp_path / "folders", flow_samples=1)
+    assert all(m.epe_native is not None and m.native_resolution == "48x64" for m in result.flow.metrics)
+    page = result.html.read_text()
+    assert "EPE at native resolution (px)" in page and f"{result.flow.metrics[0].epe_native:.4f}" in page
+    assert "EPE (px): at the training resolution (32x48 px), the selection metric" in page
+    assert "EPE at native resolution (48x64 px, prediction upsampled bilinearly" in page
+    pack(tiny_fc2, tmp_path / "packed", height=32, width=48, shard_size=8, workers=1)
+    shards = {"data.source": "shards", "data.shards_dir": str(tmp_path / "packed")}
+    packed = build_report(search_run, tmp_path / "shards", flow_samples=1, data_overrides=shards)
+    assert all(m.epe_native is None for m in packed.flow.metrics)
+    page = packed.html.read_text()
+    assert "EPE at native resolution not available: " in page and "packed at the training size" in page
+    assert "<td>n/a</td>" in page or ">n/a<" in page
