@@ -24,7 +24,7 @@ COMMANDS: Dict[str, tuple] = {
     "synth": ("edgeflownas.cli.data:synth", "Write a FlyingChairs-like synthetic dataset in exact FC2 layout (tests, demo, benchmarks)."),
     "pack": ("edgeflownas.cli.data:pack", "Pack FC2 folders into sharded HDF5 with a manifest and checksums."),
     "train": ("edgeflownas.cli.train:train", "Train the strict-fairness supernet (tf.compat.v1 graph)."),
-    "demo": ("edgeflownas.cli.demo:demo", "Whole job on a small synthetic FC2 set: synth -> data-check -> pack -> train --fast_mode (a few CPU minutes)."),
+    "demo": ("edgeflownas.cli.demo:demo", "The whole main job on a learnable synthetic FC2 set: synth -> data-check -> pack -> warm-up -> supernet -> report -> TFLite (~3 CPU minutes)."),
     "submit": ("launcher.cli:submit", "Submit training to SLURM via submitit inside Apptainer."),
     "status": ("launcher.cli:status", "Show the runs of an experiment or a run dir (SLURM or local): state, epoch, best mean_epe_12, logs."),
     "config": ("edgeflownas.cli.config:config", "Validate or show a config against the JSON Schema."),

@@ -1,10 +1,14 @@
-"""``efnas demo``: the whole main job on a small synthetic FC2 set, in a few minutes on a CPU.
+"""``efnas demo``: the whole main job on a synthetic FC2 set, learning flow within a few minutes on a CPU.
 
 Runs the real commands one after another, printing each as you would type it:
-``efnas synth`` -> ``efnas data-check`` -> ``efnas pack`` -> ``efnas train
---fast_mode`` reading the shards -> ``efnas report`` -> ``efnas export`` of the
-best pool subnet to TFLite (its val EPE and latency printed), then a summary of
-where everything is and what to run next.
+``efnas synth --preset learnable`` -> ``efnas data-check`` -> ``efnas pack`` ->
+``efnas train`` of the EdgeFlowNet baseline alone (the warm-up) -> ``efnas
+train`` of the strict-fairness supernet inheriting it, reading the shards ->
+``efnas report`` -> ``efnas export`` of the best pool subnet to TFLite (its val
+EPE and latency printed), then a summary of where everything is, how long each
+stage took and what to run next.  The recipe is the one
+``studies/learnability/README.md`` found: at CPU sizes a supernet from scratch
+stays at the mean flow, after the warm-up it learns.
 """
 
 from __future__ import annotations
@@ -51,61 +55,104 @@ def _run(args: List[str]) -> None:
 
 @click.command()
 @click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="New or empty directory for the dataset, shards, run and report "
+              help="New or empty directory for the dataset, shards, runs, report and export "
                    "[default: outputs/demo-<date>-<time>, new on every call].")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="Run config (default: configs/supernet_fc2_180x240.yaml, 180x240).")
-@click.option("--train_samples", "--train-samples", "train_samples", type=click.IntRange(min=1), default=48, show_default=True,
-              help="Synthetic training pairs (384x512, FC2 layout).")
-@click.option("--val_samples", "--val-samples", "val_samples", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Synthetic validation pairs.")
-@click.option("--num_epochs", "--num-epochs", "num_epochs", type=click.IntRange(min=1), default=2, show_default=True, help="Epochs to train.")
-@click.option("--batch_size", "--batch-size", "batch_size", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Training batch (the spec's 32 also works, ~3x slower on a CPU).")
+              help="Run config (default: configs/learnable_small.yaml: 64x96, width 8, plain L1, constant lr 1e-3, "
+                   "125 steps per epoch); its data: section is replaced by the demo's data.")
+@click.option("--train_samples", "--train-samples", "train_samples", type=click.IntRange(min=1), default=3000,
+              show_default=True, help="Synthetic training pairs (FC2 layout, at the config's input size).")
+@click.option("--val_samples", "--val-samples", "val_samples", type=click.IntRange(min=1), default=200,
+              show_default=True, help="Synthetic validation pairs.")
+@click.option("--warmup_epochs", "--warmup-epochs", "warmup_epochs", type=click.IntRange(min=0), default=6,
+              show_default=True, help="Epochs of the EdgeFlowNet baseline alone before the supernet (0: none).")
+@click.option("--num_epochs", "--num-epochs", "num_epochs", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Epochs of the supernet.")
+@click.option("--batch_size", "--batch-size", "batch_size", type=click.IntRange(min=1), default=None,
+              help="Training batch [default: the config's].")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Synthetic data seed.")
 @click.option(*switch_spellings("report"), "with_report", cls=Option, default=True, show_default=True,
               help="Finish with 'efnas report' on the run (figures, flow pictures, HTML page).")
-def demo(out: Optional[Path], config_path: Optional[Path], train_samples: int, val_samples: int, num_epochs: int,
-         batch_size: int, seed: int, with_report: bool) -> None:
-    """Synthetic FC2 set -> data-check -> pack -> 'efnas train --fast_mode' -> report -> TFLite export.
+def demo(out: Optional[Path], config_path: Optional[Path], train_samples: int, val_samples: int,
+         warmup_epochs: int, num_epochs: int, batch_size: Optional[int], seed: int, with_report: bool) -> None:
+    """Synthetic FC2 set -> data-check -> pack -> warm-up -> supernet -> report -> TFLite export.
 
     Everything goes under --out (which must be new or empty): fc2/ (train/, val/),
-    data_check.json, shards/, runs/demo/ (checkpoints, manifest, EPE history,
-    fairness counts, eval pool, TensorBoard events), runs/demo/report/ and export/
-    (the best pool subnet as TFLite, with its manifest).  The summary prints each
-    evaluated epoch's mean EPE beside the zero-flow EPE of the same validation
-    batches (a mean EPE near it has learnt only the mean flow).
-    The synthetic set is made explicitly here; training never falls back to it.
+    data_check.json, shards/, runs/warmup/ (the EdgeFlowNet baseline trained
+    alone), runs/demo/ (the supernet inheriting it: checkpoints, manifest, EPE
+    history, fairness counts, eval pool, TensorBoard events), runs/demo/report/
+    and export/ (the best pool subnet as TFLite, with its manifest).  The
+    training summaries print each evaluated epoch's mean EPE beside the
+    zero-flow EPE of the same validation batches (a mean EPE near it has learnt
+    only the mean flow).  The synthetic set is made explicitly here; training
+    never falls back to it.
     """
-    from edgeflownas.config import default_config_path, resolve
+    from edgeflownas.config import resolve, shipped_file
     from edgeflownas.errors import ConfigError
 
     out = out or Path("outputs") / time.strftime("demo-%Y%m%d-%H%M%S")
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"--out {out} is not empty: pass a new directory (the demo never overwrites)")
-    config_path = config_path or default_config_path()
+    config_path = config_path or shipped_file("configs/learnable_small.yaml")
     data_cfg = resolve(config_path).config.data
+    size = ["--height", str(data_cfg.input_height), "--width", str(data_cfg.input_width)]
     fc2, shards, runs = out / "fc2", out / "shards", out / "runs"
     workers = str(max(1, min(4, os.cpu_count() or 1)))
-    _run(["synth", "--out", str(fc2), "--train_samples", str(train_samples), "--val_samples", str(val_samples),
-          "--seed", str(seed), "--workers", workers])
-    _run(["data-check", "--train_dir", str(fc2 / "train"), "--val_dir", str(fc2 / "val"),
-          "--out", str(out / "data_check.json")])
-    _run(["pack", "--src", str(fc2), "--out", str(shards), "--height", str(data_cfg.input_height),
-          "--width", str(data_cfg.input_width), "--shard_size", "16", "--workers", workers])
-    _run(["train", "--config", str(config_path), "--fast_mode", "--num_epochs", str(num_epochs),
-          "--batch_size", str(batch_size), "--data_source", "shards", "--shards_dir", str(shards),
-          "--train_dir", str(fc2 / "train"), "--val_dir", str(fc2 / "val"),
-          "--output_root", str(runs), "--experiment_name", "demo"])
+    stages = []
+
+    def stage(name: str, args: List[str]) -> None:
+        started = time.monotonic()
+        _run(args)
+        stages.append((name, time.monotonic() - started))
+
+    stage("synth", ["synth", "--preset", "learnable", "--out", str(fc2), "--train_samples", str(train_samples),
+                    "--val_samples", str(val_samples), "--seed", str(seed), "--workers", workers, *size])
+    stage("data-check", ["data-check", "--train_dir", str(fc2 / "train"), "--val_dir", str(fc2 / "val"),
+                         "--out", str(out / "data_check.json")])
+    stage("pack", ["pack", "--src", str(fc2), "--out", str(shards), *size, "--shard_size", "256",
+                   "--workers", workers])
+    common = ["--config", str(config_path), "--data_source", "shards", "--shards_dir", str(shards),
+              "--train_dir", str(fc2 / "train"), "--val_dir", str(fc2 / "val"), "--output_root", str(runs)]
+    common += ["--batch_size", str(batch_size)] if batch_size is not None else []
+    if warmup_epochs:
+        stage("warm-up", ["train", *common, "--experiment_name", "warmup", "--num_epochs", str(warmup_epochs),
+                          "--set", "train.supernet_mode=fixed_arch", "--set", "checkpoint.resume_experiment_name=null"])
+    inherit = "warmup" if warmup_epochs else "null"
+    stage("supernet", ["train", *common, "--experiment_name", "demo", "--num_epochs", str(num_epochs),
+                       "--set", f"checkpoint.resume_experiment_name={inherit}"])
     run = runs / "demo"
     if with_report:
-        _run(["report", "--run", str(run), "--flow_samples", "2"])
+        stage("report", ["report", "--run", str(run), "--flow_samples", "2"])
     best = best_pool_code(run)
-    _run(["export", "--run", str(run), "--arch", arch_name(best), "--ckpt", "last", "--out", str(out / "export"),
-          "--format", "tflite"])
+    stage("export", ["export", "--run", str(run), "--arch", arch_name(best), "--ckpt", "last",
+                     "--out", str(out / "export"), "--format", "tflite"])
     click.echo(export_summary(out / "export"))
+    click.echo(learning_summary(run))
+    click.echo("stages: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in stages)
+               + f"; total {sum(seconds for _, seconds in stages):.0f} s; disk {disk_use(out) / 1e6:.0f} MB")
     click.echo(f"\ndemo done in {out}: data {fc2}, data check {out / 'data_check.json'}, shards {shards}, run {run}"
                + (f", report {run / 'report' / 'report.html'}" if with_report else "")
                + f", TFLite model {out / 'export'}")
     click.echo(f"next:  efnas eval --run {run} --arch pool --ckpt last      # any subnet: --arch 0,1,2,0,0,1,2,1,0\n"
                f"       tensorboard --logdir {run / 'tensorboard'}")
+
+
+def learning_summary(run: Path) -> str:
+    """Whether the supernet learnt flow: its last mean pool EPE against the zero-flow EPE of the same batches."""
+    from edgeflownas.report.run_data import load_run
+    from edgeflownas.train import run_dir as rd
+
+    data = load_run(run)
+    row = data.evaluated()[-1]
+    epe, zero = row[data.mean_column], row.get(rd.ZERO_FLOW)
+    if not zero:
+        return f"supernet: {data.mean_column} {epe:.4f} px"
+    verdict = ("learnt flow beyond the mean motion" if epe < 0.8 * zero else
+               "has not learnt more than the mean flow yet (train longer: --warmup_epochs / --num_epochs)")
+    return (f"supernet: {data.mean_column} {epe:.4f} px = {epe / zero:.2f}x the zero-flow EPE {zero:.4f} px of the "
+            f"same val batches: it {verdict}")
+
+
+def disk_use(folder: Path) -> int:
+    """Bytes of every file below ``folder``."""
+    return sum(path.stat().st_size for path in Path(folder).rglob("*") if path.is_file())

@@ -1,4 +1,4 @@
-"""``efnas demo``: synth -> data-check -> pack -> train --fast_mode from shards, with a tiny config."""
+"""``efnas demo``: synth -> data-check -> pack -> warm-up -> supernet from shards -> report -> export, tiny config."""
 
 from __future__ import annotations
 
@@ -18,10 +18,14 @@ def test_demo_runs_the_whole_chain_and_points_at_the_artifacts(cli, tiny_run, tm
     config.write_text(yaml.safe_dump(tiny_run))
     out = tmp_path / "demo"
     result = cli("demo", "--out", out, "--config", config, "--train_samples", 12, "--val_samples", 4,
-                 "--num_epochs", 1, "--batch_size", 2)
+                 "--warmup_epochs", 1, "--num_epochs", 1, "--batch_size", 2)
     assert result.exit_code == 0, result.output[-3000:]
-    for command in ("$ efnas synth", "$ efnas data-check", "$ efnas pack", "$ efnas train"):
+    for command in ("$ efnas synth --preset learnable", "$ efnas data-check", "$ efnas pack", "$ efnas train"):
         assert command in result.output
+    assert result.output.count("$ efnas train") == 2  # the warm-up (baseline alone), then the supernet inheriting it
+    warmup = json.loads((out / "runs" / "warmup" / "train_manifest.json").read_text())["resolved_config"]
+    assert warmup["train"]["supernet_mode"] == "fixed_arch"
+    assert "inherit weights and BN statistics from" in result.output
     assert "data-check: ok" in result.output
     assert f"train_samples=12 (shards: {out / 'shards'})" in result.output
     assert "val_samples=4" in result.output
@@ -35,7 +39,9 @@ def test_demo_runs_the_whole_chain_and_points_at_the_artifacts(cli, tiny_run, tm
     assert (out / "export" / "model.tflite").is_file() or any((out / "export").glob("*.tflite"))
     manifest = json.loads((run_dir / "train_manifest.json").read_text())
     assert manifest["data"]["source"] == "shards" and len(manifest["data"]["shards_manifest_sha256"]) == 64
-    assert manifest["lr_schedule"]["steps_per_epoch"] == 4  # fast_mode.steps_per_epoch
+    assert manifest["lr_schedule"]["steps_per_epoch"] == 3  # the config's train.steps_per_epoch
+    assert manifest["resolved_config"]["checkpoint"]["resume_experiment_name"] == "warmup"
+    assert "the zero-flow EPE" in result.output and "stages: synth" in result.output and "disk" in result.output
 
     # The report step, and `efnas eval` on the demo's run (shards source): the pool EPEs logged for the
     # checkpoint's epoch come back from a fresh evaluation.
