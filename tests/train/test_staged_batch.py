@@ -17,6 +17,8 @@ from edgeflownas.data.loader import Batch
 from edgeflownas.model.bn_modes import BN_TRAIN
 from edgeflownas.nas.fair_sampler import cycle_paths
 
+pytestmark = pytest.mark.slow
+
 HEIGHT, WIDTH, BATCH, SEED, CYCLES = 32, 48, 2, 5, 4
 FIXED = (0, 0, 0, 0, 2, 1, 2, 2, 2)
 
