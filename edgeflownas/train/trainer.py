@@ -2,8 +2,9 @@
 
 One optimizer step = one fairness cycle (``cycle_index == global_step``): the
 batch is staged on the device once, the 3 paths of ``cycle_paths(seed,
-global_step)`` run serially on it, then one apply (``TrainGraph.run_cycle``).  Epoch ``e`` (1-based) reads the loader's order for index
-``e - 1``, a pure function of (seed, epoch).  After each epoch: evaluate the
+global_step)`` run serially on it, then one apply (``TrainGraph.run_cycle``).
+Epoch ``e`` (1-based) reads the loader's order for index ``e - 1``, a pure
+function of (seed, epoch).  After each epoch: evaluate the
 pool (every ``eval.every_n_epochs``), update early stop, save ``best`` (the
 epoch early stop counts as an improvement: below best - min_delta) and ``last``
 with a ``state.json`` holding every counter,
