@@ -101,7 +101,8 @@ def _random_batches(count, batch, height, width, seed):
 
     rng = np.random.default_rng(seed)
     shape = (batch, height, width)
-    return [Batch(rng.integers(0, 256, shape + (3,), dtype=np.uint8), rng.integers(0, 256, shape + (3,), dtype=np.uint8),
+    return [Batch(rng.integers(0, 256, shape + (3,), dtype=np.uint8),
+                  rng.integers(0, 256, shape + (3,), dtype=np.uint8),
                   rng.normal(0.0, 3.0, shape + (2,)).astype(np.float32), tuple(map(str, range(batch))))
             for _ in range(count)]
 
@@ -325,7 +326,8 @@ def main(argv=None) -> int:
           f"{ratios['fed_batches_per_cycle']:.4f} batches (target 1), fed to every path {feed['fed_bytes']['fed']} = "
           f"{ratios['fed_batches_per_cycle_before']:.4f} batches (before)")
     print(f"    cycle time staged / fed to every path: wall {feed['staged'] * 1000:.1f} / {feed['fed'] * 1000:.1f} ms "
-          f"= {ratios['staged_vs_fed_cycle']:.3f}, CPU {feed['staged_cpu'] * 1000:.1f} / {feed['fed_cpu'] * 1000:.1f} ms "
+          f"= {ratios['staged_vs_fed_cycle']:.3f}, CPU {feed['staged_cpu'] * 1000:.1f} / "
+          f"{feed['fed_cpu'] * 1000:.1f} ms "
           f"= {ratios['staged_vs_fed_cycle_cpu']:.3f} (medians of {4 * args.repeats})")
     print(f"    the stage run alone (one copy of the batch): {feed['stage_run'] * 1000:.2f} ms = "
           f"{ratios['stage_run_vs_cycle']:.4f} of a staged cycle; feeding every path pays it 3 times")
