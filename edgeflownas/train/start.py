@@ -258,7 +258,7 @@ def decide_start(resolved: ResolvedConfig, run_dir: Path, log: Callable[[str], N
     if results:
         raise CheckpointError(refusal(run_dir, problem, results, resume))
     if resume:
-        log(f"notice: --resume given but {run_dir} holds no checkpoint or results yet; starting from scratch")
+        log(f"notice: --resume given but {run_dir} holds no checkpoint or results yet; starting a new run")
     return fresh_or_inherit(resolved, log)
 
 
