@@ -72,12 +72,16 @@ def _absolute(values: Dict[str, Any], base: Path) -> Dict[str, Any]:
     return values
 
 
-def _check_data_dirs(trial: TrialPlan) -> None:
+def missing_data_dirs(trial: TrialPlan) -> List[Tuple[str, str]]:
+    """(key, path) of each data folder the trial reads that is not a directory on this machine."""
     data = trial.resolved.config.data
     wanted = [("data.shards_dir", data.shards_dir)] if data.source == "shards" else [
         ("data.train_dir", data.train_dir), ("data.val_dir", data.val_dir)]
-    for key, value in wanted:
-        if not Path(value).is_dir():
+    return [(key, value) for key, value in wanted if not value or not Path(value).is_dir()]
+
+
+def _check_data_dirs(trial: TrialPlan) -> None:
+    for key, value in missing_data_dirs(trial)[:1]:
             raise SubmitError(
                 f"{key} = {value} (run '{trial.label}') is not a directory on this machine: the job would fail "
                 "at startup; fix the path (it must be visible from the compute nodes too)"

@@ -40,12 +40,13 @@ from edgeflownas.config_check import validate
 from edgeflownas.errors import CheckpointError, ConfigError, StudyError
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, ArchCode, arch_name, parse_arch_code
 from launcher.job import read_result
-from launcher.plan import RetrainRequest, SubmissionPlan, TrialPlan, build_plan, training_fingerprint
+from launcher.plan import (RetrainRequest, SubmissionPlan, TrialPlan, build_plan, missing_data_dirs,
+                           training_fingerprint)
 
 SCHEMA = "study_config.schema.json"
 RUNS, WARMUP, SUPERNET, RETRAINS = "runs", "warmup", "supernet", "retrains"
 SCORES, STUDY_JSON, FIGURE, LOGS = "supernet_scores.json", "study.json", "study.png", "logs"
-POLL_SECONDS = float(os.environ.get("EFNAS_STUDY_POLL_S", "30"))
+POLL_SECONDS = 30.0  # between two sacct queries while waiting for SLURM jobs
 
 
 @dataclass(frozen=True)
@@ -103,10 +104,9 @@ def load_study(path: Path, overrides: Optional[Mapping[str, Any]] = None, cwd: O
     for section in ("supernet", "retrain"):
         values[section]["set"] = {canonical_key(key, f"{path}: {section}.set"): value
                                   for key, value in values[section]["set"].items()}
-    codes = []
-    for text in values["subnets"]["codes"]:
+    for text in values["subnets"]["codes"]:  # checked here, parsed again where the subnets are chosen
         try:
-            codes.append(parse_arch_code(text))
+            parse_arch_code(text)
         except ConfigError as error:
             raise ConfigError(f"study config {path}: subnets.codes: {error}") from None
     return Study(path, values)
@@ -276,17 +276,17 @@ def _run_locally(study: Study, plan: SubmissionPlan, todo: Sequence[TrialPlan], 
                 if error is not None:
                     for other in running:
                         other.cancel()
-                    raise StudyError(f"{label}: {_trial_name(trial)} failed: {str(error).splitlines()[0] if str(error) else type(error).__name__} "
-                                     f"(log {logs / (_trial_name(trial) + '.log')}); fix it and run the same "
-                                     "command again: finished runs are kept, the others resume")
+                    reason = (str(error).splitlines() or [type(error).__name__])[0]
+                    raise StudyError(f"{label}: {_trial_name(trial)} failed: {reason} (log "
+                                     f"{logs / (_trial_name(trial) + '.log')}); fix it and run the same command "
+                                     "again: finished runs are kept, the others resume")
                 _check_finished(trial, label)
                 progress.one_done(_trial_name(trial), _epe_note(trial))
 
 
 def _check_finished(trial: TrialPlan, label: str) -> None:
-    result = read_result(trial.run_dir)
     if trial_finished(trial) is None:
-        why = "was interrupted" if result is None else "finished under another config"
+        why = "was interrupted" if read_result(trial.run_dir) is None else "finished under another config"
         raise StudyError(f"{label}: {_trial_name(trial)} {why} ({trial.run_dir}): run the same command again to "
                          "resume it")
 
@@ -438,10 +438,8 @@ def run_study(study: Study, log: Callable[[str], None]) -> Dict[str, Any]:
 
 
 def _data_note(plan: SubmissionPlan) -> List[str]:
-    data = plan.trials[0].resolved.config.data
-    wanted = [data.shards_dir] if data.source == "shards" else [data.train_dir, data.val_dir]
-    return [f"  note: {where} does not exist on this machine (it must exist where the trainings run)"
-            for where in wanted if where and not Path(where).is_dir()]
+    return [f"  note: {key} = {where} does not exist on this machine (it must exist where the trainings run)"
+            for key, where in missing_data_dirs(plan.trials[0])]
 
 
 def dry_run(study: Study) -> str:

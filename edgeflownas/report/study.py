@@ -179,7 +179,7 @@ STUDY_FIGURE = "study.png"
 
 
 def load_study_doc(study_dir: Path) -> Dict[str, Any]:
-    """study.json of a study directory; CheckpointError-free: ValueError naming the file if it is unreadable."""
+    """study.json of a study directory; ValueError naming the file if it is missing or unreadable."""
     import json
 
     path = Path(study_dir) / STUDY_JSON
