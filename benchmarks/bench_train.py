@@ -3,9 +3,10 @@
 (a) fairness-cycle time / sum of the single-path step times of the same 3 subnets   (target <= 1.10)
 (b) cycle time reading the real shard loader / with the same batches already in memory (target <= 1.05)
 (c) peak memory of a cycle / peak memory of the largest single-path step             (target <= 1.25)
-(d) bytes fed per cycle, in batches (target 1: the batch is staged on the device once), and the cycle
-    time with the staged batch vs feeding the batch to each of the 3 paths' runs (efnas before staging),
-    at a small resolution where compute is small and the feed shows most
+(d) runs and bytes fed per cycle, in batches (target 1: the batch is copied to the device once), and
+    the cycle time, for the trainer's cycle (the next batch prefetched in the first path run), a cycle
+    staging its own batch in a run of its own, and feeding the batch to each of the 3 paths' runs
+    (efnas before staging), at a small resolution where compute is small and the feed shows most
 (e) per upsampling order (model.upsample): the EdgeFlowNet baseline subnet's GMACs per pair (at the
     bench resolution and at 352x480) and its training samples/s (fixed-arch steps, batch --batch)
 (f) with --xla only: cycle time with XLA JIT auto-clustering vs without, at the small resolution, and
@@ -40,6 +41,7 @@ TARGETS = {"cycle_vs_3_paths": 1.10, "loader_vs_memory": 1.05, "memory_cycle_vs_
            "fed_batches_per_cycle": 1.0}
 XLA_TARGET = 1.15
 UPSAMPLE_ORDERS = ("resize_conv", "conv_resize")
+FEED_SIDES = ("prefetched", "staged", "fed")
 PAPER_SIZE = (352, 480)
 
 
@@ -161,42 +163,50 @@ def cycle_figures(args, cfg, source):
 
 
 def feed_figures(args, small_cfg):
-    """(d): bytes fed per cycle and cycle times, staged vs fed to every path, at the small resolution."""
-    import numpy as np
-
+    """(d): runs, bytes fed and times per cycle at the small resolution: prefetched / staged alone / fed to every path."""
     from edgeflownas.nas.fair_sampler import cycle_paths
+    from edgeflownas.train.graph import FeedCounter
 
     h, w = small_cfg.data.input_height, small_cfg.data.input_width
     batches = _random_batches(4, args.batch, h, w, args.seed)
-    staged, staged_sess = _session(small_cfg, args.seed, stage_batch=True)
-    fed, fed_sess = _session(small_cfg, args.seed, stage_batch=False)
+    sides = {}
+    for name in FEED_SIDES:
+        graph, sess = _session(small_cfg, args.seed, stage_batch=name != "fed")
+        sides[name] = (graph, sess, FeedCounter(sess))
     paths = cycle_paths(args.seed, 0)
-    batch_bytes = batches[0].img0.nbytes + batches[0].img1.nbytes + batches[0].flow.nbytes
-    fed_bytes = {name: sum(np.asarray(v).nbytes for feed in graph.cycle_feeds(batches[0], paths)
-                           for v in feed.values()) for name, graph in (("staged", staged), ("fed", fed))}
-    stage_op = staged.net.staging.stage_op
-    stage_feed = staged.cycle_feeds(batches[0], paths)[0]
-    for batch in batches[:2]:  # warm-up
-        staged.run_cycle(staged_sess, batch, paths)
-        fed.run_cycle(fed_sess, batch, paths)
+
+    def cycle(name, index):
+        graph, _, counter = sides[name]
+        upcoming = batches[(index + 1) % len(batches)] if name == "prefetched" else None
+        graph.run_cycle(counter, batches[index % len(batches)], paths, upcoming)
+
+    for index in range(2):  # warm-up
+        for name in sides:
+            cycle(name, index)
+    counted = {name: (counter.runs, counter.fed_bytes) for name, (_, _, counter) in sides.items()}
     # Wall and CPU seconds of this process (the latter hardly moved by other jobs on a loaded machine);
-    # the two sides alternate which goes first.
-    wall, cpu = {"staged": [], "fed": [], "stage_run": []}, {"staged": [], "fed": []}
-    sides = {"staged": (staged, staged_sess), "fed": (fed, fed_sess)}
-    for repeat in range(4 * args.repeats):
-        batch = batches[repeat % len(batches)]
-        for name in ("staged", "fed") if repeat % 2 else ("fed", "staged"):
-            graph, sess = sides[name]
+    # the sides rotate which goes first.
+    cycles = 6 * args.repeats
+    wall, cpu = {name: [] for name in sides}, {name: [] for name in sides}
+    for index in range(2, 2 + cycles):
+        for name in FEED_SIDES[index % 3:] + FEED_SIDES[:index % 3]:
             start_cpu, start_wall = time.process_time(), time.perf_counter()
-            graph.run_cycle(sess, batch, paths)
+            cycle(name, index)
             wall[name].append(time.perf_counter() - start_wall)
             cpu[name].append(time.process_time() - start_cpu)
-        wall["stage_run"].append(timed(staged_sess.run, stage_op, stage_feed))
-    staged_sess.close()
-    fed_sess.close()
-    return {"batch_bytes": batch_bytes, "fed_bytes": fed_bytes,
-            **{name: statistics.median(values) for name, values in wall.items()},
-            **{f"{name}_cpu": statistics.median(values) for name, values in cpu.items()}}
+    per_cycle = {name: ((counter.runs - counted[name][0]) / cycles, (counter.fed_bytes - counted[name][1]) / cycles)
+                 for name, (_, _, counter) in sides.items()}
+    graph, sess, counter = sides["staged"]
+    staging, batch = graph.net.staging, batches[0]
+    stage_run = statistics.median(timed(sess.run, staging.stage_ops[0], staging.stage_feed(batch)) for _ in range(9))
+    staging.hold(counter, 0, batch)
+    for _, sess, _ in sides.values():
+        sess.close()
+    return {"batch_bytes": batch.img0.nbytes + batch.img1.nbytes + batch.flow.nbytes, "cycles": cycles,
+            "runs": {name: runs for name, (runs, _) in per_cycle.items()},
+            "fed_bytes": {name: fed for name, (_, fed) in per_cycle.items()},
+            "wall": {name: statistics.median(values) for name, values in wall.items()},
+            "cpu": {name: statistics.median(values) for name, values in cpu.items()}, "stage_run": stage_run}
 
 
 def upsample_figures(args, cfg):
@@ -293,11 +303,13 @@ def main(argv=None) -> int:
     ratios = {"cycle_vs_3_paths": f["t_cycle"] / sum(f["t_singles"].values()),
               "loader_vs_memory": f["t_loader"] / f["t_memory"],
               "memory_cycle_vs_path": f["peak_cycle"] / max(f["peak_singles"].values()),
-              "fed_batches_per_cycle": feed["fed_bytes"]["staged"] / feed["batch_bytes"],
+              "fed_batches_per_cycle": feed["fed_bytes"]["prefetched"] / feed["batch_bytes"],
               "fed_batches_per_cycle_before": feed["fed_bytes"]["fed"] / feed["batch_bytes"],
-              "staged_vs_fed_cycle": feed["staged"] / feed["fed"],
-              "staged_vs_fed_cycle_cpu": feed["staged_cpu"] / feed["fed_cpu"],
-              "stage_run_vs_cycle": feed["stage_run"] / feed["staged"],
+              "runs_per_cycle": feed["runs"]["prefetched"],
+              "prefetched_vs_fed_cycle": feed["wall"]["prefetched"] / feed["wall"]["fed"],
+              "prefetched_vs_fed_cycle_cpu": feed["cpu"]["prefetched"] / feed["cpu"]["fed"],
+              "prefetched_vs_staged_cycle": feed["wall"]["prefetched"] / feed["wall"]["staged"],
+              "stage_run_vs_cycle": feed["stage_run"] / feed["wall"]["prefetched"],
               "conv_resize_vs_resize_conv_gmacs": upsample["conv_resize"]["gmacs"] / upsample["resize_conv"]["gmacs"],
               "conv_resize_vs_resize_conv_samples_per_s": (upsample["conv_resize"]["samples_per_s"]
                                                            / upsample["resize_conv"]["samples_per_s"])}
@@ -312,7 +324,7 @@ def main(argv=None) -> int:
     for code, t in f["t_singles"].items():
         print(f"  single-path step {arch_name(code)}: {t * 1000:.1f} ms (median), "
               f"peak {f['peak_singles'][code] / mib:.1f} MiB")
-    print(f"  fairness cycle (stage + 3 fwd/bwd + 1 apply): {f['t_cycle'] * 1000:.1f} ms (median), "
+    print(f"  fairness cycle (3 fwd/bwd + 1 apply, batch already staged): {f['t_cycle'] * 1000:.1f} ms (median), "
           f"peak {f['peak_cycle'] / mib:.1f} MiB")
     print(f"(a) cycle / sum of 3 single-path steps = {ratios['cycle_vs_3_paths']:.3f}   (target <= 1.10)")
     print(f"(b) cycle with shard loader / in-memory = {f['t_loader'] * 1000:.1f} / {f['t_memory'] * 1000:.1f} ms "
@@ -322,15 +334,18 @@ def main(argv=None) -> int:
           "(target <= 1.25)")
     print(f"(d) at {args.small_height}x{args.small_width}, init_neurons {args.small_neurons}, batch {args.batch} "
           f"({feed['batch_bytes'] / 1e6:.3f} MB a batch):")
-    print(f"    bytes fed per cycle: staged {feed['fed_bytes']['staged']} = "
-          f"{ratios['fed_batches_per_cycle']:.4f} batches (target 1), fed to every path {feed['fed_bytes']['fed']} = "
-          f"{ratios['fed_batches_per_cycle_before']:.4f} batches (before)")
-    print(f"    cycle time staged / fed to every path: wall {feed['staged'] * 1000:.1f} / {feed['fed'] * 1000:.1f} ms "
-          f"= {ratios['staged_vs_fed_cycle']:.3f}, CPU {feed['staged_cpu'] * 1000:.1f} / "
-          f"{feed['fed_cpu'] * 1000:.1f} ms "
-          f"= {ratios['staged_vs_fed_cycle_cpu']:.3f} (medians of {4 * args.repeats})")
+    for name, label in (("prefetched", "prefetched (the trainer: the next batch copied in the 1st path run)"),
+                        ("staged", "staged alone (a run of its own copies the batch)"),
+                        ("fed", "fed to every path's run (efnas before staging)")):
+        print(f"    {label}: {feed['runs'][name]:.2f} runs and {feed['fed_bytes'][name] / feed['batch_bytes']:.4f} "
+              f"batches fed per cycle; wall {feed['wall'][name] * 1000:.1f} ms, CPU {feed['cpu'][name] * 1000:.1f} ms")
+    print(f"    fed_batches_per_cycle {ratios['fed_batches_per_cycle']:.4f} (target 1), runs_per_cycle "
+          f"{ratios['runs_per_cycle']:.2f}; prefetched / fed cycle: wall {ratios['prefetched_vs_fed_cycle']:.3f}, "
+          f"CPU {ratios['prefetched_vs_fed_cycle_cpu']:.3f}; prefetched / staged alone: wall "
+          f"{ratios['prefetched_vs_staged_cycle']:.3f} (medians of {feed['cycles']} cycles each)")
     print(f"    the stage run alone (one copy of the batch): {feed['stage_run'] * 1000:.2f} ms = "
-          f"{ratios['stage_run_vs_cycle']:.4f} of a staged cycle; feeding every path pays it 3 times")
+          f"{ratios['stage_run_vs_cycle']:.4f} of a cycle; feeding every path pays it 3 times, "
+          "the prefetch hides it behind the first path on a GPU")
     print(f"(e) EdgeFlowNet baseline subnet {arch_name((0, 0, 0, 0, 2, 1, 2, 2, 2))}, init_neurons "
           f"{cfg.model.init_neurons}, per upsampling order (model.upsample):")
     for order, figures in upsample.items():

@@ -7,9 +7,11 @@ optimizer it builds several times faster.  ``TrainGraph`` adds the rest.
 The supernet is built first in both, so its initial weights are the same
 function of the graph seed either way.
 
-A fairness cycle (``run_cycle``) is 1 + 3 + 1 separate ``sess.run`` calls, so
-peak memory is one path's: the batch is staged on the device once
-(``model/staging.py``; the paths' runs feed only the arch code and BN mode),
+A fairness cycle (``run_cycle``) is 3 + 1 separate ``sess.run`` calls, so
+peak memory is one path's: the batch is already on the device, staged while
+the previous cycle ran (``model/staging.py``: the first path run copies the
+next cycle's batch into a second slot; the paths' runs feed only the slot,
+the arch code and the BN mode; a batch nobody prefetched costs one more run),
 then per path: forward + backward of its arch code in BN_TRAIN (the BN
 moving statistics update on the way), gradients written to the accumulators
 by ``store_op`` for the first path (overwriting, i.e. zeroing, what the last
@@ -202,25 +204,37 @@ class TrainGraph(EvalGraph):
         with tf.control_dependencies([init]):
             self.init_op = self._backup_bn()
 
-    def cycle_feeds(self, batch, paths: Sequence[ArchCode]) -> List[Dict]:
-        """The feed dict of each run of a cycle on ``batch``: [stage,] one per path, the apply's (empty)."""
-        staging = self.net.staging
-        if staging is None:
-            return [self.feed(batch, code, BN_TRAIN) for code in paths] + [{}]
-        return ([staging.feed((batch.img0, batch.img1, batch.flow))]
-                + [self.path_feed(code, BN_TRAIN) for code in paths] + [{}])
+    def run_cycle(self, sess: tf.compat.v1.Session, batch, paths: Sequence[ArchCode],
+                  next_batch=None) -> CycleResult:
+        """One fairness cycle: each path's forward/backward into the accumulators, then the guarded apply.
 
-    def run_cycle(self, sess: tf.compat.v1.Session, batch, paths: Sequence[ArchCode]) -> CycleResult:
-        """One fairness cycle: each path's forward/backward into the accumulators, then the guarded apply."""
-        feeds = self.cycle_feeds(batch, paths)
-        if self.net.staging is not None:
-            sess.run(self.net.staging.stage_op, feeds.pop(0))
+        Staged (``model/staging.py``): ``batch`` is staged by a run of its own unless the previous cycle
+        prefetched it, and the first path run prefetches ``next_batch`` (when given) into the other slot.
+        """
+        staging = self.net.staging
+        prefetch: List = []
+        if staging is None:
+            feeds = [self.feed(batch, code, BN_TRAIN) for code in paths]
+        else:
+            slot = staging.slot_of(sess, batch)
+            if slot is None:
+                slot = 0
+                staging.release(slot)
+                sess.run(staging.stage_ops[slot], staging.stage_feed(batch))
+                staging.hold(sess, slot, batch)
+            feeds = [{**self.path_feed(code, BN_TRAIN), staging.slot: slot} for code in paths]
+            if next_batch is not None:
+                staging.release(1 - slot)
+                prefetch = [staging.stage_ops[1 - slot]]
+                feeds[0].update(staging.stage_feed(next_batch))
         losses = []
-        for index, feed in enumerate(feeds[:-1]):
+        for index, feed in enumerate(feeds):
             write = self.store_op if index == 0 else self.accumulate_op
-            losses.append(float(sess.run([write, self.net.loss], feed)[1]))
+            losses.append(float(sess.run([write, self.net.loss] + (prefetch if index == 0 else []), feed)[1]))
+        if prefetch:
+            staging.hold(sess, 1 - slot, next_batch)
         applied, before, after, lr, step = sess.run([self.applied, self.norm_before, self.norm_after, self.lr,
-                                                     self.step_after_apply], feeds[-1])
+                                                     self.step_after_apply])
         return CycleResult(losses, bool(applied), float(before), float(after), float(lr), int(step))
 
     def _bn_flat(self) -> tf.Tensor:
@@ -250,6 +264,19 @@ class TrainGraph(EvalGraph):
         """Names of the savable variables holding a NaN or Inf (empty when all are finite)."""
         flags = sess.run(self.variables_finite)
         return [v.op.name for v, ok in zip(self.checked_variables, flags) if not ok]
+
+
+class FeedCounter:
+    """A session stand-in that counts the runs made through it and the bytes fed to them (benchmarks, tests)."""
+
+    def __init__(self, sess: tf.compat.v1.Session) -> None:
+        self.sess, self.runs, self.fed_bytes = sess, 0, 0
+
+    def run(self, fetches, feed_dict: Optional[Dict] = None):
+        """``sess.run``, counted."""
+        self.runs += 1
+        self.fed_bytes += sum(np.asarray(value).nbytes for value in (feed_dict or {}).values())
+        return self.sess.run(fetches, feed_dict)
 
 
 def _local_variable(name: str, shape, dtype, initializer) -> tf.Variable:

@@ -1,8 +1,9 @@
 """The epoch loop: fairness cycles, per-epoch evaluation, early stop, checkpoints, artifacts.
 
 One optimizer step = one fairness cycle (``cycle_index == global_step``): the
-batch is staged on the device once, the 3 paths of ``cycle_paths(seed,
-global_step)`` run serially on it, then one apply (``TrainGraph.run_cycle``).
+batch is on the device (copied while the previous cycle ran), the 3 paths of
+``cycle_paths(seed, global_step)`` run serially on it, the first of them
+copying the next batch, then one apply (``TrainGraph.run_cycle``).
 Epoch ``e`` (1-based) reads the loader's order for index ``e - 1``, a pure
 function of (seed, epoch).  After each epoch: evaluate the
 pool (every ``eval.every_n_epochs``), update early stop, save ``best`` (the
@@ -87,11 +88,11 @@ class Trainer:
         """The arch codes of one optimizer step."""
         return (self.fixed_arch,) if self.fixed_arch is not None else cycle_paths(self.seed, cycle_index)
 
-    def step(self, batch, epoch: int, batch_index: int, stats: EpochStats) -> None:
-        """One fairness cycle: forward/backward per path into the accumulators, one clipped Adam step."""
+    def step(self, batch, next_batch, epoch: int, batch_index: int, stats: EpochStats) -> None:
+        """One fairness cycle on ``batch`` (staging ``next_batch`` meanwhile): one clipped Adam step."""
         cycle = self.state.global_step
         paths = self.paths(cycle)
-        losses, applied, before, after, lr, step = self.graph.run_cycle(self.sess, batch, paths)
+        losses, applied, before, after, lr, step = self.graph.run_cycle(self.sess, batch, paths, next_batch)
         if step != cycle + 1:
             raise RuntimeError(f"global_step went from {cycle} to {step} in one cycle")
         self.state.global_step = step
@@ -127,8 +128,12 @@ class Trainer:
         bar = self.progress.epoch_bar(epoch, start)
         self.progress.begin(self.state.global_step)
         try:
+            upcoming = next(batches) if start < self.plan.steps_per_epoch else None
             for batch_index in range(start, self.plan.steps_per_epoch):
-                self.step(next(batches), epoch, batch_index, stats)
+                # The next batch is taken one cycle early, so the cycle can copy it to the device while it runs;
+                # only trained batches count (next_batch_index), so a stop here resumes with the right one.
+                batch, upcoming = upcoming, (next(batches) if batch_index + 1 < self.plan.steps_per_epoch else None)
+                self.step(batch, upcoming, epoch, batch_index, stats)
                 self.progress.advance(bar, epoch, stats, self.state.global_step)  # bar, step line, step scalars
                 if self.stop.requested and batch_index + 1 < self.plan.steps_per_epoch:
                     self.save_position(epoch, batch_index + 1, stats)

@@ -3,7 +3,8 @@
 The reference is the cycle as efnas ran it before staging, kept verbatim here:
 an unstaged graph, each path's ``sess.run`` fed the whole batch.  Same seed,
 same batches, CPU with op determinism: every loss, norm and learning rate and
-every variable after the cycles must be equal to the last bit.
+every variable after the cycles must be equal to the last bit, whether each
+cycle stages its own batch or the previous cycle prefetched it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def _batches(count: int):
                   ids=tuple(f"s{index}" for index in range(BATCH))) for _ in range(count)]
 
 
-def _train(stage_batch: bool, fixed_arch, grappler: bool, batches):
+def _train(mode: str, fixed_arch, grappler: bool, batches):
     """(initial variables, per-cycle reports, final variables) of CYCLES cycles."""
     import tensorflow as tf
 
@@ -47,7 +48,7 @@ def _train(stage_batch: bool, fixed_arch, grappler: bool, batches):
     tf_graph = tf.Graph()
     with tf_graph.as_default():
         tf.compat.v1.set_random_seed(SEED)
-        graph = TrainGraph(cfg.model, cfg.loss, cfg.train, (HEIGHT, WIDTH), plan, fixed_arch, stage_batch)
+        graph = TrainGraph(cfg.model, cfg.loss, cfg.train, (HEIGHT, WIDTH), plan, fixed_arch, mode != "fed")
         variables = tf.compat.v1.global_variables()
     runtime = RuntimeConfig(gpu_device=None, deterministic=True, debug_trace=False, fast_mode=False,
                             graph_optimizations=grappler)
@@ -57,8 +58,11 @@ def _train(stage_batch: bool, fixed_arch, grappler: bool, batches):
         initial = sess.run(variables)
         for cycle, batch in enumerate(batches):
             paths = (fixed_arch,) if fixed_arch else cycle_paths(SEED, cycle)
-            if stage_batch:
+            if mode == "staged":
                 reports.append(tuple(graph.run_cycle(sess, batch, paths)))
+            elif mode == "prefetched":  # as the trainer runs it: each cycle stages the next batch
+                upcoming = batches[cycle + 1] if cycle + 1 < len(batches) else None
+                reports.append(tuple(graph.run_cycle(sess, batch, paths, upcoming)))
             else:  # the pre-staging trainer's cycle, verbatim
                 losses = []
                 for index, code in enumerate(paths):
@@ -76,39 +80,56 @@ def _train(stage_batch: bool, fixed_arch, grappler: bool, batches):
                          ids=["supernet", "supernet-grappler", "fixed_arch"])
 def test_staged_cycle_is_bit_identical_to_feeding_every_path(fixed_arch, grappler):
     batches = _batches(CYCLES)
-    names, initial_fed, fed, final_fed = _train(False, fixed_arch, grappler, batches)
-    names_staged, initial_staged, staged, final_staged = _train(True, fixed_arch, grappler, batches)
-    assert names == names_staged  # the staging variables are local: not checkpointed
-    for a, b in zip(initial_fed, initial_staged):
-        assert np.array_equal(a, b)  # staging does not shift the seeded initial weights
-    assert staged == fed
-    assert [r[-1] for r in staged] == list(range(1, CYCLES + 1))
-    assert all(r[1] for r in staged)
-    changed = 0
-    for name, a, b, start in zip(names, final_fed, final_staged, initial_fed):
-        assert np.array_equal(a, b), name
-        changed += not np.array_equal(a, start)
-    assert changed > len(names) // 4  # the cycles did train
+    names, initial_fed, fed, final_fed = _train("fed", fixed_arch, grappler, batches)
+    for mode in ("staged", "prefetched"):
+        names_staged, initial_staged, staged, final_staged = _train(mode, fixed_arch, grappler, batches)
+        assert names == names_staged  # the staging variables are local: not checkpointed
+        for a, b in zip(initial_fed, initial_staged):
+            assert np.array_equal(a, b)  # staging does not shift the seeded initial weights
+        assert staged == fed, mode
+        assert [r[-1] for r in staged] == list(range(1, CYCLES + 1))
+        assert all(r[1] for r in staged)
+        changed = 0
+        for name, a, b, start in zip(names, final_fed, final_staged, initial_fed):
+            assert np.array_equal(a, b), (mode, name)
+            changed += not np.array_equal(a, start)
+        assert changed > len(names) // 4  # the cycles did train
 
 
-def test_a_staged_cycle_feeds_the_batch_once():
+def test_a_prefetched_cycle_feeds_one_batch_in_four_runs_and_reads_the_right_slot():
+    """Fed: 3 batches in 4 runs; staged alone: 1 batch in 5 runs; prefetched: 1 batch (the next) in 4 runs.
+
+    The batches differ, so a cycle reading a stale slot would give other losses than the fed graph.
+    """
     import tensorflow as tf
 
-    from edgeflownas.train.graph import TrainGraph
+    from edgeflownas.train.graph import FeedCounter, TrainGraph
     from edgeflownas.train.plan import make_plan
 
     cfg = resolve(None, {"data.input_height": HEIGHT, "data.input_width": WIDTH, "train.batch_size": BATCH,
                          "model.init_neurons": 8}).config
-    batch = _batches(1)[0]
-    batch_bytes = batch.img0.nbytes + batch.img1.nbytes + batch.flow.nbytes
-    paths = cycle_paths(SEED, 0)
-    fed = {}
-    for staged in (False, True):
+    batches = _batches(4)
+    batch_bytes = batches[0].img0.nbytes + batches[0].img1.nbytes + batches[0].flow.nbytes
+    counts, losses = {}, {}
+    for mode in ("fed", "staged", "prefetched"):
         with tf.Graph().as_default():
             tf.compat.v1.set_random_seed(SEED)
             graph = TrainGraph(cfg.model, cfg.loss, cfg.train, (HEIGHT, WIDTH), make_plan(cfg, 100, 2),
-                               stage_batch=staged)
-            feeds = graph.cycle_feeds(batch, paths)
-        fed[staged] = sum(np.asarray(value).nbytes for feed in feeds for value in feed.values())
-    assert batch_bytes <= fed[True] < batch_bytes + 200  # + 3 arch codes and BN modes
-    assert 3 * batch_bytes <= fed[False] < 3 * batch_bytes + 200
+                               stage_batch=mode != "fed")
+            with tf.compat.v1.Session() as raw:
+                raw.run(graph.init_op)
+                sess = FeedCounter(raw)
+                counts[mode], losses[mode] = [], []
+                for cycle, batch in enumerate(batches):
+                    runs, fed = sess.runs, sess.fed_bytes
+                    upcoming = batches[cycle + 1] if mode == "prefetched" and cycle + 1 < len(batches) else None
+                    losses[mode] += graph.run_cycle(sess, batch, cycle_paths(SEED, cycle), upcoming).losses
+                    counts[mode].append((sess.runs - runs, (sess.fed_bytes - fed) // batch_bytes))
+                # A batch the last cycle did not prefetch (the first after a resume) is staged by its own run.
+                runs = sess.runs
+                losses[mode] += graph.run_cycle(sess, batches[1], cycle_paths(SEED, 4)).losses
+                assert sess.runs - runs == (4 if mode == "fed" else 5)
+    assert counts["fed"] == [(4, 3)] * 4
+    assert counts["staged"] == [(5, 1)] * 4
+    assert counts["prefetched"] == [(5, 2)] + [(4, 1)] * 2 + [(4, 0)]  # the first stages its own + the next
+    assert losses["staged"] == losses["fed"] and losses["prefetched"] == losses["fed"]
