@@ -57,10 +57,11 @@ def poison(monkeypatch):
     def install(steps):
         step = trainer_module.Trainer.step
 
-        def poisoned(self, batch, epoch, batch_index, stats):
+        def poisoned(self, batch, next_batch, epoch, batch_index, stats):
+            # A new batch object: the staging does not take it for the (clean) one the last cycle prefetched.
             if self.state.global_step in steps:
                 batch = dataclasses.replace(batch, flow=np.full_like(batch.flow, np.nan))
-            return step(self, batch, epoch, batch_index, stats)
+            return step(self, batch, next_batch, epoch, batch_index, stats)
 
         monkeypatch.setattr(trainer_module.Trainer, "step", poisoned)
 
