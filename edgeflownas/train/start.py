@@ -291,6 +291,7 @@ def fresh_or_inherit(resolved: ResolvedConfig, log: Callable[[str], None]) -> St
         if not checkpoint.has_checkpoint(source):
             raise CheckpointError(f"checkpoint.init_from={source}: not a complete checkpoint directory (state.json "
                                   "and model.index)")
+        _note_model_differences(source, cfg, log)
         return Start("inherit", source)
     if not source_name:
         return Start("fresh")
@@ -299,7 +300,24 @@ def fresh_or_inherit(resolved: ResolvedConfig, log: Callable[[str], None]) -> St
     source = Path(cfg.experiment.output_root) / source_name / rd.LAST
     if not checkpoint.has_checkpoint(source):
         raise CheckpointError(f"checkpoint.resume_experiment_name={source_name}: no checkpoint at {source}")
+    _note_model_differences(source, cfg, log)
     return Start("inherit", source)
+
+
+# Model keys that change what the same variables compute (shapes alike, so the restore itself succeeds),
+# with the value a checkpoint older than the key was trained with.
+FUNCTION_KEYS = {"upsample": "resize_conv", "input_normalization": None}
+
+
+def _note_model_differences(source: Path, cfg, log: Callable[[str], None]) -> None:
+    """A notice per FUNCTION_KEYS value the inherited checkpoint was trained with that this run changes."""
+    trained = checkpoint.read_state(source).get("config", {}).get("model", {})
+    for key, before in FUNCTION_KEYS.items():
+        value = trained.get(key, before)
+        if value is not None and value != getattr(cfg.model, key):
+            log(f"notice: {source} was trained with model.{key}={value}, this run uses "
+                f"{getattr(cfg.model, key)}: the inherited weights start out computing another function "
+                f"(--set model.{key}={value} keeps it)")
 
 
 def check_same_data(state: Dict[str, Any], data_info: Dict[str, Any], where: Path,

@@ -20,8 +20,11 @@ def _write_config(tmp_path, raw):
     return path
 
 
-def _fake_last_checkpoint(raw, epoch=3, early_stop=None):
-    """A run directory whose supernet_last.ckpt was written under ``raw`` (variables are dummies)."""
+def _fake_last_checkpoint(raw, epoch=3, early_stop=None, drop_model_keys=()):
+    """A run directory whose supernet_last.ckpt was written under ``raw`` (variables are dummies).
+
+    ``drop_model_keys``: model keys its recorded config lacks, as in a checkpoint older than those keys.
+    """
     resolved = resolve_mapping(raw)
     plan = make_plan(resolved.config, 16, 4)
     run_dir = Path(resolved.config.experiment.output_root) / resolved.config.experiment.name
@@ -33,6 +36,8 @@ def _fake_last_checkpoint(raw, epoch=3, early_stop=None):
              "global_step": epoch * 3, "epoch": epoch, "next_batch_index": 0, "cycle_index": epoch * 3,
              "fairness_counts": [[epoch * 3] * 3] * 9, "history": [], "best_metric": 1.0, "best_epoch": 2,
              "early_stop": early_stop or {"best": 1.0, "best_epoch": 2, "bad_epochs": 1, "stopped_epoch": None}}
+    for key in drop_model_keys:
+        del state["config"]["model"][key]
     checkpoint.save_checkpoint(run_dir / "supernet_last.ckpt", dummy_variables, state, verify_variables=False)
     return state
 
@@ -100,3 +105,22 @@ def test_gpu_device_without_a_gpu_is_accepted_with_a_notice():
                             graph_optimizations=True)
     assert configure_runtime(runtime, lines.append) is None  # build on TensorFlow's default device: the CPU
     assert lines == ["notice: --gpu_device 0 requested but TensorFlow sees no GPU; running on CPU"]
+
+
+@pytest.mark.parametrize("recorded", [True, False], ids=["recorded", "older-checkpoint-without-the-key"])
+def test_inheriting_weights_trained_in_another_upsampling_order_says_so(tiny_run, recorded):
+    """A checkpoint trained in resize_conv (recorded, or from before model.upsample existed) inherited in both orders."""
+    from edgeflownas.train.start import fresh_or_inherit
+
+    state = _fake_last_checkpoint(dict(tiny_run, model=dict(tiny_run.get("model", {}), upsample="resize_conv")),
+                                  drop_model_keys=() if recorded else ("upsample",))
+    assert ("upsample" in state["config"]["model"]) == recorded
+    inherit = {"experiment.name": "inheritor", "checkpoint.resume_experiment_name": tiny_run["experiment"]["name"]}
+    for order, expected in (("resize_conv", 0), ("conv_resize", 1)):
+        lines = []
+        start = fresh_or_inherit(resolve_mapping(tiny_run, dict(inherit, **{"model.upsample": order})), lines.append)
+        assert start.mode == "inherit"
+        notices = [line for line in lines if "model.upsample" in line]
+        assert len(notices) == expected, lines
+    assert "trained with model.upsample=resize_conv, this run uses conv_resize" in notices[0]
+    assert "--set model.upsample=resize_conv keeps it" in notices[0]
