@@ -361,7 +361,7 @@ def main(argv=None) -> int:
               f"{2 + 4 * args.repeats} cycles ({xla['first_loss_rel_diff']:.2e} at the first path); "
               f"{xla['wall']:.0f} s with compilation")
     targets = dict(TARGETS, **({"xla_vs_plain_cycle": XLA_TARGET} if xla is not None else {}))
-    print(json.dumps({**{key: float(f"{value:.4g}") for key, value in ratios.items()}, "targets": targets}))
+    print(json.dumps({**{key: float(f"{value:.5g}") for key, value in ratios.items()}, "targets": targets}))
     return 0
 
 
