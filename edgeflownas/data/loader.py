@@ -23,14 +23,20 @@ refuses train and val that are one folder or share byte-identical samples:
 ``BatchLoader`` turns a source into batches: the sample order of an epoch is a
 pure function of (seed, epoch), ``batches(epoch, start_batch)`` resumes exactly
 at a batch index, and worker threads prefetch batches in the background while
-the trainer computes.  PNG decoding and resizing run in parallel threads
-(OpenCV releases the GIL), and so do shard reads (numpy's copy and xxh3_64
-release it), so threads suffice and a batch is never copied between processes.
+the trainer computes.  Batches are written into reused buffers (``BatchBuffers``):
+a new 9.7 MB batch (16 x 180x240) on every read cost page faults and zeroing,
+which halved shard throughput inline and more than halved it with two threads.
+PNG decoding and resizing run in parallel threads (OpenCV releases the GIL).
+Shard reads are bound by memory bandwidth, not by the GIL (numpy's copy and
+xxh3_64 release it): on the 2-core test machine, 2 threads read 1.05-1.15x and
+2 worker processes (a prototype) 1.0-1.25x what one thread reads, so threads
+suffice and the workers' use is to overlap the reads with training.
 """
 
 from __future__ import annotations
 
 import bisect
+import ctypes
 import itertools
 import os
 import threading
@@ -85,12 +91,16 @@ class SampleSource:
         """Sample ``index``: (img0, img1, flow)."""
         raise NotImplementedError
 
-    def get_batch(self, indices: Sequence[int]) -> Batch:
-        """Samples ``indices`` stacked in that order."""
-        arrays = empty_batch(len(indices), self.height, self.width)
+    def read_into(self, indices: Sequence[int], arrays: Sequence[np.ndarray]) -> None:
+        """Write samples ``indices``, in that order, into rows 0.. of ``arrays`` (img0, img1, flow)."""
         for position, index in enumerate(indices):
             for out, array in zip(arrays, self.get(int(index))):
                 out[position] = array
+
+    def get_batch(self, indices: Sequence[int]) -> Batch:
+        """Samples ``indices`` stacked in that order, in new arrays."""
+        arrays = empty_batch(len(indices), self.height, self.width)
+        self.read_into(indices, arrays)
         return Batch(*arrays, ids=tuple(self.sample_ids[int(index)] for index in indices))
 
     def close(self) -> None:
@@ -185,14 +195,13 @@ class ShardSource(SampleSource):
         img0, img1, flow = (array[0] for array in arrays)
         return resize_sample(img0, img1, flow, self.height, self.width)
 
-    def get_batch(self, indices: Sequence[int]) -> Batch:
-        """Read samples straight into one batch when the shards are at the training size."""
+    def read_into(self, indices: Sequence[int], arrays: Sequence[np.ndarray]) -> None:
+        """Copy samples straight into ``arrays`` when the shards are at the training size."""
         if self.stored_size != (self.height, self.width):
-            return super().get_batch(indices)
-        arrays = empty_batch(len(indices), self.height, self.width)
+            super().read_into(indices, arrays)
+            return
         for position, index in enumerate(indices):
             self._read(int(index), arrays, position)
-        return Batch(*arrays, ids=tuple(self.sample_ids[int(index)] for index in indices))
 
     def close(self) -> None:
         """Close every shard file this source opened."""
@@ -244,6 +253,42 @@ def open_source(data_cfg: DataConfig, split: str, verify_sha256: bool = True) ->
     raise ConfigError(f"data.source must be 'folders' or 'shards', got {data_cfg.source!r}")
 
 
+class BatchBuffers:
+    """Batch arrays in buffers that are reused once nothing refers to the batch written in them any more.
+
+    Each batch gets a new ctypes view of a free buffer as the base of its arrays;
+    numpy keeps that base alive through every view of the arrays (views of views
+    too), and its finalizer returns the buffer when the last one dies.  A batch
+    the caller keeps therefore keeps its values; a new buffer is made when none is
+    free.  Arrays start on 64-byte cache lines.
+    """
+
+    ALIGN = 64
+
+    def __init__(self, batch_size: int, height: int, width: int) -> None:
+        self.layout: List[Tuple[np.dtype, Tuple[int, ...], int]] = []  # dtype, shape, byte offset of each array
+        offset = 0
+        for dtype, channels in shards.ARRAYS.values():
+            shape = (batch_size, height, width, channels)
+            self.layout.append((np.dtype(dtype), shape, offset))
+            offset += -(-int(np.prod(shape)) * np.dtype(dtype).itemsize // self.ALIGN) * self.ALIGN
+        self.nbytes = offset
+        self.made = 0  # buffers allocated so far
+        self._free: Deque[np.ndarray] = deque()  # append and pop are atomic: finalizers run in any thread
+
+    def take(self, count: int) -> Tuple[np.ndarray, ...]:
+        """img0, img1, flow arrays for ``count`` (<= batch_size) samples, in a buffer no live batch uses."""
+        try:
+            memory = self._free.pop()
+        except IndexError:
+            memory = np.empty(self.nbytes + self.ALIGN, np.uint8)
+            self.made += 1
+        owner = (ctypes.c_char * self.nbytes).from_buffer(memory, -memory.ctypes.data % self.ALIGN)
+        weakref.finalize(owner, self._free.append, memory).atexit = False
+        return tuple(np.frombuffer(owner, dtype, int(np.prod(shape)), offset).reshape(shape)[:count]
+                     for dtype, shape, offset in self.layout)
+
+
 class BatchLoader:
     """Batches of a source: order = f(seed, epoch), exact resume by batch index, background prefetch."""
 
@@ -257,6 +302,7 @@ class BatchLoader:
             raise DataError(f"{getattr(source, 'directory', source)}: {len(source)} samples cannot fill one batch "
                             f"of {batch_size} (drop_last); lower the batch size or add samples")
         self._pool: Optional[ThreadPoolExecutor] = None
+        self.buffers = BatchBuffers(batch_size, source.height, source.width)
 
     @property
     def num_batches(self) -> int:
@@ -275,14 +321,14 @@ class BatchLoader:
         order = self.epoch_order(epoch)
         chunks = (order[b * self.batch_size:(b + 1) * self.batch_size] for b in range(start_batch, self.num_batches))
         if self.num_workers == 0:
-            yield from map(self.source.get_batch, chunks)
+            yield from map(self._load, chunks)
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.num_workers, thread_name_prefix="efnas-loader")
         ahead: Deque[Future] = deque()
         try:
             for indices in chunks:
-                ahead.append(self._pool.submit(self.source.get_batch, indices))
+                ahead.append(self._pool.submit(self._load, indices))
                 if len(ahead) > self.prefetch_batches:
                     yield ahead.popleft().result()
             while ahead:
@@ -290,6 +336,11 @@ class BatchLoader:
         finally:
             for future in ahead:
                 future.cancel()
+
+    def _load(self, indices: np.ndarray) -> Batch:
+        arrays = self.buffers.take(len(indices))
+        self.source.read_into(indices, arrays)
+        return Batch(*arrays, ids=tuple(self.source.sample_ids[int(index)] for index in indices))
 
     def close(self) -> None:
         """Stop the worker threads (the source stays open; close it separately)."""

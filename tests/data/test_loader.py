@@ -15,7 +15,7 @@ import pytest
 from edgeflownas.config_types import DataConfig
 from edgeflownas.data.loader import BatchLoader, FolderSource, ShardSource, open_source
 from edgeflownas.data.pack import pack
-from edgeflownas.data.shards import hdf5_locking, open_shard
+from edgeflownas.data.shards import hdf5_locking
 from edgeflownas.errors import ConfigError, DataError
 
 
@@ -114,6 +114,47 @@ def test_background_workers_give_the_same_batches_as_inline_loading(synth_fc2, p
     for left, right in zip(inline, threaded):
         for name in ("img0", "img1", "flow"):
             np.testing.assert_array_equal(getattr(left, name), getattr(right, name))
+
+
+def fresh_copy(source, batch):
+    """The samples of ``batch`` read again into new arrays."""
+    index = {sample_id: number for number, sample_id in enumerate(source.sample_ids)}
+    return source.get_batch([index[sample_id] for sample_id in batch.ids])
+
+
+def assert_same_batch(left, right) -> None:
+    assert left.ids == right.ids
+    for name in ("img0", "img1", "flow"):
+        np.testing.assert_array_equal(getattr(left, name), getattr(right, name))
+
+
+def test_a_kept_batch_keeps_its_values_while_later_batches_reuse_the_buffers(packed_fc2):
+    source = ShardSource(packed_fc2, "train", 48, 64)
+    loader = BatchLoader(source, 3, seed=2, num_workers=0)
+    first_epoch = loader.batches(0)
+    kept = next(first_epoch)
+    second = next(first_epoch)
+    expected_view = fresh_copy(source, second).flow[1:, ::2, :, 1]
+    view = second.flow[1:, ::2][..., 1]  # a view of a view is all that is left of the second batch
+    del second
+    loaded = 2
+    for epoch in range(1, 4):
+        for batch in loader.batches(epoch):
+            assert_same_batch(batch, fresh_copy(source, batch))
+            loaded += 1
+    assert loaded == 11 and loader.buffers.made <= 4  # buffers were reused ...
+    assert_same_batch(kept, fresh_copy(source, kept))  # ... but not the ones still referred to
+    np.testing.assert_array_equal(view, expected_view)
+
+
+def test_worker_threads_reusing_buffers_give_each_batch_its_own_samples(packed_fc2):
+    source = ShardSource(packed_fc2, "train", 48, 64)
+    with BatchLoader(source, 2, seed=3, num_workers=2, prefetch_batches=2) as loader:
+        for epoch in range(3):
+            for batch in loader.batches(epoch):
+                assert_same_batch(batch, fresh_copy(source, batch))
+                assert all(array.ctypes.data % 64 == 0 for array in (batch.img0, batch.img1, batch.flow))
+        assert 3 * loader.num_batches == 15 and loader.buffers.made <= 5
 
 
 def test_drop_last_and_too_large_batches(packed_fc2):
