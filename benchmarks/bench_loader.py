@@ -23,16 +23,17 @@ Targets (issue 17): shards >= 20x folders and >= 0.6x raw_bytes (inline), and
 the loader with 2 workers >= 1.6x inline on shards.  The last line is one JSON
 object of the measured ratios and their targets, for tracking over time.
 
-Why ``workers_vs_inline`` stays near 1.1x on shards (measured on the 2-core test
-machine, batch 16): reading shards is copying memory, bound by memory bandwidth,
-not by the GIL (numpy's copy and xxh3_64 release it).  Two loader threads keep
-1.7 CPUs busy yet read 1.05-1.2x what one thread reads, and a prototype with two
-worker processes (spawned, reading whole batches into shared-memory slots, no
-GIL) read 1.0-1.25x, so the loader keeps threads.  What did speed it up is reusing
-batch buffers (``loader.BatchBuffers``): a new 9.7 MB batch per read cost page
-faults and zeroing, which held inline reads to 9-10k samples/s (now 16-18.5k)
-and two threads to 7.5-8.7k (now 17.5-19k).  PNG decoding (folders) is compute
-bound and does scale with threads.
+Why ``workers_vs_inline`` stays at 0.9-1.2x on shards (medians on the quiet
+2-core test machine): reading shards is copying memory, bound by memory
+bandwidth, not by the GIL (numpy's copy and xxh3_64 release it).  Two loader
+threads keep 1.7 CPUs busy yet read 1.0-1.2x what one thread reads (batch 16
+and 32), and a prototype with two worker processes (spawned, reading whole
+batches into shared-memory slots, no GIL) read 1.0-1.25x, so the loader keeps
+threads.  What did speed it up is reusing batch buffers (``loader.BatchBuffers``):
+a new batch per read (9.7 MB at batch 16) cost page faults and zeroing, which
+held inline reads to 8.4-9.1k samples/s at batch 16 (now 16-17k) and 6.8k at
+batch 32 (now 15k), and two threads to 7.2-7.7k (now 16-16.8k) and 8.2-13.5k
+(now 18k).  PNG decoding (folders) is compute bound and does scale with threads.
 
     python benchmarks/bench_loader.py [--samples 200] [--workers 2] [--batch_size 16]
 """

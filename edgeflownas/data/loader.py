@@ -24,11 +24,12 @@ refuses train and val that are one folder or share byte-identical samples:
 pure function of (seed, epoch), ``batches(epoch, start_batch)`` resumes exactly
 at a batch index, and worker threads prefetch batches in the background while
 the trainer computes.  Batches are written into reused buffers (``BatchBuffers``):
-a new 9.7 MB batch (16 x 180x240) on every read cost page faults and zeroing,
-which halved shard throughput inline and more than halved it with two threads.
+a new batch (9.7 MB at 16 x 180x240) on every read cost page faults and
+zeroing, which halved shard throughput inline and more than halved it with two
+threads (``benchmarks/bench_loader.py``).
 PNG decoding and resizing run in parallel threads (OpenCV releases the GIL).
 Shard reads are bound by memory bandwidth, not by the GIL (numpy's copy and
-xxh3_64 release it): on the 2-core test machine, 2 threads read 1.05-1.15x and
+xxh3_64 release it): on the 2-core test machine, 2 threads read 1.0-1.2x and
 2 worker processes (a prototype) 1.0-1.25x what one thread reads, so threads
 suffice and the workers' use is to overlap the reads with training.
 """
