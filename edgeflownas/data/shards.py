@@ -7,8 +7,9 @@ stored contiguously without HDF5 filters, plus ``sample_ids`` (utf-8 [N]) and
 bytes; a damaged hash fails its sample's check like damaged data).  Samples are copied from
 a read-only memory map straight into the caller's batch and checked against their
 stored hashes (``ShardLayout.read``): copy and hash release the GIL, so loader
-threads scale, and the hash costs ~0.01-0.03 ms per 180x240 sample where HDF5's
-fletcher32 cost ~0.2 ms.
+threads do not serialise (they are bound by memory bandwidth instead; see
+benchmarks/bench_loader.py), and the hash costs ~0.01-0.03 ms per 180x240
+sample where HDF5's fletcher32 cost ~0.2 ms.
 Version 1 (fletcher32 chunks, read through h5py) is refused with a re-pack hint.
 The manifest lists only shards that were completely written, each with its
 sample count and sha256.  ``efnas pack`` writes this format, the loader reads
@@ -303,7 +304,7 @@ class ShardLayout:
 
         for number, (name, view, out) in enumerate(zip(ARRAYS, views, outs)):
             target = out[position]
-            # The copy and the hash release the GIL (loader threads scale); the copy is hashed
+            # The copy and the hash release the GIL (threads do not serialise); the copy is hashed
             # while it is still in the CPU cache, and what is hashed is what the caller gets.
             np.copyto(target, view[local])
             digest = xxhash.xxh3_64_intdigest(target)

@@ -133,3 +133,33 @@ def test_a_prefetched_cycle_feeds_one_batch_in_four_runs_and_reads_the_right_slo
     assert counts["staged"] == [(5, 1)] * 4
     assert counts["prefetched"] == [(5, 2)] + [(4, 1)] * 2 + [(4, 0)]  # the first stages its own + the next
     assert losses["staged"] == losses["fed"] and losses["prefetched"] == losses["fed"]
+
+
+def test_the_loader_does_not_reuse_a_buffer_a_staging_slot_still_holds():
+    """On CPU TensorFlow adopts a 64-byte aligned feed's memory as the variable's value (no copy); the loader's
+    reused batch buffers must therefore stay taken until the slot lets go of them, not until Python does."""
+    import gc
+
+    import tensorflow as tf
+
+    from edgeflownas.data.loader import BatchBuffers
+    from edgeflownas.model.staging import BatchStaging
+
+    buffers = BatchBuffers(BATCH, HEIGHT, WIDTH)
+    with tf.Graph().as_default():
+        placeholders = [tf.compat.v1.placeholder(dtype, [None, HEIGHT, WIDTH, channels]) for dtype, channels in
+                        ((tf.uint8, 3), (tf.uint8, 3), (tf.float32, 2))]
+        staging = BatchStaging(placeholders)
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.local_variables_initializer())
+            staged = buffers.take(BATCH)
+            for array, value in zip(staged, (11, 22, 3.5)):
+                array[...] = value
+            sess.run(staging.stage_ops[0], staging.feed(staged))
+            del staged, array
+            gc.collect()
+            for _ in range(3):  # the loader writing its next batches
+                for array in buffers.take(BATCH):
+                    array[...] = 0
+            img0, img1, flow = sess.run(staging.tensors, {staging.slot: 0})
+    assert (img0 == 11).all() and (img1 == 22).all() and (flow == 3.5).all()
