@@ -18,10 +18,11 @@ Inputs (feed them):
                  batch stats + EMA update of the moving stats, BN_INFER (1): moving stats,
                  BN_RECAL (2): batch stats, added to the recalibration sums, no EMA.
 
-Staged batch (training): ``stage_batch=True`` keeps the batch in device variables
-(``staging.py``): ``staging.stage_op`` run with ``staging.feed((img0, img1, flow))``
-copies it once, and the runs after it need only ``arch_code`` and ``bn_mode``.
-Then ``img0``, ``img1`` and ``flow_gt`` are the variables' reads (still feedable,
+Staged batch (training): ``stage_batch=True`` keeps batches in two slots of device
+variables (``staging.py``): ``staging.stage_ops[slot]`` run with
+``staging.feed((img0, img1, flow))`` copies one in, and the runs on it need only
+``staging.slot``, ``arch_code`` and ``bn_mode``.  Then ``img0``, ``img1`` and
+``flow_gt`` are the reads of the slot fed to ``staging.slot`` (still feedable,
 as evaluation does) and ``staging.placeholders`` the placeholders above.
 
 Outputs:
