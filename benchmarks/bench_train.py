@@ -196,10 +196,9 @@ def feed_figures(args, small_cfg):
             cpu[name].append(time.process_time() - start_cpu)
     per_cycle = {name: ((counter.runs - counted[name][0]) / cycles, (counter.fed_bytes - counted[name][1]) / cycles)
                  for name, (_, _, counter) in sides.items()}
-    graph, sess, counter = sides["staged"]
+    graph, sess, _ = sides["staged"]
     staging, batch = graph.net.staging, batches[0]
-    stage_run = statistics.median(timed(sess.run, staging.stage_ops[0], staging.stage_feed(batch)) for _ in range(9))
-    staging.hold(counter, 0, batch)
+    stage_run = statistics.median(timed(staging.stage, sess, 0, batch) for _ in range(9))
     for _, sess, _ in sides.values():
         sess.close()
     return {"batch_bytes": batch.img0.nbytes + batch.img1.nbytes + batch.flow.nbytes, "cycles": cycles,

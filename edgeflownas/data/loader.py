@@ -341,6 +341,8 @@ class BatchLoader:
     def _load(self, indices: np.ndarray) -> Batch:
         arrays = self.buffers.take(len(indices))
         self.source.read_into(indices, arrays)
+        for array in arrays:  # a batch is never changed after this (the trainer's staging relies on it)
+            array.flags.writeable = False
         return Batch(*arrays, ids=tuple(self.source.sample_ids[int(index)] for index in indices))
 
     def close(self) -> None:

@@ -15,8 +15,10 @@ stream while the path computes, and the next cycle starts on a batch already on
 the device; on the CPU it is one memcpy either way.  A batch that is not in a
 slot (the first of an epoch, the first after a resume) is staged by a run of
 its own.  ``BatchStaging`` remembers, per session, which batch object each slot
-holds (``hold``/``release``, around the runs that assign them); batches are
-never changed after the loader made them.
+holds (``hold``/``release``, around the runs that assign them): a slot is
+assigned only through ``stage`` or ``TrainGraph.run_cycle``, one thread per
+session, and the local variables are initialised once per session.  Batches
+are never changed after the loader made them (its arrays are read-only).
 
 Why variables and not a ``tf.data`` iterator kept for the cycle: an iterator's
 element is consumed by the run that gets it, so keeping it for 3 runs needs the
@@ -76,6 +78,12 @@ class BatchStaging:
             if held_sess is sess and held_batch is batch:
                 return slot
         return None
+
+    def stage(self, sess: Any, slot: int, batch: Any) -> None:
+        """Copy ``batch`` into ``slot`` by a run of its own (the way to stage outside ``TrainGraph.run_cycle``)."""
+        self.release(slot)
+        sess.run(self.stage_ops[slot], self.stage_feed(batch))
+        self.hold(sess, slot, batch)
 
     def hold(self, sess: Any, slot: int, batch: Any) -> None:
         """Record that a run that assigned ``batch`` to ``slot`` in ``sess`` has finished."""

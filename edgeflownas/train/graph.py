@@ -211,6 +211,8 @@ class TrainGraph(EvalGraph):
         Staged (``model/staging.py``): ``batch`` is staged by a run of its own unless the previous cycle
         prefetched it, and the first path run prefetches ``next_batch`` (when given) into the other slot.
         """
+        if not paths:
+            raise ValueError("a cycle needs at least one path")
         staging = self.net.staging
         prefetch: List = []
         if staging is None:
@@ -219,9 +221,7 @@ class TrainGraph(EvalGraph):
             slot = staging.slot_of(sess, batch)
             if slot is None:
                 slot = 0
-                staging.release(slot)
-                sess.run(staging.stage_ops[slot], staging.stage_feed(batch))
-                staging.hold(sess, slot, batch)
+                staging.stage(sess, slot, batch)
             feeds = [{**self.path_feed(code, BN_TRAIN), staging.slot: slot} for code in paths]
             if next_batch is not None:
                 staging.release(1 - slot)

@@ -154,6 +154,7 @@ def test_worker_threads_reusing_buffers_give_each_batch_its_own_samples(packed_f
             for batch in loader.batches(epoch):
                 assert_same_batch(batch, fresh_copy(source, batch))
                 assert all(array.ctypes.data % 64 == 0 for array in (batch.img0, batch.img1, batch.flow))
+                assert not any(array.flags.writeable for array in (batch.img0, batch.img1, batch.flow))
         assert 3 * loader.num_batches == 15 and loader.buffers.made <= 5
 
 

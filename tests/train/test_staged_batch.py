@@ -125,6 +125,8 @@ def test_a_prefetched_cycle_feeds_one_batch_in_four_runs_and_reads_the_right_slo
                     upcoming = batches[cycle + 1] if mode == "prefetched" and cycle + 1 < len(batches) else None
                     losses[mode] += graph.run_cycle(sess, batch, cycle_paths(SEED, cycle), upcoming).losses
                     counts[mode].append((sess.runs - runs, (sess.fed_bytes - fed) // batch_bytes))
+                with pytest.raises(ValueError, match="at least one path"):  # it would record an unmade prefetch
+                    graph.run_cycle(sess, batches[0], (), batches[1])
                 # A batch the last cycle did not prefetch (the first after a resume) is staged by its own run.
                 runs = sess.runs
                 losses[mode] += graph.run_cycle(sess, batches[1], cycle_paths(SEED, 4)).losses
