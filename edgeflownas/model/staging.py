@@ -39,7 +39,6 @@ import numpy as np
 import tensorflow as tf
 
 SCOPE = "staged_batch/"
-SLOTS = 2
 
 
 class BatchStaging:
@@ -52,7 +51,7 @@ class BatchStaging:
         with tf.compat.v1.name_scope(SCOPE), tf.xla.experimental.jit_scope(compile_ops=False):
             self.slot = tf.compat.v1.placeholder_with_default(tf.constant(0, tf.int32), [], name="slot")
             buffers = [[_buffer(placeholder, f"slot{slot}/{name}") for placeholder, name in
-                        zip(self.placeholders, names)] for slot in range(SLOTS)]
+                        zip(self.placeholders, names)] for slot in (0, 1)]
             reads = tf.cond(tf.equal(self.slot, 0), lambda: [v.read_value() for v in buffers[0]],
                             lambda: [v.read_value() for v in buffers[1]], name="read_slot")
             self.tensors: Tuple[tf.Tensor, ...] = tuple(
@@ -61,7 +60,6 @@ class BatchStaging:
             self.stage_ops: Tuple[tf.Operation, ...] = tuple(
                 tf.group(*[v.assign(p, read_value=False) for v, p in zip(slot_buffers, self.placeholders)],
                          name=f"stage_slot{slot}") for slot, slot_buffers in enumerate(buffers))
-        self.variables = [v for slot_buffers in buffers for v in slot_buffers]
         self._held: Dict[int, Tuple[Any, Any]] = {}  # slot -> (session, batch) it holds
 
     def feed(self, arrays: Sequence[np.ndarray]) -> Dict[tf.Tensor, np.ndarray]:

@@ -281,7 +281,15 @@ def refusal(run_dir: Path, problem: str, results: List[str], resume: bool) -> st
 
 def fresh_or_inherit(resolved: ResolvedConfig, log: Callable[[str], None]) -> Start:
     """'inherit' from ``checkpoint.init_from`` or ``checkpoint.resume_experiment_name``'s last checkpoint, else 'fresh'."""
-    cfg = resolved.config
+    source = _inherit_source(resolved.config)
+    if source is None:
+        return Start("fresh")
+    _note_model_differences(source, resolved.config, log)
+    return Start("inherit", source)
+
+
+def _inherit_source(cfg) -> Optional[Path]:
+    """The checkpoint a new run starts from (``checkpoint.init_from`` or ``resume_experiment_name``), or None."""
     source_name = cfg.checkpoint.resume_experiment_name
     if cfg.checkpoint.init_from:
         if source_name:
@@ -291,17 +299,15 @@ def fresh_or_inherit(resolved: ResolvedConfig, log: Callable[[str], None]) -> St
         if not checkpoint.has_checkpoint(source):
             raise CheckpointError(f"checkpoint.init_from={source}: not a complete checkpoint directory (state.json "
                                   "and model.index)")
-        _note_model_differences(source, cfg, log)
-        return Start("inherit", source)
+        return source
     if not source_name:
-        return Start("fresh")
+        return None
     if source_name == cfg.experiment.name:
         raise ConfigError("checkpoint.resume_experiment_name names this same experiment: use --resume instead")
     source = Path(cfg.experiment.output_root) / source_name / rd.LAST
     if not checkpoint.has_checkpoint(source):
         raise CheckpointError(f"checkpoint.resume_experiment_name={source_name}: no checkpoint at {source}")
-    _note_model_differences(source, cfg, log)
-    return Start("inherit", source)
+    return source
 
 
 # Model keys that change what the same variables compute (shapes alike, so the restore itself succeeds),
