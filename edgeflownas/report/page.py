@@ -93,14 +93,16 @@ def _search(figures: Dict[str, Path], search_dir: Path, doc: Dict) -> str:
 
 
 def _cost(figures: Dict[str, Path], view) -> str:
-    text = (f"Validation EPE against MACs per image pair. {view.pool_label[0].upper()}{view.pool_label[1:]}: the "
-            "EPE of eval_epe_history.csv, as in the ranking above. ")
+    text = (f"Validation EPE against MACs per image pair, every EPE of one checkpoint ({view.checkpoint}) with the "
+            f"run's scoring (its BN-recalibration and validation batches), the figure efnas eval and search give. "
+            f"{view.pool_label[0].upper()}{view.pool_label[1:]}: the EPE logged at that epoch. ")
     text += (f"Star: {view.baseline_label}. " if view.baseline is not None else
              "The EdgeFlowNet baseline is not shown: it is not in the pool, and neither flow pictures nor a search "
              "evaluated it. ")
     if view.fronts:
-        text += ("Squares: the Pareto front of each search (its own checkpoint and validation batches, so its EPE "
-                 "can differ from the pool's by the epochs between them).")
+        text += "Squares: the Pareto front of each search of these weights (pool and baseline included). "
+    if view.left_out:
+        text += (f"Not shown (they scored other weights; see their own sections): {', '.join(view.left_out)}.")
     return html.note(text) + html.image(figures["cost"], "EPE vs MACs")
 
 
