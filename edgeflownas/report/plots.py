@@ -83,7 +83,8 @@ def epe_figure(run: RunData) -> "Figure":
     epochs, mean = _series(run, run.mean_column)
     _, std = _series(run, run.std_column)
     marker = "o" if len(epochs) < 30 else None
-    axis.fill_between(epochs, mean - std, mean + std, color="0.6", alpha=0.35, label="pool mean ± std")
+    if len(std) == len(mean):  # a fixed-arch run (one subnet) logs no std
+        axis.fill_between(epochs, mean - std, mean + std, color="0.6", alpha=0.35, label="pool mean ± std")
     for name, column, colour in zip(run.pool_names, run.epe_columns, _subnet_colours(len(run.pool))):
         x, y = _series(run, column)
         axis.plot(x, y, color=colour, linewidth=1.1, marker=marker, markersize=3, label=name)
