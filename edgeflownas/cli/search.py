@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict, Optional
 import click
 
 from edgeflownas.cli.options import Option, collect_overrides, data_location_options
+from edgeflownas.search.strategies import STRATEGIES
 
 SEARCH_HELP = """Search a trained supernet's subnets for the best EPE-vs-cost trade-offs.
 
@@ -35,9 +36,8 @@ def search_options(func: Callable) -> Callable:
         click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
                      help="Search directory (store, front.json, all.jsonl, front.png). Default: <run>/search. "
                           "Re-running into the same directory reuses every stored score."),
-        click.option("--strategy", type=click.Choice(["evolution", "random", "exhaustive"]), default="evolution",
-                     show_default=True, help="evolution (SPOS-style, two objectives), random (the baseline to "
-                                             "beat), exhaustive (every feasible code; small spaces)."),
+        click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="evolution", show_default=True,
+                     help="; ".join(f"{name}: {strategy.help}" for name, strategy in STRATEGIES.items()) + "."),
         click.option("--budget", type=int, default=100, show_default=True,
                      help="Distinct candidates to score (ignored by exhaustive)."),
         click.option("--constraint", "constraints", multiple=True,
