@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from edgeflownas.atomic_io import write_json_atomic, write_text_atomic
+from edgeflownas.atomic_io import read_json, write_json_atomic, write_text_atomic
 from edgeflownas.errors import SearchError
 from edgeflownas.nas.arch_codec import ArchCode, arch_name
 from edgeflownas.nas.pareto import hypervolume, pareto_front
@@ -106,13 +106,8 @@ def format_table(doc: Mapping[str, Any], limit: int = 10) -> str:
 
 def load_front(search_dir: Path) -> Dict[str, Any]:
     """``front.json`` of a search directory; SearchError naming it if missing or damaged."""
-    path = Path(search_dir) / FRONT_FILE
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SearchError(f"{path} does not exist: run 'efnas search --out {search_dir}' first") from None
-    except ValueError as error:
-        raise SearchError(f"{path} is not valid JSON ({error}): run the search again") from None
+    return read_json(Path(search_dir) / FRONT_FILE, SearchError, f"run 'efnas search --out {search_dir}' first",
+                     "run the search again")
 
 
 def pick(doc: Mapping[str, Any], selector: str) -> Optional[ArchCode]:

@@ -25,12 +25,11 @@ imported only when an evaluator opens or a cost table has to be counted.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from edgeflownas.atomic_io import write_json_atomic
+from edgeflownas.atomic_io import read_json, write_json_atomic
 from edgeflownas.config import ResolvedConfig, resolve_mapping
 from edgeflownas.config_types import Config
 from edgeflownas.errors import ArchCodeError, CheckpointError, ConfigError
@@ -238,7 +237,7 @@ class TrainedRun:
         key = table_key(height, width, self.config.model)
         path = self.run_dir / COST_TABLE_FILE
         if path.is_file():
-            doc = read_json(path)
+            doc = read_json(path, CheckpointError, "it is counted again", "delete it: efnas counts the table again")
             if doc.get("key") == key:
                 self._table = CostTable.from_dict(doc["table"])
                 return self._table
@@ -278,16 +277,3 @@ def logged_epe(state: Mapping[str, Any], epoch: int) -> Dict[str, float]:
     row = next((r for r in state.get("history", []) if r.get("epoch") == epoch), {})
     return {key[len("epe_"):]: value for key, value in row.items()
             if key.startswith("epe_") and isinstance(value, (int, float))}
-
-
-def read_json(path: Path) -> Dict[str, Any]:
-    """A JSON object from ``path``; CheckpointError naming the file if it is missing or damaged."""
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} is missing") from None
-    except (UnicodeDecodeError, ValueError) as error:
-        raise CheckpointError(f"{path} is damaged ({error}): delete it, it is written again") from None
-    if not isinstance(doc, dict):
-        raise CheckpointError(f"{path} is damaged (a JSON object expected): delete it, it is written again")
-    return doc
