@@ -24,7 +24,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from edgeflownas.atomic_io import write_csv_atomic, write_json_atomic
 from edgeflownas.errors import ArchCodeError, ConfigError
