@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict, Optional
 import click
 
 from edgeflownas.cli.options import collect_overrides, data_location_options
+from edgeflownas.outputs import OutputPath, check_output_folder
 
 SEARCH_HELP = """Search a trained supernet's subnets for the best EPE-vs-cost trade-offs.
 
@@ -28,7 +29,7 @@ def search_options(func: Callable) -> Callable:
     options = [
         click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path),
                      help="Run directory of a supernet training run (<output_root>/<experiment>)."),
-        click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+        click.option("--out", "out_dir", type=OutputPath("folder"), default=None,
                      help="Search directory (store, front.json, all.jsonl, front.png). Default: <run>/search. "
                           "Re-running into the same directory reuses every stored score."),
         click.option("--strategy", type=click.Choice(["evolution", "random", "exhaustive"]), default="evolution",
@@ -72,6 +73,7 @@ def search_request(kwargs: Dict[str, Any]):
                                 kwargs["parents"], kwargs["mutation_prob"])
     run_dir = Path(kwargs["run_dir"])
     out_dir = kwargs["out_dir"] if kwargs["out_dir"] is not None else run_dir / "search"
+    check_output_folder(out_dir, "--out", own="search directory")
     return SearchRequest(run_dir, Path(out_dir), settings, tuple(kwargs["constraints"]), tuple(kwargs["fixed"]),
                          kwargs["which"], kwargs["val_batches"], collect_overrides(kwargs))
 
