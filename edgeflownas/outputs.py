@@ -150,8 +150,9 @@ def check_output_file(path: Path, option: str, suffixes: Sequence[str], overwrit
     """
     path = Path(path)
     if suffixes and path.suffix.lower() not in suffixes:
-        raise ConfigError(f"{option} {path}: this is written as {' or '.join(suffixes)}; give a file name ending "
-                          f"in {suffixes[0]}" + (f" (e.g. {path.with_suffix(suffixes[0]).name})" if path.name else ""))
+        example = f", e.g. {path.with_suffix(suffixes[0]).name}" if path.name else ""
+        raise ConfigError(f"{option} {path}: the format is read from the suffix, expected {' or '.join(suffixes)} "
+                          f"(what this option writes){example}")
     for other in others:
         if other is not None and _same_or_inside(path, Path(other)):
             raise ConfigError(f"{option} {path} is also another output of this command: give each output its own "
