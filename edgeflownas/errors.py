@@ -57,6 +57,10 @@ class SearchError(EfnasError):
     """A search cannot start or go on: bad constraint or budget, damaged result store."""
 
 
+class SearchUsageError(SearchError, ConfigError):
+    """A search option is invalid (budget, constraint, fixed block, population): a usage mistake, exit 2."""
+
+
 class StudyError(EfnasError):
     """A ranking study cannot go on: a training failed, or its artifacts disagree with its config."""
 

@@ -65,12 +65,17 @@ def search_options(func: Callable) -> Callable:
 
 
 def search_request(kwargs: Dict[str, Any]):
-    """The SearchRequest the search options describe."""
+    """The SearchRequest the search options describe; a usage mistake (exit 2) before anything is read or submitted."""
     from edgeflownas.search.run import SearchRequest
+    from edgeflownas.search.space import parse_constraint, parse_fixed
     from edgeflownas.search.strategies import StrategySettings
 
     settings = StrategySettings(kwargs["strategy"], kwargs["budget"], kwargs["seed"], kwargs["population"],
                                 kwargs["parents"], kwargs["mutation_prob"])
+    settings.check()
+    for text in kwargs["constraints"]:
+        parse_constraint(text)
+    parse_fixed(kwargs["fixed"])
     run_dir = Path(kwargs["run_dir"])
     out_dir = kwargs["out_dir"] if kwargs["out_dir"] is not None else run_dir / "search"
     check_output_folder(out_dir, "--out", own="search directory")
