@@ -54,7 +54,7 @@ class OutputPath(click.Path):
     """
 
     def __init__(self, kind: str, suffixes: Sequence[str] = ()) -> None:
-        super().__init__(path_type=Path, dir_okay=kind != "file")
+        super().__init__(path_type=Path)  # a folder given for a file is refused by the guard, in one line
         self.kind, self.suffixes = kind, tuple(suffixes)
 
 
