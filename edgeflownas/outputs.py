@@ -183,11 +183,13 @@ def check_output_file(path: Path, option: str, suffixes: Sequence[str], overwrit
 
 
 def check_output_folder(path: Path, option: str, inputs: Iterable[Path] = (),
-                        own: Optional[str] = None) -> Path:
+                        own: Optional[str] = None, rewrites: Optional[str] = None) -> Path:
     """Refuse (ConfigError, exit 2) an output folder that is a dataset, an input or another kind of artifact.
 
     ``own`` is the kind of folder the command itself writes ("search directory", ...): continuing or redoing
-    one is the command's business (its own refusal of a non-empty folder, or its resume rules).
+    one is the command's business (its own refusal of a non-empty folder, or its resume rules).  A command
+    that rewrites fixed file names in its folder names its main file as ``rewrites`` ("report.html"): a
+    non-empty folder without it is someone else's and refused.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
@@ -200,6 +202,9 @@ def check_output_folder(path: Path, option: str, inputs: Iterable[Path] = (),
     if kind is not None and kind != own:
         raise ConfigError(f"{option} {path} is {_article(kind)} {kind}: choose a new folder (a command never "
                           f"writes into {_article(kind)} {kind} it did not make)")
+    if rewrites is not None and path.is_dir() and any(path.iterdir()) and not (path / rewrites).is_file():
+        raise ConfigError(f"{option} {path} holds files but no {rewrites}: it is not an earlier output of this "
+                          "command, whose files would be replaced; choose a new or empty folder")
     protected = enclosing_protected(path)
     if protected is not None and protected[1] in DATASETS:
         raise ConfigError(f"{option} {path} is inside the {protected[1]} {protected[0]}: write outside the data")

@@ -204,3 +204,17 @@ def test_protected_kinds_are_recognised(world):
     assert protected_kind(places["MODEL"]) == "export directory"
     assert protected_kind(places["IMG0"].parent) is None
     assert errno.EROFS in atomic_io.NOT_WRITABLE_ERRNOS
+
+
+def test_a_folder_of_fixed_names_is_rewritten_only_when_it_is_the_commands_own(tmp_path, cli):
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "training_curves.png").write_bytes(b"someone's picture")
+    with pytest.raises(ConfigError, match="holds files but no report.html"):
+        check_output_folder(theirs, "--out", rewrites="report.html")
+    (tmp_path / "earlier").mkdir()
+    (tmp_path / "earlier" / "report.html").write_text("<html>")
+    assert check_output_folder(tmp_path / "earlier", "--out", rewrites="report.html") == tmp_path / "earlier"
+    result = cli("report", "--run", tmp_path / "no_run", "--out", theirs)
+    assert result.exit_code == 2 and "holds files but no report.html" in result.output, result.output
+    assert (theirs / "training_curves.png").read_bytes() == b"someone's picture"

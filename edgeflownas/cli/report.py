@@ -46,8 +46,9 @@ def report(run_dir: Optional[Path], run_dir_arg: Optional[Path], out_dir: Option
         raise ConfigError("efnas report needs the run directory once: --run RUN_DIR"
                           + (f" (given both --run {run_dir} and {run_dir_arg})" if run_dir else ""))
     run_dir = run_dir or run_dir_arg
-    if out_dir is not None:
-        check_output_folder(out_dir, "--out")
+    from edgeflownas.report.build import REPORT_FILE
+
+    check_output_folder(out_dir if out_dir is not None else run_dir / "report", "--out", rewrites=REPORT_FILE)
     from edgeflownas.report.study import STUDY_JSON, build_study_report
 
     if (run_dir / STUDY_JSON).is_file():  # a ranking study directory (efnas study)
