@@ -202,7 +202,7 @@ def check_output_folder(path: Path, option: str, inputs: Iterable[Path] = (),
     if kind is not None and kind != own:
         raise ConfigError(f"{option} {path} is {_article(kind)} {kind}: choose a new folder (a command never "
                           f"writes into {_article(kind)} {kind} it did not make)")
-    if rewrites is not None and path.is_dir() and any(path.iterdir()) and not (path / rewrites).is_file():
+    if rewrites is not None and path.is_dir() and any(path.iterdir()) and not (path / rewrites).exists():
         raise ConfigError(f"{option} {path} holds files but no {rewrites}: it is not an earlier output of this "
                           "command, whose files would be replaced; choose a new or empty folder")
     protected = enclosing_protected(path)

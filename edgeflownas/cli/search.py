@@ -66,7 +66,7 @@ def search_options(func: Callable) -> Callable:
 
 def search_request(kwargs: Dict[str, Any]):
     """The SearchRequest the search options describe; a usage mistake (exit 2) before anything is read or submitted."""
-    from edgeflownas.search.run import SearchRequest
+    from edgeflownas.search.run import STORE_DIR, SearchRequest
     from edgeflownas.search.space import parse_constraint, parse_fixed
     from edgeflownas.search.strategies import StrategySettings
 
@@ -78,7 +78,7 @@ def search_request(kwargs: Dict[str, Any]):
     parse_fixed(kwargs["fixed"])
     run_dir = Path(kwargs["run_dir"])
     out_dir = kwargs["out_dir"] if kwargs["out_dir"] is not None else run_dir / "search"
-    check_output_folder(out_dir, "--out", own="search directory")
+    check_output_folder(out_dir, "--out", own="search directory", rewrites=STORE_DIR)
     return SearchRequest(run_dir, Path(out_dir), settings, tuple(kwargs["constraints"]), tuple(kwargs["fixed"]),
                          kwargs["which"], kwargs["val_batches"], collect_overrides(kwargs))
 

@@ -93,3 +93,12 @@ def test_ctrl_c_during_search_is_one_line_and_exit_130(tmp_path):
     assert process.returncode == SIGINT_EXIT == 130, stderr
     assert len(lines) == 1 and lines[0].startswith("efnas search: interrupted by SIGINT"), stderr
     assert "search store" in lines[0] and "Aborted" not in stderr
+
+
+def test_a_non_empty_folder_that_is_not_a_search_is_refused(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "front.png").write_bytes(b"my own picture")
+    result = CliRunner().invoke(main, ["search", "--run", str(tmp_path / "no_run"), "--out", str(out)])
+    assert result.exit_code == 2 and "holds files but no store" in result.output, result.output
+    assert (out / "front.png").read_bytes() == b"my own picture"
