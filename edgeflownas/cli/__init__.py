@@ -58,6 +58,9 @@ INTERRUPTED_KEEPS: Dict[str, str] = {
     "search": "every candidate scored so far is in the search store; the same command continues from there",
     "pack": "complete shards are kept; the same command finishes the pack",
     "synth": "--out holds a partial dataset: delete it and run the same command again",
+    # A first Ctrl-C makes train/retrain save and exit 130 themselves; this is the second, which stops at once.
+    "train": "stopped at once; the checkpoints keep their last complete save: continue with --resume",
+    "retrain": "stopped at once; the checkpoints keep their last complete save: continue with --resume",
 }
 
 
