@@ -111,8 +111,10 @@ DATASETS = ("FC2 data folder", "dataset root", "shard set")
 
 
 def enclosing_protected(path: Path) -> Optional[Tuple[Path, str]]:
-    """The nearest folder holding ``path`` (itself excluded) that is protected, with its kind, or None."""
-    for folder in Path(os.path.abspath(path)).parents:
+    """The nearest folder holding ``path`` (itself excluded) that is protected, with its kind, or None.
+
+    Links are followed: a path that reaches a run's file through a linked folder is that run's file."""
+    for folder in Path(os.path.realpath(path)).parents:
         kind = protected_kind(folder)
         if kind is not None:
             return folder, kind

@@ -54,7 +54,7 @@ def data_check(config: Optional[Path], train_dir: Optional[Path], val_dir: Optio
 
     request = check.CheckRequest(check.split_directories(config, train_dir, val_dir), lists_dir, lists_base,
                                  shards_dir, deep, workers, max_bad)
-    inputs = [config, lists_dir, lists_base, shards_dir, *request.directories.values()]
+    inputs = [config, lists_dir, shards_dir, *request.directories.values()]  # lists_base: a root, not data
     check.check_report_path(report)
     check_output_file(report, "--out", JSON_REPORT, overwrite, inputs=inputs, own=check.is_report)
     result = check.run_data_check(request, report, progress=sys.stderr.isatty())
