@@ -62,7 +62,7 @@ def _has_fc2_samples(folder: Path) -> bool:
     try:
         with os.scandir(folder) as entries:
             return any(FC2_SAMPLE.match(entry.name) for entry in entries)
-    except OSError:
+    except OSError:  # missing or unreadable: no command can write into it either, so it needs no protection here
         return False
 
 
@@ -102,8 +102,9 @@ def _is_shard_set(manifest: Path) -> bool:
     from edgeflownas.data.shards import FORMAT
 
     try:
+        # The format name near the top is enough to recognise a pack's manifest (read_manifest checks the rest).
         return manifest.is_file() and FORMAT in manifest.read_text(encoding="utf-8", errors="replace")[:4096]
-    except OSError:
+    except OSError:  # unreadable: as above
         return False
 
 
