@@ -218,3 +218,18 @@ def test_a_folder_of_fixed_names_is_rewritten_only_when_it_is_the_commands_own(t
     result = cli("report", "--run", tmp_path / "no_run", "--out", theirs)
     assert result.exit_code == 2 and "holds files but no report.html" in result.output, result.output
     assert (theirs / "training_curves.png").read_bytes() == b"someone's picture"
+
+
+def test_data_check_replaces_its_own_report_but_not_another_file(cli, tmp_path):
+    from edgeflownas.data.synth import write_dataset
+
+    write_dataset(tmp_path / "fc2", train=2, val=1, seed=0, height=32, width=48)
+    args = ["data-check", "--train_dir", tmp_path / "fc2" / "train", "--val_dir", tmp_path / "fc2" / "val"]
+    assert cli(*args, "--out", tmp_path / "r.json").exit_code == 0
+    assert cli(*args, "--out", tmp_path / "r.json").exit_code == 0  # its own earlier report
+    (tmp_path / "notes.json").write_text('{"mine": true}')
+    refused = cli(*args, "--out", tmp_path / "notes.json")
+    assert refused.exit_code == 2 and "exists: give a new file name, or add --overwrite" in refused.output
+    assert (tmp_path / "notes.json").read_text() == '{"mine": true}'
+    assert cli(*args, "--out", tmp_path / "notes.json", "--overwrite").exit_code == 0
+    assert '"format": "efnas-data-check/1"' in (tmp_path / "notes.json").read_text()
