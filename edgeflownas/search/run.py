@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from edgeflownas.errors import SearchError
+from edgeflownas.errors import SearchError, SearchUsageError
 from edgeflownas.locks import exclusive_lock
 from edgeflownas.nas import front as fr
 from edgeflownas.nas.arch_codec import BLOCK_NAMES, EDGEFLOWNET_BASELINE, ArchCode, arch_name
@@ -146,11 +146,11 @@ def run_search(request: SearchRequest, log: Callable[[str], None] = lambda line:
     constraints = [parse_constraint(text) for text in request.constraints]
     space = parse_fixed(request.fixed)
     if request.val_batches is not None and request.val_batches < 1:
-        raise SearchError(f"--val_batches {request.val_batches}: score on at least 1 validation batch")
+        raise SearchUsageError(f"--val_batches {request.val_batches}: score on at least 1 validation batch")
     run = run or TrainedRun.open(Path(request.run_dir), request.which, request.data_overrides)
     if run.fixed_code is not None:
-        raise SearchError(f"{request.run_dir} is a fixed-arch run of {arch_name(run.fixed_code)}: it holds one "
-                          "subnet, there is nothing to search; search the supernet run it came from")
+        raise SearchUsageError(f"{request.run_dir} is a fixed-arch run of {arch_name(run.fixed_code)}: it holds one "
+                               "subnet, there is nothing to search; search the supernet run it came from")
     out_dir = Path(request.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(out_dir, f"efnas search of {request.run_dir}", log):
