@@ -7,12 +7,12 @@ Layers, lowest first (a module may import from its own layer and from lower ones
 1. ``config``, ``config_yaml``, ``config_check``
 2. ``data``, ``nas`` (arch codes, pools, the Pareto front and its ``front.json``)
 3. ``model`` (the network and its exact cost table)
-4. ``train`` (graphs, ``TrainedRun`` and the evaluation of a checkpoint: search, report and export build on it),
-   ``outputs`` (the output-option guard: it knows run directories and datasets)
+4. ``train`` (graphs, ``TrainedRun`` and the evaluation of a checkpoint: search, report and export build on it)
 5. ``search`` (scores candidates through ``train.trained_run``)
 6. ``report`` (reads runs and search fronts; never imports ``search``)
 7. ``export`` (exports a subnet scored as ``efnas eval`` does; uses report's flow legend; never imports ``search``)
-8. ``cli`` (thin wrappers over the layers below)
+8. ``cli`` (thin wrappers over the layers below) and ``outputs`` (the guard of every output option: it knows
+   runs, datasets, searches, studies and exports)
 9. ``launcher`` (the SLURM side; runs ``edgeflownas`` code in jobs)
 
 ``cli/__init__.py`` maps some commands to launcher modules by name (a string, not an import), so the CLI
@@ -33,11 +33,11 @@ LAYERS = [
     {"edgeflownas.config", "edgeflownas.config_yaml", "edgeflownas.config_check"},
     {"edgeflownas.data", "edgeflownas.nas"},
     {"edgeflownas.model"},
-    {"edgeflownas.train", "edgeflownas.outputs"},
+    {"edgeflownas.train"},
     {"edgeflownas.search"},
     {"edgeflownas.report"},
     {"edgeflownas.export"},
-    {"edgeflownas.cli"},
+    {"edgeflownas.cli", "edgeflownas.outputs"},
     {"launcher"},
 ]
 

@@ -10,7 +10,8 @@ from typing import Optional, Tuple
 import click
 
 from edgeflownas.cli.options import Option, collect_overrides, data_location_options, switch_spellings
-from edgeflownas.outputs import EVAL_RESULTS, OutputPath, check_output_file
+from edgeflownas.outputs import OutputPath, check_output_file
+from edgeflownas.report.eval_run import EVAL_RESULTS
 
 
 @click.command("eval")
