@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from edgeflownas.errors import ConfigError, ExportError
-from edgeflownas.export.manifest import FORMAT_FILES, read_manifest, sha256_of, size_of, write_manifest
+from edgeflownas.export.manifest import FORMAT_FILES, MANIFEST_FILE, read_manifest, sha256_of, size_of, write_manifest
 from edgeflownas.export.output import building, check_out_dir
 from edgeflownas.export.source import ExportSource, load_source
 from edgeflownas.nas.arch_codec import arch_name
@@ -176,6 +176,12 @@ def _export_into(staging: Path, run_dir: Path, arch: Optional[str], formats: Seq
 def _verify_written(staging: Path, doc: Dict[str, Any]) -> None:
     """ExportError unless the staging folder holds exactly the manifest and files it lists, as recorded."""
     written = read_manifest(staging)
+    expected = {MANIFEST_FILE} | {entry["file"] for entry in doc["formats"].values()}
+    found = {path.name for path in staging.iterdir()}
+    if found != expected:
+        raise ExportError(f"{staging} holds {', '.join(sorted(found - expected)) or 'no'} extra and "
+                          f"{', '.join(sorted(expected - found)) or 'no'} missing file(s): the export was removed; "
+                          "run it again")
     for fmt, entry in written["formats"].items():
         if sha256_of(staging / entry["file"]) != entry["sha256"] or entry != doc["formats"][fmt]:
             raise ExportError(f"{entry['file']} in {staging} does not read back as written (sha256 differs): "
