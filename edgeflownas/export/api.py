@@ -122,7 +122,6 @@ def export_run(run_dir: Path, arch: Optional[str], out_dir: Path, formats: Seque
     """
     out_dir = Path(out_dir)
     check_model_size(height, width)
-    check_out_dir(out_dir)
     with building(out_dir, f"efnas export of {Path(run_dir).absolute()}", log) as staging:
         doc = _export_into(staging, run_dir, arch, formats, which, height, width, log)
         _verify_written(staging, doc)
