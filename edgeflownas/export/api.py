@@ -35,6 +35,7 @@ LATENCY_THREADS = 1
 # int8 representative set: this many training pairs (all of a smaller split), drawn once from the run's seed.
 CALIBRATION_SAMPLES = 64
 _CALIBRATION_STREAM = 0xCA1B  # separates this draw from the BN-recalibration batches' draw of the same seed
+_CALIBRATION_CHUNK = 8
 WORK_DIR = ".work"  # inside the staging folder: the SavedModels the TFLite files are converted from
 
 
@@ -60,14 +61,17 @@ def calibration_pairs(source: ExportSource) -> Tuple[List[Tuple[np.ndarray, np.n
 
     seed = int(source.config.experiment.seed)
     train = open_source(source.config.data, "train")
+    pairs, ids = [], []
     try:
         count = min(CALIBRATION_SAMPLES, len(train))
         indices = np.sort(np.random.default_rng([_CALIBRATION_STREAM, seed]).choice(len(train), count, replace=False))
-        batch = train.get_batch(indices)
+        for start in range(0, count, _CALIBRATION_CHUNK):  # a few pairs at a time: their flows are not kept
+            batch = train.get_batch(indices[start:start + _CALIBRATION_CHUNK])
+            pairs += [(batch.img0[i], batch.img1[i]) for i in range(len(batch.ids))]
+            ids += batch.ids
     finally:
         train.close()
-    record = {"split": "train", "pairs": count, "of": len(train), "seed": seed, "first_ids": list(batch.ids[:3])}
-    return [(batch.img0[i], batch.img1[i]) for i in range(count)], record
+    return pairs, {"split": "train", "pairs": count, "of": len(train), "seed": seed, "first_ids": ids[:3]}
 
 
 def reference_flows(source: ExportSource) -> List[np.ndarray]:
