@@ -118,7 +118,7 @@ def _move_into_place(staging: Path, out_dir: Path) -> None:
 @contextlib.contextmanager
 def building(out_dir: Path, what: str, notice: Optional[Callable[[str], None]] = None) -> Iterator[Path]:
     """Lock ``out_dir`` and yield a staging folder beside it that becomes ``out_dir`` when the block succeeds."""
-    out_dir = Path(out_dir)
+    out_dir = Path(os.path.abspath(out_dir))  # '--out .' has a name and a parent to build beside
     check_out_dir(out_dir)
     created = _make_out_dir(out_dir)
     had_lock_file = lock_path(out_dir).exists()
