@@ -76,6 +76,7 @@ def test_a_second_export_into_the_same_out_is_refused_and_temporaries_stay_besid
 
     def during_the_export(*args, **kwargs):
         if not seen:
+            seen["started"] = True  # once: without a lock the second export would come here again
             seen["second"] = cli("export", "--run", search_run, "--arch", "baseline", "--out", out, "--format",
                                  "tflite")
             seen["system_tmp"] = sorted(p.name for p in system_tmp.iterdir())
