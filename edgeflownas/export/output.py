@@ -37,8 +37,8 @@ def check_out_dir(out_dir: Path) -> None:
         if any(entry.name != LOCK_NAME for entry in out_dir.iterdir()):
             raise ConfigError(f"--out {out_dir} exists and is not an empty directory: choose a new folder "
                               "(an export never overwrites files)")
-    ancestor = out_dir.absolute()
-    while not ancestor.exists():  # the folder the new ones will be made in
+    ancestor = Path(os.path.abspath(out_dir)).parent
+    while not ancestor.exists():  # the folder the staging folder (and any new parents) will be made in
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise ConfigError(f"--out {out_dir}: {ancestor} is a file, not a folder; give a folder path")
