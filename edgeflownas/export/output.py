@@ -29,22 +29,18 @@ STAGING_MARK = ".tmp-"  # atomic_io.staging_dir names: .<name>.tmp-<pid>
 
 
 def check_out_dir(out_dir: Path) -> None:
-    """ConfigError unless ``out_dir`` can become a new export folder (missing, or empty apart from a lock file)."""
+    """ConfigError unless ``out_dir`` can become a new export folder (missing, or empty apart from a lock file).
+
+    ``outputs.check_output_folder`` refuses a file, a path under a file, a dataset or artifact folder and a
+    folder above which nothing can be written (where the staging folder goes).
+    """
+    from edgeflownas.outputs import check_output_folder
+
     out_dir = Path(out_dir)
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise ConfigError(f"--out {out_dir} is a file: give a new folder (an export never overwrites files)")
-        if any(entry.name != LOCK_NAME for entry in out_dir.iterdir()):
-            raise ConfigError(f"--out {out_dir} exists and is not an empty directory: choose a new folder "
-                              "(an export never overwrites files)")
-    ancestor = Path(os.path.abspath(out_dir)).parent
-    while not ancestor.exists():  # the folder the staging folder (and any new parents) will be made in
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise ConfigError(f"--out {out_dir}: {ancestor} is a file, not a folder; give a folder path")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {out_dir}: {ancestor} is not writable (read-only file system or no "
-                          "permission); give a folder you can write to")
+    check_output_folder(out_dir, "--out")
+    if out_dir.exists() and any(entry.name != LOCK_NAME for entry in out_dir.iterdir()):
+        raise ConfigError(f"--out {out_dir} exists and is not an empty directory: choose a new folder "
+                          "(an export never overwrites files)")
 
 
 def _make_out_dir(out_dir: Path) -> Optional[Path]:
@@ -63,6 +59,18 @@ def _make_out_dir(out_dir: Path) -> Optional[Path]:
         raise ConfigError(f"--out {out_dir} cannot be created ({error.strerror or error}); give a folder you "
                           "can write to") from None
     return top
+
+
+def _make_staging(out_dir: Path) -> Path:
+    """The staging folder beside ``out_dir``; ConfigError if its parent does not take new folders."""
+    try:
+        return staging_dir(out_dir)
+    except OSError as error:
+        if is_no_space(error):
+            raise
+        raise ConfigError(f"--out {out_dir}: cannot create a folder beside it in {out_dir.parent} "
+                          f"({error.strerror or error}); the export is built there first: choose a folder whose "
+                          "parent you can write to") from None
 
 
 def _remove_stale_staging(out_dir: Path) -> None:

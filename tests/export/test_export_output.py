@@ -170,7 +170,7 @@ def test_out_on_a_read_only_file_system_is_refused_before_loading(cli, search_ru
     disk = mount("read_only", "ro,size=64k")
     result = cli("export", "--run", search_run, "--arch", "baseline", "--out", disk / "ec")
     assert result.exit_code == 2
-    assert f"--out {disk / 'ec'}" in error_line(result, "not writable")
+    assert f"--out {disk / 'ec'}" in error_line(result, "read-only file system")
 
 
 def test_out_under_a_file_is_refused_before_loading(cli, search_run, no_loading, tmp_path):
