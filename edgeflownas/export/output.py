@@ -1,8 +1,8 @@
 """The ``--out`` folder of ``efnas export``: checked up front, locked, built beside it, renamed into place.
 
-``check_out_dir`` refuses, before anything is loaded or converted, an ``--out``
-that is a file, lies under a file, is on a read-only file system or holds
-anything but a lock file.  ``building(out)`` creates ``out``, takes its OS lock
+``check_out_dir`` refuses an ``--out`` that is a file or holds anything but a
+lock file.  ``building(out)`` creates ``out`` (a path under a file or on a
+read-only file system is one line here, before anything is loaded), takes its OS lock
 (``edgeflownas.locks``, as train and pack: a second export into the same
 folder is refused at once, naming the first) and yields a staging folder
 ``.<out>.tmp-<pid>`` beside it (never in the system temp directory, so a killed
@@ -31,13 +31,13 @@ STAGING_MARK = ".tmp-"  # atomic_io.staging_dir names: .<name>.tmp-<pid>
 def check_out_dir(out_dir: Path) -> None:
     """ConfigError unless ``out_dir`` can become a new export folder (missing, or empty apart from a lock file).
 
-    ``outputs.check_output_folder`` refuses a file, a path under a file, a dataset or artifact folder and a
-    folder above which nothing can be written (where the staging folder goes).
+    A path under a file or on a read-only file system is refused when ``building`` creates the folder, before
+    anything is loaded (the CLI's ``outputs.check_output_folder`` says so even earlier).
     """
-    from edgeflownas.outputs import check_output_folder
-
     out_dir = Path(out_dir)
-    check_output_folder(out_dir, "--out")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir} is a file, not a folder: give a new folder (an export never "
+                          "overwrites files)")
     if out_dir.exists() and any(entry.name != LOCK_NAME for entry in out_dir.iterdir()):
         raise ConfigError(f"--out {out_dir} exists and is not an empty directory: choose a new folder "
                           "(an export never overwrites files)")

@@ -230,3 +230,17 @@ def test_infer_with_a_garbage_model_file_names_it_in_one_line(cli, small_export,
     assert not (tmp_path / "flow.flo").exists()
     intact = cli("infer", "--model", small_export, "--format", fmt, *pair, "--out", tmp_path / "flow.flo")
     assert intact.exit_code == 0, intact.output
+
+
+def test_the_library_refuses_a_bad_out_before_yielding_the_staging_folder(mount, tmp_path):
+    """export_run's own check (without the CLI's): the folder is created first, so a bad --out is one line."""
+    from edgeflownas.errors import ConfigError
+    from edgeflownas.export.output import building
+
+    (tmp_path / "notes.txt").write_text("mine")
+    read_only = mount("read_only", "ro,size=64k")
+    for out, why in ((tmp_path / "notes.txt" / "ec", "Not a directory"), (read_only / "ec", "Read-only file system")):
+        with pytest.raises(ConfigError, match=f"--out {out} cannot be created \\({why}\\)"):
+            with building(out, "a test"):
+                raise AssertionError("the staging folder was handed out")
+    assert (tmp_path / "notes.txt").read_text() == "mine" and list(read_only.iterdir()) == []
