@@ -6,9 +6,9 @@ statistics recalibrated exactly as ``efnas eval`` does; a fixed-arch run (a
 retrain: ``train.supernet_mode`` 'fixed_arch') gives its own weights and BN
 statistics, and refuses any other code in one line.  Either way the
 validation batches (EPE of every format) are the trainer's own
-``eval_batches``, and ``recal_batches`` are batches of the run's training
-data (the int8 representative set): a supernet's BN-recalibration batches,
-or for a fixed-arch run the same draw of ``eval.bn_recal_batches`` batches.
+``eval_batches``; ``recal_batches`` are the run's BN-recalibration batches
+(none for a fixed-arch run; the int8 representative set is drawn by
+``export.api.calibration_pairs``).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class ExportSource:
     config: Config
     code: ArchCode
     values: Dict[str, np.ndarray]
-    recal_batches: List  # training batches: the int8 representative set
+    recal_batches: List  # the run's BN-recalibration batches (none for a fixed-arch run)
     val_batches: List
     evaluator_epe: Optional[float]  # the trainer's EPE of the subnet at this checkpoint
     weights_sha256: str = ""  # of the checkpoint, verified against its state.json when the run was opened
@@ -64,16 +64,10 @@ def _supernet_source(run: TrainedRun, code: ArchCode, log: Callable[[str], None]
 
 
 def _fixed_arch_source(run: TrainedRun, code: ArchCode, log: Callable[[str], None]) -> ExportSource:
-    from edgeflownas.train.eval_data import recal_indices
-
-    # A fixed-arch run evaluates with its own BN statistics (no recalibration batches); its int8 representative
-    # set is drawn from its training data as a supernet's recalibration batches are (same seed, eval.bn_recal_batches).
     with run.evaluator(log) as evaluator:
         metrics = evaluator.evaluate(code)  # BN left as trained: a fixed-arch run recalibrates nothing
         values = evaluator.variable_values()
-        rows = recal_indices(run.scoring().recal_seed, len(evaluator.train_source), run.config.eval.bn_recal_batches,
-                             run.plan.eval_batch_size)
-        calibration = [evaluator.train_source.get_batch(row) for row in rows]
         log(f"fixed-arch checkpoint {run.ckpt_dir}: subnet {arch_name(code)}, its own weights and BN statistics")
-        return ExportSource(run.run_dir, run.ckpt_dir, FIXED_ARCH, run.config, code, values, calibration,
-                            list(evaluator.val_batches), metrics.epe, run.weights_sha256)
+        return ExportSource(run.run_dir, run.ckpt_dir, FIXED_ARCH, run.config, code, values,
+                            list(evaluator.evaluator.recal_batches), list(evaluator.val_batches), metrics.epe,
+                            run.weights_sha256)
