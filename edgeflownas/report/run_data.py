@@ -84,9 +84,7 @@ def read_json(path: Path) -> Dict[str, Any]:
 
 def load_run(run_dir: Path) -> RunData:
     """Read every artifact of a run directory; CheckpointError naming the first missing or bad one."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise CheckpointError(f"run directory {run_dir} does not exist (expected <output_root>/<experiment>)")
+    run_dir = rd.require_run(run_dir)
     manifest = read_json(run_dir / rd.MANIFEST)
     pool_size = rd.recorded_pool_size(manifest.get("eval"), run_dir / rd.MANIFEST)
     pool_seed, pool = load_pool(run_dir / pool_file_name(pool_size))

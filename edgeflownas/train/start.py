@@ -306,7 +306,9 @@ def _inherit_source(cfg) -> Optional[Path]:
         raise ConfigError("checkpoint.resume_experiment_name names this same experiment: use --resume instead")
     source = Path(cfg.experiment.output_root) / source_name / rd.LAST
     if not checkpoint.has_checkpoint(source):
-        raise CheckpointError(f"checkpoint.resume_experiment_name={source_name}: no checkpoint at {source}")
+        raise CheckpointError(f"checkpoint.resume_experiment_name={source_name}: no checkpoint at {source}: train "
+                              f"that experiment first (--experiment_name {source_name}, same --output_root), or "
+                              "start without it (--set checkpoint.resume_experiment_name=null)")
     return source
 
 
