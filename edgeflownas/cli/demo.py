@@ -6,7 +6,8 @@ Runs the real commands one after another, printing each as you would type it:
 train`` of the strict-fairness supernet inheriting it, reading the shards ->
 ``efnas report`` -> ``efnas export`` of the best pool subnet to TFLite (its val
 EPE and latency printed), then a summary of where everything is, how long each
-stage took and what to run next.  The recipe is the one
+stage took, and the rest of the chain on its own run (``next_commands``: the
+README's walk-through with the demo's paths).  The recipe is the one
 ``studies/learnability/README.md`` found: at CPU sizes a supernet from scratch
 stays at the mean flow, after the warm-up it learns.
 """
