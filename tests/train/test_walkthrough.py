@@ -56,7 +56,8 @@ def test_the_readme_walkthrough_runs_on_the_demos_run(cli, tiny_run, tmp_path, m
     assert printed == [line for line in commands if not line.startswith(("efnas demo", "efnas report"))]
 
     # Each step left what the next one reads, and what it printed is what it wrote.
-    assert "mean_epe" in outputs["eval"][0]
+    pool = json.loads((demo / "runs" / "demo" / "eval_pool_12.json").read_text())["subnets"]
+    assert all(subnet["name"] in outputs["eval"][0] for subnet in pool) and "EPE" in outputs["eval"][0]
     front = json.loads((demo / "runs" / "demo" / "search" / "front.json").read_text())
     assert front["ranked"]
     best = json.loads((demo / "runs" / "best" / "train_manifest.json").read_text())["resolved_config"]
@@ -69,5 +70,15 @@ def test_the_readme_walkthrough_runs_on_the_demos_run(cli, tiny_run, tmp_path, m
     assert flow.shape == (32, 48, 2) and np.isfinite(flow).all() and (demo / "flow.png").is_file()
     assert len(list((demo / "flows").glob("*.flo"))) == 4
     assert (demo / "runs" / "demo" / "report" / "report.html").is_file()
-    events = list((demo / "runs").rglob("events.out.tfevents.*"))
-    assert events, "no TensorBoard events under demo/runs"
+    # TensorBoard: flow pictures in the demo's run, and one tag set for the supernet and the retrain.
+    import tensorflow as tf
+
+    tags = {}
+    for path in (demo / "runs").rglob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                name = value.tag.rsplit("/", 1)[0] if value.HasField("image") else value.tag
+                tags.setdefault(path.relative_to(demo / "runs").parts[0], set()).add(name)
+    assert {"flow/best", "flow/baseline", "hp_metric", "eval/mean_epe"} <= tags["demo"]
+    shared = {tag for tag in tags["demo"] if not tag.startswith(("eval_subnet/", "flow/baseline"))}
+    assert shared == {tag for tag in tags["best"] if not tag.startswith("eval_subnet/")}
