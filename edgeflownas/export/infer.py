@@ -3,7 +3,7 @@
 A folder holds FC2-named pairs (``NNNNNNN-img_0.png`` / ``-img_1.png``: one
 flow per pair, ``NNNNNNN-flow_01.flo``) or plain frames (any other PNG names,
 in natural order: one flow per consecutive pair, named after the first frame).
-Outputs are a Middlebury ``.flo`` (``data/io.write_flo``; OpenCV's
+Outputs are a Middlebury ``.flo`` (``data/io.flo_bytes``; OpenCV's
 ``readOpticalFlow`` reads it too) and optionally a colour-wheel PNG with the
 wheel as legend and the flow length that is fully saturated written on it.
 When a ground-truth ``.flo`` sits beside a pair's first image (FC2:
@@ -21,7 +21,8 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from edgeflownas.data.io import read_flo, read_image_rgb, write_flo, write_image_rgb
+from edgeflownas.atomic_io import write_bytes_atomic
+from edgeflownas.data.io import flo_bytes, png_bytes, read_flo, read_image_rgb
 from edgeflownas.errors import DataError
 from edgeflownas.export.model import ExportedModel
 from edgeflownas.flow_viz import endpoint_error, flow_magnitude_max, flow_to_rgb, wheel_legend
@@ -103,12 +104,14 @@ def read_pair(img0_path: Path, img1_path: Path) -> Tuple[np.ndarray, np.ndarray]
 
 def infer_pair(model: ExportedModel, img0_path: Path, img1_path: Path, flo_path: Path,
                png_path: Optional[Path] = None) -> Tuple[np.ndarray, Optional[PairScore]]:
-    """Predict the flow of one pair, write it as ``.flo`` (and the PNG); return it and its score against a
-    ground truth beside ``img0_path`` (None without one)."""
+    """Predict the flow of one pair, write it as ``.flo`` (and the PNG), each atomically; return it and its
+    score against a ground truth beside ``img0_path`` (None without one)."""
     flow = model.flow(*read_pair(img0_path, img1_path))
-    write_flo(flo_path, flow)
-    if png_path is not None:
-        write_image_rgb(png_path, flow_picture(flow))
+    flo = flo_bytes(flo_path, flow)
+    png = png_bytes(png_path, flow_picture(flow)) if png_path is not None else None
+    write_bytes_atomic(flo_path, flo)
+    if png is not None:
+        write_bytes_atomic(png_path, png)
     truth = ground_truth_path(img0_path)
     return flow, (score(flow, read_flo(truth), truth) if truth.is_file() else None)
 
