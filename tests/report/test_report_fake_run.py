@@ -186,3 +186,10 @@ def test_step_lines_of_train_log_are_drawn_as_the_running_loss(fake_run):
                 if l.get_label().startswith("running average"))
     assert list(line.get_xdata()) == [2 / per_epoch, 4 / per_epoch]
     assert list(line.get_ydata()) == [3.5, 2.9]  # a repeated step (a resume): the last line wins
+
+
+def test_the_report_command_prints_the_page_path_once(cli, fake_run):
+    result = cli("report", "--run", fake_run, "--flow_samples", 0, "--no_cost")
+    assert result.exit_code == 0, result.output
+    page = str(fake_run / "report" / "report.html")
+    assert result.output.count(page) == 1 and result.stdout.strip().endswith(page)
