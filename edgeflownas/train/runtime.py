@@ -11,14 +11,15 @@ from edgeflownas.config_types import RuntimeConfig
 from edgeflownas.errors import ConfigError
 
 XLA_CPU_FLAG = "--tf_xla_cpu_global_jit"
-# Grappler runs at every new sess.run signature (9 in a tiny run's first epoch) over the whole supernet graph.
-# These passes cost CPU time there without changing a bit of the results: on a CPU there is no layout to
-# transpose, the memory optimizer's swaps and the dependency/loop rewrites find nothing worth doing, and the
-# arithmetic rewrites leave these graphs' numbers as they are.  Without them, and with the remaining passes run
-# once instead of twice, the first runs of a tiny training (init, a cycle's 4 signatures, the other slot's and the
-# last step's path, an evaluation) took 9.5 CPU s instead of 13.6; tests/train/test_grappler_passes.py checks the
-# losses, norms, every variable and an evaluation pass stay bit-identical to TensorFlow's default set.  Constant
-# folding and the remapper stay: without either the results change in the last bits (exact resume of old runs).
+# Grappler runs at every new sess.run signature (fetches + feeds) over the whole supernet graph; a training's first
+# cycle alone has 4.  These passes cost CPU time there without changing a bit of the results: on a CPU there is no
+# layout to transpose, the memory optimizer's swaps and the dependency/loop rewrites find nothing worth doing, and
+# the arithmetic rewrites leave these graphs' numbers as they are.  Without them, and with the remaining passes run
+# once instead of twice, 8 first runs of a tiny training (init, a cycle's 4 signatures, the other slot's and the
+# last step's path, an evaluation) took 9.5 CPU s instead of 13.6 (docs/performance.md).
+# tests/train/test_grappler_passes.py checks losses, norms, every variable and an evaluation pass stay bit-identical
+# to TensorFlow's default set.  Constant folding and the remapper stay: without either the results change in the
+# last bits (exact resume of runs trained before).
 GRAPPLER_PASSES_OFF = ("layout_optimizer", "dependency_optimization", "loop_optimization", "arithmetic_optimization")
 
 
