@@ -41,9 +41,11 @@ COMMANDS: Dict[str, tuple] = {
 
 # Top-level modules a command may import that an install can lack -> how to install them.
 _INSTALL_TF = "install TensorFlow with pip install -e '.[cpu]' (GPU node: '.[gpu]'), or run bash scripts/setup.sh"
+_INSTALL_LITERT = "install the LiteRT runtime with pip install -e '.[edge]' (or TensorFlow with '.[cpu]')"
 _INSTALL_CORE = "reinstall efnas's dependencies with pip install -e '.[cpu]' (or bash scripts/setup.sh)"
 INSTALL_HINTS: Dict[str, str] = {
     "tensorflow": _INSTALL_TF, "tensorflow_cpu": _INSTALL_TF, "keras": _INSTALL_TF, "tensorboard": _INSTALL_TF,
+    "ai_edge_litert": _INSTALL_LITERT,
     "h5py": _INSTALL_CORE, "cv2": _INSTALL_CORE, "matplotlib": _INSTALL_CORE, "submitit": _INSTALL_CORE,
     "jsonschema": _INSTALL_CORE, "yaml": _INSTALL_CORE, "tqdm": _INSTALL_CORE, "numpy": _INSTALL_CORE,
 }

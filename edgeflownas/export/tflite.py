@@ -1,4 +1,7 @@
-"""TFLite conversion (float, full-integer int8) of an exported SavedModel, a runner and its latency."""
+"""TFLite conversion (float, full-integer int8) of an exported SavedModel, a runner and its latency.
+
+Conversion needs TensorFlow; the runner does not (``export.runtime`` picks LiteRT when installed).
+"""
 
 from __future__ import annotations
 
@@ -48,14 +51,10 @@ class TFLiteRunner:
     """A TFLite model's serving signature on one uint8 image pair (quantised I/O handled from its details)."""
 
     def __init__(self, path: Path, threads: int = 1) -> None:
-        import warnings
-
-        import tensorflow as tf
+        from edgeflownas.export.runtime import load_interpreter
 
         self.threads = threads
-        with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation notice, once per model
-            warnings.simplefilter("ignore")
-            self._interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=threads)
+        self._interpreter = load_interpreter(path, threads)
         self._runner = self._interpreter.get_signature_runner(SIGNATURE)
         self._inputs = self._runner.get_input_details()
         self._outputs = self._runner.get_output_details()
