@@ -45,6 +45,21 @@ def copy_source():
     return _copy_source
 
 
+@pytest.fixture(scope="session")
+def edge_venv(tmp_path_factory, copy_source) -> Path:
+    """A fresh venv with efnas installed from a copy of this tree with only the ``edge`` extra (pip's cache)."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("edge_venv")
+    source = copy_source(root / "source")
+    subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True, timeout=300)
+    done = subprocess.run([str(root / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                           f"{source}[edge]"], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root / "venv"
+
+
 @pytest.fixture
 def cli():
     """Invoke ``efnas`` in-process; returns the click Result."""

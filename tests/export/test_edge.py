@@ -28,18 +28,6 @@ def exported_tflite(search_run, tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
-def edge_venv(tmp_path_factory, copy_source) -> Path:
-    """A fresh venv with efnas installed from a copy of this tree with only the ``edge`` extra (pip's cache)."""
-    root = tmp_path_factory.mktemp("edge_venv")
-    source = copy_source(root / "source")
-    subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True, timeout=300)
-    done = subprocess.run([str(root / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                           f"{source}[edge]"], capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return root / "venv"
-
-
 def _env_without_checkout() -> dict:
     """This environment without PYTHONPATH, so only what a venv installed can be imported."""
     return {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}

@@ -1,0 +1,158 @@
+"""efnas latency on the tiny run: probe models are what they claim, the table's format and arithmetic, the
+measuring half runs without TensorFlow, and bad input is one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+BLOCKS = ("EB0", "EB1", "DB0", "DB1", "H0", "H1", "H2", "H3", "H4")
+
+
+@pytest.fixture(scope="module")
+def measured(search_run, tmp_path_factory):
+    """The tiny run's probes (kept) and its table at 1 thread, few runs."""
+    from click.testing import CliRunner
+
+    from edgeflownas.cli import main
+
+    work = tmp_path_factory.mktemp("latency")
+    args = ["latency", "--run", search_run, "--probes_out", work / "probes", "--out", work / "table.json",
+            "--threads", "1", "--runs", "3", "--warmup", "1"]
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return work, json.loads((work / "table.json").read_text()), result.output
+
+
+def _conv_kernels(path):
+    """Shapes of the 4-d weight tensors of a TFLite file (tf.lite.Interpreter, independent of efnas)."""
+    import tensorflow as tf
+
+    interpreter = tf.lite.Interpreter(model_path=str(path))
+    return sorted(tuple(d["shape"]) for d in interpreter.get_tensor_details() if len(d["shape"]) == 4
+                  and d["shape"][0] > 1 and "flow" not in d["name"]), interpreter
+
+
+@pytest.mark.slow
+def test_probes_are_the_subnets_they_name(measured):
+    import tensorflow as tf
+
+    work, _, _ = measured
+    probes = json.loads((work / "probes" / "probes.json").read_text())
+    by_role = {p["role"]: p for p in probes["probes"]}
+    assert probes["input_hw"] == [32, 48] and probes["model"]["init_neurons"] == 8
+    assert len(probes["probes"]) == 1 + 9 * 2 + 3 and by_role["reference"]["arch_code"] == [0] * 9
+    reference, _ = _conv_kernels(work / "probes" / by_role["reference"]["files"]["float"])
+    deeper, _ = _conv_kernels(work / "probes" / by_role["EB0=2"]["files"]["float"])
+    assert len(deeper) == len(reference) + 4  # two more ResBlocks of two convs each
+    wider, _ = _conv_kernels(work / "probes" / by_role["H4=2"]["files"]["float"])
+    assert [s for s in wider if s not in reference] and any(s[1:3] == (7, 7) for s in wider)
+    assert not any(s[1:3] == (7, 7) for s in reference)
+    interpreter = tf.lite.Interpreter(model_path=str(work / "probes" / by_role["reference"]["files"]["int8"]))
+    assert {d["dtype"] for d in interpreter.get_input_details()} == {np.uint8}
+    assert np.float32 not in {d["dtype"] for d in interpreter.get_tensor_details()}
+
+
+@pytest.mark.slow
+def test_table_format_and_its_arithmetic(measured):
+    from edgeflownas.latency.table import read_table
+
+    work, doc, output = measured
+    assert doc["kind"] == "efnas-latency-table" and doc["input_hw"] == [32, 48]
+    assert doc["device"]["runtime"] in ("litert", "tensorflow") and doc["device"]["runtime_version"]
+    assert doc["device"]["cpus"] == os.cpu_count() and len(doc["measurement"]["load_average_start"]) == 3
+    assert doc["measurement"]["runs"] == 3 and doc["measurement"]["warmup_runs"] == 1
+    assert sorted(doc["latency"]) == ["float", "int8"] and all(list(e) == ["1"] for e in doc["latency"].values())
+    probes = {p["name"]: p for p in json.loads((work / "probes" / "probes.json").read_text())["probes"]}
+    for precision, per_threads in doc["latency"].items():
+        entry = per_threads["1"]
+        assert entry["reference"]["runs"] == 3 and entry["reference_ms"] == entry["reference"]["median_ms"] > 0
+        for block in BLOCKS:
+            options = entry["blocks"][block]
+            assert options[0]["delta_ms"] == 0.0
+            for option in options:
+                assert option["probe_p10_ms"] <= option["probe_median_ms"] <= option["probe_p90_ms"]
+                assert option["delta_ms"] == pytest.approx(option["probe_median_ms"] - entry["reference_ms"])
+        for row in entry["check"]:
+            assert probes[f"a{''.join(map(str, row['arch_code']))}"]["role"] == "check"
+            expected = entry["reference_ms"] + sum(entry["blocks"][b][o]["delta_ms"]
+                                                   for b, o in zip(BLOCKS, row["arch_code"]))
+            assert row["predicted_ms"] == pytest.approx(expected)
+            assert row["error_pct"] == pytest.approx(100 * (expected - row["measured_ms"]) / row["measured_ms"])
+        assert entry["stated_error_pct"] == np.ceil(max(abs(r["error_pct"]) for r in entry["check"]))
+        table = read_table(work / "table.json")
+        code = (2, 1, 0, 2, 1, 0, 2, 1, 0)
+        assert table.predict_ms(code, precision) == pytest.approx(
+            entry["reference_ms"] + sum(entry["blocks"][b][o]["delta_ms"] for b, o in zip(BLOCKS, code)))
+    assert "stated error" in output
+
+
+@pytest.mark.slow
+def test_measuring_probes_needs_no_tensorflow(measured, tmp_path):
+    work, _, _ = measured
+    script = ("import sys; from edgeflownas.cli import main\n"
+              "try:\n    main(sys.argv[1:], standalone_mode=False)\n"
+              "finally:\n    print('TF-IMPORTED' if 'tensorflow' in sys.modules else 'TF-FREE')\n")
+    done = subprocess.run([sys.executable, "-c", script, "latency", "--probes", str(work / "probes"), "--out",
+                           str(tmp_path / "t.json"), "--precision", "int8", "--threads", "1", "--runs", "2"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("TF-FREE"), done.stdout
+    assert list(json.loads((tmp_path / "t.json").read_text())["latency"]) == ["int8"]
+
+
+@pytest.mark.slow
+def test_edge_install_measures_copied_probes(measured, edge_venv, tmp_path):
+    work, _, _ = measured
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    done = subprocess.run([str(edge_venv / "bin" / "efnas"), "latency", "--probes", str(work / "probes"), "--out",
+                           str(tmp_path / "device.json"), "--precision", "float", "--threads", "1", "--runs", "2"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    doc = json.loads((tmp_path / "device.json").read_text())
+    assert doc["device"]["runtime"] == "litert" and doc["input_hw"] == [32, 48]
+
+
+@pytest.mark.slow
+def test_damaged_probe_is_one_line(measured, cli, tmp_path):
+    import shutil
+
+    work, _, _ = measured
+    copy = tmp_path / "probes"
+    shutil.copytree(work / "probes", copy)
+    victim = sorted(copy.glob("*_float.tflite"))[0]
+    victim.write_bytes(victim.read_bytes()[:-10])
+    result = cli("latency", "--probes", copy, "--out", tmp_path / "t.json", "--threads", "1")
+    assert result.exit_code == 2 and victim.name in result.output and "sha256" in result.output
+    assert not (tmp_path / "t.json").exists()
+
+
+def test_bad_options_are_one_line(cli, tmp_path):
+    for args, fragment in (((), "either --run"), (("--probes", tmp_path, "--run", tmp_path), "either --run"),
+                           (("--probes", tmp_path, "--out", tmp_path / "t.json", "--threads", "0"), "--threads"),
+                           (("--probes", tmp_path, "--out", tmp_path / "t.json", "--precision", "fp16"), "fp16"),
+                           (("--probes", tmp_path, "--out", tmp_path / "t.json"), "probes.json")):
+        result = cli("latency", *args)
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert result.exit_code == 2 and len(lines) == 1 and fragment in lines[0], result.output
+
+
+def test_table_of_another_size_or_model_is_refused(tmp_path):
+    from edgeflownas.config import resolve
+    from edgeflownas.errors import ConfigError
+    from edgeflownas.latency.table import LatencyTable, model_settings
+
+    model = resolve(None, {"model.init_neurons": 8}).config.model
+    table = LatencyTable({"input_hw": [32, 48], "model": model_settings(model)}, tmp_path / "t.json")
+    table.check_matches(32, 48, model, "run R")
+    with pytest.raises(ConfigError, match="measured at 32x48, run R runs at 64x96"):
+        table.check_matches(64, 96, model, "run R")
+    with pytest.raises(ConfigError, match="init_neurons 8 vs 16"):
+        table.check_matches(32, 48, resolve(None, {"model.init_neurons": 16}).config.model, "run R")
