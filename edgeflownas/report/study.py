@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from edgeflownas.report.ranking import bootstrap_ci, kendall_tau, spearman_rho
 
-# The targets: tau >= 0.6, >= 0.1 above the MACs-only tau, >= 0.7 of the noise ceiling.
+# The study's targets: tau >= 0.6, >= 0.1 above the MACs-only tau, >= 0.7 of the noise ceiling.
 TARGET_TAU = 0.6
 TARGET_ABOVE_MACS = 0.1
 TARGET_OF_CEILING = 0.7
