@@ -37,7 +37,7 @@ from edgeflownas.cli.options import Option, collect_overrides, data_location_opt
 @data_location_options
 def eval_command(run_dir: Path, arch: Tuple[str, ...], which: str, as_json: bool, sort: str, out: Optional[Path],
                  debug_trace: bool, native_epe: bool, **locations) -> None:
-    """Evaluate subnets of a trained supernet on the validation split.
+    """Evaluate subnets of a trained run on the validation split.
 
     Each subnet gets the trainer's BN recalibration (reset, then the run's fixed
     training batches averaged exactly) and is measured on the run's validation
@@ -45,8 +45,9 @@ def eval_command(run_dir: Path, arch: Tuple[str, ...], which: str, as_json: bool
     the data's native resolution (384x512 for FC2: prediction upsampled
     bilinearly and rescaled, ground truth read at full resolution; what papers
     report), share of pixels with error above 1/3/5 px, parameters and
-    MACs (multiply-accumulates per image pair; FLOPs = 2 x MACs), one row per
-    subnet.  For pool subnets the EPE the trainer logged at
+    MACs (multiply-accumulates per image pair; FLOPs = 2 x MACs, from the
+    run's exact cost table), one row per subnet.  A fixed-arch run (a
+    retrain) evaluates its own subnet only, with its own BN statistics.  For pool subnets the EPE the trainer logged at
     the same checkpoint is shown beside it.  The data is read where the run
     recorded it; --train_dir/--val_dir/--shards_dir point elsewhere (a run
     directory copied to another machine), as long as it is the same data.
@@ -60,10 +61,8 @@ def eval_command(run_dir: Path, arch: Tuple[str, ...], which: str, as_json: bool
     if out is not None:
         check_out_path(out)  # before minutes of evaluation
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from edgeflownas.report.costs import run_cost_function
-
-    report = evaluate_run(run_dir, arch, which, cost=run_cost_function(run_dir),
-                          log=lambda line: click.echo(line, err=True), data_overrides=collect_overrides(locations),
+    report = evaluate_run(run_dir, arch, which, log=lambda line: click.echo(line, err=True),
+                          data_overrides=collect_overrides(locations),
                           sort=sort, debug_trace=debug_trace, native_epe=native_epe)
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))
     if out is not None:

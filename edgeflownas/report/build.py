@@ -26,8 +26,8 @@ from edgeflownas.report.page import render
 from edgeflownas.report.ranking import TauStep, consecutive_taus
 from edgeflownas.report.run_data import RunData, load_run
 from edgeflownas.report.study import load_study_doc, studies_of_run, write_figure
-from edgeflownas.search.front import front_figure, load_front, load_scored, searches_of_run
-from edgeflownas.train.checkpoint_eval import CheckpointEvaluator
+from edgeflownas.nas.front import front_figure, load_front, load_scored, searches_of_run
+from edgeflownas.train.trained_run import TrainedRun
 
 REPORT_FILE = "report.html"
 
@@ -70,12 +70,18 @@ def best_pool_subnet(run: RunData, epoch: int) -> tuple:
 
 def flow_section(run: RunData, which: str, count: int, log: Callable[[str], None],
                  data_overrides: Optional[Dict[str, Any]] = None) -> FlowSection:
-    """Evaluate the baseline and the best pool subnet at checkpoint ``which``; predict ``count`` fixed samples."""
-    with CheckpointEvaluator(run.run_dir, which, log, data_overrides, native_epe=True) as evaluator:
+    """Evaluate the baseline and the best pool subnet (a fixed-arch run: its own subnet) at checkpoint ``which``;
+    predict ``count`` fixed samples."""
+    trained = TrainedRun.open(run.run_dir, which, data_overrides)
+    with trained.evaluator(log, native_epe=True) as evaluator:
         best, best_logged, logged_epoch = best_pool_subnet(run, evaluator.epoch)
-        subnets: List[ArchCode] = [EDGEFLOWNET_BASELINE] + ([best] if best != EDGEFLOWNET_BASELINE else [])
-        labels = {EDGEFLOWNET_BASELINE: f"baseline {arch_name(EDGEFLOWNET_BASELINE)}",
-                  best: f"best pool {arch_name(best)}"}
+        if trained.fixed_code is not None:
+            subnets: List[ArchCode] = [trained.fixed_code]
+            labels = {trained.fixed_code: f"fixed arch {arch_name(trained.fixed_code)}"}
+        else:
+            subnets = [EDGEFLOWNET_BASELINE] + ([best] if best != EDGEFLOWNET_BASELINE else [])
+            labels = {EDGEFLOWNET_BASELINE: f"baseline {arch_name(EDGEFLOWNET_BASELINE)}",
+                      best: f"best pool {arch_name(best)}"}
         indices = evaluator.sample_indices(count)
         metrics, predictions, batch = [], {}, None
         for code in subnets:

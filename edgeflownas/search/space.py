@@ -18,6 +18,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Sequence, Tuple
 import numpy as np
 
 from edgeflownas.errors import SearchError
+from edgeflownas.model.cost import CostTable
 from edgeflownas.nas.arch_codec import BLOCK_NAMES, NUM_BLOCKS, NUM_OPTIONS, ArchCode
 
 COST_KEYS = ("macs", "params")
@@ -75,44 +76,6 @@ def parse_fixed(texts: Sequence[str]) -> SearchSpace:
                               "and OPTION 0, 1 or 2 (e.g. --fix EB0=0)")
         fixed[BLOCK_NAMES.index(name)] = int(value)
     return SearchSpace(fixed)
-
-
-@dataclass(frozen=True)
-class CostTable:
-    """Exact params and MACs (per image pair) of every code at one input size, as per-block sums."""
-
-    height: int
-    width: int
-    stem: Tuple[int, int]
-    blocks: Tuple[Tuple[Tuple[int, int], ...], ...]  # [block][option] -> (params, macs)
-
-    def cost(self, code: ArchCode) -> Dict[str, int]:
-        """{'params': ..., 'macs': ...} of ``code``."""
-        params = self.stem[0] + sum(self.blocks[b][o][0] for b, o in enumerate(code))
-        macs = self.stem[1] + sum(self.blocks[b][o][1] for b, o in enumerate(code))
-        return {"params": int(params), "macs": int(macs)}
-
-    def to_dict(self) -> Dict[str, Any]:
-        """JSON-ready form."""
-        return {"height": self.height, "width": self.width, "stem": list(self.stem),
-                "blocks": [[list(cost) for cost in options] for options in self.blocks]}
-
-    @classmethod
-    def from_dict(cls, doc: Mapping[str, Any]) -> "CostTable":
-        """The table ``to_dict`` wrote."""
-        return cls(int(doc["height"]), int(doc["width"]), tuple(doc["stem"]),
-                   tuple(tuple(tuple(cost) for cost in options) for options in doc["blocks"]))
-
-    @classmethod
-    def build(cls, height: int, width: int, model_cfg) -> "CostTable":
-        """Count the three uniform codes with the model's own ``subnet_cost`` (imports TensorFlow)."""
-        from edgeflownas.model.cost import subnet_cost
-
-        uniform = [subnet_cost((option,) * NUM_BLOCKS, height, width, model_cfg) for option in range(NUM_OPTIONS)]
-        stem = (uniform[0].block_params["stem"], uniform[0].block_macs["stem"])
-        blocks = tuple(tuple((uniform[o].block_params[name], uniform[o].block_macs[name]) for o in range(NUM_OPTIONS))
-                       for name in BLOCK_NAMES)
-        return cls(height, width, stem, blocks)
 
 
 @dataclass(frozen=True)

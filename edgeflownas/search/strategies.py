@@ -25,7 +25,7 @@ import numpy as np
 
 from edgeflownas.errors import SearchError
 from edgeflownas.nas.arch_codec import ArchCode
-from edgeflownas.search.pareto import pareto_ranks
+from edgeflownas.nas.pareto import pareto_ranks
 from edgeflownas.search.space import CostTable, SearchSpace
 
 STRATEGIES = ("evolution", "random", "exhaustive")

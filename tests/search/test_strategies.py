@@ -83,7 +83,7 @@ def test_parents_prefer_the_front_then_epe():
 
 
 def test_evolution_beats_random_on_the_landscape_front():
-    from edgeflownas.search.pareto import hypervolume
+    from edgeflownas.nas.pareto import hypervolume
 
     space = SearchSpace()
     feasible = feasible_codes(space, TABLE, [])

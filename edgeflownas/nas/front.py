@@ -4,7 +4,7 @@ One owner of the format: ``write_outputs`` writes these files and
 ``load_front`` / ``pick`` read ``front.json`` back (``efnas retrain --arch
 best|rank:N``, ``efnas report``).  Fronts are EPE vs MACs and EPE vs params,
 both minimised; ``ranked`` is the EPE-vs-MACs front ordered by EPE, so
-``best`` is its first entry and ``rank:N`` its N-th.  When the search scored
+``best`` is its first entry and ``rank:N`` its N-th (``TrainedRun.select`` reads them).  When the search scored
 on a subset of the validation batches and re-scored the front on all of
 them, ``epe`` is the full-split figure and ``epe_search`` the subset's.
 """
@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from edgeflownas.atomic_io import write_json_atomic, write_text_atomic
 from edgeflownas.errors import SearchError
 from edgeflownas.nas.arch_codec import ArchCode, arch_name
-from edgeflownas.search.pareto import hypervolume, pareto_front
+from edgeflownas.nas.pareto import hypervolume, pareto_front
 
 FRONT_FILE = "front.json"
 ALL_FILE = "all.jsonl"
@@ -139,17 +139,3 @@ def load_scored(search_dir: Path) -> List[Dict[str, Any]]:
 def searches_of_run(run_dir: Path) -> List[Path]:
     """Search directories inside a run directory (``search*/`` holding a front.json), sorted."""
     return sorted(path.parent for path in Path(run_dir).glob(f"search*/{FRONT_FILE}"))
-
-
-def select_code(run_dir: Path, selector: str, search_dir: Optional[Path] = None) -> ArchCode:
-    """``baseline``, a code or name, or ``best`` / ``rank:N`` of the run's search (``<run>/search`` by default)."""
-    from edgeflownas.errors import ArchCodeError
-    from edgeflownas.nas.arch_codec import parse_arch_code
-
-    text = selector.strip()
-    if text == "best" or text.startswith("rank:"):
-        code = pick(load_front(Path(search_dir) if search_dir is not None else Path(run_dir) / "search"), text)
-        if code is None:
-            raise ArchCodeError(f"--arch {selector!r}: expected 'best' or 'rank:N' with N a positive integer")
-        return code
-    return parse_arch_code(text)
