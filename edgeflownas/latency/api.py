@@ -71,15 +71,11 @@ def latency_for_run(run_dir: Path, out: Optional[Path], probes_out: Optional[Pat
     """Build the probes of ``run_dir``'s model and input size (into ``probes_out`` or a temporary folder); measure
     them into the table ``out`` unless ``out`` is None (build only); return the table."""
     from edgeflownas.latency.probes import write_probes
-    from edgeflownas.report.costs import run_config
-    from edgeflownas.train import run_dir as rd
+    from edgeflownas.train.trained_run import TrainedRun
 
     if out is not None:
         check_new_file(out, "--out")
-    manifest = Path(run_dir) / rd.MANIFEST
-    if not manifest.is_file():
-        raise ConfigError(f"{manifest} does not exist: --run must be a run directory written by efnas train")
-    config = run_config(manifest)
+    config = TrainedRun.open(Path(run_dir)).config
     height, width = config.data.input_height, config.data.input_width
     with tempfile.TemporaryDirectory(prefix="efnas_latency_") as scratch:
         probe_dir = Path(probes_out) if probes_out is not None else Path(scratch) / "probes"

@@ -48,15 +48,15 @@ def write_tflite(path: Path, precision: str, model_cfg: Any, code: Sequence[int]
     from edgeflownas.export.graph import write_saved_model
     from edgeflownas.export.tflite import convert_float, convert_int8
 
-    graph_dir = Path(tempfile.mkdtemp(prefix="graph_", dir=scratch))
-    write_saved_model(graph_dir, model_cfg, tuple(code), values, height, width, precision == "int8")
-    if precision == "float":
-        path.write_bytes(convert_float(graph_dir))
-        return
-    rng = np.random.default_rng(seed)
-    pairs = [tuple(rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(2))
-             for _ in range(CALIBRATION_PAIRS)]
-    path.write_bytes(convert_int8(graph_dir, pairs))
+    with tempfile.TemporaryDirectory(prefix="graph_", dir=scratch) as graph_dir:
+        write_saved_model(Path(graph_dir), model_cfg, tuple(code), values, height, width, precision == "int8")
+        if precision == "float":
+            path.write_bytes(convert_float(Path(graph_dir)))
+            return
+        rng = np.random.default_rng(seed)
+        pairs = [tuple(rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(2))
+                 for _ in range(CALIBRATION_PAIRS)]
+        path.write_bytes(convert_int8(Path(graph_dir), pairs))
 
 
 def write_probes(out_dir: Path, model_cfg: Any, height: int, width: int, precisions: Sequence[str],

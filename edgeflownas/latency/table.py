@@ -230,3 +230,39 @@ def macs_latency_tau(macs: Sequence[float], latencies_ms: Sequence[float]) -> fl
     from edgeflownas.report.ranking import kendall_tau
 
     return float(kendall_tau([float(m) for m in macs], [float(t) for t in latencies_ms]))
+
+
+class LatencyCosts:
+    """A cost table with each code's predicted latency added as ``latency_ms`` (the search's and eval's costs)."""
+
+    def __init__(self, costs: Any, table: LatencyTable, precision: str = "float",
+                 threads: Optional[int] = None) -> None:
+        table.entry(precision, threads)  # a ConfigError now if the table lacks them
+        self.costs, self.table, self.precision, self.threads = costs, table, precision, threads
+        self.height, self.width = costs.height, costs.width
+
+    def cost(self, code: Sequence[int]) -> Dict[str, Any]:
+        """The wrapped table's costs of ``code`` and its predicted ``latency_ms``."""
+        return dict(self.costs.cost(code), latency_ms=round(self.table.predict_ms(code, self.precision,
+                                                                                  self.threads), 4))
+
+    def describe(self) -> Dict[str, Any]:
+        """What the latencies are: table file, device, runtime, precision, threads and the stated error."""
+        entry = self.table.entry(self.precision, self.threads)
+        threads = self.threads if self.threads is not None else int(min(self.table.doc["latency"][self.precision],
+                                                                        key=int))
+        device = self.table.doc["device"]
+        return {"table": str(self.table.path), "precision": self.precision, "threads": threads,
+                "device": f"{device['cpu']} ({device['cpus']} cpus)",
+                "runtime": f"{device['runtime']} {device['runtime_version']}",
+                "reference_ms": entry["reference_ms"], "stated_error_pct": entry["stated_error_pct"]}
+
+
+def latency_costs(costs: Any, path: Optional[Path], precision: str, threads: Optional[int], height: int, width: int,
+                  model_cfg: Any, what: str) -> Any:
+    """``costs`` with latencies from the table at ``path`` (checked against the run), or ``costs`` if no table."""
+    if path is None:
+        return costs
+    table = read_table(Path(path))
+    table.check_matches(height, width, model_cfg, what)
+    return LatencyCosts(costs, table, precision, threads)

@@ -53,6 +53,9 @@ class SearchRequest:
     which: str = "best"
     val_batches: Optional[int] = None
     data_overrides: Mapping[str, Any] = field(default_factory=dict)
+    latency_table: Optional[Path] = None  # an efnas latency table: latency_ms beside MACs, --objective latency
+    latency_precision: str = "float"
+    latency_threads: Optional[int] = None  # default: the fewest threads the table measured
 
 
 class LocalEvaluation:
@@ -154,7 +157,7 @@ def run_search(request: SearchRequest, log: Callable[[str], None] = lambda line:
     out_dir = Path(request.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(out_dir, f"efnas search of {request.run_dir}", log):
-        table = run.cost_table(log)
+        table = search_costs(request, run, log)
         feasible = feasible_codes(space, table, constraints)
         full = run.plan.val_batches
         scoring = run.scoring(request.val_batches).to_dict()
@@ -193,7 +196,22 @@ def run_search(request: SearchRequest, log: Callable[[str], None] = lambda line:
                   "fixed_blocks": {BLOCK_NAMES[block]: option for block, option in sorted(space.fixed.items())},
                   "space_size": space.size, "feasible": len(feasible), "searched": len(scores),
                   "seconds_per_candidate": round(local.seconds / local.evaluated, 4) if local.evaluated else None}
-        return fr.write_outputs(out_dir, header, scored, fronts["macs"], fronts["params"], marks)
+        if hasattr(table, "describe"):
+            header["latency"] = table.describe()
+        return fr.write_outputs(out_dir, header, scored, fronts["macs"], fronts["params"], marks,
+                                fronts.get("latency_ms"), request.settings.objective)
+
+
+def search_costs(request: SearchRequest, run: TrainedRun, log: Callable[[str], None]):
+    """The run's cost table, with each code's predicted latency when the request names a latency table."""
+    from edgeflownas.latency.table import latency_costs
+
+    if request.latency_table is None and request.settings.objective == "latency":
+        raise SearchError("--objective latency needs --latency_table TABLE.json (written by efnas latency for "
+                          "this run's input size and model)")
+    height, width = run.input_hw
+    return latency_costs(run.cost_table(log), request.latency_table, request.latency_precision,
+                         request.latency_threads, height, width, run.config.model, f"run {request.run_dir}")
 
 
 def scored_entries(scores: Mapping[ArchCode, float], marked: Mapping[ArchCode, float], table: CostTable,

@@ -156,3 +156,61 @@ def test_table_of_another_size_or_model_is_refused(tmp_path):
         table.check_matches(64, 96, model, "run R")
     with pytest.raises(ConfigError, match="init_neurons 8 vs 16"):
         table.check_matches(32, 48, resolve(None, {"model.init_neurons": 16}).config.model, "run R")
+
+
+# 27 codes: only the three flow heads' kernels are free.
+FIXED = ("EB0=0", "EB1=0", "DB0=0", "DB1=0", "H1=1", "H3=1")
+
+
+def _pareto(points):
+    """Indices of the points no other point dominates (both coordinates minimised), by brute force."""
+    return sorted(i for i, (a, b) in enumerate(points)
+                  if not any(c <= a and d <= b and (c, d) != (a, b) for c, d in points))
+
+
+@pytest.mark.slow
+def test_search_on_latency_under_a_latency_bound(measured, search_run, tmp_path, cli):
+    from edgeflownas.search.run import SearchRequest, run_search
+    from edgeflownas.search.strategies import StrategySettings
+
+    work, doc, _ = measured
+    entry = doc["latency"]["float"]["1"]
+
+    def predicted(code):
+        return entry["reference_ms"] + sum(entry["blocks"][b][o]["delta_ms"] for b, o in zip(BLOCKS, code))
+
+    space = [(0, 0, 0, 0, h0, 1, h2, 1, h4) for h0 in range(3) for h2 in range(3) for h4 in range(3)]
+    bound = float(np.median([predicted(code) for code in space]))
+    request = SearchRequest(search_run, tmp_path / "search", StrategySettings("exhaustive", population=9,
+                                                                            objective="latency"),
+                            constraints=(f"latency<={bound}ms",), fixed=FIXED, latency_table=work / "table.json")
+    front = run_search(request)
+    scored = [json.loads(line) for line in (tmp_path / "search" / "all.jsonl").read_text().splitlines()]
+    feasible = [code for code in space if predicted(code) <= bound]
+    assert front["objective"] == "latency" and front["searched"] == len(feasible) == front["feasible"]
+    assert front["constraints"] == [f"latency<={bound:g}ms"]
+    for e in scored:
+        assert e["latency_ms"] == pytest.approx(predicted(e["arch_code"]), abs=1e-3) and e["latency_ms"] <= bound
+    points = [(e["latency_ms"], e["epe"]) for e in scored]
+    assert sorted(e["name"] for e in front["front_latency"]) == sorted(scored[i]["name"] for i in _pareto(points))
+    assert front["ranked"] == [e["name"] for e in sorted(front["front_latency"], key=lambda e: e["epe"])]
+    assert front["latency"]["stated_error_pct"] == entry["stated_error_pct"] and front["latency"]["threads"] == 1
+    assert (tmp_path / "search" / "front.png").stat().st_size > 10_000
+    from edgeflownas.nas.front import pick
+
+    assert list(pick(front, "best")) == front["front_latency"][[e["name"] for e in front["front_latency"]].index(
+        front["ranked"][0])]["arch_code"]
+    shown = cli("eval", "--run", search_run, "--arch", "baseline", "--latency_table", work / "table.json",
+                "--no_native_epe")
+    assert shown.exit_code == 0, shown.output
+    assert "ms (table)" in shown.output and f"{predicted((0, 0, 0, 0, 2, 1, 2, 2, 2)):.3f}" in shown.output
+
+
+@pytest.mark.slow
+def test_latency_objective_or_bound_without_a_table_is_one_line(search_run, tmp_path, cli):
+    for extra, fragment in ((("--objective", "latency"), "--objective latency needs --latency_table"),
+                            (("--constraint", "latency<=15ms"), "latency<=15ms needs a latency table"),
+                            (("--constraint", "macs<=2ms"), "'ms' is the unit of latency only")):
+        result = cli("search", "--run", search_run, "--out", tmp_path / "s", *extra)
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert result.exit_code != 0 and len(lines) == 1 and fragment in lines[0], result.output
