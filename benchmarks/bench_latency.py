@@ -42,7 +42,8 @@ def _parse(argv):
     parser.add_argument("--width", type=int, default=None)
     parser.add_argument("--init_neurons", type=int, default=None)
     parser.add_argument("--precision", default="float,int8")
-    parser.add_argument("--keep", type=Path, default=None, help="keep the models and the table here")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep the models and the table here (models already there are reused: same settings)")
     return parser.parse_args(argv)
 
 
@@ -90,14 +91,16 @@ def main(argv=None) -> dict:
         work = args.keep or Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
         print(f"building probes: {_uptime()}", flush=True)
-        write_probes(work / "probes", model_cfg, height, width, precisions)
+        if not (work / "probes").exists():  # --keep DIR of an earlier run with the same settings: its models
+            write_probes(work / "probes", model_cfg, height, width, precisions)
         codes = _validation_codes(args.subnets, config.experiment.seed, [code for _, code in probe_codes()])
         values = random_values(model_cfg, height, width)
         (work / "subnets").mkdir(exist_ok=True)
         for index, (_, code) in enumerate(codes):
             for precision in precisions:
-                write_tflite(work / "subnets" / f"{arch_name(code)}_{precision}.tflite", precision, model_cfg, code,
-                             values, height, width, work / "subnets", index)
+                path = work / "subnets" / f"{arch_name(code)}_{precision}.tflite"
+                if not path.exists():
+                    write_tflite(path, precision, model_cfg, code, values, height, width, work / "subnets", index)
         macs = {code: subnet_cost(code, height, width, model_cfg).macs for _, code in codes}
         print(f"measuring the table: {_uptime()}", flush=True)
         table = LatencyTable(measure_probes(work / "probes", [args.threads], precisions, args.runs, args.warmup))

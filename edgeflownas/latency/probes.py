@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, Sequence
 
 import numpy as np
 
-from edgeflownas.atomic_io import replace_dir_atomic, staging_dir, write_json_atomic
+from edgeflownas.atomic_io import replace_dir_atomic, staging_dir, write_bytes_atomic, write_json_atomic
 from edgeflownas.errors import ConfigError
 from edgeflownas.latency.table import PRECISION_FORMATS, PROBES_KIND, VERSION, model_settings, probe_codes, probe_name
 from edgeflownas.export.manifest import sha256_of
@@ -51,12 +51,12 @@ def write_tflite(path: Path, precision: str, model_cfg: Any, code: Sequence[int]
     with tempfile.TemporaryDirectory(prefix="graph_", dir=scratch) as graph_dir:
         write_saved_model(Path(graph_dir), model_cfg, tuple(code), values, height, width, precision == "int8")
         if precision == "float":
-            path.write_bytes(convert_float(Path(graph_dir)))
+            write_bytes_atomic(path, convert_float(Path(graph_dir)))
             return
         rng = np.random.default_rng(seed)
         pairs = [tuple(rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(2))
                  for _ in range(CALIBRATION_PAIRS)]
-        path.write_bytes(convert_int8(Path(graph_dir), pairs))
+        write_bytes_atomic(path, convert_int8(Path(graph_dir), pairs))
 
 
 def write_probes(out_dir: Path, model_cfg: Any, height: int, width: int, precisions: Sequence[str],

@@ -16,7 +16,8 @@ it; only interactions between blocks are not.  The constant is the measured
 reference model itself, never fitted to other subnets.  ``check`` subnets
 (random codes, not used to build the table) are measured in the same session
 and compared with the prediction: their largest relative error is the
-table's ``stated_error`` for that precision and thread count.
+table's ``stated_error`` for that precision and thread count.  ``tau_macs_latency`` is Kendall's tau
+between MACs and measured latency over every probe: how far MACs mislead on the device.
 """
 
 from __future__ import annotations
@@ -87,6 +88,9 @@ def build_table(probes: Mapping[str, Any], timings: Mapping[str, Mapping[str, Ma
             entry["check"] = [_check(entry, probe, timed[probe["name"]]) for probe in checks]
             errors = [abs(row["error_pct"]) for row in entry["check"]]
             entry["stated_error_pct"] = float(np.ceil(max(errors))) if errors else None
+            # how far MACs mislead here: their rank correlation with the measured latency of every probe
+            entry["tau_macs_latency"] = macs_latency_tau([p["macs"] for p in probes["probes"]],
+                                                         [timed[p["name"]]["median_ms"] for p in probes["probes"]])
             entries[precision][str(threads)] = entry
     return {"kind": TABLE_KIND, "version": VERSION, "device": dict(device), "input_hw": list(probes["input_hw"]),
             "model": dict(probes["model"]), "reference_code": list(REFERENCE),
@@ -255,7 +259,8 @@ class LatencyCosts:
         return {"table": str(self.table.path), "precision": self.precision, "threads": threads,
                 "device": f"{device['cpu']} ({device['cpus']} cpus)",
                 "runtime": f"{device['runtime']} {device['runtime_version']}",
-                "reference_ms": entry["reference_ms"], "stated_error_pct": entry["stated_error_pct"]}
+                "reference_ms": entry["reference_ms"], "stated_error_pct": entry["stated_error_pct"],
+                "tau_macs_latency": entry.get("tau_macs_latency")}
 
 
 def latency_costs(costs: Any, path: Optional[Path], precision: str, threads: Optional[int], height: int, width: int,

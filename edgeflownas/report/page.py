@@ -96,7 +96,8 @@ def _search(figures: Dict[str, Path], search_dir: Path, doc: Dict) -> str:
         latency = doc["latency"]
         text += (f" Latency: predicted by {latency['table']} ({latency['precision']}, {latency['threads']} "
                  f"thread(s), {latency['runtime']} on {latency['device']}; stated error "
-                 f"{latency['stated_error_pct']} %).")
+                 f"{latency['stated_error_pct']} %; Kendall tau between MACs and measured latency over the "
+                 f"table's probe subnets {latency.get('tau_macs_latency', float('nan')):.2f}).")
         columns.append(("latency_ms", "latency (ms)", html.number(3)))
     return (html.note(text) + html.image(figures[f"search:{search_dir.name}"], "search front")
             + html.table(rows, columns, text_columns=("name", "arch_code")))

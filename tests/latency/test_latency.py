@@ -87,11 +87,26 @@ def test_table_format_and_its_arithmetic(measured):
             assert row["predicted_ms"] == pytest.approx(expected)
             assert row["error_pct"] == pytest.approx(100 * (expected - row["measured_ms"]) / row["measured_ms"])
         assert entry["stated_error_pct"] == np.ceil(max(abs(r["error_pct"]) for r in entry["check"]))
+        from scipy.stats import kendalltau
+
+        names = sorted(probes)
+        expected_tau = kendalltau([probes[n]["macs"] for n in names], [_probe_median(entry, probes[n]) for n in names])
+        assert entry["tau_macs_latency"] == pytest.approx(expected_tau.statistic)
         table = read_table(work / "table.json")
         code = (2, 1, 0, 2, 1, 0, 2, 1, 0)
         assert table.predict_ms(code, precision) == pytest.approx(
             entry["reference_ms"] + sum(entry["blocks"][b][o]["delta_ms"] for b, o in zip(BLOCKS, code)))
     assert "stated error" in output
+
+
+def _probe_median(entry, probe):
+    """A probe's measured median as the table records it (reference, a block option's probe, or a check)."""
+    if probe["role"] == "reference":
+        return entry["reference_ms"]
+    if probe["role"] == "check":
+        return next(r["measured_ms"] for r in entry["check"] if r["arch_code"] == probe["arch_code"])
+    block, option = probe["role"].split("=")
+    return entry["blocks"][block][int(option)]["probe_median_ms"]
 
 
 @pytest.mark.slow
