@@ -79,5 +79,7 @@ def _print(doc: dict, out: Path) -> None:
                f"{device['cpu']} ({device['cpus']} cpus), load {doc['measurement']['load_average_start']}")
     for precision, per_threads in doc["latency"].items():
         for threads, entry in per_threads.items():
+            stated = "-" if entry["stated_error_pct"] is None else f"{entry['stated_error_pct']:.0f}"
             click.echo(f"  {precision:<5} {threads} thread(s): reference {entry['reference_ms']:.3f} ms, "
-                       f"stated error {entry['stated_error_pct']:.0f} % on {len(entry['check'])} check subnets")
+                       f"stated error {stated} % on {len(entry['check'])} check subnets, tau(MACs, latency) "
+                       f"{entry['tau_macs_latency']:.2f} over {doc['measurement']['probes']} probes")
