@@ -247,8 +247,7 @@ class LatencyCosts:
 
     def cost(self, code: Sequence[int]) -> Dict[str, Any]:
         """The wrapped table's costs of ``code`` and its predicted ``latency_ms``."""
-        return dict(self.costs.cost(code), latency_ms=round(self.table.predict_ms(code, self.precision,
-                                                                                  self.threads), 4))
+        return dict(self.costs.cost(code), latency_ms=self.table.predict_ms(code, self.precision, self.threads))
 
     def describe(self) -> Dict[str, Any]:
         """What the latencies are: table file, device, runtime, precision, threads and the stated error."""

@@ -154,10 +154,11 @@ def run_search(request: SearchRequest, log: Callable[[str], None] = lambda line:
     if run.fixed_code is not None:
         raise SearchError(f"{request.run_dir} is a fixed-arch run of {arch_name(run.fixed_code)}: it holds one "
                           "subnet, there is nothing to search; search the supernet run it came from")
+    latency = search_latency(request, run, constraints)
     out_dir = Path(request.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(out_dir, f"efnas search of {request.run_dir}", log):
-        table = search_costs(request, run, log)
+        table = run.cost_table(log) if latency is None else latency(run.cost_table(log))
         feasible = feasible_codes(space, table, constraints)
         full = run.plan.val_batches
         scoring = run.scoring(request.val_batches).to_dict()
@@ -202,16 +203,24 @@ def run_search(request: SearchRequest, log: Callable[[str], None] = lambda line:
                                 fronts.get("latency_ms"), request.settings.objective)
 
 
-def search_costs(request: SearchRequest, run: TrainedRun, log: Callable[[str], None]):
-    """The run's cost table, with each code's predicted latency when the request names a latency table."""
-    from edgeflownas.latency.table import latency_costs
+def search_latency(request: SearchRequest, run: TrainedRun, constraints: Sequence[Any]):
+    """None, or a function wrapping the run's cost table with the request's latency table (read and checked
+    against the run here, before anything is locked or scored); SearchError for latency asked without a table."""
+    from edgeflownas.latency.table import LatencyCosts, read_table
 
-    if request.latency_table is None and request.settings.objective == "latency":
-        raise SearchError("--objective latency needs --latency_table TABLE.json (written by efnas latency for "
-                          "this run's input size and model)")
-    height, width = run.input_hw
-    return latency_costs(run.cost_table(log), request.latency_table, request.latency_precision,
-                         request.latency_threads, height, width, run.config.model, f"run {request.run_dir}")
+    if request.latency_table is None:
+        if request.settings.objective == "latency":
+            raise SearchError("--objective latency needs --latency_table TABLE.json (written by efnas latency for "
+                              "this run's input size and model)")
+        bound = [str(c) for c in constraints if c.key == "latency"]
+        if bound:
+            raise SearchError(f"--constraint {bound[0]} needs a latency table: give --latency_table TABLE.json "
+                              "(written by efnas latency for this run)")
+        return None
+    table = read_table(Path(request.latency_table))
+    table.check_matches(*run.input_hw, run.config.model, f"run {request.run_dir}")
+    table.entry(request.latency_precision, request.latency_threads)
+    return lambda costs: LatencyCosts(costs, table, request.latency_precision, request.latency_threads)
 
 
 def scored_entries(scores: Mapping[ArchCode, float], marked: Mapping[ArchCode, float], table: CostTable,
