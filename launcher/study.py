@@ -101,6 +101,8 @@ def load_study(path: Path, overrides: Optional[Mapping[str, Any]] = None, cwd: O
             supernet[key] = str((base / supernet[key]).absolute())
     if supernet["config"] is not None and not Path(supernet["config"]).is_file():
         raise ConfigError(f"study config {path}: supernet.config {supernet['config']} is not a file")
+    if supernet["run"] is not None:
+        _require_run(path, Path(supernet["run"]), supernet["checkpoint"])
     for section in ("supernet", "retrain"):
         values[section]["set"] = {canonical_key(key, f"{path}: {section}.set"): value
                                   for key, value in values[section]["set"].items()}
@@ -110,6 +112,39 @@ def load_study(path: Path, overrides: Optional[Mapping[str, Any]] = None, cwd: O
         except ConfigError as error:
             raise ConfigError(f"study config {path}: subnets.codes: {error}") from None
     return Study(path, values)
+
+
+def _require_run(path: Path, run: Path, which: str) -> None:
+    """ConfigError unless ``run`` is a supernet run directory holding the checkpoint the study scores."""
+    from edgeflownas.train import run_dir as rd
+    from edgeflownas.train.checkpoint import STATE_FILE
+
+    ckpt = run / (rd.BEST if which == "best" else rd.LAST)
+    if not (run / rd.MANIFEST).is_file() or not (ckpt / STATE_FILE).is_file():
+        found = "does not exist" if not run.exists() else f"has no {rd.MANIFEST} or no {ckpt.name}/{STATE_FILE}"
+        raise ConfigError(f"study config {path}: supernet.run {run} {found}: it must be a trained supernet run "
+                          "(<output_root>/<experiment> of efnas train), or use supernet.config to train one")
+
+
+def check_before_start(study: Study) -> None:
+    """ConfigError for what would otherwise fail after the study directory is made: its place, and too few
+    subnets for subnets.min_k (counted from the supernet config's pool size before anything is trained)."""
+    from edgeflownas.outputs import check_output_folder
+
+    check_output_folder(study.directory, "study.output_root/study.name", own="study directory")
+    subnets = study.section("subnets")
+    plan = supernet_plan(study, check_data=False)
+    if plan is None:  # an existing run: its pool is read now
+        chosen_codes(study, supernet_run(study))
+        return
+    pool = plan.trials[0].resolved.config.eval.pool_size if subnets["pool"] else 0
+    listed = {tuple(parse_arch_code(text)) for text in subnets["codes"]}
+    most = pool + len(listed | ({tuple(EDGEFLOWNET_BASELINE)} if subnets["baseline"] else set()))
+    if most < subnets["min_k"]:
+        raise ConfigError(f"study config {study.path}: at most {most} distinct subnets can be chosen (pool "
+                          f"{pool}{' + baseline' if subnets['baseline'] else ''} + {len(listed)} listed codes), "
+                          f"subnets.min_k is {subnets['min_k']}: lower subnets.min_k, add subnets.codes, or raise "
+                          "eval.pool_size in supernet.set")
 
 
 def _overrides(study: Study, section: str, forced: Mapping[str, Any]) -> Overrides:
@@ -428,6 +463,7 @@ def run_study(study: Study, log: Callable[[str], None]) -> Dict[str, Any]:
     """Every step of the study, each skipped when its artifacts are already there; study.json's document."""
     from edgeflownas.locks import exclusive_lock
 
+    check_before_start(study)
     study.directory.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(study.directory, f"efnas study {study.values['study']['name']}", log):
         log(f"efnas study {study.values['study']['name']}: {study.directory} "
@@ -455,6 +491,7 @@ def dry_run(study: Study) -> str:
     its first training); nothing is trained, submitted or written."""
     from launcher.submit import dry_run as sbatch_script
 
+    check_before_start(study)
     slurm_mode = study.slurm is not None
     lines = [f"# efnas study --dry_run: {study.path} -> {study.directory}",
              f"# mode: {'SLURM (efnas submit; the retrains as one job array)' if slurm_mode else 'local'}"]

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from edgeflownas.errors import SearchError
+from edgeflownas.errors import SearchError, SearchUsageError
 from edgeflownas.locks import exclusive_lock
 from edgeflownas.nas import front as fr
 from edgeflownas.nas.arch_codec import BLOCK_NAMES, EDGEFLOWNET_BASELINE, ArchCode, arch_name
@@ -149,7 +149,7 @@ def run_search(request: SearchRequest, log: Callable[[str], None] = lambda line:
     constraints = [parse_constraint(text) for text in request.constraints]
     space = parse_fixed(request.fixed)
     if request.val_batches is not None and request.val_batches < 1:
-        raise SearchError(f"--val_batches {request.val_batches}: score on at least 1 validation batch")
+        raise SearchUsageError(f"--val_batches {request.val_batches}: score on at least 1 validation batch")
     run = run or TrainedRun.open(Path(request.run_dir), request.which, request.data_overrides)
     if run.fixed_code is not None:
         raise SearchError(f"{request.run_dir} is a fixed-arch run of {arch_name(run.fixed_code)}: it holds one "
@@ -210,11 +210,11 @@ def search_latency(request: SearchRequest, run: TrainedRun, constraints: Sequenc
 
     if request.latency_table is None:
         if request.settings.objective == "latency":
-            raise SearchError("--objective latency needs --latency_table TABLE.json (written by efnas latency for "
+            raise SearchUsageError("--objective latency needs --latency_table TABLE.json (written by efnas latency for "
                               "this run's input size and model)")
         bound = [str(c) for c in constraints if c.key == "latency"]
         if bound:
-            raise SearchError(f"--constraint {bound[0]} needs a latency table: give --latency_table TABLE.json "
+            raise SearchUsageError(f"--constraint {bound[0]} needs a latency table: give --latency_table TABLE.json "
                               "(written by efnas latency for this run)")
         return None
     table = read_table(Path(request.latency_table))

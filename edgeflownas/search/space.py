@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
-from edgeflownas.errors import SearchError
+from edgeflownas.errors import SearchUsageError
 from edgeflownas.model.cost import CostTable
 from edgeflownas.nas.arch_codec import BLOCK_NAMES, NUM_BLOCKS, NUM_OPTIONS, ArchCode
 
@@ -74,7 +74,7 @@ def parse_fixed(texts: Sequence[str]) -> SearchSpace:
         name, _, value = text.partition("=")
         name = name.strip().upper()
         if name not in BLOCK_NAMES or value.strip() not in ("0", "1", "2"):
-            raise SearchError(f"--fix {text!r}: expected BLOCK=OPTION with BLOCK one of {', '.join(BLOCK_NAMES)} "
+            raise SearchUsageError(f"--fix {text!r}: expected BLOCK=OPTION with BLOCK one of {', '.join(BLOCK_NAMES)} "
                               "and OPTION 0, 1 or 2 (e.g. --fix EB0=0)")
         fixed[BLOCK_NAMES.index(name)] = int(value)
     return SearchSpace(fixed)
@@ -101,20 +101,20 @@ def parse_constraint(text: str) -> Constraint:
     """``macs<=2.0e9`` / ``params>=1e6`` / ``latency<=15ms`` -> Constraint; SearchError saying the valid form."""
     match = _CONSTRAINT.match(text)
     if not match:
-        raise SearchError(f"--constraint {text!r}: expected KEY<=NUMBER or KEY>=NUMBER with KEY one of "
-                          f"{', '.join(COST_KEYS)} (e.g. --constraint macs<=2.0e9, --constraint latency<=15ms)")
+        raise SearchUsageError(f"--constraint {text!r}: expected KEY<=NUMBER or KEY>=NUMBER with KEY one of "
+                               f"{', '.join(COST_KEYS)} (e.g. --constraint macs<=2.0e9, --constraint latency<=15ms)")
     key, op, number, unit = match.groups()
     if key not in COST_KEYS:
-        raise SearchError(f"--constraint {text!r}: unknown key {key!r}; constraints apply to "
-                          f"{', '.join(COST_KEYS)} (MACs per image pair; FLOPs = 2 x MACs; latency in ms)")
+        raise SearchUsageError(f"--constraint {text!r}: unknown key {key!r}; constraints apply to "
+                               f"{', '.join(COST_KEYS)} (MACs per image pair; FLOPs = 2 x MACs; latency in ms)")
     if unit and key != "latency":
-        raise SearchError(f"--constraint {text!r}: 'ms' is the unit of latency only; {key} is a plain count")
+        raise SearchUsageError(f"--constraint {text!r}: 'ms' is the unit of latency only; {key} is a plain count")
     try:
         value = float(number)
     except ValueError:
-        raise SearchError(f"--constraint {text!r}: {number!r} is not a number") from None
+        raise SearchUsageError(f"--constraint {text!r}: {number!r} is not a number") from None
     if not np.isfinite(value):
-        raise SearchError(f"--constraint {text!r}: the bound must be a finite number")
+        raise SearchUsageError(f"--constraint {text!r}: the bound must be a finite number")
     return Constraint(key, op, value)
 
 
@@ -122,7 +122,7 @@ def feasible_codes(space: SearchSpace, table: CostTable, constraints: Sequence[C
     """Every code of ``space`` meeting all constraints; SearchError if none does (saying the cheapest cost)."""
     needs_latency = [str(c) for c in constraints if COST_ENTRY[c.key] not in table.cost(next(space.codes()))]
     if needs_latency:
-        raise SearchError(f"--constraint {needs_latency[0]} needs a latency table: give --latency_table TABLE.json "
+        raise SearchUsageError(f"--constraint {needs_latency[0]} needs a latency table: give --latency_table TABLE.json "
                           "(written by efnas latency for this run)")
     codes = [code for code in space.codes() if all(c.holds(table.cost(code)) for c in constraints)]
     if not codes:
@@ -130,6 +130,6 @@ def feasible_codes(space: SearchSpace, table: CostTable, constraints: Sequence[C
         ranges = ", ".join(f"{key} {min(c[key] for c in costs):.4g}..{max(c[key] for c in costs):.4g}"
                            for key in (COST_ENTRY[k] for k in COST_KEYS) if key in costs[0])
         limits = ", ".join(str(c) for c in constraints)
-        raise SearchError(f"no code of the {space.size}-code space meets {limits} (its costs span {ranges} at "
+        raise SearchUsageError(f"no code of the {space.size}-code space meets {limits} (its costs span {ranges} at "
                           f"{table.height}x{table.width}): loosen the constraint")
     return codes
