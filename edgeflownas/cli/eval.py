@@ -38,9 +38,17 @@ from edgeflownas.report.eval_run import EVAL_RESULTS
               help="Also give each subnet's EPE at the data's native resolution (prediction upsampled bilinearly "
                    "and rescaled, ground truth read at full resolution: the number papers report); not available "
                    "from shards packed at the training size.")
+@click.option("--latency_table", "--latency-table", "latency_table", type=click.Path(path_type=Path), default=None,
+              help="A table written by 'efnas latency' for this run: each subnet's predicted latency (ms) beside "
+                   "its MACs.")
+@click.option("--latency_precision", "--latency-precision", "latency_precision", type=click.Choice(["float", "int8"]),
+              default="float", show_default=True, help="Which of the table's latencies: TFLite float32 or int8.")
+@click.option("--latency_threads", "--latency-threads", "latency_threads", type=int, default=None,
+              help="Which thread count of the table (default: the fewest it measured).")
 @data_location_options
 def eval_command(run_dir: Path, arch: Tuple[str, ...], which: str, as_json: bool, sort: str, out: Optional[Path],
-                 overwrite: bool, debug_trace: bool, native_epe: bool, **locations) -> None:
+                 overwrite: bool, debug_trace: bool, native_epe: bool, latency_table: Optional[Path],
+                 latency_precision: str, latency_threads: Optional[int], **locations) -> None:
     """Evaluate subnets of a trained run on the validation split.
 
     Each subnet gets the trainer's BN recalibration (reset, then the run's fixed
@@ -65,9 +73,11 @@ def eval_command(run_dir: Path, arch: Tuple[str, ...], which: str, as_json: bool
     if out is not None:  # before minutes of evaluation
         check_output_file(out, "--out", EVAL_RESULTS, overwrite)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    latency = {"table": latency_table, "precision": latency_precision, "threads": latency_threads}
     report = evaluate_run(run_dir, arch, which, log=lambda line: click.echo(line, err=True),
                           data_overrides=collect_overrides(locations),
-                          sort=sort, debug_trace=debug_trace, native_epe=native_epe)
+                          sort=sort, debug_trace=debug_trace, native_epe=native_epe,
+                          latency=latency if latency_table is not None else None)
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))
     if out is not None:
         click.echo(f"wrote {write_report(report, out)}", err=True)

@@ -43,7 +43,19 @@ def search_options(func: Callable) -> Callable:
                      help="Distinct candidates to score (ignored by exhaustive)."),
         click.option("--constraint", "constraints", multiple=True,
                      help="Cost bound, repeatable: 'macs<=2.0e9', 'params<=2.5e6' (MACs per image pair at the "
-                          "run's input size; FLOPs = 2 x MACs). Checked before scoring."),
+                          "run's input size; FLOPs = 2 x MACs), 'latency<=15ms' (with --latency_table). Checked "
+                          "before scoring."),
+        click.option("--objective", type=click.Choice(["macs", "latency"]), default="macs", show_default=True,
+                     help="The cost EPE is traded against: evolution's second objective and the front 'ranked' "
+                          "(best, rank:N) orders; latency needs --latency_table."),
+        click.option("--latency_table", "--latency-table", "latency_table", type=click.Path(path_type=Path),
+                     default=None, help="A table written by 'efnas latency' for this run: every subnet's predicted "
+                                        "latency goes beside its MACs (front.json, front.png, the table)."),
+        click.option("--latency_precision", "--latency-precision", "latency_precision",
+                     type=click.Choice(["float", "int8"]), default="float", show_default=True,
+                     help="Which of the table's latencies: TFLite float32 or full-integer int8."),
+        click.option("--latency_threads", "--latency-threads", "latency_threads", type=int, default=None,
+                     help="Which thread count of the table (default: the fewest it measured)."),
         click.option("--fix", "fixed", multiple=True,
                      help="Fix a block, repeatable: 'EB0=0' (blocks EB0 EB1 DB0 DB1 H0..H4, options 0/1/2)."),
         click.option("--strategy_seed", "--strategy-seed", "strategy_seed", cls=Option, aliases=("--seed",), type=int,
@@ -78,7 +90,7 @@ def search_request(kwargs: Dict[str, Any]):
     from edgeflownas.search.strategies import StrategySettings
 
     settings = StrategySettings(kwargs["strategy"], kwargs["budget"], kwargs["strategy_seed"], kwargs["population"],
-                                kwargs["parents"], kwargs["mutation_prob"])
+                                kwargs["parents"], kwargs["mutation_prob"], kwargs["objective"])
     settings.check()
     for text in kwargs["constraints"]:
         parse_constraint(text)
@@ -87,12 +99,13 @@ def search_request(kwargs: Dict[str, Any]):
     out_dir = kwargs["out_dir"] if kwargs["out_dir"] is not None else run_dir / "search"
     check_output_folder(out_dir, "--out", own="search directory", rewrites=STORE_DIR)
     return SearchRequest(run_dir, Path(out_dir), settings, tuple(kwargs["constraints"]), tuple(kwargs["fixed"]),
-                         kwargs["which"], kwargs["val_batches"], collect_overrides(kwargs))
+                         kwargs["which"], kwargs["val_batches"], collect_overrides(kwargs), kwargs["latency_table"],
+                         kwargs["latency_precision"], kwargs["latency_threads"])
 
 
 def run_and_print(request, as_json: bool, remote: Optional[Any] = None, run: Optional[Any] = None) -> None:
     """Run the search and print its top table (or front.json)."""
-    from edgeflownas.nas.front import format_table
+    from edgeflownas.nas.front import format_table, ranked_front
     from edgeflownas.search.run import run_search
 
     doc = run_search(request, log=lambda line: click.echo(line, err=True), remote=remote, run=run)
@@ -101,5 +114,5 @@ def run_and_print(request, as_json: bool, remote: Optional[Any] = None, run: Opt
         return
     click.echo(format_table(doc))
     click.echo(f"{doc['scored']} subnets scored ({doc.get('searched', doc['scored'])} by the strategy, the rest pool and "
-               f"baseline); front (EPE vs MACs) of {len(doc['front_macs'])}; "
+               f"baseline); front (EPE vs {doc.get('objective', 'macs')}) of {len(ranked_front(doc))}; "
                f"written to {request.out_dir}: front.json, all.jsonl, front.png")

@@ -204,7 +204,7 @@ def build_report(run_dir: Path, out_dir: Optional[Path] = None, checkpoint: str 
     searches = []
     for search_dir in searches_of_run(run.run_dir):
         doc = load_front(search_dir)
-        figure = front_figure(load_scored(search_dir), doc["front_macs"], doc.get("marks", {}))
+        figure = front_figure(load_scored(search_dir), doc["front_macs"], doc.get("marks", {}), doc.get("front_latency"))
         figures[f"search:{search_dir.name}"] = plots.save(figure, out / f"{search_dir.name}_front.png")
         searches.append((search_dir, doc))
     view = cost_view(run, cost, flow, searches, CheckpointMark.read(run.run_dir, checkpoint)) if cost is not None else None

@@ -38,7 +38,7 @@ SORT_KEYS = ("epe", "macs", "params", "pool")
 EVAL_RESULTS = (".csv", ".json")
 # Columns of the CSV, in this order; any other row key follows them.
 CSV_COLUMNS = ("name", "arch_code", "epe", "epe_native", "native_resolution", "outlier_1px", "outlier_3px", "outlier_5px", "pixels", "logged_epe",
-               "params", "macs")
+               "params", "macs", "latency_ms")
 
 
 def split_selection(texts: Sequence[str]) -> List[str]:
@@ -183,19 +183,29 @@ class SubnetProgress:
 def evaluate_run(run_dir: Path, selection: Sequence[str], which: str = "best",
                  log: Callable[[str], None] = lambda line: None,
                  data_overrides: Optional[Mapping[str, Any]] = None, sort: str = "pool",
-                 debug_trace: bool = False, native_epe: bool = True, with_cost: bool = True) -> EvalReport:
+                 debug_trace: bool = False, native_epe: bool = True, with_cost: bool = True,
+                 latency: Optional[Mapping[str, Any]] = None) -> EvalReport:
     """Evaluate the selected subnets at checkpoint ``which`` of ``run_dir`` (``TrainedRun.evaluator``).
 
     Each subnet's log line carries ``[k/n, elapsed, ETA]``; the rows come in ``sort`` order (``SORT_KEYS``).
     ``native_epe`` adds each subnet's EPE at the data's native resolution (``epe_native``); ``with_cost`` its
-    params and MACs from the run's cost table.
+    params and MACs from the run's cost table; ``latency`` ({"table", "precision", "threads"}: an efnas latency
+    table) its predicted ``latency_ms`` beside them.
     """
     check_sort_key(sort)
     run = TrainedRun.open(Path(run_dir), which, data_overrides)
     codes = resolve_selection(selection, run.pool, run.select)
     for code in codes:
         run.check_code(code)  # 'baseline' too: a fixed-arch run holds one subnet
-    costs = {code: run.cost(code) for code in codes} if with_cost else {}
+    costs = {}
+    if with_cost:
+        from edgeflownas.latency.table import latency_costs
+
+        height, width = run.input_hw
+        latency = latency or {}
+        table = latency_costs(run.cost_table(), latency.get("table"), latency.get("precision", "float"),
+                              latency.get("threads"), height, width, run.config.model, f"run {run_dir}")
+        costs = {code: table.cost(code) for code in codes}
     progress = SubnetProgress(len(codes), log)
     with run.evaluator(progress, debug_trace, native_epe) as evaluator:
         logged = run.logged_epe()
@@ -218,6 +228,7 @@ def format_report(report: EvalReport) -> str:
              f"global_step {report.global_step})  bn_recal_batches={report.bn_recal_batches}  "
              f"val_samples={report.val_samples_used}  sorted by {report.sorted_by}"]
     has_cost = any("params" in row for row in report.rows)
+    has_latency = any("latency_ms" in row for row in report.rows)
     has_native = report.native_epe is not None
     header = f"{'subnet':<11} {'arch code':<18} {'EPE':>8}"
     if has_native:
@@ -225,6 +236,8 @@ def format_report(report: EvalReport) -> str:
     header += f" {'>1px':>7} {'>3px':>7} {'>5px':>7} {'logged EPE':>10}"
     if has_cost:
         header += f" {'params':>11} {'GMACs':>8}"
+    if has_latency:
+        header += f" {'ms (table)':>10}"
     lines.append(header)
     for row in report.rows:
         logged = "-" if row["logged_epe"] is None else f"{row['logged_epe']:.4f}"
@@ -236,6 +249,8 @@ def format_report(report: EvalReport) -> str:
                  f"{100 * row['outlier_5px']:>6.2f}% {logged:>10}")
         if has_cost:
             line += f" {row['params']:>11,} {row['macs'] / 1e9:>8.3f}"
+        if has_latency:
+            line += f" {row['latency_ms']:>10.3f}"
         lines.append(line)
     if report.training_resolution is not None:
         lines.append(f"EPE: at the training resolution ({report.training_resolution} px), the selection metric; "

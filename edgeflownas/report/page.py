@@ -80,16 +80,27 @@ _FRONT_COLUMNS = [("rank", "rank", None), ("name", "subnet", None), ("arch_code"
 
 
 def _search(figures: Dict[str, Path], search_dir: Path, doc: Dict) -> str:
-    by_name = {e["name"]: e for e in doc["front_macs"]}
+    from edgeflownas.nas.front import ranked_front
+
+    by_name = {e["name"]: e for e in ranked_front(doc)}
     rows = [dict(by_name[name], rank=rank, arch_code=",".join(map(str, by_name[name]["arch_code"])))
             for rank, name in enumerate(doc["ranked"], start=1)]
     settings = doc["strategy"]
+    objective = "latency" if doc.get("objective") == "latency" else "MACs"
     text = (f"{search_dir}: {settings['strategy']} search, {doc['scored']} candidates scored of {doc['feasible']} "
             f"feasible ({', '.join(doc['constraints']) or 'no constraint'}), checkpoint supernet_{doc['checkpoint']} "
-            f"(epoch {doc['epoch']}). The table is the EPE-vs-MACs Pareto front ordered by EPE "
+            f"(epoch {doc['epoch']}). The table is the EPE-vs-{objective} Pareto front ordered by EPE "
             "(efnas retrain --arch rank:N); EPE on all of the run's validation batches.")
+    columns = list(_FRONT_COLUMNS)
+    if "latency" in doc:
+        latency = doc["latency"]
+        text += (f" Latency: predicted by {latency['table']} ({latency['precision']}, {latency['threads']} "
+                 f"thread(s), {latency['runtime']} on {latency['device']}; stated error "
+                 f"{latency['stated_error_pct']} %; Kendall tau between MACs and measured latency over the "
+                 f"table's probe subnets {latency.get('tau_macs_latency', float('nan')):.2f}).")
+        columns.append(("latency_ms", "latency (ms)", html.number(3)))
     return (html.note(text) + html.image(figures[f"search:{search_dir.name}"], "search front")
-            + html.table(rows, _FRONT_COLUMNS, text_columns=("name", "arch_code")))
+            + html.table(rows, columns, text_columns=("name", "arch_code")))
 
 
 def _cost(figures: Dict[str, Path], view) -> str:

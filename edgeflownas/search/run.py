@@ -53,6 +53,9 @@ class SearchRequest:
     which: str = "best"
     val_batches: Optional[int] = None
     data_overrides: Mapping[str, Any] = field(default_factory=dict)
+    latency_table: Optional[Path] = None  # an efnas latency table: latency_ms beside MACs, --objective latency
+    latency_precision: str = "float"
+    latency_threads: Optional[int] = None  # default: the fewest threads the table measured
 
 
 class LocalEvaluation:
@@ -151,10 +154,11 @@ def run_search(request: SearchRequest, log: Callable[[str], None] = lambda line:
     if run.fixed_code is not None:
         raise SearchUsageError(f"{request.run_dir} is a fixed-arch run of {arch_name(run.fixed_code)}: it holds one "
                                "subnet, there is nothing to search; search the supernet run it came from")
+    latency = search_latency(request, run, constraints)
     out_dir = Path(request.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(out_dir, f"efnas search of {request.run_dir}", log):
-        table = run.cost_table(log)
+        table = run.cost_table(log) if latency is None else latency(run.cost_table(log))
         feasible = feasible_codes(space, table, constraints)
         full = run.plan.val_batches
         scoring = run.scoring(request.val_batches).to_dict()
@@ -193,7 +197,30 @@ def run_search(request: SearchRequest, log: Callable[[str], None] = lambda line:
                   "fixed_blocks": {BLOCK_NAMES[block]: option for block, option in sorted(space.fixed.items())},
                   "space_size": space.size, "feasible": len(feasible), "searched": len(scores),
                   "seconds_per_candidate": round(local.seconds / local.evaluated, 4) if local.evaluated else None}
-        return fr.write_outputs(out_dir, header, scored, fronts["macs"], fronts["params"], marks)
+        if hasattr(table, "describe"):
+            header["latency"] = table.describe()
+        return fr.write_outputs(out_dir, header, scored, fronts["macs"], fronts["params"], marks,
+                                fronts.get("latency_ms"), request.settings.objective)
+
+
+def search_latency(request: SearchRequest, run: TrainedRun, constraints: Sequence[Any]):
+    """None, or a function wrapping the run's cost table with the request's latency table (read and checked
+    against the run here, before anything is locked or scored); SearchError for latency asked without a table."""
+    from edgeflownas.latency.table import LatencyCosts, read_table
+
+    if request.latency_table is None:
+        if request.settings.objective == "latency":
+            raise SearchUsageError("--objective latency needs --latency_table TABLE.json (written by efnas latency for "
+                              "this run's input size and model)")
+        bound = [str(c) for c in constraints if c.key == "latency"]
+        if bound:
+            raise SearchUsageError(f"--constraint {bound[0]} needs a latency table: give --latency_table TABLE.json "
+                              "(written by efnas latency for this run)")
+        return None
+    table = read_table(Path(request.latency_table))
+    table.check_matches(*run.input_hw, run.config.model, f"run {request.run_dir}")
+    table.entry(request.latency_precision, request.latency_threads)
+    return lambda costs: LatencyCosts(costs, table, request.latency_precision, request.latency_threads)
 
 
 def scored_entries(scores: Mapping[ArchCode, float], marked: Mapping[ArchCode, float], table: CostTable,

@@ -12,7 +12,7 @@ is a ``propose`` function and one registry line.
 
 Evolution: generation 0 is ``population`` uniform feasible codes; after each
 generation the ``parents`` best scored codes - by non-dominated rank on (EPE,
-MACs), then EPE - breed the next: half by per-block mutation of one parent,
+the cost ``objective``: MACs, or latency from a latency table), then EPE - breed the next: half by per-block mutation of one parent,
 half by uniform crossover of two.  A child already scored, infeasible or
 already in the generation is redrawn; when the space runs short of new
 children, uniform feasible codes not yet scored fill the generation.
@@ -30,6 +30,8 @@ from edgeflownas.nas.arch_codec import ArchCode
 from edgeflownas.nas.pareto import pareto_ranks
 from edgeflownas.search.space import CostTable, SearchSpace
 
+# --objective -> the cost entry EPE is traded against (latency: ms predicted by a latency table)
+OBJECTIVES = {"macs": "macs", "latency": "latency_ms"}
 ScoreBatch = Callable[[Sequence[ArchCode]], Mapping[ArchCode, float]]
 _TRIES_PER_CHILD = 50
 
@@ -44,6 +46,7 @@ class StrategySettings:
     population: int = 20
     parents: Optional[int] = None  # evolution's top-k; None: half the population
     mutation_probability: float = 0.1
+    objective: str = "macs"  # the cost traded against EPE: a key of OBJECTIVES
 
     @property
     def top_k(self) -> int:
@@ -61,6 +64,8 @@ class StrategySettings:
             raise SearchUsageError(f"--population {self.population}: a generation needs at least 2 candidates")
         if self.strategy == "evolution" and not 1 <= self.top_k <= self.population:
             raise SearchUsageError(f"--parents {self.top_k}: expected 1 .. population ({self.population})")
+        if self.objective not in OBJECTIVES:
+            raise SearchUsageError(f"--objective {self.objective!r}: expected one of {', '.join(OBJECTIVES)}")
         if not 0.0 < self.mutation_probability <= 1.0:
             raise SearchUsageError(f"mutation probability {self.mutation_probability}: expected a value in (0, 1]")
 
@@ -129,10 +134,11 @@ def _evolution(proposal: Proposal, scores: Mapping[ArchCode, float], room: int, 
                   room, rng)
 
 
-def select_parents(scores: Mapping[ArchCode, float], table: CostTable, count: int) -> List[ArchCode]:
-    """The ``count`` best scored codes by non-dominated rank on (EPE, MACs), then EPE, then code."""
+def select_parents(scores: Mapping[ArchCode, float], table: CostTable, count: int,
+                   objective: str = "macs") -> List[ArchCode]:
+    """The ``count`` best scored codes by non-dominated rank on (EPE, the objective's cost), then EPE, then code."""
     codes = list(scores)
-    ranks = pareto_ranks([(scores[c], float(table.cost(c)["macs"])) for c in codes])
+    ranks = pareto_ranks([(scores[c], float(table.cost(c)[OBJECTIVES[objective]])) for c in codes])
     order = sorted(range(len(codes)), key=lambda i: (ranks[i], scores[codes[i]], codes[i]))
     return [codes[i] for i in order[:count]]
 
@@ -148,7 +154,7 @@ def _fill(batch: List[ArchCode], room: int, feasible: Sequence[ArchCode], scores
 def _breed(settings: StrategySettings, space: SearchSpace, allowed: set, feasible: Sequence[ArchCode],
            table: CostTable, scores: Mapping[ArchCode, float], room: int, rng: np.random.Generator) -> List[ArchCode]:
     """One generation of children of the best scored codes (mutation half, crossover half)."""
-    parents = select_parents(scores, table, settings.top_k)
+    parents = select_parents(scores, table, settings.top_k, settings.objective)
     batch: List[ArchCode] = []
     for slot in range(room):
         for _ in range(_TRIES_PER_CHILD):
