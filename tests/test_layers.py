@@ -31,12 +31,15 @@ LAYERS = [
     {"edgeflownas.errors", "edgeflownas.config_types", "edgeflownas.atomic_io", "edgeflownas.locks",
      "edgeflownas.flow_viz"},
     {"edgeflownas.config", "edgeflownas.config_yaml", "edgeflownas.config_check"},
-    {"edgeflownas.data", "edgeflownas.nas"},
+    # report.ranking is plain statistics (tau, rho, bootstrap) that search's latency table uses too
+    {"edgeflownas.data", "edgeflownas.nas", "edgeflownas.report.ranking"},
     {"edgeflownas.model"},
     {"edgeflownas.train"},
-    {"edgeflownas.search"},
+    # the latency table is read by search and eval; building and timing its probes (latency.*) exports models
+    {"edgeflownas.search", "edgeflownas.latency.table"},
     {"edgeflownas.report"},
     {"edgeflownas.export"},
+    {"edgeflownas.latency"},
     {"edgeflownas.cli", "edgeflownas.outputs"},
     {"launcher"},
 ]

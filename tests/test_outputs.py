@@ -38,6 +38,8 @@ ARGV: Dict[Tuple[str, str], List[str]] = {
     ("pack", "out"): ["pack", "--src", "DATA", "--out", "OUT"],
     ("synth", "out"): ["synth", "--out", "OUT", "--train_samples", "1", "--val_samples", "1"],
     ("demo", "out"): ["demo", "--out", "OUT"],
+    ("latency", "out"): ["latency", "--probes", "MODEL", "--out", "OUT"],
+    ("latency", "probes_out"): ["latency", "--run", "RUN", "--probes_out", "OUT", "--build_only"],
 }
 # Options whose name mentions an output but which are not a path the user names for this command's result.
 NOT_OUTPUTS = {

@@ -10,6 +10,7 @@ import click
 
 from edgeflownas.cli.options import spellings
 from edgeflownas.errors import ConfigError
+from edgeflownas.outputs import JSON_REPORT, OutputPath, check_output_file, check_output_folder
 
 
 @click.command("latency")
@@ -17,10 +18,10 @@ from edgeflownas.errors import ConfigError
               help="Run directory: build the probe models at its input size and model width (needs TensorFlow).")
 @click.option("--probes", "probe_dir", type=click.Path(path_type=Path), default=None,
               help="Instead of --run: a probe directory built by --run ... --probes_out (needs only LiteRT).")
-@click.option(*spellings("probes_out"), "probes_out", type=click.Path(path_type=Path), default=None,
+@click.option(*spellings("probes_out"), "probes_out", type=OutputPath("folder"), default=None,
               help="With --run: keep the probe models in this new folder (to copy to a device).")
 @click.option(*spellings("build_only"), "build_only", is_flag=True, help="With --run and --probes_out: build the probes, measure nothing.")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
+@click.option("--out", type=OutputPath("file", JSON_REPORT), default=None,
               help="The latency table to write (a new JSON file).")
 @click.option("--threads", default=None,
               help="Comma list of CPU thread counts to measure at (default: 1 and all cores).")
@@ -56,6 +57,11 @@ def latency(run_dir: Optional[Path], probe_dir: Optional[Path], probes_out: Opti
         raise ConfigError("--build_only needs --run RUN and --probes_out DIR (where the probes are written)")
     if out is None and not build_only:
         raise ConfigError("--out TABLE.json is required (or --build_only with --probes_out to only build probes)")
+    if out is not None:  # a new JSON file outside any run, dataset or input (the table is never replaced)
+        check_output_file(out, "--out", JSON_REPORT, inputs=[run_dir, probe_dir])
+        check_new_file(out, "--out")
+    if probes_out is not None:
+        check_output_folder(probes_out, "--probes_out", inputs=[run_dir])
     chosen = parse_list(precisions, "--precision", PRECISIONS)
     counts = parse_list(threads if threads is not None else f"1,{os.cpu_count() or 1}", "--threads")
     log = lambda line: click.echo(line, err=True)  # noqa: E731
@@ -66,7 +72,6 @@ def latency(run_dir: Optional[Path], probe_dir: Optional[Path], probes_out: Opti
                        f"efnas latency --probes {probes_out.name} --out TABLE.json there")
             return
     else:
-        check_new_file(out, "--out")
         doc = measure_probes(probe_dir, counts, chosen, runs, warmup, log)
         write_table(out, doc)
     _print(doc, out)

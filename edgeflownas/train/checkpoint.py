@@ -215,6 +215,11 @@ def check_architecture(state: Mapping[str, Any], config_values: Mapping[str, Any
                               "values as the checkpoint has them, or start without its weights")
 
 
+def check_model_files(target: Path, state: Mapping[str, Any]) -> None:
+    """CheckpointError naming the first model file of ``target`` that is missing or differs from ``state``'s record."""
+    _check_model_files(Path(target), state, _remedy(Path(target)))
+
+
 def _check_model_files(target: Path, state: Mapping[str, Any], remedy: str) -> None:
     for name, recorded in sorted(state.get(MODEL_FILES_KEY, {}).items()):
         path = target / name

@@ -103,6 +103,7 @@ def _read_verified(ckpt_dir: Path) -> Tuple[Dict[str, Any], str]:
             return state, found
         again = checkpoint.read_state(ckpt_dir)
         if again == state:
+            checkpoint.check_model_files(ckpt_dir, state)  # names the damaged file and what to do
             raise CheckpointError(f"{ckpt_dir}: the model files' sha256 {found[:12]}... differs from the "
                                   f"{recorded[:12]}... recorded in {checkpoint.STATE_FILE} (damaged files): "
                                   "restore the checkpoint from a backup, or use the run's other checkpoint")
