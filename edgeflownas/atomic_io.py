@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Dict, Iterable, Mapping, Sequence, Type
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Type
 
 from edgeflownas.errors import EfnasError, NoSpaceError, NotWritableError
 
@@ -85,6 +85,19 @@ def write_csv_atomic(path: Path, header: Sequence[str], rows: Iterable[Mapping[s
     for row in rows:
         writer.writerow(row)
     write_text_atomic(path, buffer.getvalue())
+
+
+def make_dirs(path: Path) -> Optional[Path]:
+    """Create ``path`` and its parents; the top folder this call created (to remove on failure), None if ``path``
+    existed.  Other OSErrors (no space, read-only, a file in the way) propagate for the caller to name."""
+    top = Path(path).absolute()
+    while not top.parent.exists():
+        top = top.parent
+    try:
+        Path(path).mkdir(parents=True)
+    except FileExistsError:
+        return None
+    return top
 
 
 def staging_dir(target: Path) -> Path:

@@ -18,6 +18,7 @@ import shutil
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
+from edgeflownas.atomic_io import make_dirs
 from edgeflownas.data.shards import MANIFEST_NAME
 from edgeflownas.errors import DataError
 from edgeflownas.locks import exclusive_lock, lock_path
@@ -48,16 +49,10 @@ def make_output_dir(out: Path) -> Optional[Path]:
     """Create ``out`` (and parents); the top directory this call created, None if ``out`` already existed."""
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: --out exists and is not a directory; pass a new or empty directory")
-    top = out.absolute()
-    while not top.parent.exists():
-        top = top.parent
     try:
-        out.mkdir(parents=True)
-    except FileExistsError:
-        return None
+        return make_dirs(out)
     except OSError as error:
         raise write_error(out, error) from None
-    return top
 
 
 @contextlib.contextmanager

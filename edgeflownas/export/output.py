@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from edgeflownas.atomic_io import fsync_dir, is_no_space, staging_dir
+from edgeflownas.atomic_io import fsync_dir, is_no_space, make_dirs, staging_dir
 from edgeflownas.errors import ConfigError, ExportError, LockedError, NoSpaceError
 from edgeflownas.locks import LOCK_NAME, exclusive_lock, lock_path
 
@@ -45,20 +45,14 @@ def check_out_dir(out_dir: Path) -> None:
 
 def _make_out_dir(out_dir: Path) -> Optional[Path]:
     """Create ``out_dir`` (and parents); the top folder this call created, None if it existed."""
-    top = out_dir.absolute()
-    while not top.parent.exists():
-        top = top.parent
     try:
-        out_dir.mkdir(parents=True)
-    except FileExistsError:
-        return None
+        return make_dirs(out_dir)
     except OSError as error:
         if is_no_space(error):
             raise NoSpaceError(f"no space left on {out_dir}: the folder could not be created; free space "
                                "(or use another --out) and run it again") from None
         raise ConfigError(f"--out {out_dir} cannot be created ({error.strerror or error}); give a folder you "
                           "can write to") from None
-    return top
 
 
 def _make_staging(out_dir: Path) -> Path:

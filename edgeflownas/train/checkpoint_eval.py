@@ -125,13 +125,13 @@ class CheckpointEvaluator:
 
     @property
     def epoch(self) -> int:
-        """The epoch after which the checkpoint was saved."""
-        return int(self.state["epoch"])
+        """The epoch after which the checkpoint was saved (the run's)."""
+        return self.run.epoch
 
     @property
     def global_step(self) -> int:
-        """The optimizer step of the checkpoint."""
-        return int(self.state["global_step"])
+        """The optimizer step of the checkpoint (the run's)."""
+        return self.run.global_step
 
     @property
     def training_resolution(self) -> str:
