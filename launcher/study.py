@@ -115,6 +115,11 @@ def load_study(path: Path, overrides: Optional[Mapping[str, Any]] = None, cwd: O
     for section in ("supernet", "retrain"):
         values[section]["set"] = {canonical_key(key, f"{path}: {section}.set"): value
                                   for key, value in values[section]["set"].items()}
+    subnets = values["subnets"]
+    at_most = 9 * subnets["macs_bins"] + int(subnets["baseline"]) + len(subnets["codes"])
+    if at_most < subnets["min_k"]:
+        raise ConfigError(f"study config {path}: at most {at_most} distinct subnets chosen, subnets.min_k is "
+                          f"{subnets['min_k']}: raise subnets.macs_bins or add subnets.codes")
     for text in values["subnets"]["codes"]:  # checked here, parsed again where the subnets are chosen
         try:
             parse_arch_code(text)

@@ -93,7 +93,7 @@ def load_study_doc(study_dir: Path) -> Dict[str, Any]:
 
 
 def studies_of_run(run_dir: Path) -> List[Path]:
-    """Study directories whose study.json studies ``run_dir`` (a study keeps its supernet in <study>/runs/supernet)."""
+    """Study directories whose study.json studies ``run_dir`` (a study keeps its supernets in <study>/runs/supernet_seed<s>)."""
     run_dir = Path(run_dir).resolve()
     candidate = run_dir.parent.parent
     path = candidate / STUDY_JSON
