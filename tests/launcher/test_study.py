@@ -279,7 +279,7 @@ def test_dry_run_validates_presets_without_training(tmp_path, monkeypatch):
         result = CliRunner().invoke(main, ["study", "--config", str(ROOT / preset), "--set",
                                            f"study.output_root={tmp_path}", "--dry_run"])
         assert result.exit_code == 0, result.output
-        assert "supernet:" in result.output
+        assert "supernet seed 42:" in result.output and "subnets: stratified" in result.output
     fc2 = CliRunner().invoke(main, ["study", "--config", str(ROOT / "configs/study_fc2.yaml"), "--set",
                                     f"study.output_root={tmp_path}", "--dry_run"])
     assert "#SBATCH --gpus-per-node=1" in fc2.output and "mode: SLURM" in fc2.output
