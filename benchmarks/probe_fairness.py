@@ -57,13 +57,39 @@ SETTINGS: Dict[str, Dict[str, Any]] = {
 
 def _parse(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="an efnas synth data set (train/ and val/)")
-    parser.add_argument("--setting", action="append", choices=sorted(SETTINGS), required=True)
+    parser.add_argument("--data", type=Path, help="an efnas synth data set (train/ and val/)")
+    parser.add_argument("--setting", action="append", choices=sorted(SETTINGS), default=[])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=800, help="optimizer steps (fairness cycles) per run")
     parser.add_argument("--every", type=int, default=100, help="steps between measurements")
     parser.add_argument("--out", type=Path, help="append every row as one JSON line here too")
+    parser.add_argument("--table", type=Path, help="train nothing: print the markdown table of the rows in this file")
     return parser.parse_args(argv)
+
+
+def table(rows: List[Dict[str, Any]], steps=(200, 400, 600, 800)) -> str:
+    """Markdown: per setting and seed, val_ratio at ``steps`` and the mean trunk diagnostics; escapes per setting."""
+    runs: Dict[tuple, Dict[int, Dict[str, Any]]] = {}
+    for row in rows:
+        runs.setdefault((row["setting"], row["seed"]), {})[row["step"]] = row
+    lines = ["| setting | seed | " + " | ".join(f"val ratio @{s}" for s in steps)
+             + " | path cosine (mean) | stem grad norm (mean) | left the plateau |",
+             "|---|---|" + "---|" * len(steps) + "---|---|---|"]
+    escaped: Dict[str, List[bool]] = {}
+    for (setting, seed), by_step in sorted(runs.items()):
+        last = by_step[max(by_step)]
+        cosines = [r["path_cosine"] for r in by_step.values() if r["path_cosine"] is not None]
+        cells = [f"{by_step[s]['val_ratio']:.3f}" if s in by_step else "" for s in steps]
+        left = last["val_ratio"] <= ESCAPED
+        escaped.setdefault(setting, []).append(left)
+        lines.append(f"| {setting} | {seed} | " + " | ".join(cells)
+                     + f" | {np.mean(cosines):.2f} | {np.mean([r['stem_grad_norm'] for r in by_step.values()]):.2f}"
+                     if cosines else f"| {setting} | {seed} | " + " | ".join(cells)
+                     + f" | - | {np.mean([r['stem_grad_norm'] for r in by_step.values()]):.2f}")
+        lines[-1] += f" | {'yes' if left else 'no'} (step {max(by_step)}) |"
+    lines.append("")
+    lines += [f"{setting}: left the plateau in {sum(v)}/{len(v)} seeds" for setting, v in sorted(escaped.items())]
+    return "\n".join(lines)
 
 
 def _load_all(source) -> List[np.ndarray]:
@@ -174,8 +200,13 @@ def run_one(setting: str, seed: int, args, data) -> List[Dict[str, Any]]:
 def main(argv=None) -> int:
     """Run every setting x seed; print rows and one JSON summary line."""
     args = _parse(argv)
+    if args.table:
+        print(table([json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]))
+        return 0
     from edgeflownas.data.loader import FolderSource
 
+    if not args.setting or args.data is None:
+        sys.exit("probe_fairness: give --data and at least one --setting (or --table ROWS)")
     info = json.loads((args.data / "synth.json").read_text())
     h, w = info["height"], info["width"]
     data = tuple(_load_all(FolderSource(args.data / split, split, h, w)) for split in ("train", "val"))
