@@ -19,7 +19,7 @@ epochs as fill 0.25 s, because the machine may be shared.
 The header line gives the load average and how many CPUs other processes kept
 busy during the timings: on a shared machine, figures taken while others ran
 understate what workers gain.
-Targets (issue 17): shards >= 20x folders and >= 0.6x raw_bytes (inline), and
+Targets: shards >= 20x folders and >= 0.6x raw_bytes (inline), and
 the loader with 2 workers >= 1.6x inline on shards.  The last line is one JSON
 object of the measured ratios and their targets, for tracking over time.
 

@@ -63,7 +63,7 @@ def load_schema(name: str = SCHEMA_FILE) -> Dict[str, Any]:
 
 
 def default_config_path() -> Path:
-    """The shipped config with every locked default of the spec."""
+    """The shipped config with every default the design fixes (docs/design.md)."""
     return shipped_file(f"configs/{DEFAULT_CONFIG}")
 
 

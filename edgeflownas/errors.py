@@ -30,7 +30,7 @@ class DataError(EfnasError):
 
 
 class EmptySplitError(DataError):
-    """A split folder holds no usable sample (the post-mortem's ``val_samples == 0``)."""
+    """A split folder holds no usable sample (a run with ``val_samples == 0`` measures nothing)."""
 
 
 class CheckpointError(EfnasError):

@@ -1,4 +1,4 @@
-"""Everyday use (issue 16): one number rule, --set, did-you-mean, the run's config.yaml, one naming rule."""
+"""Everyday use: one number rule, --set, did-you-mean, the run's config.yaml, one naming rule."""
 
 from __future__ import annotations
 

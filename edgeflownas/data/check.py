@@ -146,7 +146,7 @@ def audit_legacy_lists(lists_dir: Path, base_path: Optional[Path] = None) -> Dic
 
 
 def format_legacy_lists(report: Mapping[str, object]) -> str:
-    """The legacy list audit's evidence table (post-mortem section 1.1)."""
+    """The legacy list audit's evidence table: list entries against the files on disk."""
     return load_list_tool().format_report(report)
 
 

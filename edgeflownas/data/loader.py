@@ -11,7 +11,7 @@ refuses train and val that are one folder or share byte-identical samples:
   shards resized on read.  Shards of another resized resolution are refused
   (resizing twice would not match the folder pipeline).  Opening it checks every
   shard of the split against the sha256 in the manifest (13-20 s measured for
-  the 13.5 GB of the FC2 train split at 180x240; see README), so a damaged
+  the 13.5 GB of the FC2 train split at 180x240; see docs/data.md), so a damaged
   shard stops a run before it starts, not when its sample is first read; every
   read still checks the sample's xxh3_64 hashes (``shards.ShardLayout``).  HDF5
   reads only the ids, hashes and offsets at opening; samples are copied from

@@ -254,7 +254,7 @@ def scan_split(directory: Path, deep: bool = False, workers: Optional[int] = Non
 
 
 def empty_split_message(scan: SplitScan, split: str) -> Optional[str]:
-    """Why a split has no usable sample (the post-mortem's silent failure), or None if it has some."""
+    """Why a split has no usable sample (never silently an empty split), or None if it has some."""
     if scan.samples:
         return None
     found = f"{len(scan.bad)} bad samples and {scan.ignored_files} other files" if scan.bad else (

@@ -41,7 +41,7 @@ RESIZE_RULE = ("cv2.resize INTER_LINEAR of img0, img1 and flow to height x width
 ARRAYS = {"img0": (np.uint8, 3), "img1": (np.uint8, 3), "flow": (np.float32, 2)}
 HASHES = "xxh3_64"  # dataset [N, len(ARRAYS)] uint64: xxh3_64 of each array of each sample
 _HASH_BLOCK = 1 << 22
-SHA256_THREADS = 4  # start-up verification: ~1.0-1.4 GB/s of sha256 per core (README, "Shards")
+SHA256_THREADS = 4  # start-up verification: ~1.0-1.4 GB/s of sha256 per core (docs/data.md, "Shard sha256 at start-up")
 
 
 def shard_name(split: str, index: int) -> str:

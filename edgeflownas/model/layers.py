@@ -24,7 +24,7 @@ changes nothing.
 
 For an inference graph (export) ``ConstantConv2D`` holds fixed weights and
 ``FoldedBatchNorm`` is the identity: the BN's inference-mode affine map is
-folded into the preceding conv by ``fold_batch_norm`` (design §8).
+folded into the preceding conv by ``fold_batch_norm`` (docs/design.md §8).
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ def random_codes(count: int, seed: int) -> List[ArchCode]:
 
 
 def expected_shapes(batch: int, height: int, width: int) -> List[Shape]:
-    """The prediction shapes the design fixes for an input of ``height`` x ``width``."""
+    """The prediction shapes docs/design.md §3 fixes for an input of ``height`` x ``width``."""
     return [(batch, height // 4, width // 4, 4), (batch, height // 2, width // 2, 4), (batch, height, width, 4)]
 
 

@@ -1,4 +1,4 @@
-"""The switchable EdgeFlowNet supernet (design §3) in tf.compat.v1 graph mode.
+"""The switchable EdgeFlowNet supernet (docs/design.md §3) in tf.compat.v1 graph mode.
 
 Contract (other parts of efnas rely on exactly these names)::
 
@@ -90,7 +90,7 @@ epsilon 1e-3 (``layers.py``).  Convs followed by BN have no bias (it would be
 cancelled by the BN; EdgeFlowNet's layers had one); the others have.  Images enter as
 float32 0..255 without mean/std normalisation, like EdgeFlowNet (its loader
 only casts to float32), or divided by 255 with ``model.input_normalization: unit``
-(README "Loss form, input scaling and divergence"); img0 and img1 are concatenated into 6 channels (RGB;
+(docs/reliability.md "Loss form, input scaling and divergence"); img0 and img1 are concatenated into 6 channels (RGB;
 EdgeFlowNet's cv2 loader fed BGR, which only matters for its own weights).
 Also available: ``height``, ``width``, ``fixed_arch`` (tuple or None), ``convs``
 and ``bns`` (the layer objects, each with ``.scope``).

@@ -1,4 +1,4 @@
-"""The 9-dim architecture code of the EdgeFlowNAS search space (design §3).
+"""The 9-dim architecture code of the EdgeFlowNAS search space (docs/design.md §3).
 
 One integer option in {0,1,2} per block, in the order of ``BLOCK_NAMES``:
 

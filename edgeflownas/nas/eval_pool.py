@@ -1,4 +1,4 @@
-"""The fixed, stratified evaluation pool of subnets (design §5).
+"""The fixed, stratified evaluation pool of subnets (docs/design.md §5).
 
 The pool is ``pool_size // 3`` groups of 3; each group is one fairness cycle
 (every option of every block exactly once), so over the default 12 subnets

@@ -1,4 +1,4 @@
-"""Strict-fairness path sampler (design §4).
+"""Strict-fairness path sampler (docs/design.md §4).
 
 A fairness cycle draws, for each of the 9 blocks, a random permutation of its
 3 options; path ``i`` takes option ``perm[block][i]``.  The 3 paths of one

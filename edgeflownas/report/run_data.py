@@ -1,4 +1,4 @@
-"""Read a training run directory's artifacts (design §6) into one typed object for reports.
+"""Read a training run directory's artifacts (docs/design.md §6) into one typed object for reports.
 
 Every number a report shows comes from these files as written by the
 trainer, through the readers of their owners: ``eval_epe_history.csv``

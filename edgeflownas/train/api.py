@@ -161,7 +161,7 @@ def run_training(resolved: ResolvedConfig, run_dir: Optional[Path] = None, stop:
             if state_doc is not None:
                 check_resumable(state_doc, resolved, plan, start.source)
                 check_same_data(state_doc, data.info, start.source, log)
-            if start.source is not None:  # intact files, finite variables, same architecture (issue 11)
+            if start.source is not None:  # intact files, finite variables, same architecture
                 checkpoint.verify_checkpoint(start.source, resolved.values)
             claim.accept(start.move_aside)
             pool = prepare_pool(start.mode, run_dir, cfg.experiment.seed, plan.pool_size, fixed_arch_of(cfg))

@@ -1,4 +1,4 @@
-"""The one evaluation of a subnet: BN recalibration, then EPE (design §5); training, eval, search and export use it.
+"""The one evaluation of a subnet: BN recalibration, then EPE (docs/design.md §5); training, eval, search and export use it.
 
 For each subnet of the pool: start from the training moving statistics, zero
 the recalibration sums, run the **same**

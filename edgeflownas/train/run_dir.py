@@ -1,4 +1,4 @@
-"""The run directory ``<output_root>/<experiment.name>`` and its small artifacts (design §6).
+"""The run directory ``<output_root>/<experiment.name>`` and its small artifacts (docs/design.md §6).
 
 Layout::
 
@@ -197,7 +197,7 @@ def slurm_ids() -> Dict[str, str]:
 
 def build_manifest(resolved: ResolvedConfig, plan: Mapping[str, Any], data: Mapping[str, Any],
                    starts: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
-    """The train_manifest.json document (every field the design asks for)."""
+    """The train_manifest.json document (every field docs/design.md §6 lists)."""
     cfg = resolved.config
     train = cfg.train
     return {

@@ -1,6 +1,6 @@
 """How a training invocation takes a run directory: lock, what exists there, fresh / resume / inherit.
 
-Rules (README "Resume"):
+Rules (docs/reliability.md "Resume, restarts and run directories"):
 
 - One writer per run directory: ``RunClaim`` takes ``locks.exclusive_lock`` on it
   for the whole invocation, so a second ``efnas train`` on it is refused at once,

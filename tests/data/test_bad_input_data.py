@@ -1,4 +1,4 @@
-"""Bad data and crash points of the data layer (issue 11, section 6): one line naming the file, never a traceback.
+"""Bad data and crash points of the data layer: one line naming the file, never a traceback.
 
 Each test builds its own tiny input; the shard and pack tests reuse the session's
 small synthetic FC2 (``synth_fc2``, 96x128) and its pack (``packed_fc2``, 48x64).

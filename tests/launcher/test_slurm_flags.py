@@ -1,4 +1,4 @@
-"""slurm.additional_parameters (any sbatch flag) and slurm.timeout_min, in the dry-run script and the T09 template."""
+"""slurm.additional_parameters (any sbatch flag) and slurm.timeout_min, in the dry-run script and the plain sbatch template."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""HPC smoke template (T09): same parameters as the local smoke command; only data root, log path, resources differ."""
+"""HPC smoke template: same parameters as the local smoke command; only data root, log path, resources differ."""
 
 from __future__ import annotations
 

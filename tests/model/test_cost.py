@@ -23,7 +23,7 @@ def res_block_params(c: int) -> int:
 
 
 def hand_params(depths, kernels) -> int:
-    """Trainable parameters of a subnet, counted from the design table by hand."""
+    """Trainable parameters of a subnet, counted by hand from the table of docs/design.md §3."""
     stem = 7 * 7 * 6 * C0 + 5 * 5 * C0 * C1 + 2 * (C0 + C1)
     stages = (depths[0] * res_block_params(C1) + 9 * C1 * C2 + C2
               + depths[1] * res_block_params(C2) + 9 * C2 * C3 + C3
@@ -40,7 +40,7 @@ def conv_macs(h: int, w: int, k: int, cin: int, cout: int) -> int:
 
 
 def hand_macs(depths, kernels, height: int, width: int, upsample: str = "resize_conv") -> int:
-    """Multiply-adds of a subnet's convolutions, counted from the design table by hand.
+    """Multiply-adds of a subnet's convolutions, counted by hand from the table of docs/design.md §3.
 
     ``conv_resize`` runs the 4 upsampling convs (DB0/up, DB1/up, H1, H3) at their input's resolution.
     """

@@ -1,4 +1,4 @@
-"""The 9-dim arch code: the forms users type, the spec's error messages, names and readable structure."""
+"""The 9-dim arch code: the forms users type, the error messages, names and readable structure."""
 
 from __future__ import annotations
 

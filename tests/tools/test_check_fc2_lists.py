@@ -1,4 +1,4 @@
-"""Legacy list audit (tools/data_check/check_fc2_lists.py): the post-mortem section 1.1 evidence."""
+"""Legacy list audit (tools/data_check/check_fc2_lists.py): list entries against the files on disk."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def tool():
 
 @pytest.fixture
 def legacy(tmp_path):
-    """The post-mortem in miniature: 10 entries under /Datasets/FlyingChairs2/train, test ones absent on disk."""
+    """A stale list in miniature: 10 entries under /Datasets/FlyingChairs2/train, test ones absent on disk."""
     lists, base = tmp_path / "lists", tmp_path / "root"
     train_dir = base / "Datasets" / "FlyingChairs2" / "train"
     lists.mkdir()

@@ -1,4 +1,4 @@
-"""A run never trains on, selects by, or resumes into numbers that do not belong together (issue 11).
+"""A run never trains on, selects by, or resumes into numbers that do not belong together.
 
 One tiny real run (1 of 3 epochs) is trained once; each test works on a copy
 of it (or of its data) and damages, moves or reuses it in one way.
