@@ -441,6 +441,11 @@ def _retrain_figure(trial: TrialPlan, epochs: int) -> Dict[str, Any]:
                 run_dir=_relative(trial.run_dir, study_root=trial.run_dir.parents[2]))
 
 
+def _key(seed: Optional[int]) -> str:
+    """A supernet's key in study.json: its seed, or "run" for the existing supernet.run."""
+    return "run" if seed is None else str(seed)
+
+
 def _relative(path: Path, study_root: Path) -> str:
     """``path`` relative to the study directory (artifacts name no machine-specific absolute path)."""
     try:
@@ -468,8 +473,8 @@ def analyse(study: Study, scores: Mapping[Optional[int], Mapping[str, Any]], cod
         first = next(iter(scores.values()))["subnets"][name]
         subnets.append({"code": list(code), "name": name, "baseline": tuple(code) == EDGEFLOWNET_BASELINE,
                         "depth": total_depth(code), "macs": first["macs"], "params": first["params"],
-                        "supernet_epe": {str(seed): doc["subnets"][name]["epe"] for seed, doc in scores.items()},
-                        "supernet_epe_no_recal": {str(seed): doc["subnets"][name]["epe_no_recal"]
+                        "supernet_epe": {_key(seed): doc["subnets"][name]["epe"] for seed, doc in scores.items()},
+                        "supernet_epe_no_recal": {_key(seed): doc["subnets"][name]["epe_no_recal"]
                                                   for seed, doc in scores.items()},
                         "standalone": by_code[name]})
     analysis = study.section("analysis")
@@ -484,9 +489,9 @@ def analyse(study: Study, scores: Mapping[Optional[int], Mapping[str, Any]], cod
     doc.update({
         "study": study.values["study"]["name"], "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config": config,
-        "supernet_runs": {str(seed): _relative(Path(doc_["supernet_run"]), root) for seed, doc_ in scores.items()},
+        "supernet_runs": {_key(seed): _relative(Path(doc_["supernet_run"]), root) for seed, doc_ in scores.items()},
         "checkpoint": next(iter(scores.values()))["checkpoint"],
-        "weights_sha256": {str(seed): doc_["weights_sha256"] for seed, doc_ in scores.items()},
+        "weights_sha256": {_key(seed): doc_["weights_sha256"] for seed, doc_ in scores.items()},
         "recal_batches": next(iter(scores.values()))["recal_batches"],
         "seeds": len(retrain["seeds"]), "reference_kind": f"median over seeds of the mean val EPE of the last "
                                                          f"{retrain['reference_epochs']} evaluated epochs",
