@@ -31,6 +31,7 @@ another) or, with a ``slurm:`` section, submitted through ``launcher.submit``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -519,11 +520,16 @@ def run_study(study: Study, log: Callable[[str], None]) -> Dict[str, Any]:
         codes = chosen_codes(study, log)
         log(f"subnets: K={len(codes)}: {', '.join(arch_name(code) for code in codes)}")
         seeds = supernet_seeds(study)
-        for seed in seeds:
-            for label, make in (("warm-up", warmup_plan), ("supernet", supernet_plan)):
-                plan = make(study, seed) if seed is not None else None
-                if plan is not None:
-                    run_plan(study, plan, f"{label} seed {seed}", log)
+        for label, make in (("warm-up", warmup_plan), ("supernet", supernet_plan)):
+            plans = [(seed, make(study, seed)) for seed in seeds if seed is not None]
+            plans = [(seed, plan) for seed, plan in plans if plan is not None]
+            if study.slurm is None and len(plans) > 1:
+                # Locally the seeds' trainings are independent: up to study.local_workers of them at once.
+                merged = dataclasses.replace(plans[0][1], trials=[t for _, plan in plans for t in plan.trials])
+                run_plan(study, merged, f"{label} seeds {', '.join(str(seed) for seed, _ in plans)}", log)
+                continue
+            for seed, plan in plans:
+                run_plan(study, plan, f"{label} seed {seed}", log)
         scores = {seed: score_subnets(study, supernet_run(study, seed), codes, log, scores_path(study, seed))
                   for seed in seeds}
         plan = retrain_plan(study, supernet_run(study, seeds[0]), codes)
