@@ -38,9 +38,17 @@ class Built:
         return feed
 
 
+def _with_option_init(cfg, option_init):
+    import dataclasses
+
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, option_init=option_init))
+
+
 @pytest.fixture(scope="module")
 def supernet(cfg, size):
-    built = Built(cfg, size[0], size[1])
+    # Independent options: every on-path variable gets a gradient from step 0.  (With the default tied options
+    # the 2nd/3rd ResBlocks start as the identity, gamma 0, so their convs get no gradient until gamma moves.)
+    built = Built(_with_option_init(cfg, "independent"), size[0], size[1])
     yield built
     built.session.close()
 
@@ -234,11 +242,6 @@ def test_folded_inference_network_matches_the_fixed_arch_network_in_bn_infer(cfg
             got = session.run(folded.preds[2], {folded.img0: batch[0], folded.img1: batch[1]})
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
 
-
-def _with_option_init(cfg, option_init):
-    import dataclasses
-
-    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, option_init=option_init))
 
 
 @pytest.mark.parametrize("option_init, same", [("tied", True), ("tied_kernels", False), ("independent", False)])
