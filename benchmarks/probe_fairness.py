@@ -52,6 +52,16 @@ SETTINGS: Dict[str, Dict[str, Any]] = {
     "independent_coarse_first": {"model.option_init": "independent", "loss.scale_weights": [0.5, 0.25, 0.125]},
     "tied_equal_scales": {"model.option_init": "tied", "loss.scale_weights": [1.0, 1.0, 1.0]},
     "independent_lr3e-4": {"model.option_init": "independent", "train.lr": 3e-4, "train.lr_min": 3e-4},
+    # The fixed-baseline contrasts of the first probe (PROBE_KNOBS: not config options).
+    "fixed_flow_div20": {"train.supernet_mode": "fixed_arch"},
+    "fixed_head_x0.01_lr_warmup100": {"train.supernet_mode": "fixed_arch"},
+}
+# Probe-only knobs: flow_scale divides every flow (train and val; the val and train ratios are scale-free, so
+# they compare directly), head_scale multiplies the initial kernels of the three flow heads (H0, H2, H4),
+# lr_warmup ramps the learning rate linearly over that many steps.
+PROBE_KNOBS: Dict[str, Dict[str, float]] = {
+    "fixed_flow_div20": {"flow_scale": 1 / 20},
+    "fixed_head_x0.01_lr_warmup100": {"head_scale": 0.01, "lr_warmup": 100},
 }
 
 
@@ -125,7 +135,11 @@ def run_one(setting: str, seed: int, args, data) -> List[Dict[str, Any]]:
     from edgeflownas.train.graph import TrainGraph
     from edgeflownas.train.plan import make_plan
 
+    knobs = PROBE_KNOBS.get(setting, {})
     train, val = data
+    if "flow_scale" in knobs:
+        train = [train[0], train[1], (train[2] * knobs["flow_scale"]).astype(np.float32)]
+        val = [val[0], val[1], (val[2] * knobs["flow_scale"]).astype(np.float32)]
     h, w = train[0].shape[1:3]
     overrides = {**COMMON, **SETTINGS[setting], "experiment.seed": seed, "data.input_height": h,
                  "data.input_width": w, "data.train_dir": str(args.data / "train"),
@@ -145,6 +159,15 @@ def run_one(setting: str, seed: int, args, data) -> List[Dict[str, Any]]:
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.set_random_seed(seed)
+        if "lr_warmup" in knobs:  # the graph's cosine schedule (constant here), times a linear ramp
+            cosine = tf.compat.v1.train.cosine_decay
+            ramp = knobs["lr_warmup"]
+
+            def warmed(lr, step, *rest, **kwargs):
+                factor = tf.minimum(1.0, (tf.cast(step, tf.float32) + 1.0) / float(ramp))
+                return cosine(lr, step, *rest, **kwargs) * factor
+
+            tf.compat.v1.train.cosine_decay = warmed
         tg = TrainGraph(cfg.model, cfg.loss, cfg.train, (h, w), plan,
                         fixed_arch=tuple(cfg.model.fixed_arch_code) if fixed else None, stage_batch=False)
         net = tg.net
@@ -157,7 +180,13 @@ def run_one(setting: str, seed: int, args, data) -> List[Dict[str, Any]]:
         evaluator = PoolEvaluator(tg, recal, val_batches, log=lambda _line: None)
         sess = tf.compat.v1.Session(graph=graph, config=tf.compat.v1.ConfigProto(
             intra_op_parallelism_threads=1, inter_op_parallelism_threads=1))
+        if "lr_warmup" in knobs:
+            tf.compat.v1.train.cosine_decay = cosine
         sess.run(tg.init_op)
+        if "head_scale" in knobs:
+            heads = [v for v in net.trainable_variables if any(f"/{b}/" in v.name for b in ("H0", "H2", "H4"))
+                     and v.name.endswith("kernel:0")]
+            sess.run([v.assign(v * knobs["head_scale"]) for v in heads])
         rows, losses = [], []
         order = np.random.default_rng([seed, 11])
         started = time.time()
