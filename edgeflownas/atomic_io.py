@@ -16,10 +16,12 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from edgeflownas.errors import NoSpaceError
+from edgeflownas.errors import NoSpaceError, NotWritableError
 
 # A full disk and an exhausted quota look the same to the user: nothing more can be written there.
 NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+# The system refuses the write itself: a read-only mount, or no permission on the folder or file.
+NOT_WRITABLE_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def is_no_space(error: BaseException) -> bool:
@@ -59,6 +61,9 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         if is_no_space(error):
             raise NoSpaceError(f"no space left on {path.parent} (writing {path.name}, {len(data)} bytes): "
                                f"{path} was left as it was; free space or quota there and run again") from None
+        if isinstance(error, OSError) and error.errno in NOT_WRITABLE_ERRNOS:
+            raise NotWritableError(f"cannot write {path}: {error.strerror} (read-only file system or no "
+                                   f"permission); {path} was left as it was: write somewhere else") from None
         raise
 
 

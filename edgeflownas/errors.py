@@ -41,6 +41,10 @@ class NoSpaceError(EfnasError):
     """A write ran out of disk space or quota; the message names the path and what was kept."""
 
 
+class NotWritableError(EfnasError):
+    """A write was refused by the system (read-only file system, no permission); the message names the path."""
+
+
 class SubmitError(EfnasError):
     """A SLURM submission cannot be prepared or was refused."""
 
@@ -51,6 +55,10 @@ class LockedError(EfnasError):
 
 class SearchError(EfnasError):
     """A search cannot start or go on: bad constraint or budget, damaged result store."""
+
+
+class SearchUsageError(SearchError, ConfigError):
+    """A search option is invalid (budget, constraint, fixed block, population): a usage mistake, exit 2."""
 
 
 class StudyError(EfnasError):

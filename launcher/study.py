@@ -95,6 +95,7 @@ def load_study(path: Path, overrides: Optional[Mapping[str, Any]] = None, cwd: O
         set_dotted(raw, key, value)
     schema = load_schema(SCHEMA)
     validate(raw, schema, origin=f"study config {path}", options=getattr(overrides, "options", {}))
+    seeds_given = "seeds" in (raw.get("supernet") or {})  # before the defaults are filled in
     values = fill_defaults(raw, schema)
     supernet = values["supernet"]
     if (supernet["run"] is None) == (supernet["config"] is None):
@@ -103,7 +104,7 @@ def load_study(path: Path, overrides: Optional[Mapping[str, Any]] = None, cwd: O
     if supernet["run"] is not None and supernet["warmup_epochs"]:
         raise ConfigError(f"study config {path}: supernet.warmup_epochs applies only when the study trains the "
                           "supernet (supernet.config); drop it or supernet.run")
-    if supernet["run"] is not None and "seeds" in raw.get("supernet", {}):
+    if supernet["run"] is not None and seeds_given:
         raise ConfigError(f"study config {path}: supernet.seeds applies only when the study trains the supernets "
                           "(supernet.config); drop it or supernet.run")
     base = Path(cwd or Path.cwd())
@@ -113,6 +114,8 @@ def load_study(path: Path, overrides: Optional[Mapping[str, Any]] = None, cwd: O
             supernet[key] = str((base / supernet[key]).absolute())
     if supernet["config"] is not None and not Path(supernet["config"]).is_file():
         raise ConfigError(f"study config {path}: supernet.config {supernet['config']} is not a file")
+    if supernet["run"] is not None:
+        _require_run(path, Path(supernet["run"]), supernet["checkpoint"])
     for section in ("supernet", "retrain"):
         values[section]["set"] = {canonical_key(key, f"{path}: {section}.set"): value
                                   for key, value in values[section]["set"].items()}
@@ -127,6 +130,26 @@ def load_study(path: Path, overrides: Optional[Mapping[str, Any]] = None, cwd: O
         except ConfigError as error:
             raise ConfigError(f"study config {path}: subnets.codes: {error}") from None
     return Study(path, values)
+
+
+def _require_run(path: Path, run: Path, which: str) -> None:
+    """ConfigError unless ``run`` is a supernet run directory holding the checkpoint the study scores."""
+    from edgeflownas.train import run_dir as rd
+    from edgeflownas.train.checkpoint import STATE_FILE
+
+    ckpt = run / (rd.BEST if which == "best" else rd.LAST)
+    if not (run / rd.MANIFEST).is_file() or not (ckpt / STATE_FILE).is_file():
+        found = "does not exist" if not run.exists() else f"has no {rd.MANIFEST} or no {ckpt.name}/{STATE_FILE}"
+        raise ConfigError(f"study config {path}: supernet.run {run} {found}: it must be a trained supernet run "
+                          "(<output_root>/<experiment> of efnas train), or use supernet.config to train one")
+
+
+def check_before_start(study: Study) -> None:
+    """ConfigError for what would otherwise fail after the study directory is made: its place.  (Too few subnets
+    for subnets.min_k and a supernet.run that is not a trained run are refused by ``load_study``.)"""
+    from edgeflownas.outputs import check_output_folder
+
+    check_output_folder(study.directory, "study.output_root/study.name", own="study directory")
 
 
 def _overrides(study: Study, section: str, forced: Mapping[str, Any]) -> Overrides:
@@ -513,6 +536,7 @@ def run_study(study: Study, log: Callable[[str], None]) -> Dict[str, Any]:
     """Every step of the study, each skipped when its artifacts are already there; study.json's document."""
     from edgeflownas.locks import exclusive_lock
 
+    check_before_start(study)
     study.directory.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(study.directory, f"efnas study {study.values['study']['name']}", log):
         log(f"efnas study {study.values['study']['name']}: {study.directory} "
@@ -547,6 +571,7 @@ def dry_run(study: Study) -> str:
     its first training); nothing is trained, submitted or written."""
     from launcher.submit import dry_run as sbatch_script
 
+    check_before_start(study)
     slurm_mode = study.slurm is not None
     lines = [f"# efnas study --dry_run: {study.path} -> {study.directory}",
              f"# mode: {'SLURM (efnas submit; the retrains as one job array)' if slurm_mode else 'local'}"]

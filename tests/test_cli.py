@@ -170,3 +170,22 @@ def test_help_and_dry_run_of_every_registered_command_never_import_tensorflow(na
 def test_top_level_help_never_imports_tensorflow():
     out = _tf_after([["--help"]])
     assert "EXIT ['--help'] 0" in out and "TF False" in out, out
+
+
+@pytest.mark.parametrize("command, target, argv", [
+    ("search", "edgeflownas.search.run.run_search", ["search", "--run", "R"]),
+    ("eval", "edgeflownas.report.eval_run.evaluate_run", ["eval", "--run", "R", "--arch", "baseline"]),
+    ("train", "edgeflownas.train.api.run_training", ["train"]),
+])
+def test_ctrl_c_is_one_line_and_exit_130_for_every_command(cli, monkeypatch, command, target, argv):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    module, name = target.rsplit(".", 1)
+    monkeypatch.setattr(f"{module}.{name}", interrupted)
+    monkeypatch.setattr("edgeflownas.report.costs.run_cost_function", lambda run_dir: None)
+    result = cli(*argv)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 130, result.output
+    assert lines == [lines[-1]] and lines[0].startswith(f"efnas {command}: interrupted by SIGINT (Ctrl-C): ")
+    assert "Aborted" not in result.output

@@ -49,6 +49,21 @@ INSTALL_HINTS: Dict[str, str] = {
 }
 
 
+# Exit status of a command stopped by Ctrl-C (SIGINT), as a shell reports a process killed by it (128 + 2);
+# ``efnas train`` exits the same way after saving its position.
+SIGINT_EXIT = 130
+# What an interrupted command keeps, for its one line (commands not listed write nothing until they finish,
+# and then atomically).
+INTERRUPTED_KEEPS: Dict[str, str] = {
+    "search": "every candidate scored so far is in the search store; the same command continues from there",
+    "pack": "complete shards are kept; the same command finishes the pack",
+    "synth": "--out holds a partial dataset: delete it and run the same command again",
+    # A first Ctrl-C makes train/retrain save and exit 130 themselves; this is the second, which stops at once.
+    "train": "stopped at once; the checkpoints keep their last complete save: continue with --resume",
+    "retrain": "stopped at once; the checkpoints keep their last complete save: continue with --resume",
+}
+
+
 class EfnasCommandError(click.ClickException):
     """Carries an EfnasError's message and exit code through click."""
 
@@ -77,6 +92,11 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            name = ctx.invoked_subcommand or "efnas"
+            keeps = INTERRUPTED_KEEPS.get(name, "nothing half-written is left; run the same command again")
+            click.echo(f"efnas {name}: interrupted by SIGINT (Ctrl-C): {keeps}", err=True)
+            raise click.exceptions.Exit(SIGINT_EXIT) from None
         except EfnasError as error:
             raise EfnasCommandError(error) from None
         except ModuleNotFoundError as error:

@@ -10,6 +10,7 @@ import click
 
 from edgeflownas.cli.options import Option
 from edgeflownas.errors import DataError
+from edgeflownas.outputs import JSON_REPORT, OutputPath, check_output_file, check_output_folder
 
 DEFAULT_REPORT = Path("outputs") / "data_check_report.json"
 SYNTH_MAX_SIDE = 4096  # edgeflownas.data.synth.MAX_SIDE, not imported so `synth --help` stays light
@@ -26,9 +27,12 @@ SYNTH_PRESETS = ("chairs", "learnable")  # edgeflownas.data.synth.PRESETS, likew
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes for --deep [default: all CPUs].")
 @click.option("--max_bad", "--max-bad", "max_bad", type=click.IntRange(min=0), default=0, show_default=True,
               help="Bad samples tolerated (all splits together) before the check fails.")
-@click.option("--out", "report", cls=Option, aliases=("--report",), type=click.Path(path_type=Path),
+@click.option("--out", "report", cls=Option, aliases=("--report",), type=OutputPath("file", JSON_REPORT),
               default=DEFAULT_REPORT, show_default=True,
-              help="File the full JSON report (every bad sample, the verdict) is written to, pass or fail.")
+              help="File the full JSON report (every bad sample, the verdict) is written to, pass or fail. An "
+                   "earlier data-check report there is replaced; any other existing file needs --overwrite.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing --out file (never one inside a dataset, a run directory or an input).")
 @click.option("--lists", "lists_dir", type=click.Path(path_type=Path),
               help="Also audit EdgeFlowNet legacy list files (FC2_dirnames.txt, FC2_{train,val,test}.txt) in DIR.")
 @click.option("--lists_base", "--lists-base", "lists_base", type=click.Path(path_type=Path),
@@ -37,7 +41,7 @@ SYNTH_PRESETS = ("chairs", "learnable")  # edgeflownas.data.synth.PRESETS, likew
               type=click.Path(path_type=Path),
               help="Verify a packed set (efnas pack --out): manifest, sha256, counts, every chunk's checksum.")
 def data_check(config: Optional[Path], train_dir: Optional[Path], val_dir: Optional[Path], deep: bool,
-               workers: Optional[int], max_bad: int, report: Path, lists_dir: Optional[Path],
+               workers: Optional[int], max_bad: int, report: Path, overwrite: bool, lists_dir: Optional[Path],
                lists_base: Optional[Path], shards_dir: Optional[Path]) -> None:
     """Scan FC2 train/val folders; print sample counts and every bad sample by reason.
 
@@ -50,6 +54,9 @@ def data_check(config: Optional[Path], train_dir: Optional[Path], val_dir: Optio
 
     request = check.CheckRequest(check.split_directories(config, train_dir, val_dir), lists_dir, lists_base,
                                  shards_dir, deep, workers, max_bad)
+    inputs = [config, lists_dir, shards_dir, *request.directories.values()]  # lists_base: a root, not data
+    check.check_report_path(report)
+    check_output_file(report, "--out", JSON_REPORT, overwrite, inputs=inputs, own=check.is_report)
     result = check.run_data_check(request, report, progress=sys.stderr.isatty())
     for section in result.sections:
         click.echo(section)
@@ -60,7 +67,7 @@ def data_check(config: Optional[Path], train_dir: Optional[Path], val_dir: Optio
 
 
 @click.command()
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Dataset root; writes OUT/train and OUT/val.")
+@click.option("--out", type=OutputPath("folder"), required=True, help="Dataset root; writes OUT/train and OUT/val.")
 @click.option("--train_samples", "--train-samples", "train_count", cls=Option, aliases=("--train",),
               type=click.IntRange(min=0), required=True, help="Number of train samples.")
 @click.option("--val_samples", "--val-samples", "val_count", cls=Option, aliases=("--val",),
@@ -84,6 +91,7 @@ def synth(out: Path, train_count: int, val_count: int, seed: int, height: int, w
     """
     from edgeflownas.data.synth import write_dataset
 
+    check_output_folder(out, "--out")
     counts = write_dataset(out, train_count, val_count, seed, height=height, width=width, workers=workers,
                            progress=sys.stderr.isatty(), preset=preset)
     click.echo(f"synth: wrote {counts['train']} train and {counts['val']} val samples "
@@ -92,7 +100,7 @@ def synth(out: Path, train_count: int, val_count: int, seed: int, height: int, w
 
 @click.command()
 @click.option("--src", type=click.Path(path_type=Path), required=True, help="FC2 root holding train/ and val/.")
-@click.option("--out", type=click.Path(path_type=Path), required=True,
+@click.option("--out", type=OutputPath("folder"), required=True,
               help="Output directory (new, empty, or an interrupted pack of the same source to finish).")
 @click.option("--resolution", type=click.Choice(["train", "native"]), default="train", show_default=True,
               help="train: resize to --height x --width (flow rescaled); native: keep the source size.")
@@ -111,6 +119,8 @@ def pack(src: Path, out: Path, resolution: str, height: int, width: int, shard_s
     """
     from edgeflownas.data.pack import pack as pack_folders
     from edgeflownas.data.scan import default_workers
+
+    check_output_folder(out, "--out", inputs=[src], own="shard set")
 
     result = pack_folders(src, out, resolution=resolution, height=height, width=width, shard_size=shard_size,
                           workers=workers or default_workers(), progress=sys.stderr.isatty(),

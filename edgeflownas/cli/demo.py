@@ -25,6 +25,7 @@ import click
 
 from edgeflownas.cli.options import Option, switch_spellings
 from edgeflownas.nas.arch_codec import arch_name
+from edgeflownas.outputs import OutputPath
 
 
 def best_pool_code(run: Path):
@@ -56,7 +57,7 @@ def _run(args: List[str]) -> None:
 
 
 @click.command()
-@click.option("--out", type=click.Path(path_type=Path), default=None,
+@click.option("--out", type=OutputPath("folder"), default=None,
               help="New or empty directory for the dataset, shards, runs, report and export "
                    "[default: outputs/demo-<date>-<time>, new on every call].")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
@@ -93,8 +94,10 @@ def demo(out: Optional[Path], config_path: Optional[Path], train_samples: int, v
     """
     from edgeflownas.config import resolve, shipped_file
     from edgeflownas.errors import ConfigError
+    from edgeflownas.outputs import check_output_folder
 
     out = out or Path("outputs") / time.strftime("demo-%Y%m%d-%H%M%S")
+    check_output_folder(out, "--out")
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"--out {out} is not empty: pass a new directory (the demo never overwrites)")
     config_path = config_path or shipped_file("configs/learnable_small.yaml")

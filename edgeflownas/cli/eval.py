@@ -10,6 +10,7 @@ from typing import Optional, Tuple
 import click
 
 from edgeflownas.cli.options import Option, collect_overrides, data_location_options, switch_spellings
+from edgeflownas.outputs import EVAL_RESULTS, OutputPath, check_output_file
 
 
 @click.command("eval")
@@ -25,9 +26,11 @@ from edgeflownas.cli.options import Option, collect_overrides, data_location_opt
               show_default=True,
               help="Row order of the table and of --out: by EPE, MACs or params (ascending), or 'pool': the order "
                    "of --arch (the pool's own order for 'pool').")
-@click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+@click.option("--out", "out", type=OutputPath("file", EVAL_RESULTS), default=None,
               help="Also write the rows to a file: results.csv (one row per subnet) or results.json (the --json "
-                   "document); the format is read from the suffix.")
+                   "document); the format is read from the suffix. An existing file needs --overwrite.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing --out file (never one inside a run directory or a dataset).")
 @click.option("--debug_trace", "--debug-trace", "debug_trace", is_flag=True,
               help="Add the BN moving-statistics summaries before/after recalibration to each subnet's log line.")
 @click.option(*switch_spellings("native_epe"), "native_epe", cls=Option, default=True, show_default=True,
@@ -36,7 +39,7 @@ from edgeflownas.cli.options import Option, collect_overrides, data_location_opt
                    "from shards packed at the training size.")
 @data_location_options
 def eval_command(run_dir: Path, arch: Tuple[str, ...], which: str, as_json: bool, sort: str, out: Optional[Path],
-                 debug_trace: bool, native_epe: bool, **locations) -> None:
+                 overwrite: bool, debug_trace: bool, native_epe: bool, **locations) -> None:
     """Evaluate subnets of a trained supernet on the validation split.
 
     Each subnet gets the trainer's BN recalibration (reset, then the run's fixed
@@ -55,10 +58,10 @@ def eval_command(run_dir: Path, arch: Tuple[str, ...], which: str, as_json: bool
     time left.  The table is sorted by EPE (--sort); --out results.csv or
     results.json keeps the rows.
     """
-    from edgeflownas.report.eval_run import check_out_path, evaluate_run, format_report, write_report
+    from edgeflownas.report.eval_run import evaluate_run, format_report, write_report
 
-    if out is not None:
-        check_out_path(out)  # before minutes of evaluation
+    if out is not None:  # before minutes of evaluation
+        check_output_file(out, "--out", EVAL_RESULTS, overwrite)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from edgeflownas.report.costs import run_cost_function
 

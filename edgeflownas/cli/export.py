@@ -8,13 +8,15 @@ from typing import Optional
 
 import click
 
+from edgeflownas.outputs import OutputPath, check_output_folder
+
 
 @click.command("export")
 @click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path),
               help="Run directory: a supernet run (give --arch) or a fixed-arch retrain run (its own arch).")
 @click.option("--arch", default=None,
               help="'baseline', a 9-digit code or arch name (a000021222), or 'best' / 'rank:N' of <run>/search.")
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+@click.option("--out", "out_dir", required=True, type=OutputPath("folder"),
               help="New (or empty) directory for the model files and export_manifest.json.")
 @click.option("--format", "formats", default="saved_model,tflite,tflite_int8", show_default=True,
               help="Comma list of saved_model, tflite (float32), tflite_int8 (full-integer, Edge TPU form).")
@@ -39,6 +41,7 @@ def export(run_dir: Path, arch: Optional[str], out_dir: Path, formats: str, heig
     from edgeflownas.export.manifest import parse_formats
 
     chosen = parse_formats(formats)
+    check_output_folder(out_dir, "--out", inputs=[run_dir])
     check_out_dir(out_dir)
     doc = export_run(run_dir, arch, out_dir, chosen, which, height, width, log=lambda line: click.echo(line, err=True))
     click.echo(f"exported {doc['arch_name']} ({doc['params']:,d} params, {doc['macs'] / 1e6:.1f} M MACs) "

@@ -10,6 +10,7 @@ from typing import Optional, Tuple
 import click
 
 from edgeflownas.errors import ConfigError
+from edgeflownas.outputs import FLOW_FILE, PNG_PICTURE, OutputPath, check_output_file, check_output_folder
 
 
 @click.command("infer")
@@ -21,12 +22,15 @@ from edgeflownas.errors import ConfigError
 @click.option("--arch", default=None, help="With --run: the subnet (as in 'efnas export --arch').")
 @click.option("--format", "fmt", type=click.Choice(["saved_model", "tflite", "tflite_int8"]), default=None,
               help="Which exported file to run (default: saved_model if exported, else tflite, else tflite_int8).")
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+@click.option("--out", "out", required=True, type=OutputPath("file or folder"),
               help="The .flo file for a pair; a new (or empty) folder for a folder of pairs.")
-@click.option("--png", type=click.Path(path_type=Path), default=None,
+@click.option("--png", type=OutputPath("file", PNG_PICTURE), default=None,
               help="Colour-wheel PNG of the flow with a legend (pair mode; a folder gets one per pair anyway).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing --out/--png file (never an input, nor a file inside a dataset or run "
+                   "directory).")
 def infer(images: Tuple[Path, ...], model_dir: Optional[Path], run_dir: Optional[Path], arch: Optional[str],
-          fmt: Optional[str], out: Path, png: Optional[Path]) -> None:
+          fmt: Optional[str], out: Path, png: Optional[Path], overwrite: bool) -> None:
     """Flow of IMG0 IMG1 (or of every NNNNNNN-img_0.png/-img_1.png pair in one FOLDER).
 
     Images of any size are resized to the model's input size; the flow is
@@ -39,10 +43,16 @@ def infer(images: Tuple[Path, ...], model_dir: Optional[Path], run_dir: Optional
         raise ConfigError(f"got {len(images)} image argument(s): give IMG0 IMG1, or one folder of FC2-named pairs")
     if (model_dir is None) == (run_dir is None):
         raise ConfigError("give either --model EXPORT_DIR or --run RUN (with --arch), not both and not neither")
+    inputs = [*images, model_dir, run_dir]
     if folder_mode:
         from edgeflownas.export.api import check_out_dir
 
+        check_output_folder(out, "--out", inputs=inputs)
         check_out_dir(out)
+    else:
+        check_output_file(out, "--out", FLOW_FILE, overwrite, inputs=inputs)
+        if png is not None:
+            check_output_file(png, "--png", PNG_PICTURE, overwrite, inputs=inputs, others=[out])
     if run_dir is not None:
         with tempfile.TemporaryDirectory(prefix="efnas_infer_") as scratch:
             from edgeflownas.export.api import export_run

@@ -71,6 +71,14 @@ def override_options(func: Callable) -> Callable:
     return _with_options(func, OVERRIDES)
 
 
+def resume_from_option(func: Callable) -> Callable:
+    """Decorate a training command with ``--resume_from last|best`` (the checkpoint ``--resume`` continues from)."""
+    return click.option("--resume_from", "--resume-from", "resume_from", type=click.Choice(["last", "best"]),
+                        default="last", show_default=True,
+                        help="With --resume: the checkpoint to continue from. 'best' rewinds to supernet_best (e.g. "
+                             "when supernet_last is missing or damaged); later epochs are trained again.")(func)
+
+
 def data_location_options(func: Callable) -> Callable:
     """Decorate a click command with the data-location overrides only (--train_dir, --val_dir, ...)."""
     return _with_options(func, [item for item in OVERRIDES if item.option in DATA_LOCATIONS])

@@ -9,13 +9,14 @@ from typing import Optional
 import click
 
 from edgeflownas.cli.options import Option, collect_overrides, data_location_options, switch_spellings
+from edgeflownas.outputs import OutputPath, check_output_folder
 
 
 @click.command("report")
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None,
               help="Run directory of a training run (<output_root>/<experiment>), as in eval and search.")
 @click.argument("run_dir_arg", metavar="[RUN_DIR]", required=False, type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+@click.option("--out", "out_dir", type=OutputPath("folder"), default=None,
               help="Folder for report.html and the PNG figures (default: <run>/report).")
 @click.option("--ckpt", "which", type=click.Choice(["best", "last"]), default="best", show_default=True,
               help="Checkpoint the flow pictures are computed from.")
@@ -45,6 +46,9 @@ def report(run_dir: Optional[Path], run_dir_arg: Optional[Path], out_dir: Option
         raise ConfigError("efnas report needs the run directory once: --run RUN_DIR"
                           + (f" (given both --run {run_dir} and {run_dir_arg})" if run_dir else ""))
     run_dir = run_dir or run_dir_arg
+    from edgeflownas.report.build import REPORT_FILE
+
+    check_output_folder(out_dir if out_dir is not None else run_dir / "report", "--out", rewrites=REPORT_FILE)
     from edgeflownas.report.study import STUDY_JSON, build_study_report
 
     if (run_dir / STUDY_JSON).is_file():  # a ranking study directory (efnas study)

@@ -8,7 +8,7 @@ from typing import Optional
 
 import click
 
-from edgeflownas.cli.options import collect_overrides, override_options
+from edgeflownas.cli.options import collect_overrides, override_options, resume_from_option
 from edgeflownas.cli.train import STOP_SIGNALS
 
 
@@ -26,10 +26,11 @@ from edgeflownas.cli.train import STOP_SIGNALS
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="Config file to train with instead of the supernet run's recorded config.")
 @override_options
+@resume_from_option
 @click.option("--dry_run", "--dry-run", "dry_run", is_flag=True,
               help="Print the resolved config with the source of every value and exit; touches no data.")
 def retrain(run_dir: Path, arch: str, init: str, which: str, config_path: Optional[Path], dry_run: bool,
-            **kwargs) -> None:
+            resume_from: str, **kwargs) -> None:
     """Train one subnet of a supernet run on its own.
 
     The subnet's network holds only its own path's variables (named as in the
@@ -55,7 +56,7 @@ def retrain(run_dir: Path, arch: str, init: str, which: str, config_path: Option
     from edgeflownas.train.interrupt import StopRequest, deferred_signals
 
     with deferred_signals(STOP_SIGNALS, StopRequest()) as stop:
-        result = run_training(resolved, stop=stop)
+        result = run_training(resolved, stop=stop, resume_from=resume_from)
     click.echo(main_summary(result))
     if result.interrupted_by:
         raise click.exceptions.Exit(128 + stop.signum)

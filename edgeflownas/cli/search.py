@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict, Optional
 import click
 
 from edgeflownas.cli.options import collect_overrides, data_location_options
+from edgeflownas.outputs import OutputPath, check_output_folder
 
 SEARCH_HELP = """Search a trained supernet's subnets for the best EPE-vs-cost trade-offs.
 
@@ -28,7 +29,7 @@ def search_options(func: Callable) -> Callable:
     options = [
         click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path),
                      help="Run directory of a supernet training run (<output_root>/<experiment>)."),
-        click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+        click.option("--out", "out_dir", type=OutputPath("folder"), default=None,
                      help="Search directory (store, front.json, all.jsonl, front.png). Default: <run>/search. "
                           "Re-running into the same directory reuses every stored score."),
         click.option("--strategy", type=click.Choice(["evolution", "random", "exhaustive"]), default="evolution",
@@ -64,14 +65,20 @@ def search_options(func: Callable) -> Callable:
 
 
 def search_request(kwargs: Dict[str, Any]):
-    """The SearchRequest the search options describe."""
-    from edgeflownas.search.run import SearchRequest
+    """The SearchRequest the search options describe; a usage mistake (exit 2) before anything is read or submitted."""
+    from edgeflownas.search.run import STORE_DIR, SearchRequest
+    from edgeflownas.search.space import parse_constraint, parse_fixed
     from edgeflownas.search.strategies import StrategySettings
 
     settings = StrategySettings(kwargs["strategy"], kwargs["budget"], kwargs["seed"], kwargs["population"],
                                 kwargs["parents"], kwargs["mutation_prob"])
+    settings.check()
+    for text in kwargs["constraints"]:
+        parse_constraint(text)
+    parse_fixed(kwargs["fixed"])
     run_dir = Path(kwargs["run_dir"])
     out_dir = kwargs["out_dir"] if kwargs["out_dir"] is not None else run_dir / "search"
+    check_output_folder(out_dir, "--out", own="search directory", rewrites=STORE_DIR)
     return SearchRequest(run_dir, Path(out_dir), settings, tuple(kwargs["constraints"]), tuple(kwargs["fixed"]),
                          kwargs["which"], kwargs["val_batches"], collect_overrides(kwargs))
 

@@ -9,7 +9,7 @@ from typing import Optional
 
 import click
 
-from edgeflownas.cli.options import collect_overrides, override_options
+from edgeflownas.cli.options import collect_overrides, override_options, resume_from_option
 
 # Saved at the next step boundary, then the command exits 128+signal: scancel/preemption (TERM),
 # SLURM's --signal warning (USR2), Ctrl-C (INT; a second Ctrl-C stops at once).
@@ -20,10 +20,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR2, signal.SIGINT)
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="YAML run config (default: configs/supernet_fc2_180x240.yaml).")
 @override_options
-@click.option("--resume_from", "--resume-from", "resume_from", type=click.Choice(["last", "best"]), default="last",
-              show_default=True,
-              help="With --resume: the checkpoint to continue from. 'best' rewinds to supernet_best (e.g. when "
-                   "supernet_last is missing or damaged); later epochs are trained again.")
+@resume_from_option
 @click.option("--overwrite", is_flag=True,
               help="Start afresh in a run directory that holds results: the old run is first moved, untouched, "
                    "to <run_dir>.old-<timestamp> (nothing is deleted).")

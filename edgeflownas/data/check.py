@@ -10,6 +10,7 @@ everything.
 from __future__ import annotations
 
 import functools
+import json
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,6 +201,14 @@ def check_request(request: CheckRequest) -> None:
     if missing:
         raise ConfigError(f"data-check checks both splits: {' and '.join(missing)} is missing "
                           "(or pass --config FILE for data.train_dir and data.val_dir)")
+
+
+def is_report(path: Path) -> bool:
+    """Whether ``path`` holds a data-check report (which a new check may replace without --overwrite)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8")).get("format") == REPORT_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def check_report_path(report: Path) -> None:

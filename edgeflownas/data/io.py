@@ -95,16 +95,20 @@ def read_flo(path: Path) -> np.ndarray:
     return flow.reshape(height, width, 2).astype(np.float32)
 
 
-def write_flo(path: Path, flow: np.ndarray) -> None:
-    """Write float [H, W, 2] flow as a little-endian Middlebury .flo file."""
+def flo_bytes(path: Path, flow: np.ndarray) -> bytes:
+    """Float [H, W, 2] flow as the bytes of a little-endian Middlebury .flo file (``path`` names it in errors)."""
     flow = np.asarray(flow)
     if flow.ndim != 3 or flow.shape[2] != 2 or flow.shape[0] == 0 or flow.shape[1] == 0:
         raise DataError(f"{path}: flow to write must have shape [H, W, 2], got {flow.shape}")
     height, width = flow.shape[:2]
-    header = struct.pack("<fii", FLO_MAGIC, width, height)
+    return struct.pack("<fii", FLO_MAGIC, width, height) + np.ascontiguousarray(flow, dtype="<f4").tobytes()
+
+
+def write_flo(path: Path, flow: np.ndarray) -> None:
+    """Write float [H, W, 2] flow as a little-endian Middlebury .flo file."""
+    data = flo_bytes(path, flow)
     with open(path, "wb") as handle:
-        handle.write(header)
-        handle.write(np.ascontiguousarray(flow, dtype="<f4").tobytes())
+        handle.write(data)
 
 
 def _what_it_is(head: bytes) -> str:
@@ -153,6 +157,19 @@ def read_image_rgb(path: Path) -> np.ndarray:
             "the file is corrupt or not an image"
         )
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def png_bytes(path: Path, image: np.ndarray) -> bytes:
+    """Uint8 [H, W, 3] RGB as the bytes of a PNG file (``path`` names it in errors)."""
+    import cv2
+
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise DataError(f"{path}: image to write must be uint8 [H, W, 3], got {image.dtype} {image.shape}")
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise DataError(f"{path}: OpenCV could not encode the image as PNG")
+    return encoded.tobytes()
 
 
 def write_image_rgb(path: Path, image: np.ndarray) -> None:

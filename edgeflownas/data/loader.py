@@ -37,6 +37,7 @@ suffice and the workers' use is to overlap the reads with training.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import ctypes
 import itertools
 import os
@@ -60,6 +61,19 @@ from edgeflownas.data.scan import (
 from edgeflownas.errors import ConfigError, DataError
 
 Arrays = Tuple[np.ndarray, np.ndarray, np.ndarray]
+
+# A split's content digest is "<kind>:<sha256>"; digests of different kinds (folders vs. shards of the same
+# samples) are not comparable, digests of one kind are equal exactly when the content is.
+FOLDER_CONTENT = "folders-v1"
+SHARD_CONTENT = "shards-v1"
+CONTENT_SAMPLES = 8  # samples of a folder split whose bytes enter its digest, spread evenly over the ids
+
+
+def content_mismatch(recorded: Optional[str], now: str) -> bool:
+    """True when ``recorded`` and ``now`` are content digests of the same kind that differ."""
+    if not isinstance(recorded, str) or ":" not in recorded:
+        return False
+    return recorded.split(":", 1)[0] == now.split(":", 1)[0] and recorded != now
 
 
 @dataclass(frozen=True)
@@ -107,6 +121,10 @@ class SampleSource:
     def close(self) -> None:
         """Release open files (a no-op for sources that keep none)."""
 
+    def content_digest(self) -> str:
+        """``kind:sha256`` identifying the split's content, not just its ids (see ``content_mismatch``)."""
+        raise NotImplementedError
+
 
 class FolderSource(SampleSource):
     """An FC2 split folder: PNG + .flo decoded and resized on every read."""
@@ -125,6 +143,23 @@ class FolderSource(SampleSource):
         """Decode and resize one sample from its PNG and .flo files."""
         sample = self.samples[index]
         return resize_sample(*read_sample(sample.img0, sample.img1, sample.flow), self.height, self.width)
+
+    def content_digest(self) -> str:
+        """Ids and the three file sizes of every sample, and the bytes of a fixed spread of CONTENT_SAMPLES samples.
+
+        Cheap (one stat per file, a few MB read) yet another synthetic set or a re-rendered FC2 with the same
+        ids differs in sizes or in the sampled bytes, while the same files moved elsewhere do not.
+        """
+        digest = hashlib.sha256(FOLDER_CONTENT.encode())
+        for sample in self.samples:
+            sizes = " ".join(str(os.stat(path).st_size) for path in (sample.img0, sample.img1, sample.flow))
+            digest.update(f"{sample.sample_id} {sizes}\n".encode())
+        picked = np.unique(np.linspace(0, len(self.samples) - 1, min(CONTENT_SAMPLES, len(self.samples))).round())
+        for index in picked.astype(int):
+            sample = self.samples[index]
+            for path in (sample.img0, sample.img1, sample.flow):
+                digest.update(Path(path).read_bytes())
+        return f"{FOLDER_CONTENT}:{digest.hexdigest()}"
 
 
 class ShardSource(SampleSource):
@@ -149,6 +184,7 @@ class ShardSource(SampleSource):
             raise DataError(f"{where}: packed from one folder ({sources['train']}) for both train and val; "
                             "re-pack from an FC2 root whose train/ and val/ differ")
         self.paths = [self.directory / entry["file"] for entry in entries]
+        self._shard_sha256 = [str(entry.get("sha256")) for entry in entries]
         if verify_sha256:
             shards.require_sha256(self.directory, entries)
         self.starts = list(itertools.accumulate((int(entry["samples"]) for entry in entries), initial=0))
@@ -157,6 +193,11 @@ class ShardSource(SampleSource):
         self.sample_ids = [sample_id for layout in self.layouts for sample_id in layout.sample_ids]
         self._forget_files()
         _SHARD_SOURCES.add(self)
+
+    def content_digest(self) -> str:
+        """The sha256 of the split's shards as the manifest lists them (verified against the files when opened)."""
+        digest = hashlib.sha256("\n".join(self._shard_sha256).encode()).hexdigest()
+        return f"{SHARD_CONTENT}:{digest}"
 
     def _forget_files(self) -> None:
         """Start with no open shard (also in a forked child: the parent's files are not ours to use)."""

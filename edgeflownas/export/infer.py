@@ -1,6 +1,6 @@
 """``efnas infer``: flow of an image pair (or a folder of FC2-named pairs) with an exported model.
 
-Outputs are a Middlebury ``.flo`` (``data/io.write_flo``; OpenCV's
+Outputs are a Middlebury ``.flo`` (``data/io.flo_bytes``; OpenCV's
 ``readOpticalFlow`` reads it too) and optionally a colour-wheel PNG with the
 wheel as legend and the flow length that is fully saturated written on it.
 """
@@ -13,7 +13,8 @@ from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
-from edgeflownas.data.io import read_image_rgb, write_flo, write_image_rgb
+from edgeflownas.atomic_io import write_bytes_atomic
+from edgeflownas.data.io import flo_bytes, png_bytes, read_image_rgb
 from edgeflownas.errors import DataError
 from edgeflownas.export.model import ExportedModel
 from edgeflownas.flow_viz import flow_magnitude_max, flow_to_rgb, wheel_legend
@@ -48,11 +49,13 @@ def read_pair(img0_path: Path, img1_path: Path) -> Tuple[np.ndarray, np.ndarray]
 
 def infer_pair(model: ExportedModel, img0_path: Path, img1_path: Path, flo_path: Path,
                png_path: Optional[Path] = None) -> np.ndarray:
-    """Predict the flow of one pair, write it as ``.flo`` (and the PNG); return it."""
+    """Predict the flow of one pair, write it as ``.flo`` (and the PNG), each atomically; return it."""
     flow = model.flow(*read_pair(img0_path, img1_path))
-    write_flo(flo_path, flow)
-    if png_path is not None:
-        write_image_rgb(png_path, flow_picture(flow))
+    flo = flo_bytes(flo_path, flow)
+    png = png_bytes(png_path, flow_picture(flow)) if png_path is not None else None
+    write_bytes_atomic(flo_path, flo)
+    if png is not None:
+        write_bytes_atomic(png_path, png)
     return flow
 
 

@@ -30,6 +30,7 @@ from edgeflownas.atomic_io import write_csv_atomic, write_json_atomic
 from edgeflownas.errors import ArchCodeError, ConfigError
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, NAME_PREFIX, ArchCode, arch_name, parse_arch_code
 from edgeflownas.nas.eval_pool import load_pool, pool_file_name
+from edgeflownas.outputs import EVAL_RESULTS
 from edgeflownas.search.front import select_code
 from edgeflownas.train import checkpoint, run_dir as run_dir_format
 from edgeflownas.train.checkpoint_eval import CheckpointEvaluator, checkpoint_dir
@@ -37,7 +38,6 @@ from edgeflownas.train.checkpoint_eval import CheckpointEvaluator, checkpoint_di
 KEYWORDS = ("pool", "baseline")
 # Row orders of the table and the written file; 'pool' is the order of the selection (the pool's own for 'pool').
 SORT_KEYS = ("epe", "macs", "params", "pool")
-OUT_SUFFIXES = (".csv", ".json")
 # Columns of the CSV, in this order; any other row key follows them.
 CSV_COLUMNS = ("name", "arch_code", "epe", "epe_native", "native_resolution", "outlier_1px", "outlier_3px", "outlier_5px", "pixels", "logged_epe",
                "params", "macs")
@@ -136,7 +136,7 @@ def check_sort_key(key: str) -> None:
 
 def check_out_path(path: Path) -> None:
     """ConfigError unless ``path`` ends in .csv or .json (the format is read from the suffix)."""
-    if Path(path).suffix.lower() not in OUT_SUFFIXES:
+    if Path(path).suffix.lower() not in EVAL_RESULTS:
         raise ConfigError(f"--out {path}: the format is read from the suffix, expected .csv or .json "
                           f"(e.g. --out results.csv)")
 

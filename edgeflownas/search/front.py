@@ -54,7 +54,7 @@ def write_outputs(out_dir: Path, header: Mapping[str, Any], scored: Sequence[Map
                                      "note": "area dominated in (search EPE px, MACs) up to the reference point"},
                marks={label: list(items) for label, items in marks.items()})
     out_dir = Path(out_dir)
-    write_text_atomic(out_dir / ALL_FILE, "".join(json.dumps(dict(e, order=i)) + "\n" for i, e in enumerate(scored)))
+    write_text_atomic(out_dir / ALL_FILE, "".join(json.dumps(dict(e, order=i), allow_nan=False) + "\n" for i, e in enumerate(scored)))
     write_json_atomic(out_dir / FRONT_FILE, doc)
     front_figure(scored, front_macs, marks).savefig(out_dir / FIGURE_FILE, dpi=110)
     return doc

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from edgeflownas.atomic_io import write_json_atomic
-from edgeflownas.errors import SearchError
+from edgeflownas.errors import SearchError, SearchUsageError
 from edgeflownas.locks import exclusive_lock
 from edgeflownas.nas.arch_codec import BLOCK_NAMES, EDGEFLOWNET_BASELINE, ArchCode, arch_name
 from edgeflownas.nas.eval_pool import load_pool, pool_file_name
@@ -157,7 +157,7 @@ def run_search(request: SearchRequest, log: Callable[[str], None] = lambda line:
     constraints = [parse_constraint(text) for text in request.constraints]
     space = parse_fixed(request.fixed)
     if request.val_batches is not None and request.val_batches < 1:
-        raise SearchError(f"--val_batches {request.val_batches}: score on at least 1 validation batch")
+        raise SearchUsageError(f"--val_batches {request.val_batches}: score on at least 1 validation batch")
     ckpt_dir = checkpoint_dir(Path(request.run_dir), request.which)
     state = checkpoint.read_state(ckpt_dir)
     plan = plan_from_state(state, ckpt_dir)

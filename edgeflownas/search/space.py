@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
-from edgeflownas.errors import SearchError
+from edgeflownas.errors import SearchUsageError
 from edgeflownas.nas.arch_codec import BLOCK_NAMES, NUM_BLOCKS, NUM_OPTIONS, ArchCode
 
 COST_KEYS = ("macs", "params")
@@ -71,7 +71,7 @@ def parse_fixed(texts: Sequence[str]) -> SearchSpace:
         name, _, value = text.partition("=")
         name = name.strip().upper()
         if name not in BLOCK_NAMES or value.strip() not in ("0", "1", "2"):
-            raise SearchError(f"--fix {text!r}: expected BLOCK=OPTION with BLOCK one of {', '.join(BLOCK_NAMES)} "
+            raise SearchUsageError(f"--fix {text!r}: expected BLOCK=OPTION with BLOCK one of {', '.join(BLOCK_NAMES)} "
                               "and OPTION 0, 1 or 2 (e.g. --fix EB0=0)")
         fixed[BLOCK_NAMES.index(name)] = int(value)
     return SearchSpace(fixed)
@@ -135,18 +135,18 @@ def parse_constraint(text: str) -> Constraint:
     """``macs<=2.0e9`` / ``params>=1e6`` -> Constraint; SearchError saying the valid form otherwise."""
     match = _CONSTRAINT.match(text)
     if not match:
-        raise SearchError(f"--constraint {text!r}: expected KEY<=NUMBER or KEY>=NUMBER with KEY one of "
+        raise SearchUsageError(f"--constraint {text!r}: expected KEY<=NUMBER or KEY>=NUMBER with KEY one of "
                           f"{', '.join(COST_KEYS)} (e.g. --constraint macs<=2.0e9)")
     key, op, number = match.groups()
     if key not in COST_KEYS:
-        raise SearchError(f"--constraint {text!r}: unknown key {key!r}; constraints apply to "
+        raise SearchUsageError(f"--constraint {text!r}: unknown key {key!r}; constraints apply to "
                           f"{', '.join(COST_KEYS)} (MACs per image pair; FLOPs = 2 x MACs)")
     try:
         value = float(number)
     except ValueError:
-        raise SearchError(f"--constraint {text!r}: {number!r} is not a number") from None
+        raise SearchUsageError(f"--constraint {text!r}: {number!r} is not a number") from None
     if not np.isfinite(value):
-        raise SearchError(f"--constraint {text!r}: the bound must be a finite number")
+        raise SearchUsageError(f"--constraint {text!r}: the bound must be a finite number")
     return Constraint(key, op, value)
 
 
@@ -158,6 +158,6 @@ def feasible_codes(space: SearchSpace, table: CostTable, constraints: Sequence[C
         ranges = ", ".join(f"{key} {min(c[key] for c in costs):.4g}..{max(c[key] for c in costs):.4g}"
                            for key in COST_KEYS)
         limits = ", ".join(str(c) for c in constraints)
-        raise SearchError(f"no code of the {space.size}-code space meets {limits} (its costs span {ranges} at "
+        raise SearchUsageError(f"no code of the {space.size}-code space meets {limits} (its costs span {ranges} at "
                           f"{table.height}x{table.width}): loosen the constraint")
     return codes

@@ -14,6 +14,7 @@ anywhere else means the file was damaged and is an error naming it.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
@@ -39,8 +40,21 @@ def _complete_lines(path: Path) -> Iterator[Tuple[int, str]]:
     """(line number, text) of every newline-terminated line; a torn last line is left out."""
     data = path.read_bytes()
     end = data.rfind(b"\n") + 1
-    for number, raw in enumerate(data[:end].decode("utf-8").splitlines(), start=1):
-        yield number, raw
+    for number, raw in enumerate(data[:end].split(b"\n")[:-1], start=1):
+        try:
+            yield number, raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SearchError(f"search store {path} line {number} is damaged (bytes that are not UTF-8 text): "
+                              "remove that line (its candidate is scored again) or the file") from None
+
+
+def require_finite_epe(record: Mapping[str, Any], where: str) -> None:
+    """SearchError unless ``record['epe']`` is a finite number (a NaN score would rank nowhere and is not JSON)."""
+    epe = record.get("epe")
+    if isinstance(epe, bool) or not isinstance(epe, (int, float)) or not math.isfinite(epe):
+        raise SearchError(f"{where}: EPE {epe!r} of {record.get('name', record.get('arch_code'))} is not a finite "
+                          "number; a non-finite score means the checkpoint's weights give no usable flow for it: "
+                          "check the run (efnas eval), and remove that line from the store to score it again")
 
 
 def _read_file(path: Path) -> List[Dict[str, Any]]:
@@ -49,9 +63,10 @@ def _read_file(path: Path) -> List[Dict[str, Any]]:
         try:
             record = json.loads(line)
             result_key(record["checkpoint_sha256"], tuple(record["arch_code"]), record["scoring"])
-        except (ValueError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise SearchError(f"search store {path} line {number} is damaged ({error}): remove that line "
                               "(its candidate is scored again) or the file") from None
+        require_finite_epe(record, f"search store {path} line {number}")
         records.append(record)
     return records
 
@@ -95,6 +110,7 @@ class ResultStore:
         key = result_key(record["checkpoint_sha256"], tuple(record["arch_code"]), record["scoring"])
         if key in self.results:
             return
+        require_finite_epe(record, f"scoring into {self.path}")
         line = json.dumps(dict(record), sort_keys=True) + "\n"
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(line)

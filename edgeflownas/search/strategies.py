@@ -23,7 +23,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from edgeflownas.errors import SearchError
+from edgeflownas.errors import SearchUsageError
 from edgeflownas.nas.arch_codec import ArchCode
 from edgeflownas.search.pareto import pareto_ranks
 from edgeflownas.search.space import CostTable, SearchSpace
@@ -52,16 +52,16 @@ class StrategySettings:
     def check(self) -> None:
         """SearchError for settings no search can run with."""
         if self.strategy not in STRATEGIES:
-            raise SearchError(f"--strategy {self.strategy!r}: expected one of {', '.join(STRATEGIES)}")
+            raise SearchUsageError(f"--strategy {self.strategy!r}: expected one of {', '.join(STRATEGIES)}")
         if self.budget <= 0:
-            raise SearchError(f"--budget {self.budget}: the budget is the number of candidates to score, "
+            raise SearchUsageError(f"--budget {self.budget}: the budget is the number of candidates to score, "
                               "it must be at least 1")
         if self.population < 2:
-            raise SearchError(f"--population {self.population}: a generation needs at least 2 candidates")
+            raise SearchUsageError(f"--population {self.population}: a generation needs at least 2 candidates")
         if self.strategy == "evolution" and not 1 <= self.top_k <= self.population:
-            raise SearchError(f"--parents {self.top_k}: expected 1 .. population ({self.population})")
+            raise SearchUsageError(f"--parents {self.top_k}: expected 1 .. population ({self.population})")
         if not 0.0 < self.mutation_probability <= 1.0:
-            raise SearchError(f"mutation probability {self.mutation_probability}: expected a value in (0, 1]")
+            raise SearchUsageError(f"mutation probability {self.mutation_probability}: expected a value in (0, 1]")
 
 
 def run_strategy(settings: StrategySettings, space: SearchSpace, table: CostTable, feasible: Sequence[ArchCode],

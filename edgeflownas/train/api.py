@@ -86,6 +86,7 @@ def data_description(resolved: ResolvedConfig, train: Any, val: Any) -> Dict[str
                             "input_width": data.input_width, "train_samples": len(train), "val_samples": len(val)}
     for split, source in (("train", train), ("val", val)):
         info[f"{split}_sample_ids_sha256"] = ids_digest(source.sample_ids)
+        info[f"{split}_content_sha256"] = source.content_digest()
     if data.source == "shards":
         manifest = Path(data.shards_dir) / MANIFEST_NAME
         info["shards_manifest_sha256"] = hashlib.sha256(manifest.read_bytes()).hexdigest()

@@ -98,8 +98,7 @@ def _remedy(target: Path) -> str:
 
 
 def _kept(target: Path) -> str:
-    # Not has_checkpoint: its recovery step would delete the staging directory of the save in progress.
-    if (target / STATE_FILE).is_file():
+    if _complete(target):
         return f"{target} keeps its previous version"
     return f"{target} was not written"
 
@@ -114,7 +113,23 @@ def _no_space_as_error(target: Path, state: Mapping[str, Any]) -> Iterator[None]
             raise
         raise NoSpaceError(f"no space left on {target.parent}: could not save {target.name} at global_step "
                            f"{state.get('global_step')}; {_kept(target)}. Free space there (or move "
-                           "experiment.output_root) and run again with --resume") from None
+                           f"experiment.output_root) and {_resume_advice(target)}") from None
+
+
+def _complete(directory: Path) -> bool:
+    # Not has_checkpoint: its recovery step would delete the staging directory of the save in progress.
+    return (directory / STATE_FILE).is_file() and (directory / f"{MODEL_PREFIX}.index").is_file()
+
+
+def _resume_advice(target: Path) -> str:
+    """The way on that a start after this failed save accepts (train.start.decide_start's rules)."""
+    run = target.parent
+    if _complete(run / "supernet_last.ckpt"):
+        return "run the same command again with --resume"
+    if _complete(run / "supernet_best.ckpt"):
+        return ("run the same command again with --resume --resume_from best (supernet_last.ckpt was not "
+                "written; the epochs after supernet_best.ckpt are trained again)")
+    return "run the same command again (no checkpoint was saved yet, so it starts afresh)"
 
 
 def save_checkpoint(target: Path, save_model: Callable[[str], Any], state: Dict[str, Any],

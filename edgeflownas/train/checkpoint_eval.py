@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from edgeflownas.config import resolve_mapping
-from edgeflownas.data.loader import open_source
+from edgeflownas.data.loader import content_mismatch, open_source
 from edgeflownas.data.shards import ids_digest
 from edgeflownas.errors import CheckpointError, DataError
 from edgeflownas.flow_viz import endpoint_error
@@ -84,7 +84,7 @@ def checkpoint_dir(run_dir: Path, which: str) -> Path:
 
 
 def check_same_data(manifest: Dict[str, Any], train_source, val_source, run_dir: Path) -> None:
-    """DataError if the data found now is not the data the run was evaluated on (sample-id hashes)."""
+    """DataError if the data found now is not the data the run was evaluated on (sample ids and content)."""
 
     recorded = manifest.get("data", {})
     for split, source in (("train", train_source), ("val", val_source)):
@@ -94,6 +94,13 @@ def check_same_data(manifest: Dict[str, Any], train_source, val_source, run_dir:
             raise DataError(f"the {split} split found now ({len(source)} samples) differs from the one recorded in "
                             f"{run_dir / rd.MANIFEST} ({recorded.get(f'{split}_samples')} samples, {key} "
                             f"{recorded[key][:12]}... != {now[:12]}...): the EPE would not be comparable")
+        key = f"{split}_content_sha256"
+        if key in recorded:
+            now = source.content_digest()
+            if content_mismatch(recorded[key], now):
+                raise DataError(f"the {split} split found now has the sample ids recorded in {run_dir / rd.MANIFEST} "
+                                f"but other content ({key} {recorded[key][:22]}... != {now[:22]}...): another data "
+                                "set with the same FC2 names? the EPE would not be comparable: point at the run's data")
 
 
 class CheckpointEvaluator:

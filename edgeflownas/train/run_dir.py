@@ -121,6 +121,13 @@ def read_history(path: Path) -> Tuple[List[str], List[Dict[str, Optional[float]]
     except FileNotFoundError:
         raise CheckpointError(f"{path} is missing: the run has not finished an epoch yet, "
                               "or this is not an efnas run directory") from None
+    except UnicodeDecodeError as error:
+        raise CheckpointError(f"{path} is damaged: byte {error.start} ({error.object[error.start:error.start + 1]!r}) "
+                              "is not UTF-8 text; the checkpoint's state holds the history: resume the run (it "
+                              "rewrites the file) or restore the file") from None
+    except csv.Error as error:
+        raise CheckpointError(f"{path} is damaged ({error}): resume the run (it rewrites the file from the "
+                              "checkpoint's state) or restore the file") from None
     if "epoch" not in columns:
         raise CheckpointError(f"{path} has no 'epoch' column (found: {', '.join(columns) or 'nothing'})")
     return columns, rows

@@ -17,8 +17,10 @@ Rules (docs/reliability.md "Resume, restarts and run directories"):
   directory) and recorded so; ``--resume`` with a relative ``output_root`` that
   leads nowhere is refused, as it would otherwise start a second run elsewhere,
   and a relative data path that leads nowhere means the recorded one.
-- A resume must see the same samples (sample-id hashes in the checkpoint);
-  moved data with the same ids is fine.
+- A resume must see the same samples: the same ids (sample-id hashes in the
+  checkpoint) and the same content (``SampleSource.content_digest``: the shard
+  manifest's sha256s, or a folder's file sizes and a fixed sample's bytes);
+  the same data moved elsewhere is fine.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Any, Callable, Dict, List, Optional
 from tqdm import tqdm
 
 from edgeflownas.config import ResolvedConfig, to_dataclasses
+from edgeflownas.data.loader import content_mismatch
 from edgeflownas.errors import CheckpointError, ConfigError, DataError
 from edgeflownas.locks import exclusive_lock
 from edgeflownas.train import checkpoint, run_dir as rd
@@ -344,6 +347,16 @@ def check_same_data(state: Dict[str, Any], data_info: Dict[str, Any], where: Pat
                 f"{data_info.get(f'{split}_dir')}, {data_info[key][:12]}...). Point --{split}_dir back at the "
                 "original data, or start a new experiment from these weights: --experiment_name NEW "
                 f"--resume_experiment_name {state.get('experiment', 'OLD')}")
+        key = f"{split}_content_sha256"
+        if content_mismatch(recorded.get(key), data_info[key]):
+            then = recorded.get(f"{split}_dir") if recorded.get("source") == "folders" else recorded.get("shards_dir")
+            now = data_info.get(f"{split}_dir") if data_info.get("source") == "folders" else data_info.get("shards_dir")
+            raise DataError(
+                f"cannot resume {where}: the {split} split has the sample ids it was trained on but other content "
+                f"(checkpoint: {then}, {key} {recorded[key][:22]}...; now: {now}, {data_info[key][:22]}...): "
+                "another data set with the same FC2 names (another 'efnas synth' seed, a re-rendered set)? Point "
+                f"--{split}_dir back at the original data, or start a new experiment from these weights: "
+                f"--experiment_name NEW --resume_experiment_name {state.get('experiment', 'OLD')}")
     for key in ("train_dir", "val_dir", "shards_dir"):
         if recorded.get(key) and data_info.get(key) and recorded[key] != data_info[key]:
-            log(f"notice: data.{key} moved from {recorded[key]} to {data_info[key]} (same sample ids)")
+            log(f"notice: data.{key} moved from {recorded[key]} to {data_info[key]} (same sample ids and content)")

@@ -244,3 +244,31 @@ def test_training_start_refuses_a_damaged_shard_it_has_not_read_yet(packed_fc2, 
     with pytest.raises(DataError, match=r"train-00002\.h5: sha256 [0-9a-f]{64} differs from the [0-9a-f]{64} in "):
         open_source(data, "train")
     assert len(open_source(data, "val")) == 4  # the other split is intact
+
+
+def test_a_split_is_identified_by_content_not_only_by_ids(synth_fc2, tmp_path):
+    """Another synth seed has the same FC2 names but other pictures; a moved copy has the same content."""
+    from edgeflownas.data.loader import FolderSource, content_mismatch
+    from edgeflownas.data.synth import write_dataset
+
+    write_dataset(tmp_path / "other", train=10, val=4, seed=8, height=96, width=128)
+    shutil.copytree(synth_fc2, tmp_path / "moved")
+    original, other, moved = (FolderSource(root / "val", "val", 48, 64)
+                              for root in (synth_fc2, tmp_path / "other", tmp_path / "moved"))
+    assert original.sample_ids == other.sample_ids == moved.sample_ids
+    assert original.content_digest() == moved.content_digest()
+    assert content_mismatch(original.content_digest(), other.content_digest())
+    assert not content_mismatch(original.content_digest(), moved.content_digest())
+    assert not content_mismatch(None, other.content_digest())  # a checkpoint from before the digest
+
+
+def test_a_shard_split_is_identified_by_its_manifest_digests(packed_fc2):
+    import hashlib
+
+    from edgeflownas.data.loader import ShardSource, content_mismatch
+
+    source = ShardSource(packed_fc2, "val", 48, 64)
+    listed = [entry["sha256"] for entry in read_manifest(packed_fc2)["splits"]["val"]["shards"]]
+    assert source.content_digest() == "shards-v1:" + hashlib.sha256("\n".join(listed).encode()).hexdigest()
+    folder_kind = "folders-v1:" + "0" * 64
+    assert not content_mismatch(folder_kind, source.content_digest())  # other kinds are not compared

@@ -52,6 +52,8 @@ def tiny_study(tmp_path: Path, fc2: Path, name: str = "tiny", **sections) -> Pat
              "analysis": {"bootstrap": 200}}
     for key, value in sections.items():
         study.setdefault(key, {}).update(value) if isinstance(value, dict) else study.__setitem__(key, value)
+    if "run" in sections.get("supernet", {}) and "seeds" not in sections["supernet"]:
+        study["supernet"].pop("seeds")  # seeds go with a supernet the study trains
     path = tmp_path / f"{name}_study.yaml"
     path.write_text(yaml.safe_dump(study))
     return path
@@ -250,8 +252,14 @@ def test_study_retrains_as_one_job_array_on_the_real_cluster(slurm_cluster, sear
     ({"retrain": {"seeds": [1]}}, "retrain.seeds"),
     ({"subnets": {"codes": ["0,1,2"]}}, "subnets.codes"),
     ({"subnets": {"min_k": 40}}, "subnets.min_k is 40"),
-    ({"supernet": {"run": "/some/run", "config": None, "warmup_epochs": 0}}, "supernet.seeds applies only"),
+    ({"supernet": {"run": "/some/run", "config": None, "warmup_epochs": 0, "seeds": [5]}},
+     "supernet.seeds applies only"),
     ({"retrain": {"epe": "best"}}, "epe"),
+    ({"subnets": {"macs_bins": 1, "min_k": 100}}, "at most 13 distinct subnets chosen, subnets.min_k is 100"),
+    ({"supernet": {"config": None, "run": "/", "warmup_epochs": 0}},
+     "supernet.run / has no train_manifest.json"),
+    ({"supernet": {"config": None, "run": "/nonexistent/run", "warmup_epochs": 0}},
+     "/nonexistent/run does not exist"),
     ({"analysis": {"ci": 1.5}}, "analysis.ci"),
     ({"supernet": {"set": {"train.lrr": 1}}}, "lrr"),
     ({"supernet": {"config": "/nonexistent.yaml"}}, "is not a file"),
@@ -263,6 +271,22 @@ def test_bad_study_config_is_one_line(tiny_fc2, tmp_path, change, expected):
     assert result.exit_code == 2, result.output
     assert expected in result.output and "Traceback" not in result.output
     assert not (tmp_path / "studies").exists()  # nothing written
+
+
+@pytest.mark.parametrize("change", [{"subnets": {"macs_bins": 1, "min_k": 100}},
+                                    {"supernet": {"config": None, "run": "/", "warmup_epochs": 0}}])
+def test_a_start_that_cannot_succeed_is_refused_before_the_study_directory_is_made(tiny_fc2, tmp_path, change):
+    config = tiny_study(tmp_path, tiny_fc2, **change)
+    result = CliRunner().invoke(main, ["study", "--config", str(config)])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert not (tmp_path / "studies").exists()
+
+
+def test_a_study_directory_inside_a_run_or_dataset_is_refused(tiny_fc2, tmp_path):
+    config = tiny_study(tmp_path, tiny_fc2, study={"output_root": str(tiny_fc2), "name": "train"})
+    result = CliRunner().invoke(main, ["study", "--config", str(config), "--dry_run"])
+    assert result.exit_code == 2 and "is an FC2 data folder" in result.output, result.output
 
 
 def test_missing_config_and_bad_set(tmp_path, tiny_fc2):

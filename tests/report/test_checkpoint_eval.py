@@ -31,6 +31,25 @@ def test_other_data_than_the_run_was_evaluated_on_is_refused(tmp_path):
         check_same_data(manifest, Source(["a", "b"]), Source(["v", "w"]), tmp_path)
 
 
+class ContentSource(Source):
+    def __init__(self, ids, content):
+        super().__init__(ids)
+        self.content = content
+
+    def content_digest(self):
+        return self.content
+
+
+def test_the_same_ids_with_other_content_are_refused_and_moved_data_is_not(tmp_path):
+    manifest = {"data": {"train_sample_ids_sha256": digest(["a"]), "val_sample_ids_sha256": digest(["v"]),
+                         "train_content_sha256": "folders-v1:" + "1" * 64, "val_content_sha256": "folders-v1:" + "2" * 64}}
+    train = ContentSource(["a"], "folders-v1:" + "1" * 64)
+    check_same_data(manifest, train, ContentSource(["v"], "folders-v1:" + "2" * 64), tmp_path)
+    with pytest.raises(DataError, match="the val split found now has the sample ids recorded .* but other content"):
+        check_same_data(manifest, train, ContentSource(["v"], "folders-v1:" + "3" * 64), tmp_path)
+    check_same_data(manifest, train, ContentSource(["v"], "shards-v1:" + "3" * 64), tmp_path)  # kinds differ
+
+
 def test_checkpoint_choice_and_absence_are_named(fake_run):
     with pytest.raises(CheckpointError, match="expected one of best, last"):
         checkpoint_dir(fake_run, "newest")

@@ -103,13 +103,28 @@ def test_resume_with_a_changed_val_split_is_refused(cli, trained, copy_run, tmp_
     assert len(_history(run_dir)) == 1 and len(_manifest(run_dir)["starts"]) == 1
 
 
+def test_resume_with_another_val_set_of_the_same_ids_is_refused(cli, trained, copy_run, tmp_path):
+    from edgeflownas.data.synth import write_dataset
+
+    other = tmp_path / "other_seed"
+    write_dataset(other, train=8, val=4, seed=2, height=32, width=48)  # the same FC2 names, other pictures
+    assert sorted(os.listdir(other / "val")) == sorted(os.listdir(trained[0] / "val"))
+    config, run_dir = copy_run()
+    result = cli("train", "--config", config, "--resume", "--val_dir", other / "val", "--max_epochs", "1")
+    assert result.exit_code == 1, result.output
+    assert "the val split has the sample ids it was trained on but other content" in result.output
+    assert f"now: {other / 'val'}" in result.output
+    assert len(_history(run_dir)) == 1 and len(_manifest(run_dir)["starts"]) == 1
+
+
 def test_resume_with_the_same_data_moved_is_accepted_and_every_start_is_kept(cli, trained, copy_run, tmp_path):
     moved = tmp_path / "moved_fc2"
     shutil.copytree(trained[0], moved)
     config, run_dir = copy_run(data=moved)
     result = cli("train", "--config", config, "--resume", "--max_epochs", "1")
     assert result.exit_code == 0, result.output
-    assert f"data.val_dir moved from {trained[0] / 'val'} to {moved / 'val'} (same sample ids)" in result.output
+    assert (f"data.val_dir moved from {trained[0] / 'val'} to {moved / 'val'} (same sample ids and content)"
+            in result.output)
     assert [int(row["epoch"]) for row in _history(run_dir)] == [1, 2]
     starts = _manifest(run_dir)["starts"]
     assert [s["mode"] for s in starts] == ["fresh", "resume"]
