@@ -37,6 +37,11 @@ class CheckpointError(EfnasError):
     """A checkpoint or run directory cannot be written, read or resumed."""
 
 
+class ExportError(EfnasError):
+    """An exported model failed its check after conversion (e.g. an int8 file that is not full-integer)
+    or an export file no longer matches its manifest."""
+
+
 class NoSpaceError(EfnasError):
     """A write ran out of disk space or quota; the message names the path and what was kept."""
 

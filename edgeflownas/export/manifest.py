@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Dict
 
 from edgeflownas.atomic_io import write_json_atomic
-from edgeflownas.errors import ConfigError
+from edgeflownas.errors import ConfigError, ExportError
 
 MANIFEST_FILE = "export_manifest.json"
 # format -> file or directory inside the export directory
@@ -60,3 +60,23 @@ def read_manifest(export_dir: Path) -> Dict[str, Any]:
                           "'efnas export --out DIR'") from None
     except ValueError as error:
         raise ConfigError(f"{path} is not valid JSON ({error}): export the model again") from None
+
+
+def verified_file(export_dir: Path, manifest: Dict[str, Any], fmt: str) -> Path:
+    """The file (or folder) of ``fmt`` in an export directory after checking it against the manifest's sha256.
+
+    ConfigError if the manifest does not list ``fmt``; ExportError naming the file if it is missing or its
+    contents differ from what the export wrote (damaged, truncated or replaced), before anything loads it.
+    """
+    entry = manifest.get("formats", {}).get(fmt)
+    manifest_path = Path(export_dir) / MANIFEST_FILE
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{manifest_path} lists no {fmt} (it has {', '.join(manifest.get('formats', {})) or 'none'}):"
+                          f" export it with --format {fmt}, or pick one of those with --format")
+    path = Path(export_dir) / FORMAT_FILES[fmt]
+    if not path.exists():
+        raise ExportError(f"{path} does not exist although {manifest_path} lists it: export the model again")
+    if sha256_of(path) != entry.get("sha256"):
+        raise ExportError(f"{path} is damaged or was replaced: its sha256 differs from the one recorded in "
+                          f"{manifest_path}; export the model again")
+    return path

@@ -8,7 +8,7 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 
 from edgeflownas.errors import ConfigError, DataError
-from edgeflownas.export.manifest import FORMAT_FILES, read_manifest
+from edgeflownas.export.manifest import FORMAT_FILES, read_manifest, verified_file
 
 # The format ``efnas infer`` uses when none is named: the exact one first.
 PREFERENCE = ("saved_model", "tflite", "tflite_int8")
@@ -39,6 +39,7 @@ class ExportedModel:
             raise ConfigError(f"{export_dir}: the export manifest lists no format")
         self.format = fmt or present[0]
         self.height, self.width = self.manifest["input_hw"]
+        verified_file(export_dir, self.manifest, self.format)
         self.run = open_runner(export_dir, self.format, threads)
 
     def flow(self, img0: np.ndarray, img1: np.ndarray) -> np.ndarray:

@@ -1,18 +1,26 @@
-"""TFLite conversion (float, full-integer int8) of an exported SavedModel, a runner and its latency."""
+"""TFLite conversion (float, full-integer int8) of an exported SavedModel, its check, a runner and its latency."""
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections import Counter
 from pathlib import Path
-from typing import Iterable, Tuple
+from typing import Any, Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
 
+from edgeflownas.errors import ExportError
 from edgeflownas.export.graph import INPUTS, OUTPUTS, SIGNATURE
 
 LATENCY_RUNS = 20
 LATENCY_WARMUP = 3
+# The full-integer file's input and output types: the converter is asked for them and the file is checked for them.
+INT8_INPUT_TYPE = "uint8"
+INT8_OUTPUT_TYPE = "int8"
+# Ops whose input 1 is the weight kernel.
+KERNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED")
+FLOAT_TYPES = ("float16", "float32", "float64", "bfloat16")
 
 
 def convert_float(saved_model: Path) -> bytes:
@@ -30,6 +38,8 @@ def convert_int8(float_input_saved_model: Path, pairs: Iterable[Tuple[np.ndarray
     import tensorflow as tf
 
     pairs = list(pairs)
+    if not pairs:
+        raise ExportError("no image pair to calibrate the int8 model with: the representative set is empty")
 
     def representative():
         for img0, img1 in pairs:
@@ -39,9 +49,76 @@ def convert_int8(float_input_saved_model: Path, pairs: Iterable[Tuple[np.ndarray
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.uint8
-    converter.inference_output_type = tf.int8
+    converter.inference_input_type = tf.as_dtype(INT8_INPUT_TYPE)
+    converter.inference_output_type = tf.as_dtype(INT8_OUTPUT_TYPE)
     return converter.convert()
+
+
+def tensor_summary(model: bytes) -> Dict[str, Any]:
+    """What ``tf.lite.Interpreter`` reads in a TFLite flatbuffer: I/O types, tensors and kernels by type, float ops.
+
+    ``kernel_bytes`` are the weight kernels' bytes (input 1 of every convolution / fully connected op).
+    """
+    import warnings
+
+    import tensorflow as tf
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        interpreter = tf.lite.Interpreter(model_content=model)
+    tensors = {detail["index"]: detail for detail in interpreter.get_tensor_details()}
+
+    def type_of(index: int) -> str:
+        return np.dtype(tensors[index]["dtype"]).name
+
+    kernels: Counter = Counter()
+    kernel_bytes: Counter = Counter()
+    float_ops: Counter = Counter()
+    for op in interpreter._get_ops_details():  # the interpreter's only listing of each op's tensors
+        used = [index for index in list(op["inputs"]) + list(op["outputs"]) if index >= 0]
+        if any(type_of(index) in FLOAT_TYPES for index in used):
+            float_ops[op["op_name"]] += 1
+        if op["op_name"] in KERNEL_OPS:
+            kernel = tensors[op["inputs"][1]]
+            kernels[type_of(kernel["index"])] += 1
+            kernel_bytes[type_of(kernel["index"])] += int(np.prod(kernel["shape"])) * np.dtype(kernel["dtype"]).itemsize
+    return {
+        "input_types": [np.dtype(d["dtype"]).name for d in interpreter.get_input_details()],
+        "output_types": [np.dtype(d["dtype"]).name for d in interpreter.get_output_details()],
+        "tensors": dict(sorted(Counter(type_of(index) for index in tensors).items())),
+        "kernels": dict(sorted(kernels.items())), "kernel_bytes": dict(sorted(kernel_bytes.items())),
+        "float_ops": dict(sorted(float_ops.items())),
+    }
+
+
+def full_integer_problems(summary: Dict[str, Any]) -> List[str]:
+    """Why a ``tensor_summary`` is not the full-integer model ``convert_int8`` asks for (empty if it is)."""
+    problems = []
+    for side, expected in (("input", INT8_INPUT_TYPE), ("output", INT8_OUTPUT_TYPE)):
+        found = summary[f"{side}_types"]
+        if not found or set(found) != {expected}:
+            problems.append(f"{side} types {', '.join(found) or 'none'} instead of {expected}")
+    if set(summary["kernels"]) != {"int8"}:
+        problems.append(f"kernels {_counts(summary['kernels']) or 'none'} instead of int8 only")
+    floats = {name: count for name, count in summary["tensors"].items() if name in FLOAT_TYPES}
+    if floats or summary["float_ops"]:
+        problems.append(f"float tensors {_counts(floats) or 'none'} in ops {_counts(summary['float_ops']) or 'none'}")
+    return problems
+
+
+def check_full_integer(model: bytes, name: str) -> Dict[str, Any]:
+    """The ``tensor_summary`` of an int8 file; ExportError naming ``name`` if it is not full-integer."""
+    summary = tensor_summary(model)
+    problems = full_integer_problems(summary)
+    if problems:
+        raise ExportError(f"{name}: the TFLite converter did not make a full-integer model ({'; '.join(problems)}); "
+                          "it was not written")
+    return summary
+
+
+def _counts(counts: Dict[str, int]) -> str:
+    """'int8 19, float32 2' of a {type: count} mapping."""
+    return ", ".join(f"{name} {count}" for name, count in counts.items())
 
 
 class TFLiteRunner:
