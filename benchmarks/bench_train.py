@@ -8,7 +8,8 @@
     staging its own batch in a run of its own, and feeding the batch to each of the 3 paths' runs
     (efnas before staging), at a small resolution where compute is small and the feed shows most
 (e) per upsampling order (model.upsample): the EdgeFlowNet baseline subnet's GMACs per pair (at the
-    bench resolution and at 352x480) and its training samples/s (fixed-arch steps, batch --batch)
+    bench resolution and at 352x480), its training samples/s (fixed-arch steps, batch --batch) and
+    samples/s x GMACs per pair (forward GMACs trained per second: throughput per unit of work)
 (f) with --xla only: cycle time with XLA JIT auto-clustering vs without, at the small resolution, and
     the largest relative loss difference (runtime.xla is adopted only at >= 1.15x; it compiles ~1 min)
 
@@ -234,6 +235,8 @@ def upsample_figures(args, cfg):
     for order, (_, sess) in runs.items():
         sess.close()
         figures[order]["samples_per_s"] = args.batch / statistics.median(figures[order].pop("times"))
+        # Throughput per unit of work, comparable across orders and resolutions: forward GMACs trained per second.
+        figures[order]["gmacs_per_s"] = figures[order]["samples_per_s"] * figures[order]["gmacs"]
     return figures
 
 
@@ -311,7 +314,8 @@ def main(argv=None) -> int:
               "stage_run_vs_cycle": feed["stage_run"] / feed["wall"]["prefetched"],
               "conv_resize_vs_resize_conv_gmacs": upsample["conv_resize"]["gmacs"] / upsample["resize_conv"]["gmacs"],
               "conv_resize_vs_resize_conv_samples_per_s": (upsample["conv_resize"]["samples_per_s"]
-                                                           / upsample["resize_conv"]["samples_per_s"])}
+                                                           / upsample["resize_conv"]["samples_per_s"]),
+              **{f"{order}_samples_per_s_x_gmacs": upsample[order]["gmacs_per_s"] for order in UPSAMPLE_ORDERS}}
     if xla is not None:
         ratios["xla_vs_plain_cycle"] = xla["plain"] / xla["xla"]
         ratios["xla_max_rel_loss_diff"] = xla["max_rel_loss_diff"]
@@ -350,7 +354,8 @@ def main(argv=None) -> int:
     for order, figures in upsample.items():
         print(f"    {order:<12} {figures['gmacs']:.3f} GMACs/pair at {args.height}x{args.width}, "
               f"{figures['gmacs_paper']:.2f} at {PAPER_SIZE[0]}x{PAPER_SIZE[1]}; "
-              f"train {figures['samples_per_s']:.1f} samples/s (batch {args.batch}, median of {args.repeats})")
+              f"train {figures['samples_per_s']:.1f} samples/s (batch {args.batch}, median of {args.repeats}), "
+              f"x GMACs/pair = {figures['gmacs_per_s']:.2f} forward GMACs/s")
     print(f"    conv_resize / resize_conv: GMACs {ratios['conv_resize_vs_resize_conv_gmacs']:.3f}, samples/s "
           f"{ratios['conv_resize_vs_resize_conv_samples_per_s']:.3f}")
     if xla is not None:

@@ -103,8 +103,21 @@ def _validation_problems(raw: Mapping[str, Any], schema: Mapping[str, Any]) -> L
     problems = [problem for error in errors for problem in _describe(error, schema)]
     flagged = {path for path, _ in problems}
     problems += [item for item in _non_finite(dict(raw)) if item[0] not in flagged]
+    problems += [item for item in _one_gpu(raw) if item[0] not in flagged]
     problems += _cross_field_errors(raw) if not problems else []
     return problems
+
+
+def _one_gpu(raw: Mapping[str, Any]) -> List[Tuple[str, str]]:
+    """A job trains on one GPU: more per node would be reserved and sit idle."""
+    slurm = raw.get("slurm")
+    gpus = slurm.get("gpus_per_node") if isinstance(slurm, Mapping) else None
+    if isinstance(gpus, int) and not isinstance(gpus, bool) and gpus > 1:
+        return [("slurm.gpus_per_node",
+                 f"slurm.gpus_per_node: {gpus} GPUs would sit idle: a job trains on one GPU (the 3 paths of a "
+                 "fairness cycle run one after another); use 1, and run trials side by side with --sweep "
+                 "(one job array)")]
+    return []
 
 
 def validation_errors(raw: Mapping[str, Any], schema: Mapping[str, Any]) -> List[str]:

@@ -7,7 +7,7 @@ keeps them in step); every value here has already passed the schema.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Mapping, Optional, Tuple, Union
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class DataConfig:
     shards_dir: Optional[str]
     input_height: int
     input_width: int
-    num_workers: int
+    num_workers: Union[int, str]  # or "auto": loader.worker_count decides per source
     prefetch_batches: int
 
 

@@ -25,6 +25,10 @@ class ArchCodeError(ConfigError):
     """An architecture code is malformed (wrong length, value or type)."""
 
 
+class NoSuchRunError(ConfigError):
+    """A run directory named on the command line (--run) does not exist: a usage mistake, exit 2."""
+
+
 class DataError(EfnasError):
     """Training/validation data is missing, empty, corrupt or inconsistent."""
 

@@ -45,7 +45,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from edgeflownas.atomic_io import write_json_atomic
 from edgeflownas.config import Overrides, canonical_key, fill_defaults, load_schema, load_yaml, set_dotted
 from edgeflownas.config_check import validate
-from edgeflownas.errors import CheckpointError, ConfigError, StudyError
+from edgeflownas.errors import ConfigError, StudyError
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, ArchCode, arch_name, parse_arch_code
 from launcher.job import read_result
 from launcher.plan import (RetrainRequest, SubmissionPlan, TrialPlan, build_plan, missing_data_dirs,
@@ -111,9 +111,10 @@ def load_study(path: Path, overrides: Optional[Mapping[str, Any]] = None, cwd: O
     values["study"]["output_root"] = str((base / values["study"]["output_root"]).absolute())
     for key in ("run", "config"):
         if supernet[key] is not None:
-            supernet[key] = str((base / supernet[key]).absolute())
+            supernet[key] = str(referenced_path(path, supernet[key], base))
     if supernet["config"] is not None and not Path(supernet["config"]).is_file():
-        raise ConfigError(f"study config {path}: supernet.config {supernet['config']} is not a file")
+        raise ConfigError(f"study config {path}: supernet.config {supernet['config']} is not a file (a relative "
+                          "path is taken from the study config's folder)")
     if supernet["run"] is not None:
         _require_run(path, Path(supernet["run"]), supernet["checkpoint"])
     for section in ("supernet", "retrain"):
@@ -130,6 +131,21 @@ def load_study(path: Path, overrides: Optional[Mapping[str, Any]] = None, cwd: O
         except ConfigError as error:
             raise ConfigError(f"study config {path}: subnets.codes: {error}") from None
     return Study(path, values)
+
+
+def referenced_path(config: Path, value: str, cwd: Path) -> Path:
+    """A file or run a config names (``supernet.config``, ``supernet.run``), made absolute.
+
+    A relative path is taken from the config file's folder, like an include; a config written before that
+    rule, whose path exists only from the working directory, keeps working.  Output and data locations are
+    not references: they stay relative to the working directory, as in every run config.
+    """
+    value_path = Path(value).expanduser()
+    if value_path.is_absolute():
+        return value_path
+    beside = (Path(cwd) / Path(config).parent / value_path).absolute()
+    from_cwd = (Path(cwd) / value_path).absolute()
+    return from_cwd if not beside.exists() and from_cwd.exists() else beside
 
 
 def _require_run(path: Path, run: Path, which: str) -> None:

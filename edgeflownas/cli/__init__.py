@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from typing import Dict, List, Optional
 
@@ -27,7 +28,7 @@ COMMANDS: Dict[str, tuple] = {
     "demo": ("edgeflownas.cli.demo:demo", "The whole main job on a learnable synthetic FC2 set: synth -> data-check -> pack -> warm-up -> supernet -> report -> TFLite (~3 CPU minutes)."),
     "submit": ("launcher.cli:submit", "Submit training to SLURM via submitit inside Apptainer."),
     "status": ("launcher.cli:status", "Show the runs of an experiment or a run dir (SLURM or local): state, epoch, best mean_epe_12, logs."),
-    "config": ("edgeflownas.cli.config:config", "Validate or show a config against the JSON Schema."),
+    "config": ("launcher.config_cli:config", "Validate or show a run or study config against its JSON Schema."),
     "arch": ("edgeflownas.cli.arch:arch", "Decode an arch code and report its parameters and MACs (FLOPs = 2 x MACs)."),
     "eval": ("edgeflownas.cli.eval:eval_command", "Evaluate subnets of a trained supernet: EPE, 1/3/5 px outliers, params, MACs."),
     "retrain": ("edgeflownas.cli.retrain:retrain", "Train one chosen subnet of a supernet run on its own (from scratch or the supernet's weights)."),
@@ -92,6 +93,9 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except click.UsageError as error:
+            error.message += override_hint(error)
+            raise
         except KeyboardInterrupt:
             name = ctx.invoked_subcommand or "efnas"
             keeps = INTERRUPTED_KEEPS.get(name, "nothing half-written is left; run the same command again")
@@ -121,6 +125,25 @@ class LazyGroup(click.Group):
             click.echo(f"efnas: cannot write to standard output: {error.strerror or error} "
                        "(is the file or device it is redirected to full?); redirect it elsewhere", err=True)
             sys.exit(1)
+
+
+_EXTRA_ARGUMENTS = re.compile(r"unexpected extra arguments? \((.*)\)")
+_DOTTED_ASSIGNMENT = re.compile(r"^[A-Za-z_][\w.]*=")
+
+
+def override_hint(error: click.UsageError) -> str:
+    """For a Hydra-style ``key=value`` given as an argument: how efnas spells it (``--set``), else ''."""
+    found = _EXTRA_ARGUMENTS.search(error.message)
+    if not found:
+        return ""
+    assignments = [word for word in found.group(1).split() if _DOTTED_ASSIGNMENT.match(word)]
+    if not assignments:
+        return ""
+    command = error.ctx.command if error.ctx is not None else None
+    if command is not None and any(param.name == "set_values" for param in command.params):
+        return "; config overrides are options here: " + " ".join(f"--set {word}" for word in assignments)
+    return (f"; {error.ctx.command_path if error.ctx else 'this command'} takes no config overrides "
+            "(efnas train, retrain and submit take --set KEY=VALUE)")
 
 
 def _raised_writing_stdout(error: OSError) -> bool:

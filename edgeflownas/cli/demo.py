@@ -5,7 +5,8 @@ Runs the real commands one after another, printing each as you would type it:
 ``efnas train`` of the strict-fairness supernet from scratch, reading the shards
 -> ``efnas report`` -> ``efnas export`` of the best pool subnet to TFLite (its
 val EPE and latency printed), then a summary of where everything is, how long
-each stage took and what to run next.  The recipe is the one
+each stage took, and the rest of the chain on its own run (``next_commands``:
+the README's walk-through with the demo's paths).  The recipe is the one
 ``studies/learnability/README.md`` found: at CPU sizes a supernet with tied
 options (``model.option_init: tied``) leaves the mean flow from scratch.
 ``--warmup_epochs N`` first trains the EdgeFlowNet baseline alone and lets the
@@ -140,8 +141,35 @@ def demo(out: Optional[Path], config_path: Optional[Path], train_samples: int, v
     click.echo(f"\ndemo done in {out}: data {fc2}, data check {out / 'data_check.json'}, shards {shards}, run {run}"
                + (f", report {run / 'report' / 'report.html'}" if with_report else "")
                + f", TFLite model {out / 'export'}")
-    click.echo(f"next:  efnas eval --run {run} --arch pool --ckpt last      # any subnet: --arch 0,1,2,0,0,1,2,1,0\n"
-               f"       tensorboard --logdir {run / 'tensorboard'}")
+    click.echo(next_steps(out))
+
+def next_commands(out: Path) -> List[str]:
+    """The rest of the chain on the demo's own run: evaluate, search, retrain the best, export, infer, TensorBoard.
+
+    The README's walk-through is these commands with ``--out demo``.
+    """
+    runs, val = out / "runs", out / "fc2" / "val"
+    pair = sorted(val.glob("*-img_0.png"))[0]
+    return [
+        f"efnas eval --run {runs / 'demo'} --arch pool",
+        f"efnas search --run {runs / 'demo'} --budget 20",
+        f"efnas retrain --run {runs / 'demo'} --arch best --init supernet --experiment_name best",
+        f"efnas export --run {runs / 'best'} --out {out / 'model'}",
+        f"efnas infer --model {out / 'model'} {pair} {pair.with_name(pair.name.replace('-img_0', '-img_1'))} "
+        f"--out {out / 'flow.flo'} --png {out / 'flow.png'}",
+        f"efnas infer --model {out / 'model'} {val} --out {out / 'flows'}",
+        f"tensorboard --logdir {runs}",
+    ]
+
+
+def next_steps(out: Path) -> str:
+    """The demo's closing lines: the commands that take its run to flow on your own images."""
+    comments = ["score the 12 pool subnets", "EPE-vs-MACs Pareto front (RUN/search/front.json)",
+                "the front's best subnet on its own", "SavedModel + TFLite float + int8, each scored",
+                "flow of one pair: .flo + PNG", "every pair of a folder (your own frames too)",
+                "curves, hparams and flow pictures"]
+    return "next (the README's walk-through on this run):\n" + "\n".join(
+        f"  # {comment}\n  {line}" for line, comment in zip(next_commands(out), comments))
 
 
 def learning_summary(run: Path) -> str:

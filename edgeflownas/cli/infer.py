@@ -31,16 +31,21 @@ from edgeflownas.outputs import FLOW_FILE, PNG_PICTURE, OutputPath, check_output
                    "directory).")
 def infer(images: Tuple[Path, ...], model_dir: Optional[Path], run_dir: Optional[Path], arch: Optional[str],
           fmt: Optional[str], out: Path, png: Optional[Path], overwrite: bool) -> None:
-    """Flow of IMG0 IMG1 (or of every NNNNNNN-img_0.png/-img_1.png pair in one FOLDER).
+    """Flow of IMG0 IMG1, or of every pair in one FOLDER.
 
-    Images of any size are resized to the model's input size; the flow is
-    resized back and scaled to the input's pixels.  Writes a Middlebury .flo
-    (read by efnas and cv2.readOpticalFlow) and a colour-wheel PNG.
+    A FOLDER of FC2-named pairs (NNNNNNN-img_0.png / -img_1.png) gives one flow
+    per pair (NNNNNNN-flow_01.flo); a folder of plain PNG frames gives one flow
+    per consecutive pair, named after its first frame.  Images of any size are
+    resized to the model's input size; the flow is resized back and scaled to
+    the input's pixels.  Writes a Middlebury .flo (read by efnas and
+    cv2.readOpticalFlow) and a colour-wheel PNG.  A ground-truth .flo beside a
+    pair's first image (NNNNNNN-flow_01.flo, or the frame's name with .flo) is
+    scored: EPE and the share of pixels with error above 1, 3, 5 px.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     folder_mode = len(images) == 1
     if len(images) > 2 or (folder_mode and not images[0].is_dir()):
-        raise ConfigError(f"got {len(images)} image argument(s): give IMG0 IMG1, or one folder of FC2-named pairs")
+        raise ConfigError(f"got {len(images)} image argument(s): give IMG0 IMG1, or one folder of pairs or frames")
     if (model_dir is None) == (run_dir is None):
         raise ConfigError("give either --model EXPORT_DIR or --run RUN (with --arch), not both and not neither")
     inputs = [*images, model_dir, run_dir]
@@ -68,15 +73,20 @@ def _run(model_dir: Path, fmt: Optional[str], images: Tuple[Path, ...], folder_m
          png: Optional[Path]) -> None:
     from tqdm import tqdm
 
-    from edgeflownas.export.infer import infer_folder, infer_pair
+    from edgeflownas.export.infer import ground_truth_path, infer_folder, infer_pair, score_text, total
     from edgeflownas.export.model import ExportedModel
 
     model = ExportedModel(model_dir, fmt)
     if folder_mode:
-        count = infer_folder(model, images[0], out, True, progress=lambda items, **kw: tqdm(items, **kw))
-        click.echo(f"wrote {count} flow file(s) (.flo and .png) to {out} with {model.format}")
+        result = infer_folder(model, images[0], out, True, progress=lambda items, **kw: tqdm(items, **kw))
+        click.echo(f"wrote {result.pairs} flow file(s) (.flo and .png) of {result.kind} to {out} with {model.format}")
+        if result.scores:
+            click.echo(f"ground truth beside {len(result.scores)} of {result.pairs} pair(s): "
+                       f"{score_text(total(result.scores))} (input pixels)")
         return
-    flow = infer_pair(model, images[0], images[1], out, png)
+    flow, found = infer_pair(model, images[0], images[1], out, png)
     magnitude = float(((flow ** 2).sum(axis=-1) ** 0.5).mean())
-    click.echo(f"wrote {out} ({flow.shape[1]}x{flow.shape[0]}, mean |flow| {magnitude:.2f} px, {model.format})"
+    click.echo(f"wrote {out} ({flow.shape[0]}x{flow.shape[1]} HxW, mean |flow| {magnitude:.2f} px, {model.format})"
                + (f" and {png}" if png else ""))
+    if found is not None:
+        click.echo(f"ground truth {ground_truth_path(images[0])}: {score_text(found)} (input pixels)")

@@ -331,6 +331,26 @@ class BatchBuffers:
                      for dtype, shape, offset in self.layout)
 
 
+AUTO_WORKERS = "auto"
+# Most threads ``auto`` gives a folder source (PNG decoding): more only compete with training for the CPUs.
+MAX_AUTO_FOLDER_WORKERS = 4
+
+
+def worker_count(setting, source: "SampleSource") -> int:
+    """Loader threads for ``data.num_workers`` (an int, or ``auto``) on ``source``.
+
+    ``auto``: none for shards and in-memory sources, where a read is a memory-bound copy (about 1 ms per
+    batch of 16 at 180x240) that threads do not speed up (``benchmarks/bench_loader.py``: 2 threads read
+    0.86-1.2x one thread) and have nothing to overlap; one per CPU, at most 4, for folders, where decoding
+    PNGs is compute-bound (2 threads read 2x one).
+    """
+    if setting != AUTO_WORKERS:
+        return int(setting)
+    if isinstance(source, FolderSource):
+        return min(MAX_AUTO_FOLDER_WORKERS, os.cpu_count() or 1)
+    return 0
+
+
 class BatchLoader:
     """Batches of a source: order = f(seed, epoch), exact resume by batch index, background prefetch."""
 

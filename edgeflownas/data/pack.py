@@ -302,10 +302,11 @@ def _write_missing(out: Path, manifest: Dict[str, Any], plans: List[ShardPlan], 
     todo = [plan for plan in plans if plan.file not in done]
     tasks = ((sample, size["height"], size["width"]) for plan in todo for sample in plan.samples)
     decoded = ordered_map(load_sample, tasks, workers)
+    # The bar counts every sample of the pack: its label says so, and which shard is being written.
     bar = tqdm(total=sum(len(plan.samples) for plan in todo), unit="sample", disable=not progress)
     try:
-        for plan in todo:
-            bar.set_description(plan.file)
+        for index, plan in enumerate(todo, start=1):
+            bar.set_description(pack_label(index, len(todo), plan.file))
             entry = write_shard(out, plan, _counted(islice(decoded, len(plan.samples)), bar), size)
             split_info = manifest["splits"][plan.split]
             split_info["shards"] = sorted(split_info["shards"] + [entry], key=lambda e: e["file"])
@@ -314,6 +315,11 @@ def _write_missing(out: Path, manifest: Dict[str, Any], plans: List[ShardPlan], 
     finally:
         decoded.close()
         bar.close()
+
+
+def pack_label(index: int, count: int, file: str) -> str:
+    """The pack bar's label: all samples of the pack, now in shard ``index`` of ``count`` (its file name)."""
+    return f"pack (shard {index}/{count}: {file})"
 
 
 def _counted(items: Iterable, bar) -> Iterator:

@@ -19,6 +19,7 @@ import numpy as np
 
 from edgeflownas.config_types import LossConfig, ModelConfig
 from edgeflownas.nas.arch_codec import ArchCode
+from edgeflownas.export.quiet import quiet
 
 SIGNATURE = "serving_default"
 TAGS = ["serve"]
@@ -39,7 +40,9 @@ def write_saved_model(path: Path, model_cfg: ModelConfig, code: ArchCode, values
                        image_dtype=tf.float32 if float_inputs else tf.uint8)
         outputs = {"flow": tf.identity(net.flow, name="flow"),
                    "uncertainty": tf.identity(net.uncertainty, name="uncertainty")}
-        signature = tf.compat.v1.saved_model.predict_signature_def({"img0": net.img0, "img1": net.img1}, outputs)
+        with quiet():  # build_tensor_info's deprecation warning
+            signature = tf.compat.v1.saved_model.predict_signature_def({"img0": net.img0, "img1": net.img1},
+                                                                       outputs)
         with tf.compat.v1.Session(graph=graph) as session:
             builder = tf.compat.v1.saved_model.Builder(str(path))
             builder.add_meta_graph_and_variables(session, TAGS, signature_def_map={SIGNATURE: signature},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 from collections import Counter
@@ -12,6 +13,7 @@ import numpy as np
 
 from edgeflownas.errors import ExportError
 from edgeflownas.export.graph import INPUTS, OUTPUTS, SIGNATURE
+from edgeflownas.export.quiet import quiet
 
 LATENCY_RUNS = 20
 LATENCY_WARMUP = 3
@@ -27,7 +29,8 @@ def convert_float(saved_model: Path) -> bytes:
     """A float32 TFLite flatbuffer of the SavedModel."""
     import tensorflow as tf
 
-    return tf.lite.TFLiteConverter.from_saved_model(str(saved_model)).convert()
+    with quiet():
+        return tf.lite.TFLiteConverter.from_saved_model(str(saved_model)).convert()
 
 
 def convert_int8(float_input_saved_model: Path, pairs: Iterable[Tuple[np.ndarray, np.ndarray]]) -> bytes:
@@ -51,7 +54,8 @@ def convert_int8(float_input_saved_model: Path, pairs: Iterable[Tuple[np.ndarray
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.as_dtype(INT8_INPUT_TYPE)
     converter.inference_output_type = tf.as_dtype(INT8_OUTPUT_TYPE)
-    return converter.convert()
+    with quiet():
+        return converter.convert()
 
 
 def tensor_summary(model: bytes) -> Dict[str, Any]:
@@ -59,12 +63,9 @@ def tensor_summary(model: bytes) -> Dict[str, Any]:
 
     ``kernel_bytes`` are the weight kernels' bytes (input 1 of every convolution / fully connected op).
     """
-    import warnings
-
     import tensorflow as tf
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet():  # the interpreter's deprecation notice
         interpreter = tf.lite.Interpreter(model_content=model)
     tensors = {detail["index"]: detail for detail in interpreter.get_tensor_details()}
 
@@ -125,15 +126,13 @@ class TFLiteRunner:
     """A TFLite model's serving signature on one uint8 image pair (quantised I/O handled from its details)."""
 
     def __init__(self, path: Path, threads: int = 1) -> None:
-        import warnings
-
         import tensorflow as tf
 
         self.threads = threads
-        with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation notice, once per model
-            warnings.simplefilter("ignore")
+        self._invoked = False
+        with quiet():  # tf.lite.Interpreter's deprecation notice; the XNNPACK delegate's line (on allocation)
             self._interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=threads)
-        self._runner = self._interpreter.get_signature_runner(SIGNATURE)
+            self._runner = self._interpreter.get_signature_runner(SIGNATURE)
         self._inputs = self._runner.get_input_details()
         self._outputs = self._runner.get_output_details()
 
@@ -151,7 +150,10 @@ class TFLiteRunner:
 
     def __call__(self, img0: np.ndarray, img1: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """(flow [H,W,2], uncertainty [H,W,2]) of one uint8 [H,W,3] pair at the model's size."""
-        out = self._runner(**{name: self._feed(name, image) for name, image in zip(INPUTS, (img0, img1))})
+        feeds = {name: self._feed(name, image) for name, image in zip(INPUTS, (img0, img1))}
+        with quiet() if not self._invoked else contextlib.nullcontext():  # the first run creates the delegate
+            out = self._runner(**feeds)
+        self._invoked = True
         flow, uncertainty = (self._fetch(name, out[name])[0] for name in OUTPUTS)
         return flow, uncertainty
 
@@ -159,8 +161,10 @@ class TFLiteRunner:
                    warmup: int = LATENCY_WARMUP) -> float:
         """Median wall time of one inference in milliseconds over ``runs`` runs after ``warmup`` runs."""
         feeds = {name: self._feed(name, image) for name, image in zip(INPUTS, (img0, img1))}
-        for _ in range(warmup):
-            self._runner(**feeds)
+        with quiet() if not self._invoked else contextlib.nullcontext():
+            for _ in range(warmup):
+                self._runner(**feeds)
+        self._invoked = True
         times = []
         for _ in range(runs):
             start = time.perf_counter()

@@ -1,10 +1,11 @@
 """``build_report``: figures + one self-contained HTML page for a run directory.
 
 Sections: run summary; pool EPE per subnet across epochs (mean +- std band);
-training curves (epoch-average loss, grad norm before/after clip, lr);
-fairness counts per block; early-stopping state; final pool ranking with
+training curves (epoch-average and step-line loss, grad norm before/after clip, lr
+unless constant); fairness counts per block (one line when they are all equal);
+early-stopping state; final pool ranking with
 cost; ranking stability (Kendall tau between consecutive evaluated epochs);
-flow pictures for a few fixed validation samples (img0, ground truth, the
+flow pictures for a few fixed validation samples (img0, img1, ground truth, the
 baseline subnet's and the best pool subnet's prediction, their error maps),
 computed from a checkpoint with the trainer's BN recalibration, with both
 subnets' EPE at the training resolution and at the data's native resolution; EPE vs MACs
@@ -82,7 +83,7 @@ def flow_section(run: RunData, which: str, count: int, log: Callable[[str], None
             metrics.append(evaluator.evaluate(code))
             batch, flow = evaluator.predict(code, indices)
             predictions[labels[code]] = flow
-        samples = [plots.FlowSample(batch.ids[i], batch.img0[i], batch.flow[i],
+        samples = [plots.FlowSample(batch.ids[i], batch.img0[i], batch.img1[i], batch.flow[i],
                                     {label: flow[i] for label, flow in predictions.items()})
                    for i in range(len(indices))]
         # A checkpoint saved inside an epoch (stop request) has trained past its epoch's logged evaluation.
@@ -153,11 +154,12 @@ def build_report(run_dir: Path, out_dir: Optional[Path] = None, checkpoint: str 
     figures = {
         "epe": plots.save(plots.epe_figure(run), out / "epe_per_subnet.png"),
         "training": plots.save(plots.training_figure(run), out / "training_curves.png"),
-        "fairness": plots.save(plots.fairness_figure(run), out / "fairness_counts.png"),
         "early_stop": plots.save(plots.early_stop_figure(run), out / "early_stop.png"),
         "ranking": plots.save(plots.ranking_figure(run, recent_taus, last_epochs=tau_epochs + 1),
                               out / "ranking_stability.png"),
     }
+    if tables.fairness_line(run) is None:  # counts that differ are worth a figure; equal ones, one line
+        figures["fairness"] = plots.save(plots.fairness_figure(run), out / "fairness_counts.png")
     flow = None
     if flow_samples > 0:
         flow = flow_section(run, checkpoint, flow_samples, log, data_overrides)
@@ -181,5 +183,5 @@ def build_report(run_dir: Path, out_dir: Optional[Path] = None, checkpoint: str 
     page_path = out / REPORT_FILE
     page_path.write_text(render(run, ranking, recent_taus, figures, flow, cost is not None, searches, studies,
                                 view), encoding="utf-8")
-    log(f"report: {page_path} ({len(figures)} figures in {out})")
+    log(f"report: {len(figures)} figures in {out}")  # the page's path is the command's result (stdout)
     return ReportResult(page_path, figures, ranking, taus, flow)

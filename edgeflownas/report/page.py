@@ -111,12 +111,17 @@ def render(run: RunData, ranking: List[Dict], taus: Sequence[TauStep], figures: 
     sections = [
         ("summary", "Run", html.fields(tables.run_summary(run))),
         ("epe", "Pool EPE per subnet", html.note(
-            f"Per-subnet validation EPE after each evaluated epoch; black: {run.mean_column}, grey band: "
-            f"± {run.std_column}.") + html.image(figures["epe"], "EPE per subnet")),
+            f"Per-subnet validation EPE after each evaluated epoch; black: {run.mean_column}, grey band "
+            f"between dotted lines: ± {run.std_column}. The y-axis fits the subnets (the zero-flow EPE is named "
+            "in the title when it lies above them).") + html.image(figures["epe"], "EPE per subnet")),
         ("training", "Training curves", html.note(
-            "Epoch averages over all optimizer steps (not last-step values); lr at the end of the epoch.")
+            "Points: epoch averages over all optimizer steps (not last-step values); thin line: the running "
+            "average of the epoch so far at each step log line (train.log, every train.log_every_steps); "
+            "grad norms on a log scale when they span more than 10x; lr at the end of the epoch (no panel when it "
+            "is constant).")
             + html.image(figures["training"], "training curves")),
-        ("fairness", "Fairness", html.image(figures["fairness"], "fairness counts")),
+        ("fairness", "Fairness", html.note(tables.fairness_line(run)) if "fairness" not in figures
+         else html.image(figures["fairness"], "fairness counts")),
         ("early-stop", "Early stopping", html.image(figures["early_stop"], "early stopping")
             + html.fields(tables.early_stop_rows(run))),
         ("ranking", "Final pool ranking", _ranking(run, ranking, has_cost)),

@@ -5,7 +5,8 @@ trainer, through the readers of their owners: ``eval_epe_history.csv``
 (``run_dir.read_history``: an empty cell, i.e. an epoch without pool
 evaluation, becomes ``None``), ``eval_pool_<n>.json`` (n from the manifest's plan),
 ``fairness_counts.json``, ``train_manifest.json`` and the ``state.json`` of
-``supernet_last.ckpt`` (early-stop counters).  A missing or malformed
+``supernet_last.ckpt`` (early-stop counters); ``train.log``'s step lines for the loss
+between epochs (``train.progress.step_losses``).  A missing or malformed
 artifact is an error naming the file; nothing is guessed.
 """
 
@@ -20,6 +21,7 @@ from edgeflownas.errors import CheckpointError
 from edgeflownas.nas.arch_codec import ArchCode, arch_name
 from edgeflownas.nas.eval_pool import load_pool, pool_file_name
 from edgeflownas.train import checkpoint, run_dir as rd
+from edgeflownas.train.progress import step_losses
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,16 @@ class RunData:
         """One history column over all epochs."""
         return [row.get(name) for row in self.history]
 
+    def step_losses(self) -> Dict[float, float]:
+        """{fractional epoch: running epoch-average loss} of train.log's step lines (every
+        ``train.log_every_steps``); empty without a log or a recorded ``steps_per_epoch``."""
+        per_epoch = self.manifest.get("lr_schedule", {}).get("steps_per_epoch")
+        log = self.run_dir / "train.log"
+        if not per_epoch or not log.is_file():
+            return {}
+        with open(log, encoding="utf-8", errors="replace") as handle:
+            return {step / per_epoch: loss for step, loss in step_losses(handle).items()}
+
     def early_stop_config(self) -> Dict[str, Any]:
         """The run's early_stop settings as recorded in the manifest's resolved config."""
         return dict(self.manifest.get("resolved_config", {}).get("early_stop", {}))
@@ -84,9 +96,7 @@ def read_json(path: Path) -> Dict[str, Any]:
 
 def load_run(run_dir: Path) -> RunData:
     """Read every artifact of a run directory; CheckpointError naming the first missing or bad one."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise CheckpointError(f"run directory {run_dir} does not exist (expected <output_root>/<experiment>)")
+    run_dir = rd.require_run(run_dir)
     manifest = read_json(run_dir / rd.MANIFEST)
     pool_size = rd.recorded_pool_size(manifest.get("eval"), run_dir / rd.MANIFEST)
     pool_seed, pool = load_pool(run_dir / pool_file_name(pool_size))

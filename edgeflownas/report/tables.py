@@ -43,6 +43,17 @@ def run_summary(run: RunData) -> List[Dict[str, Any]]:
     return [{"field": field, "value": value} for field, value in rows]
 
 
+def fairness_line(run: RunData) -> Optional[str]:
+    """One sentence when every option of every block was trained equally often (the bars would all be equal),
+    else None (the counts differ: the report draws them)."""
+    counts = {int(c) for block in run.fairness.get("option_counts", {}).values() for c in block}
+    if len(counts) != 1:
+        return None
+    return (f"Every option of every block was trained {counts.pop():,} times in "
+            f"{run.fairness.get('complete_cycles'):,} fairness cycles: fairness_gap "
+            f"{run.fairness.get('fairness_gap')}, strict fairness held.")
+
+
 def _best_text(state: Mapping[str, Any]) -> str:
     if state.get("best_metric") is None:
         return "none yet"

@@ -76,7 +76,7 @@ def checkpoint_dir(run_dir: Path, which: str) -> Path:
     """``<run_dir>/supernet_best.ckpt`` or ``supernet_last.ckpt``; CheckpointError if absent."""
     if which not in CHECKPOINTS:
         raise CheckpointError(f"checkpoint {which!r} unknown: expected one of {', '.join(CHECKPOINTS)}")
-    path = Path(run_dir) / CHECKPOINTS[which]
+    path = rd.require_run(run_dir) / CHECKPOINTS[which]
     if not checkpoint.has_checkpoint(path):
         raise CheckpointError(f"{path} is not a complete checkpoint (no state.json / model.index): "
                               "has the run finished an epoch? (efnas train writes it after each epoch)")

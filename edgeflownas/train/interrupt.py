@@ -32,7 +32,10 @@ class StopRequest:
         if self.signum is None:
             self.signum, self.frame = signum, frame
             again = "; Ctrl-C again aborts at once" if signum == signal.SIGINT else ""
-            notice = f"efnas: {self.name} received; stopping after the current optimizer step{again}\n"
+            # On a terminal the progress bar owns the current line: erase it, so the notice gets a line of its
+            # own and the bar is redrawn below it.
+            erase = "\r\x1b[2K" if os.isatty(2) else ""
+            notice = f"{erase}efnas: {self.name} received; stopping after the current optimizer step{again}\n"
             os.write(2, notice.encode())  # not print: printing in a handler can hit a reentrant buffered write
 
     @property

@@ -12,8 +12,9 @@ interval, with or without the line.  TensorFlow-free.
 
 from __future__ import annotations
 
+import re
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Iterable, Optional
 
 from tqdm import tqdm
 
@@ -28,6 +29,21 @@ def duration(seconds: float) -> str:
     hours, rest = divmod(rest, 3600)
     text = f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
     return f"{days} days, {text}" if days else text
+
+
+# The step line's position and running loss, as ``TrainProgress.advance`` logs it (train.log).
+STEP_LINE = re.compile(r" global_step=(\d+) loss_avg=([0-9.eE+-]+|nan|inf) ")
+
+
+def step_losses(lines: Iterable[str]) -> Dict[int, float]:
+    """{global step: running epoch-average loss} of the step lines among ``lines`` (a resumed run's repeated
+    steps: the last line wins)."""
+    found = {}
+    for line in lines:
+        match = STEP_LINE.search(line)
+        if match:
+            found[int(match.group(1))] = float(match.group(2))
+    return dict(sorted(found.items()))
 
 
 class TrainProgress:

@@ -27,7 +27,7 @@ FORCED_KEYS = ("train.supernet_mode", "model.fixed_arch_code", "checkpoint.init_
 
 def supernet_checkpoint(run_dir: Path, which: str) -> Path:
     """``<run>/supernet_best.ckpt`` or ``supernet_last.ckpt`` of a supernet run; CheckpointError if absent."""
-    ckpt = Path(run_dir) / (rd.BEST if which == "best" else rd.LAST)
+    ckpt = rd.require_run(run_dir) / (rd.BEST if which == "best" else rd.LAST)
     if not checkpoint.has_checkpoint(ckpt):
         raise CheckpointError(f"{ckpt} is not a complete checkpoint: --run must be a supernet run that has finished "
                               "at least one epoch")

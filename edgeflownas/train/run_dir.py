@@ -41,7 +41,7 @@ import numpy as np
 from edgeflownas.atomic_io import write_csv_atomic, write_json_atomic
 from edgeflownas.config import ResolvedConfig, repo_root
 from edgeflownas.config_types import ExperimentConfig
-from edgeflownas.errors import CheckpointError
+from edgeflownas.errors import CheckpointError, NoSuchRunError
 from edgeflownas.nas.arch_codec import BLOCK_NAMES, ArchCode, arch_name
 from edgeflownas.nas.fair_sampler import PATHS_PER_CYCLE, fairness_gap
 from edgeflownas.train.checkpoint import MODEL_PREFIX, STATE_FILE, has_checkpoint
@@ -61,6 +61,16 @@ RESULTS = (LAST, BEST, HISTORY, FAIRNESS)
 
 SLURM_ENV = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RESTART_COUNT",
              "SLURM_JOB_NAME", "SLURM_JOB_PARTITION", "SLURM_NODELIST", "SLURM_CLUSTER_NAME")
+
+
+def require_run(run_dir: Path) -> Path:
+    """``run_dir`` if it is a directory; NoSuchRunError (a mistyped --run) otherwise."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        what = "is not a directory" if run_dir.exists() else "does not exist"
+        raise NoSuchRunError(f"no such run: {run_dir} {what} (--run takes a run directory, "
+                          "<output_root>/<experiment_name>)")
+    return run_dir
 
 
 def run_dir_for(experiment: ExperimentConfig) -> Path:

@@ -11,6 +11,16 @@ from edgeflownas.config_types import RuntimeConfig
 from edgeflownas.errors import ConfigError
 
 XLA_CPU_FLAG = "--tf_xla_cpu_global_jit"
+# Grappler runs at every new sess.run signature (fetches + feeds) over the whole supernet graph; a training's first
+# cycle alone has 4.  These passes cost CPU time there without changing a bit of the results: on a CPU there is no
+# layout to transpose, the memory optimizer's swaps and the dependency/loop rewrites find nothing worth doing, and
+# the arithmetic rewrites leave these graphs' numbers as they are.  Without them, and with the remaining passes run
+# once instead of twice, 8 first runs of a tiny training (init, a cycle's 4 signatures, the other slot's and the
+# last step's path, an evaluation) took 9.5 CPU s instead of 13.6 (docs/performance.md).
+# tests/train/test_grappler_passes.py checks losses, norms, every variable and an evaluation pass stay bit-identical
+# to TensorFlow's default set.  Constant folding and the remapper stay: without either the results change in the
+# last bits (exact resume of runs trained before).
+GRAPPLER_PASSES_OFF = ("layout_optimizer", "dependency_optimization", "loop_optimization", "arithmetic_optimization")
 
 
 def configure_runtime(runtime: RuntimeConfig, log: Callable[[str], None]) -> Optional[str]:
@@ -46,8 +56,14 @@ def session_config(runtime: RuntimeConfig) -> tf.compat.v1.ConfigProto:
     """Soft placement (CPU fallback for ops without a GPU kernel), GPU memory on demand, Grappler on/off, XLA."""
     config = tf.compat.v1.ConfigProto(allow_soft_placement=True)
     config.gpu_options.allow_growth = True
+    rewrite = config.graph_options.rewrite_options
     if not runtime.graph_optimizations:
-        config.graph_options.rewrite_options.disable_meta_optimizer = True
+        rewrite.disable_meta_optimizer = True
+    else:
+        rewrite.meta_optimizer_iterations = rewrite.ONE
+        for name in GRAPPLER_PASSES_OFF:
+            setattr(rewrite, name, rewrite.OFF)
+        rewrite.memory_optimization = rewrite.NO_MEM_OPT
     if runtime.xla:
         config.graph_options.optimizer_options.global_jit_level = tf.compat.v1.OptimizerOptions.ON_1
     return config

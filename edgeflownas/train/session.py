@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from edgeflownas.config import ResolvedConfig
-from edgeflownas.data.loader import BatchLoader
+from edgeflownas.data.loader import BatchLoader, worker_count
 from edgeflownas.errors import CheckpointError
 from edgeflownas.nas.fair_sampler import empty_counts
 from edgeflownas.train import checkpoint, run_dir as rd
@@ -91,7 +91,8 @@ def train_session(setup: RunSetup, data: OpenedData, log: Callable[[str], None],
     # The sample ids in every checkpoint let a resume refuse other data (start.check_same_data).
     header = {"experiment": cfg.experiment.name, "seed": seed, "config_hash": resolved.config_hash,
               "config": resolved.values, "plan": plan.to_dict(), "data": dict(data.info)}
-    loader = BatchLoader(data.train, plan.batch_size, seed, cfg.data.num_workers, cfg.data.prefetch_batches)
+    loader = BatchLoader(data.train, plan.batch_size, seed, worker_count(cfg.data.num_workers, data.train),
+                         cfg.data.prefetch_batches)
     try:
         with tf.compat.v1.Session(graph=tf_graph, config=session_config(cfg.runtime)) as sess:
             sess.run(graph.init_op)

@@ -48,12 +48,16 @@ RESUME_FROM = ("last", "best")
 
 
 class _ConsoleHandler(logging.Handler):
-    """Console lines through ``tqdm.write``: printed above any progress bar, never on the bar's line."""
+    """Console lines on stderr through ``tqdm.write``: printed above any progress bar, never on the bar's line.
+
+    Logs go to stderr and results to stdout, as in every efnas command (``efnas train > result.txt`` keeps the
+    summary; the bar and the log stay on the terminal).
+    """
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            tqdm.write(self.format(record), file=sys.stdout)
-            sys.stdout.flush()  # a SLURM log is a file: every line as it happens
+            tqdm.write(self.format(record), file=sys.stderr)
+            sys.stderr.flush()  # a SLURM log is a file: every line as it happens
         except Exception:  # logging's contract: a failed emit is reported by handleError, never raised
             self.handleError(record)
 
@@ -94,7 +98,7 @@ class RunLog:
         # Not registered with logging.getLogger: each run has its own handlers and nothing leaks between runs.
         self.logger = logging.Logger("edgeflownas.train.run", logging.INFO)
         console = _ConsoleHandler()
-        console.setFormatter(self.TERMINAL_FORMAT if _is_terminal(sys.stdout) else self.FILE_FORMAT)
+        console.setFormatter(self.TERMINAL_FORMAT if _is_terminal(sys.stderr) else self.FILE_FORMAT)
         self.logger.addHandler(console)
         self._file: Optional[_AppendHandler] = None
         if path is not None:
@@ -309,7 +313,9 @@ def _inherit_source(cfg) -> Optional[Path]:
         raise ConfigError("checkpoint.resume_experiment_name names this same experiment: use --resume instead")
     source = Path(cfg.experiment.output_root) / source_name / rd.LAST
     if not checkpoint.has_checkpoint(source):
-        raise CheckpointError(f"checkpoint.resume_experiment_name={source_name}: no checkpoint at {source}")
+        raise CheckpointError(f"checkpoint.resume_experiment_name={source_name}: no checkpoint at {source}: train "
+                              f"that experiment first (--experiment_name {source_name}, same --output_root), or "
+                              "start without it (--set checkpoint.resume_experiment_name=null)")
     return source
 
 

@@ -4,15 +4,26 @@ For the trainer (it owns the FileWriter): after an evaluation, recalibrate BN
 for a subnet, run ``net.flow`` on a few fixed validation samples, then::
 
     panels = [flow_panel(batch.img0[i], batch.flow[i], flow[i]) for i in range(len(flow))]
-    writer.add_summary(flow_image_summary("flow/best_pool", panels), global_step)
+    writer.add_summary(flow_image_summary("flow/best", panels), global_step)
 
 Each panel is ``img0 | GT flow | predicted flow (GT's colour scale) | end-point error``;
 with a ``caption`` (which subnet, its EPE) a band above it says what it shows.
 At the start of a run, ``start_summaries`` give the resolved config as text
 (``config/resolved``) and the hyper-parameters for TensorBoard's HParams
 dashboard (``HPARAM_KEYS``: comparable across the trials of a sweep, which
-share an output_root); ``step_scalar_summary`` holds the figures of the step
-log line (``train_step/*``).  PNG encoding uses OpenCV, so building a panel
+share an output_root) with its metrics (``METRICS``: ``hp_metric``, the best
+mean validation EPE so far, as Lightning names it, and ``eval/mean_epe``);
+``step_scalar_summary`` holds the figures of the step log line
+(``train_step/*``).
+
+One tag set for every run kind, so supernet runs, retrains and sweeps overlay:
+``eval/mean_epe``, ``eval/std_epe``, ``eval/zero_flow_epe``,
+``eval_subnet/<arch name>``, ``train/loss_epoch_avg``,
+``train/grad_norm_{before,after}_clip_epoch_avg``, ``train/lr``,
+``train/fairness_gap``, ``train/skipped_steps``, ``hp_metric``; flow pictures
+``flow/best/<i>`` (the best pool subnet, or a retrain's own subnet) and, in a
+supernet run, ``flow/baseline/<i>``.  The pool size is in no tag (it is the
+history CSV's ``mean_epe_<size>`` column).  PNG encoding uses OpenCV, so building a panel
 needs no TensorFlow; only the ``*_summary`` functions import it (to build the
 protobuf).
 """
@@ -31,6 +42,10 @@ from edgeflownas.flow_viz import endpoint_error, error_to_rgb, flow_magnitude_ma
 HPARAM_KEYS = ("experiment.seed", "train.", "model.", "loss.", "data.input_height", "data.input_width",
                "eval.pool_size", "eval.bn_recal_batches", "early_stop.")
 CAPTION_HEIGHT = 16
+HP_METRIC = "hp_metric"
+# The HParams dashboard's metric columns: (tag, what it shows).
+METRICS = ((HP_METRIC, "best mean validation EPE so far (px, lower is better)"),
+           ("eval/mean_epe", "mean validation EPE of this evaluation (px)"))
 
 
 def flow_panel(img0: np.ndarray, flow_gt: np.ndarray, flow_pred: np.ndarray,
@@ -80,21 +95,29 @@ def flow_image_summary(tag: str, panels: Sequence[np.ndarray], caption: Optional
     return tf.compat.v1.Summary(value=values)
 
 
-def scalar_summary(row: Mapping[str, Any]):
-    """A ``tf.compat.v1.Summary`` of one history row's numbers (not its epoch, step or best flag)."""
+def scalar_summary(row: Mapping[str, Any], best: Optional[float] = None):
+    """A ``tf.compat.v1.Summary`` of one history row's numbers (not its epoch, step or best flag), and
+    ``hp_metric`` = ``best`` (the best mean EPE so far) when given."""
     import tensorflow as tf
 
     values = [tf.compat.v1.Summary.Value(tag=scalar_tag(key), simple_value=float(value))
               for key, value in row.items() if key not in ("epoch", "global_step", "new_best")]
+    if best is not None:
+        values.append(tf.compat.v1.Summary.Value(tag=HP_METRIC, simple_value=float(best)))
     return tf.compat.v1.Summary(value=values)
 
 
 def scalar_tag(key: str) -> str:
-    """TensorBoard tag of a history column: per-subnet EPEs, pool summary, or training figures."""
+    """TensorBoard tag of a history column, the same for every run kind (no pool size, no repeated words)."""
     if key.startswith("epe_"):
-        return f"eval_subnet/{key}"
-    if key.startswith(("mean_epe", "std_epe", "zero_flow", "fairness")):
+        return f"eval_subnet/{key[len('epe_'):]}"
+    for prefix in ("mean_epe", "std_epe"):
+        if key.startswith(prefix):
+            return f"eval/{prefix}"
+    if key.startswith("zero_flow"):
         return f"eval/{key}"
+    if key.startswith("train_"):
+        return f"train/{key[len('train_'):]}"
     return f"train/{key}"
 
 
@@ -119,6 +142,7 @@ def hparams(values: Mapping[str, Any]) -> Dict[str, Any]:
 def start_summaries(values: Mapping[str, Any]) -> List[bytes]:
     """Serialized summaries written when a run starts: the resolved config as text, and the hparams."""
     import tensorflow as tf
+    from tensorboard.plugins.hparams import api_pb2 as hparams_api_pb2
     from tensorboard.plugins.hparams import summary as hparams_summary
 
     text = yaml.safe_dump(dict(values), sort_keys=False, default_flow_style=False)
@@ -127,4 +151,19 @@ def start_summaries(values: Mapping[str, Any]) -> List[bytes]:
     metadata = tf.compat.v1.SummaryMetadata(plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="text"))
     config = tf.compat.v1.Summary(value=[tf.compat.v1.Summary.Value(
         tag="config/resolved", metadata=metadata, tensor=tf.make_tensor_proto(markdown))])
-    return [config.SerializeToString(), hparams_summary.session_start_pb(hparams(values)).SerializeToString()]
+    chosen = hparams(values)
+    experiment = hparams_summary.experiment_pb(
+        hparam_infos=[_hparam_info(name, value) for name, value in chosen.items()],
+        metric_infos=[hparams_api_pb2.MetricInfo(name=hparams_api_pb2.MetricName(tag=tag), display_name=tag,
+                                                 description=text) for tag, text in METRICS])
+    return [config.SerializeToString(), experiment.SerializeToString(),
+            hparams_summary.session_start_pb(chosen).SerializeToString()]
+
+
+def _hparam_info(name: str, value: Any):
+    """The HParams dashboard's declaration of one hyper-parameter (its type from the value)."""
+    from tensorboard.plugins.hparams import api_pb2
+
+    kind = (api_pb2.DATA_TYPE_BOOL if isinstance(value, bool) else
+            api_pb2.DATA_TYPE_FLOAT64 if isinstance(value, (int, float)) else api_pb2.DATA_TYPE_STRING)
+    return api_pb2.HParamInfo(name=name, type=kind)

@@ -221,21 +221,24 @@ class Trainer:
         """TensorBoard images of the fixed picture samples: EdgeFlowNet baseline and the best pool subnet."""
         best = self.pool[int(np.argmin(result.epe))]
         if self.settings.fixed_arch is not None:
-            subnets = {"subnet": best}
+            subnets = {"best": best}  # a retrain's own subnet: the same tag as a supernet's best pool subnet
         else:
-            subnets = {"baseline": EDGEFLOWNET_BASELINE, "best_pool": best}
+            subnets = {"baseline": EDGEFLOWNET_BASELINE, "best": best}
         batch = self.evaluator.picture_batch
         flows = self.evaluator.predict(self.sess, list(subnets.values()), batch)
         epes = result.by_name()
         for (label, code), flow in zip(subnets.items(), flows):
             panels = [flow_panel(batch.img0[i], batch.flow[i], flow[i]) for i in range(len(flow))]
             name = arch_name(code)  # the caption says which subnet (the best pool one changes between epochs)
-            caption = f"{label.replace('_', ' ')} {name}" + (f" EPE {epes[name]:.3f}" if name in epes else "")
+            who = "baseline" if label == "baseline" else "subnet" if self.settings.fixed_arch is not None else "best pool"
+            caption = f"{who} {name}" + (f" EPE {epes[name]:.3f}" if name in epes else "")
             self.writer.add_summary(flow_image_summary(f"flow/{label}", panels, caption), self.state.global_step)
 
     def write_scalars(self, row: Dict[str, Any]) -> None:
         """TensorBoard scalars of one epoch row, at its global step."""
-        self.writer.add_summary(scalar_summary(row), row["global_step"])
+        evaluated = rd.mean_column(len(self.pool)) in row
+        best = self.state.best_metric if evaluated else None
+        self.writer.add_summary(scalar_summary(row, best), row["global_step"])
         self.writer.flush()
 
     def run(self, last_epoch: int) -> str:

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from edgeflownas.config_types import DataConfig
-from edgeflownas.data.loader import BatchLoader, FolderSource, ShardSource, open_source
+from edgeflownas.config import resolve
+from edgeflownas.data.loader import BatchLoader, FolderSource, ShardSource, open_source, worker_count
 from edgeflownas.data.pack import pack
 from edgeflownas.data.shards import hdf5_locking
 from edgeflownas.errors import ConfigError, DataError
@@ -114,6 +115,25 @@ def test_background_workers_give_the_same_batches_as_inline_loading(synth_fc2, p
     for left, right in zip(inline, threaded):
         for name in ("img0", "img1", "flow"):
             np.testing.assert_array_equal(getattr(left, name), getattr(right, name))
+
+
+def test_auto_workers_read_shards_inline_and_decode_folders_in_threads(synth_fc2, packed_fc2, monkeypatch):
+    """Threads do not speed up memory-bound shard copies (bench_loader), so ``auto`` reads shards inline."""
+    folders = open_source(data_config(synth_fc2), "train")
+    packed = open_source(data_config(synth_fc2, "shards", packed_fc2), "train")
+    assert worker_count("auto", packed) == 0
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert worker_count("auto", folders) == 2
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert worker_count("auto", folders) == 4
+    assert worker_count(3, packed) == 3 and worker_count(0, folders) == 0  # a count is kept as given
+
+
+def test_num_workers_defaults_to_auto_and_refuses_other_words(write_config):
+    assert resolve(None).config.data.num_workers == "auto"
+    assert resolve(None, {"data.num_workers": 3}).config.data.num_workers == 3
+    with pytest.raises(ConfigError, match="num_workers"):
+        resolve(None, {"data.num_workers": "many"})
 
 
 def fresh_copy(source, batch):

@@ -253,3 +253,13 @@ def test_cli_pack_prints_counts_and_refuses_a_missing_root(cli, synth_fc2, tmp_p
     assert "train_samples: 10 (3 shards)" in result.output and "val_samples: 4 (1 shards)" in result.output
     missing = cli("pack", "--src", tmp_path / "missing", "--out", tmp_path / "out2")
     assert missing.exit_code == 1 and "missing: FC2 root does not exist" in missing.output
+
+
+def test_the_pack_bar_says_it_counts_the_whole_pack(synth_fc2, tmp_path, capsys):
+    pack(synth_fc2, tmp_path / "shards", height=32, width=48, shard_size=2, progress=True)
+    bar = capsys.readouterr().err
+    entries = [entry for info in read_manifest(tmp_path / "shards")["splits"].values() for entry in info["shards"]]
+    last = bar.replace("\r", "\n").strip().splitlines()[-1]
+    assert last.startswith(f"pack (shard {len(entries)}/{len(entries)}: ")
+    samples = sum(entry["samples"] for entry in entries)
+    assert f"{samples}/{samples}" in last  # every sample of the pack, under a label that says so

@@ -79,3 +79,48 @@ def test_nested_values_are_tables():
     listed = html.value_html([{"mode": "fresh", "step": 0}, {"mode": "resume", "step": 4}])
     assert "<th class=\"text\">mode</th>" in listed and listed.count("<tr>") == 3
     assert html.value_html(None) == "-" and html.value_html("<b>") == "&lt;b&gt;"
+
+
+def test_names_never_overlap_each_other_or_a_point_and_the_legend_is_outside():
+    # A crowded pool: pairs of points close in both EPE and MACs.
+    rng = np.random.default_rng(3)
+    pool = [{"name": f"a{i:09d}", "epe": 1.2 + 0.01 * (i // 2) + 0.001 * rng.random(),
+             "macs": (30 + 2 * (i // 2) + 0.3 * (i % 2)) * 1e6} for i in range(12)]
+    baseline = {"name": arch_name(EDGEFLOWNET_BASELINE), "epe": 1.23, "macs": 39e6}
+    figure = plots.epe_macs_figure(pool, baseline, {}, "pool", "baseline")
+    figure.draw_without_rendering()
+    axis = figure.axes[0]
+    renderer = figure.canvas.get_renderer()
+    boxes = [text.get_window_extent(renderer) for text in axis.texts]
+    assert len(boxes) == 13
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b)
+    points = [axis.transData.transform((p["macs"] / 1e9, p["epe"])) for p in pool + [baseline]]
+    for text, box in zip(axis.texts, boxes):
+        own = next(p for p in pool + [dict(baseline, name=f"baseline {baseline['name']}")]
+                   if p["name"] == text.get_text())
+        mine = axis.transData.transform((own["macs"] / 1e9, own["epe"]))
+        assert not any(box.contains(*point) for point in points if not np.allclose(point, mine))
+    legend = axis.get_legend().get_window_extent(renderer)
+    assert legend.x0 >= axis.get_window_extent(renderer).x1  # beside the axes, over no point
+
+
+def test_flow_pictures_show_both_images_and_a_colour_bar_in_px():
+    from edgeflownas.flow_viz import endpoint_error
+
+    rng = np.random.default_rng(0)
+    img0, img1 = (rng.integers(0, 255, (16, 24, 3), dtype=np.uint8) for _ in range(2))
+    gt = rng.normal(0, 2, (16, 24, 2)).astype(np.float32)
+    predictions = {"baseline": gt + 0.5, "best": gt - 1.0}
+    figure = plots.flow_samples_figure([plots.FlowSample("0000007", img0, img1, gt, predictions)])
+    images = [axis.get_images()[0] for axis in figure.axes if axis.get_images()]
+    titles = [axis.get_title() for axis in figure.axes if axis.get_images()]
+    assert titles[0] == "0000007 img0" and titles[1] == "img1"
+    assert np.array_equal(images[0].get_array(), img0) and np.array_equal(images[1].get_array(), img1)
+    error = np.asarray(images[-1].get_array())
+    assert np.allclose(error, endpoint_error(predictions["best"], gt))  # the map holds the error in px
+    bars = [axis for axis in figure.axes if axis.get_label() == "<colorbar>"]
+    assert len(bars) == 1 and "px" in bars[0].get_ylabel()
+    top = images[-1].get_clim()[1]
+    assert images[-2].get_clim() == (0.0, top)  # one error scale for every map

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import csv
+import json
 import re
 
 import numpy as np
 import pytest
 
-from edgeflownas.errors import CheckpointError
+from edgeflownas.errors import CheckpointError, NoSuchRunError
 from edgeflownas.report import plots, tables
 from edgeflownas.report.build import build_report, best_pool_subnet
 from edgeflownas.report.ranking import consecutive_taus, kendall_tau
@@ -86,9 +87,12 @@ def test_epochs_without_evaluation_are_left_out(make_fake_run):
 def test_html_is_self_contained_and_shows_the_csv_numbers(fake_run, tmp_path):
     result = build_report(fake_run, tmp_path / "out", flow_samples=0, cost=fake_cost)
     page = result.html.read_text()
-    assert set(result.figures) == {"epe", "training", "fairness", "early_stop", "ranking", "cost"}
+    # Equal fairness counts are one line, not a figure of equal bars.
+    assert set(result.figures) == {"epe", "training", "early_stop", "ranking", "cost"}
+    counts = {c for block in load_run(fake_run).fairness["option_counts"].values() for c in block}
+    assert len(counts) == 1 and f"Every option of every block was trained {counts.pop():,} times" in page
     sources = re.findall(r'src="([^"]*)"', page)
-    assert len(sources) == 6 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert len(sources) == 5 and all(s.startswith("data:image/png;base64,") for s in sources)
     for source in sources:
         assert base64.b64decode(source.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
     assert not re.search(r'(href|src)="(?!data:|#)', page)
@@ -107,7 +111,7 @@ def test_missing_artifacts_are_named(fake_run):
     (fake_run / rd.HISTORY).unlink()
     with pytest.raises(CheckpointError, match="eval_epe_history.csv is missing"):
         load_run(fake_run)
-    with pytest.raises(CheckpointError, match="does not exist"):
+    with pytest.raises(NoSuchRunError, match="no such run: .* does not exist"):
         load_run(fake_run / "nope")
 
 
@@ -118,3 +122,74 @@ def test_malformed_csv_cell_is_named(fake_run):
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(CheckpointError, match=r"line 3, column .*'zero' is not a number"):
         load_run(fake_run)
+
+
+def test_the_epe_axis_fits_the_subnets_and_names_the_zero_flow_epe_above_them(fake_run):
+    run = load_run(fake_run)
+    axis = plots.epe_figure(run).axes[0]
+    values = [v for c in run.epe_columns for v in run.column(c) if v is not None]
+    low, high = axis.get_ylim()
+    assert low <= min(values) and high >= max(values)
+    assert (high - low) < 1.3 * (max(values) - min(values)) + 1e-3  # the subnets fill the axis
+    zero = [v for v in run.column("zero_flow_epe") if v is not None] if "zero_flow_epe" in run.columns else []
+    if zero and min(zero) > high:
+        assert f"zero-flow EPE {zero[-1]:.3f} px (above the axis)" in axis.get_title()
+    styles = [(line.get_color(), line.get_marker(), line.get_linestyle()) for line in axis.get_lines()
+              if line.get_label() in run.pool_names]
+    assert len(set(styles)) == len(run.pool_names)  # no two subnets drawn alike
+
+
+def test_a_constant_lr_has_no_panel_and_a_far_clip_line_is_named_not_drawn(fake_run):
+    run = load_run(fake_run)
+    lr = [v for v in run.column("lr") if v is not None]
+    figure = plots.training_figure(run)
+    assert len(figure.axes) == (2 if len(set(lr)) == 1 else 3)
+    norm_axis = figure.axes[1]
+    clip = run.manifest.get("grad_clip", {}).get("max_norm")
+    norms = [v for c in ("train_grad_norm_before_clip_epoch_avg", "train_grad_norm_after_clip_epoch_avg")
+             for v in run.column(c) if v is not None]
+    drawn = [line for line in norm_axis.get_lines() if line.get_label().startswith("clip norm")]
+    if clip is not None and clip > 3 * max(norms):
+        assert not drawn and f"clip norm {clip:g}: never reached" in norm_axis.get_title()
+    elif clip is not None:
+        assert drawn
+
+
+def test_constant_lr_run(make_fake_run):
+    """A run with a constant lr: two panels, and the loss panel's title gives the lr."""
+    import csv as csv_module
+
+    run_dir = make_fake_run("flat")
+    path = run_dir / rd.HISTORY
+    rows = list(csv_module.DictReader(path.open()))
+    for row in rows:
+        row["lr"] = "0.001"
+    with path.open("w", newline="") as handle:
+        writer = csv_module.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    figure = plots.training_figure(load_run(run_dir))
+    assert len(figure.axes) == 2 and "lr constant 0.001" in figure.axes[0].get_title()
+
+
+def test_step_lines_of_train_log_are_drawn_as_the_running_loss(fake_run):
+    manifest = json.loads((fake_run / rd.MANIFEST).read_text())
+    per_epoch = 4
+    manifest["lr_schedule"] = {"steps_per_epoch": per_epoch}
+    (fake_run / rd.MANIFEST).write_text(json.dumps(manifest))
+    run = load_run(fake_run)
+    (fake_run / "train.log").write_text(
+        "2026-01-01 00:00:00 INFO epoch 1 step 2/4 global_step=2 loss_avg=3.50000 lr=1.000e-03 ETA 0:00:01\n"
+        "2026-01-01 00:00:01 INFO epoch 1 step 4/4 global_step=4 loss_avg=3.00000 lr=1.000e-03 ETA 0:00:01\n"
+        "2026-01-01 00:00:02 INFO epoch 1 step 4/4 global_step=4 loss_avg=2.90000 lr=1.000e-03 ETA 0:00:01\n")
+    line = next(l for l in plots.training_figure(run).axes[0].get_lines()
+                if l.get_label().startswith("running average"))
+    assert list(line.get_xdata()) == [2 / per_epoch, 4 / per_epoch]
+    assert list(line.get_ydata()) == [3.5, 2.9]  # a repeated step (a resume): the last line wins
+
+
+def test_the_report_command_prints_the_page_path_once(cli, fake_run):
+    result = cli("report", "--run", fake_run, "--flow_samples", 0, "--no_cost")
+    assert result.exit_code == 0, result.output
+    page = str(fake_run / "report" / "report.html")
+    assert result.output.count(page) == 1 and result.stdout.strip().endswith(page)

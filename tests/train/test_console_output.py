@@ -71,13 +71,32 @@ def test_off_a_terminal_lines_are_timestamped_and_the_log_file_has_levels(tiny_f
     done = subprocess.run([str(c) for c in train_command(tiny_fc2, tmp_path, "pipe") + ["--debug_trace"]],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    log_lines = [line for line in done.stdout.splitlines() if not line.startswith(("run directory:", "epochs done",
-                                                                                 "  ", "best mean EPE"))]
+    # Logs on stderr, the result on stdout (as every efnas command).
+    log_lines = [line for line in done.stderr.splitlines() if not line.startswith(("WARNING: All log messages",
+                                                                                 "I0000 "))]
     assert log_lines and all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (INFO|WARNING) ", line) for line in log_lines)
-    assert "|" not in done.stderr  # no bar off a terminal
+    assert not re.search(r"\| *\d+/\d+ \[", done.stderr)  # no bar off a terminal
+    assert done.stdout.startswith("run directory:") and not re.search(r"\d\d:\d\d:\d\d (INFO|WARNING)", done.stdout)
     # --debug_trace: the per-cycle trace replaces the step line, and each subnet's line gains the BN summaries.
     assert sum("[trace] epoch=1" in line for line in log_lines) == 4
     assert not any(" s/step " in line for line in log_lines)
     assert sum("bn_before[" in line and "bn_after[" in line and "epe=" in line for line in log_lines) == 12
     written = (tmp_path / "pipe" / "train.log").read_text().splitlines()
     assert [line[20:] for line in written] == [line[20:] for line in log_lines]
+
+
+def test_the_stop_notice_gets_a_line_of_its_own_under_a_bar(tmp_path):
+    script = tmp_path / "notice.py"
+    script.write_text(
+        "import signal, sys, time\n"
+        "from tqdm import tqdm\n"
+        "from edgeflownas.train.interrupt import StopRequest\n"
+        "bar = tqdm(total=3, desc='epoch 1', unit='step', file=sys.stderr, leave=False, dynamic_ncols=True)\n"
+        "bar.update(1); bar.refresh()\n"
+        "StopRequest()(signal.SIGINT, None)\n"
+        "bar.update(1); bar.refresh(); bar.close()\n")
+    out = run_on_terminal([sys.executable, script])
+    segments = [s for s in re.split(r"[\r\n]", re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", out)) if s.strip()]
+    (notice,) = [s for s in segments if "SIGINT received" in s]
+    assert notice.startswith("efnas: SIGINT received; stopping after the current optimizer step"), segments
+    assert any(s.startswith("epoch 1:") for s in segments)  # the bar was there, on a line of its own

@@ -27,7 +27,7 @@ def test_deferred_lines_reach_train_log_only_once_the_start_is_accepted(tmp_path
     assert [STAMPED.match(line).groups() for line in lines] == [
         ("INFO", "efnas train: experiment=x"), ("WARNING", "notice: data moved"), ("INFO", "plan: batch_size=2")]
     # Off a terminal (pytest's capture, a SLURM log) the console lines carry the same stamp.
-    console = capsys.readouterr().out.splitlines()
+    console = capsys.readouterr().err.splitlines()  # logs go to stderr
     assert [STAMPED.match(line).group(2) for line in console] == [
         "efnas train: experiment=x", "notice: data moved", "plan: batch_size=2"]
 
@@ -43,7 +43,7 @@ def test_a_refused_start_writes_nothing_and_a_plain_log_writes_at_once(tmp_path)
 
 def test_log_lines_are_written_above_the_bar_not_glued_to_it(tmp_path, monkeypatch):
     stream = io.StringIO()
-    monkeypatch.setattr("sys.stdout", stream)
+    monkeypatch.setattr("sys.stderr", stream)
     log = RunLog(tmp_path / "train.log")
     bar = tqdm(total=3, desc="epoch 1", unit="step", file=stream, leave=False)
     bar.update(1)

@@ -91,6 +91,9 @@ def test_option_init_may_differ_on_resume_or_be_missing_from_an_older_checkpoint
 def test_missing_inherit_source_is_an_error(cli, tiny_run, tmp_path):
     result = cli("train", "--config", _write_config(tmp_path, tiny_run), "--resume_experiment_name", "nope")
     assert result.exit_code == 1 and "no checkpoint at" in result.output and "nope" in result.output
+    # ... and it names both ways on: train the named experiment first, or start without it.
+    assert "--experiment_name nope" in result.output
+    assert "--set checkpoint.resume_experiment_name=null" in result.output
 
 
 def test_resume_restores_or_resets_early_stop_state(tiny_run):

@@ -74,7 +74,7 @@ def test_start_summaries_hold_the_resolved_config_as_text_and_the_hparams(defaul
     from edgeflownas.train.tensorboard import hparams, start_summaries
 
     resolved = resolve_mapping(default_raw, {"train.lr": 3e-4, "experiment.seed": 9})
-    text_bytes, hparams_bytes = start_summaries(resolved.values)
+    text_bytes, experiment_bytes, hparams_bytes = start_summaries(resolved.values)
     (text,) = tf.compat.v1.Summary.FromString(text_bytes).value
     assert text.tag == "config/resolved" and text.metadata.plugin_data.plugin_name == "text"
     shown = tf.make_ndarray(text.tensor).item().decode()
@@ -84,6 +84,11 @@ def test_start_summaries_hold_the_resolved_config_as_text_and_the_hparams(defaul
     info = hparams_metadata.parse_session_start_info_plugin_data(session.metadata.plugin_data.content)
     assert info.hparams["train.lr"].number_value == pytest.approx(3e-4)
     assert info.hparams["experiment.seed"].number_value == 9
+    (experiment,) = tf.compat.v1.Summary.FromString(experiment_bytes).value
+    assert experiment.tag == hparams_metadata.EXPERIMENT_TAG
+    declared = hparams_metadata.parse_experiment_plugin_data(experiment.metadata.plugin_data.content)
+    assert [m.name.tag for m in declared.metric_infos] == ["hp_metric", "eval/mean_epe"]
+    assert {h.name for h in declared.hparam_infos} == set(info.hparams)
     chosen = hparams(resolved.values)
     assert not any(key.startswith(("data.train_dir", "runtime.", "slurm.", "experiment.output_root"))
                    for key in chosen)
@@ -95,3 +100,25 @@ def test_step_scalars_are_tagged_train_step():
     summary = step_scalar_summary({"loss_avg": 1.5, "lr": 1e-4, "samples_per_s": 3.0})
     assert [(v.tag, v.simple_value) for v in summary.value] == [
         ("train_step/loss_avg", 1.5), ("train_step/lr", pytest.approx(1e-4)), ("train_step/samples_per_s", 3.0)]
+
+
+def test_one_tag_set_for_supernet_and_fixed_arch_runs():
+    import tensorflow as tf
+
+    from edgeflownas.train import run_dir as rd
+    from edgeflownas.train.tensorboard import scalar_summary
+
+    def tags(pool_size, subnet_columns, best):
+        header = rd.history_header([(0,) * 9] * pool_size)
+        row = {key: 1.0 for key in header if not key.startswith("epe_")}
+        row.update({f"epe_{name}": 1.0 for name in subnet_columns})
+        values = tf.compat.v1.Summary.FromString(scalar_summary(row, best).SerializeToString()).value
+        return {v.tag: v.simple_value for v in values}
+
+    supernet, fixed = tags(12, ["a000021222", "a012001210"], 0.5), tags(1, ["a000021222"], 0.7)
+    assert set(supernet) - {"eval_subnet/a012001210"} == set(fixed)
+    assert {"eval/mean_epe", "eval/std_epe", "eval/zero_flow_epe", "train/loss_epoch_avg", "train/lr",
+            "train/grad_norm_before_clip_epoch_avg", "eval_subnet/a000021222", "hp_metric"} <= set(fixed)
+    assert supernet["hp_metric"] == 0.5 and fixed["hp_metric"] == pytest.approx(0.7)
+    assert not any(tag.endswith(("_12", "_1")) or "train/train_" in tag for tag in supernet)
+    assert "hp_metric" not in tags(12, [], None)  # an epoch without evaluation has no metric
