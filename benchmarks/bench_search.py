@@ -64,8 +64,8 @@ def main(argv=None) -> int:
     args = _parse(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from edgeflownas.nas.arch_codec import BLOCK_NAMES
-    from edgeflownas.search.front import load_scored
-    from edgeflownas.search.pareto import hypervolume
+    from edgeflownas.nas.front import load_scored
+    from edgeflownas.nas.pareto import hypervolume
     from edgeflownas.search.run import SearchRequest, run_search
     from edgeflownas.search.strategies import StrategySettings
 

@@ -14,9 +14,9 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Dict, Iterable, Mapping, Sequence, Type
 
-from edgeflownas.errors import NoSpaceError, NotWritableError
+from edgeflownas.errors import EfnasError, NoSpaceError, NotWritableError
 
 # A full disk and an exhausted quota look the same to the user: nothing more can be written there.
 NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
@@ -126,3 +126,18 @@ def recover_dir(target: Path) -> None:
         shutil.rmtree(old)
     for stale in target.parent.glob(f".{target.name}.tmp-*"):
         shutil.rmtree(stale)
+
+
+def read_json(path: Path, error: Type[EfnasError], missing: str, damaged: str) -> Dict[str, Any]:
+    """The JSON object in ``path``; ``error`` naming the file if it is missing (``missing``: what to do) or is not
+    a readable JSON object (``damaged``: what to do)."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{path} does not exist: {missing}") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise error(f"{path} is damaged, not valid JSON ({exc}): {damaged}") from None
+    if not isinstance(doc, dict):
+        raise error(f"{path} is damaged, a {type(doc).__name__} where a JSON object belongs: {damaged}")
+    return doc

@@ -40,7 +40,6 @@ FC2_SAMPLE = re.compile(r"^\d{7}-(img_0\.png|img_1\.png|flow_01\.flo)$")
 FC2_SPLITS = ("train", "val", "test")
 
 # What each output option writes, by suffix (the first is the one suggested in messages).
-EVAL_RESULTS = (".csv", ".json")
 JSON_REPORT = (".json",)
 FLOW_FILE = (".flo",)
 PNG_PICTURE = (".png",)

@@ -48,14 +48,14 @@ def submit(config_path: Optional[Path], container: Optional[str], sweeps: Tuple[
 
     retrain = None
     if retrain_run is not None:
-        from edgeflownas.report.eval_run import resolve_selection, run_pool
-        from edgeflownas.search.front import select_code
+        from edgeflownas.report.eval_run import resolve_selection
+        from edgeflownas.train.trained_run import TrainedRun
         from launcher.plan import RetrainRequest
 
         if not archs:
             raise click.UsageError("--retrain needs --arch (e.g. --arch pool --arch baseline)")
-        codes = resolve_selection(archs, lambda: run_pool(retrain_run, which),
-                                  lambda entry: select_code(retrain_run, entry))
+        source = TrainedRun.open(retrain_run, which)
+        codes = resolve_selection(archs, source.pool, source.select)
         retrain = RetrainRequest(retrain_run, tuple(codes), init, which)
     elif archs:
         raise click.UsageError("--arch applies to --retrain RUN only")

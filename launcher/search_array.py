@@ -2,8 +2,8 @@
 
 The search driver stays where it was started (a login node, or itself a job)
 and, for each generation, hands the candidates that the store lacks to one
-job array: task i scores its share with ``score_codes`` (one
-``CheckpointEvaluator`` per task) into a store file of its own
+job array: task i scores its share with ``score_codes`` (the task
+opens the run itself and refuses other weights or settings than the driver's) into a store file of its own
 (``store/task-<jobid>.jsonl``: appends from several nodes to one file are not
 safe on shared filesystems), and the driver reads every file back.  A task is
 ``Checkpointable``: on SLURM's USR2 warning it is requeued and skips what it
@@ -24,6 +24,7 @@ from edgeflownas.config_types import SlurmConfig
 from edgeflownas.errors import SearchError, SubmitError
 from edgeflownas.nas.arch_codec import ArchCode
 from edgeflownas.search.store import ResultStore
+from edgeflownas.train.trained_run import TrainedRun
 from launcher import slurm
 
 
@@ -31,16 +32,16 @@ class ScoreTask(submitit.helpers.Checkpointable):
     """One array task: score ``codes`` of a search into the store as ``task-<SLURM job id>``."""
 
     def __init__(self, run_dir: str, which: str, out_dir: str, codes: List[List[int]], scoring: Dict[str, Any],
-                 sha: str, data_overrides: Dict[str, Any]) -> None:
+                 data_overrides: Dict[str, Any]) -> None:
         self.run_dir, self.which, self.out_dir = run_dir, which, out_dir
-        self.codes, self.scoring, self.sha, self.data_overrides = codes, scoring, sha, data_overrides
+        self.codes, self.scoring, self.data_overrides = codes, scoring, data_overrides
 
     def __call__(self) -> int:
         from edgeflownas.search.run import score_codes
 
         writer = f"task-{submitit.JobEnvironment().job_id}"
         return score_codes(Path(self.run_dir), self.which, Path(self.out_dir), [tuple(c) for c in self.codes],
-                           self.scoring, self.sha, self.data_overrides, writer)
+                           self.scoring, self.data_overrides, writer)
 
 
 def split(codes: Sequence[ArchCode], tasks: int) -> List[List[ArchCode]]:
@@ -62,13 +63,12 @@ class ArrayEvaluation:
     params: Dict[str, Any]
     log_dir: Path
     tasks: int
-    expected_sha: str
     log: Callable[[str], None] = lambda line: None
 
     def __call__(self, codes: Sequence[ArchCode], scoring: Mapping[str, Any], store: ResultStore) -> None:
         shares = split(codes, self.tasks)
         callables = [ScoreTask(str(self.run_dir), self.which, str(self.out_dir), [list(c) for c in share],
-                               dict(scoring), self.expected_sha, dict(self.data_overrides)) for share in shares]
+                               dict(scoring), dict(self.data_overrides)) for share in shares]
         self.log_dir.mkdir(parents=True, exist_ok=True)
         executor = slurm.make_executor(self.log_dir, self.slurm_cfg.max_num_timeout, self.python, self.params)
         jobs = slurm.submit(executor, callables)
@@ -87,14 +87,10 @@ class ArrayEvaluation:
                               "are kept: run the same command again to continue")
 
 
-def array_evaluation(run_dir: Path, which: str, out_dir: Path, data_overrides: Mapping[str, Any],
-                     slurm_cfg: SlurmConfig, tasks: int, log: Callable[[str], None],
-                     container_image: Optional[str] = None, data_dirs: Sequence[Path] = ()) -> ArrayEvaluation:
+def array_evaluation(run: TrainedRun, out_dir: Path, slurm_cfg: SlurmConfig, tasks: int,
+                     log: Callable[[str], None], container_image: Optional[str] = None) -> ArrayEvaluation:
     """An ArrayEvaluation with the config's sbatch parameters, on the host's python or inside the container
-    (``container_image``, default ``slurm.container_image``; the run, the search and ``data_dirs`` are bound)."""
-    from edgeflownas.train.checkpoint_eval import checkpoint_dir
-    from edgeflownas.train.checkpoint import weights_sha256
-
+    (``container_image``, default ``slurm.container_image``; the run, the search and its data folders are bound)."""
     from launcher.submit import launch_settings
 
     slurm.require_command("sbatch")
@@ -103,32 +99,17 @@ def array_evaluation(run_dir: Path, which: str, out_dir: Path, data_overrides: M
     log_dir = Path(out_dir) / "slurm"
     image = container_image or slurm_cfg.container_image
     container = Path(image).absolute() if image else None
-    binds = [Path(run_dir).absolute(), Path(out_dir).absolute(), *data_dirs, *map(Path, slurm_cfg.container_binds)]
-    python, params = launch_settings(slurm_cfg, container, f"efnas-search-{Path(run_dir).name}", binds, log_dir,
+    binds = [run.run_dir.absolute(), Path(out_dir).absolute(), *run.data_dirs(), *map(Path, slurm_cfg.container_binds)]
+    python, params = launch_settings(slurm_cfg, container, f"efnas-search-{run.run_dir.name}", binds, log_dir,
                                      probe=True)
-    sha = weights_sha256(checkpoint_dir(Path(run_dir), which))
-    return ArrayEvaluation(Path(run_dir), which, Path(out_dir), dict(data_overrides), slurm_cfg,
-                           python, params, log_dir, tasks, sha, log)
+    return ArrayEvaluation(run.run_dir, run.which, Path(out_dir), dict(run.data_overrides), slurm_cfg,
+                           python, params, log_dir, tasks, log)
 
 
-def data_dirs_of(run_dir: Path, which: str, data_overrides: Mapping[str, Any]) -> List[Path]:
-    """The data folders the run's scoring reads (recorded in its checkpoint, or where --train_dir etc. point)."""
-    from edgeflownas.train import checkpoint
-    from edgeflownas.train.checkpoint_eval import checkpoint_dir
-
-    data = dict(checkpoint.read_state(checkpoint_dir(Path(run_dir), which)).get("config", {}).get("data", {}))
-    data.update({key.split(".", 1)[1]: value for key, value in data_overrides.items() if key.startswith("data.")})
-    return [Path(data[key]).absolute() for key in ("train_dir", "val_dir", "shards_dir") if data.get(key)]
-
-
-def slurm_section(run_dir: Path, which: str, config_path) -> SlurmConfig:
+def slurm_section(run: TrainedRun, config_path) -> SlurmConfig:
     """The slurm: section of ``config_path`` (validated), or of the config the run's checkpoint records."""
-    from edgeflownas.config import resolve, resolve_mapping
-    from edgeflownas.train.checkpoint_eval import checkpoint_dir
-    from edgeflownas.train import checkpoint
+    from edgeflownas.config import resolve
 
     if config_path is not None:
         return resolve(Path(config_path)).config.slurm
-    ckpt_dir = checkpoint_dir(Path(run_dir), which)
-    state = checkpoint.read_state(ckpt_dir)
-    return resolve_mapping(state.get("config", {}), {}, origin=f"config stored in {ckpt_dir}").config.slurm
+    return run.config.slurm

@@ -26,15 +26,15 @@ def search(use_slurm: bool, config_path: Optional[Path], array_tasks: Optional[i
            as_json: bool, **kwargs) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     request = search_request(kwargs)
-    remote = None
+    remote = run = None
     if use_slurm:
-        from launcher.search_array import array_evaluation, data_dirs_of, slurm_section
+        from edgeflownas.train.trained_run import TrainedRun
+        from launcher.search_array import array_evaluation, slurm_section
 
-        slurm_cfg = slurm_section(request.run_dir, request.which, config_path)
-        remote = array_evaluation(request.run_dir, request.which, request.out_dir, request.data_overrides,
-                                  slurm_cfg, array_tasks or slurm_cfg.array_parallelism,
-                                  lambda line: click.echo(line, err=True), container,
-                                  data_dirs_of(request.run_dir, request.which, request.data_overrides))
+        run = TrainedRun.open(request.run_dir, request.which, request.data_overrides)
+        slurm_cfg = slurm_section(run, config_path)
+        remote = array_evaluation(run, request.out_dir, slurm_cfg, array_tasks or slurm_cfg.array_parallelism,
+                                  lambda line: click.echo(line, err=True), container)
     elif config_path is not None or array_tasks is not None or container is not None:
         raise click.UsageError("--config, --array_tasks and --container only apply with --slurm")
-    run_and_print(request, as_json, remote)
+    run_and_print(request, as_json, remote, run)

@@ -432,32 +432,40 @@ def scores_path(study: Study, seed: Optional[int]) -> Path:
 
 def score_subnets(study: Study, run: Path, codes: Sequence[ArchCode], log: Callable[[str], None],
                   path: Path) -> Dict[str, Any]:
-    """Supernet EPE of every code, BN recalibrated and not; kept in ``path`` (resumable per code)."""
-    from edgeflownas.report.costs import run_cost_function
-    from edgeflownas.train.checkpoint import weights_sha256
-    from edgeflownas.train.checkpoint_eval import CheckpointEvaluator, checkpoint_dir
+    """Supernet EPE of every code, BN recalibrated and not; kept in ``path`` (resumable per code).
+
+    Scored as ``efnas eval`` and search score (``TrainedRun``): the run's recalibration batches and seed, the
+    first ``scoring.recal_batches`` of them (default all, so the trainer's own figure); the file is keyed by
+    those scoring settings (weights digest included) and scored again if they differ.
+    """
+    from edgeflownas.train.trained_run import TrainedRun
 
     which = study.section("supernet")["checkpoint"]
+    trained = TrainedRun.open(run, which)
     recal = study.section("scoring")["recal_batches"]
-    sha = weights_sha256(checkpoint_dir(run, which))
-    doc = {"supernet_run": str(run), "checkpoint": which, "weights_sha256": sha, "recal_batches": recal,
-           "subnets": {}}
+    if recal is not None and recal > trained.plan.recal_batches:
+        raise ConfigError(f"study config {study.path}: scoring.recal_batches {recal} exceeds the "
+                          f"{trained.plan.recal_batches} BN-recalibration batches {run} evaluates with: lower it, "
+                          "or leave it out to use the run's own")
+    recal = trained.plan.recal_batches if recal is None else recal
+    scoring = dict(trained.scoring().to_dict(), recal_batches=recal)
+    doc = {"supernet_run": str(run), "checkpoint": which, "weights_sha256": trained.weights_sha256,
+           "recal_batches": recal, "scoring": scoring, "subnets": {}}
     if path.is_file():
         old = json.loads(path.read_text(encoding="utf-8"))
-        if all(old.get(k) == doc[k] for k in ("supernet_run", "checkpoint", "weights_sha256", "recal_batches")):
+        if all(old.get(k) == doc[k] for k in ("supernet_run", "scoring")):
             doc["subnets"] = old.get("subnets", {})
         else:
-            log(f"scores: {path} belongs to other weights or settings; scoring again")
+            log(f"scores: {path} belongs to other weights or scoring settings; scoring again")
     missing = [code for code in codes if arch_name(code) not in doc["subnets"]]
     if not missing:
         log(f"scores: {len(codes)} subnets already scored ({path})")
         return doc
-    cost = run_cost_function(run)
     progress = Progress(f"scores {run.name}", len(codes), len(codes) - len(missing), log)
-    with CheckpointEvaluator(run, which) as evaluator:
+    with trained.evaluator() as evaluator:
         for code in missing:
             entry = {"code": list(code), "epe": evaluator.epe(code, recal_batches=recal),
-                     "epe_no_recal": evaluator.epe(code, recal_batches=0), **dict(cost(code))}
+                     "epe_no_recal": evaluator.epe(code, recal_batches=0), **trained.cost(code)}
             doc["subnets"][arch_name(code)] = entry
             write_json_atomic(path, doc)
             progress.one_done(arch_name(code), f": EPE {entry['epe']:.4f}, no recal {entry['epe_no_recal']:.4f}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,44 @@ REPO = Path(__file__).resolve().parent.parent
 # sys.stderr -- and inside click's CliRunner it is not, so a test that imported TensorFlow followed by one that
 # imports submitit through the CLI used to close pytest's captured stderr.  Importing submitit here, before any
 # test imports TensorFlow, makes the suite independent of test order.
+
+
+# What a source distribution holds: setup.py maps schemas/, configs/ and tools/data_check/ into the package.
+SOURCE = ("pyproject.toml", "setup.py", "README.md", "edgeflownas", "launcher", "schemas", "configs",
+          "tools/data_check")
+
+
+def _copy_source(target: Path) -> Path:
+    """The repository files a build reads, copied so the build leaves nothing in the checkout."""
+    for name in SOURCE:
+        origin = REPO / name
+        if origin.is_dir():
+            shutil.copytree(origin, target / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(origin, target / name)
+    return target
+
+
+@pytest.fixture(scope="session")
+def copy_source():
+    """``copy_source(target)``: the files a build of efnas reads, copied to ``target`` (returned)."""
+    return _copy_source
+
+
+@pytest.fixture(scope="session")
+def edge_venv(tmp_path_factory, copy_source) -> Path:
+    """A fresh venv with efnas installed from a copy of this tree with only the ``edge`` extra (pip's cache)."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("edge_venv")
+    source = copy_source(root / "source")
+    subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True, timeout=300)
+    done = subprocess.run([str(root / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                           f"{source}[edge]"], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root / "venv"
 
 
 @pytest.fixture

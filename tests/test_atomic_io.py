@@ -47,3 +47,20 @@ def test_directory_swap_and_recovery_after_a_crash_between_renames(tmp_path):
     atomic_io.recover_dir(target)
     assert (target / "data").read_text() == "v2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+
+def test_read_json_names_a_missing_or_damaged_file_and_what_to_do(tmp_path):
+    import pytest
+
+    from edgeflownas.atomic_io import read_json
+    from edgeflownas.errors import CheckpointError
+
+    path = tmp_path / "doc.json"
+    with pytest.raises(CheckpointError, match=f"{path} does not exist: make it"):
+        read_json(path, CheckpointError, "make it", "repair it")
+    for text in ("{\"a\": ", "[1, 2]", "\udcff"):
+        path.write_text(text, encoding="utf-8", errors="surrogateescape")
+        with pytest.raises(CheckpointError, match=f"{path} is damaged, .*: repair it"):
+            read_json(path, CheckpointError, "make it", "repair it")
+    path.write_text('{"a": 1}', encoding="utf-8")
+    assert read_json(path, CheckpointError, "make it", "repair it") == {"a": 1}

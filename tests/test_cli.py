@@ -183,7 +183,6 @@ def test_ctrl_c_is_one_line_and_exit_130_for_every_command(cli, monkeypatch, com
 
     module, name = target.rsplit(".", 1)
     monkeypatch.setattr(f"{module}.{name}", interrupted)
-    monkeypatch.setattr("edgeflownas.report.costs.run_cost_function", lambda run_dir: None)
     result = cli(*argv)
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 130, result.output

@@ -12,23 +12,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-# What a source distribution holds: setup.py maps schemas/, configs/ and tools/data_check/ into the package.
-SOURCE = ("pyproject.toml", "setup.py", "README.md", "edgeflownas", "launcher", "schemas", "configs",
-          "tools/data_check")
-
-
-def _copy_source(target: Path) -> Path:
-    """The repository files a build reads, copied so the build leaves nothing in the checkout."""
-    for name in SOURCE:
-        origin = REPO / name
-        if origin.is_dir():
-            shutil.copytree(origin, target / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(origin, target / name)
-    return target
-
-
 def _venv_with_test_dependencies(path: Path) -> Path:
     """A fresh venv that sees this environment's dependencies (a .pth line) but not its editable efnas."""
     subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, timeout=300)
@@ -42,8 +25,8 @@ def _venv_with_test_dependencies(path: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_non_editable_install_runs_from_an_empty_directory(tmp_path):
-    source = _copy_source(tmp_path / "source")
+def test_non_editable_install_runs_from_an_empty_directory(tmp_path, copy_source):
+    source = copy_source(tmp_path / "source")
     python = _venv_with_test_dependencies(tmp_path / "venv")
     subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", str(source)], check=True,
                    timeout=600, capture_output=True)

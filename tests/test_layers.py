@@ -5,13 +5,14 @@ Layers, lowest first (a module may import from its own layer and from lower ones
 0. ``errors``, ``config_types``, ``atomic_io``, ``locks``, and ``flow_viz`` (flow colouring, used by train and
    report): the ground floor
 1. ``config``, ``config_yaml``, ``config_check``
-2. ``data``, ``nas``
-3. ``model``
-4. ``train`` (graphs, evaluation of a checkpoint included: search, report and export build on it)
-5. ``search`` (scores candidates with ``train.checkpoint_eval``)
-6. ``report`` (reads runs and search stores)
-7. ``export`` (exports a subnet scored as ``efnas eval`` does; uses report's flow legend)
-8. ``cli`` (thin wrappers over the layers below)
+2. ``data``, ``nas`` (arch codes, pools, the Pareto front and its ``front.json``)
+3. ``model`` (the network and its exact cost table)
+4. ``train`` (graphs, ``TrainedRun`` and the evaluation of a checkpoint: search, report and export build on it)
+5. ``search`` (scores candidates through ``train.trained_run``)
+6. ``report`` (reads runs and search fronts; never imports ``search``)
+7. ``export`` (exports a subnet scored as ``efnas eval`` does; uses report's flow legend; never imports ``search``)
+8. ``cli`` (thin wrappers over the layers below) and ``outputs`` (the guard of every output option: it knows
+   runs, datasets, searches, studies and exports)
 9. ``launcher`` (the SLURM side; runs ``edgeflownas`` code in jobs)
 
 ``cli/__init__.py`` maps some commands to launcher modules by name (a string, not an import), so the CLI
@@ -36,7 +37,7 @@ LAYERS = [
     {"edgeflownas.search"},
     {"edgeflownas.report"},
     {"edgeflownas.export"},
-    {"edgeflownas.cli"},
+    {"edgeflownas.cli", "edgeflownas.outputs"},
     {"launcher"},
 ]
 
@@ -128,3 +129,11 @@ def test_no_import_cycles():
         if node not in state:
             visit(node, [])
     assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_report_and_export_do_not_import_search():
+    # They read runs and fronts through train.trained_run and nas.front; search is one consumer among them.
+    edges = graph()
+    found = [f"{a} imports {b}" for a, targets in sorted(edges.items()) for b in sorted(targets)
+             if a.startswith(("edgeflownas.report", "edgeflownas.export")) and b.startswith("edgeflownas.search")]
+    assert not found, "\n".join(found)

@@ -35,6 +35,7 @@ COMMANDS: Dict[str, tuple] = {
     "search": ("launcher.search_cli:search", "Search a trained supernet for the Pareto front of EPE vs MACs/params (evolution, random, exhaustive)."),
     "study": ("launcher.study_cli:study", "Ranking study: does the supernet rank subnets better than counting blocks? Stratified subnets, noise ceiling, trivial predictors, partial tau, verdict (local or SLURM)."),
     "export": ("edgeflownas.cli.export:export", "Export one subnet of a run (BN folded) as SavedModel, TFLite float and int8, each scored."),
+    "latency": ("edgeflownas.cli.latency:latency", "Latency table of a run's block options on this device (TFLite float/int8, 1 and N threads), for a search on latency."),
     "infer": ("edgeflownas.cli.infer:infer", "Optical flow of image pairs (or a folder of FC2 pairs) with an exported model: .flo and PNG."),
     "report": ("edgeflownas.cli.report:report", "Write PNG figures and a self-contained HTML report for a run directory."),
 }
@@ -42,9 +43,11 @@ COMMANDS: Dict[str, tuple] = {
 
 # Top-level modules a command may import that an install can lack -> how to install them.
 _INSTALL_TF = "install TensorFlow with pip install -e '.[cpu]' (GPU node: '.[gpu]'), or run bash scripts/setup.sh"
+_INSTALL_LITERT = "install the LiteRT runtime with pip install -e '.[edge]' (or TensorFlow with '.[cpu]')"
 _INSTALL_CORE = "reinstall efnas's dependencies with pip install -e '.[cpu]' (or bash scripts/setup.sh)"
 INSTALL_HINTS: Dict[str, str] = {
     "tensorflow": _INSTALL_TF, "tensorflow_cpu": _INSTALL_TF, "keras": _INSTALL_TF, "tensorboard": _INSTALL_TF,
+    "ai_edge_litert": _INSTALL_LITERT,
     "h5py": _INSTALL_CORE, "cv2": _INSTALL_CORE, "matplotlib": _INSTALL_CORE, "submitit": _INSTALL_CORE,
     "jsonschema": _INSTALL_CORE, "yaml": _INSTALL_CORE, "tqdm": _INSTALL_CORE, "numpy": _INSTALL_CORE,
 }

@@ -20,33 +20,48 @@ def arch() -> None:
 
 @arch.command()
 @click.argument("code")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None,
+              help="Count at a trained run's input size and model (its recorded config), from the run's exact "
+                   "cost table (counted once, kept in <run>/cost_table.json): the figures eval, search and report "
+                   "give.")
+@click.option("--ckpt", "which", type=click.Choice(["best", "last"]), default="best", show_default=True,
+              help="With --run: the checkpoint whose recorded config to use.")
 @click.option("--height", type=int, default=None, help="Input height (default: data.input_height of the config, 180).")
 @click.option("--width", type=int, default=None, help="Input width (default: data.input_width of the config, 240).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="Take the model section and input size from this YAML config (default: the shipped one).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
-def describe(code: str, height: Optional[int], width: Optional[int], config_path: Optional[Path],
-             as_json: bool) -> None:
+def describe(code: str, run_dir: Optional[Path], which: str, height: Optional[int], width: Optional[int],
+             config_path: Optional[Path], as_json: bool) -> None:
     """Decode CODE and print its structure, parameters and MACs (multiply-accumulates).
 
     CODE is '0,0,0,0,2,1,2,2,2', '[0,0,0,0,2,1,2,2,2]' or a compact name like
-    'a000021222'.  Parameters and multiply-adds are counted on the built
+    'a000021222'.  With --run RUN, at the run's input size and model width,
+    from the run's cost table (additive over blocks, equal to the graph's
+    count).  Otherwise parameters and multiply-adds are counted on the built
     fixed-arch graph at the given input size (per image pair).  Cost is given
     in MACs everywhere in efnas; FLOPs = 2 x MACs.
     """
     from edgeflownas.config import resolve
+    from edgeflownas.errors import ConfigError
     from edgeflownas.nas.arch_codec import describe as describe_code
     from edgeflownas.nas.arch_codec import parse_arch_code
 
     parsed = parse_arch_code(code)
-    resolved = resolve(config_path)
-    height = height if height is not None else resolved.config.data.input_height
-    width = width if width is not None else resolved.config.data.input_width
-
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from edgeflownas.model.cost import subnet_cost
+    if run_dir is not None:
+        if height is not None or width is not None or config_path is not None:
+            raise ConfigError("--run takes the input size and model from the run: drop --height/--width/--config")
+        from edgeflownas.train.trained_run import TrainedRun
 
-    cost = subnet_cost(parsed, height, width, resolved.config.model)
+        cost = TrainedRun.open(run_dir, which).cost_table(lambda line: click.echo(line, err=True)).subnet_cost(parsed)
+    else:
+        resolved = resolve(config_path)
+        height = height if height is not None else resolved.config.data.input_height
+        width = width if width is not None else resolved.config.data.input_width
+        from edgeflownas.model.cost import subnet_cost
+
+        cost = subnet_cost(parsed, height, width, resolved.config.model)
     structure = describe_code(parsed)
     if as_json:
         click.echo(json.dumps({**structure, "cost": cost.as_dict()}, indent=2))

@@ -25,7 +25,7 @@ from edgeflownas.outputs import OutputPath, check_output_folder
 @click.option("--tau_epochs", "--tau-epochs", "tau_epochs", type=click.IntRange(min=1), default=10,
               show_default=True, help="Consecutive-epoch pairs shown in the ranking-stability section.")
 @click.option(*switch_spellings("cost"), "with_cost", cls=Option, default=True, show_default=True,
-              help="Params and MACs in the ranking table (builds one graph per pool subnet, ~1-2 s each).")
+              help="Params and MACs in the ranking table and the EPE-vs-MACs figure (the run's exact cost table).")
 @data_location_options
 def report(run_dir: Optional[Path], run_dir_arg: Optional[Path], out_dir: Optional[Path], which: str,
            flow_samples: int, tau_epochs: int, with_cost: bool, **locations) -> None:
@@ -56,9 +56,10 @@ def report(run_dir: Optional[Path], run_dir_arg: Optional[Path], out_dir: Option
         return
     from edgeflownas.report.build import build_report
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from edgeflownas.report.costs import run_cost_function
+    from edgeflownas.train.trained_run import TrainedRun
 
-    cost = run_cost_function(run_dir) if with_cost else None
+    overrides = collect_overrides(locations)
+    cost = TrainedRun.open(run_dir, which, overrides).cost if with_cost else None
     result = build_report(run_dir, out_dir, which, flow_samples, tau_epochs, cost=cost,
-                          log=lambda line: click.echo(line, err=True), data_overrides=collect_overrides(locations))
+                          log=lambda line: click.echo(line, err=True), data_overrides=overrides)
     click.echo(str(result.html))

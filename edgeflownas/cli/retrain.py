@@ -43,10 +43,10 @@ def retrain(run_dir: Path, arch: str, init: str, which: str, config_path: Option
     Requires --experiment_name.
     """
     from edgeflownas.config import format_resolved
-    from edgeflownas.search.front import select_code
     from edgeflownas.train.retrain import retrain_config
+    from edgeflownas.train.trained_run import TrainedRun
 
-    code = select_code(run_dir, arch)
+    code = TrainedRun.open(run_dir, which).select(arch)
     resolved = retrain_config(run_dir, code, init, which, config_path, collect_overrides(kwargs))
     if dry_run:
         click.echo(format_resolved(resolved))

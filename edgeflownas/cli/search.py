@@ -8,19 +8,24 @@ from typing import Any, Callable, Dict, Optional
 
 import click
 
-from edgeflownas.cli.options import collect_overrides, data_location_options
+from edgeflownas.cli.options import Option, collect_overrides, data_location_options
 from edgeflownas.outputs import OutputPath, check_output_folder
+from edgeflownas.search.strategies import STRATEGIES
 
 SEARCH_HELP = """Search a trained supernet's subnets for the best EPE-vs-cost trade-offs.
 
     Every candidate is scored as 'efnas eval' scores a subnet (BN recalibrated
-    on the run's fixed training batches, EPE on its validation batches), in one
-    graph for the whole search; each score is stored at once, so a killed or
-    requeued search continues when the same command runs again and, with the
-    same seed, ends with the same front.  Writes front.json (Pareto fronts EPE
-    vs MACs and EPE vs params, ranked by EPE), all.jsonl and front.png; prints
-    the top of the front.  With --slurm each generation is scored by a SLURM
-    job array instead of this process.
+    on the run's fixed training batches drawn with the run's own seed, EPE on
+    its validation batches): the same number to the last digit, whatever the
+    strategy or --strategy_seed.  One graph serves the whole search; each
+    score is stored at once, keyed by the checkpoint's digest and the scoring
+    settings, so a killed or requeued search continues when the same command
+    runs again and, with the same strategy seed, ends with the same front.
+    The run's pool subnets and the EdgeFlowNet baseline are scored too and
+    belong to the fronts.  Writes front.json (Pareto fronts EPE vs MACs and
+    EPE vs params, ranked by EPE), all.jsonl and front.png; prints the top of
+    the front.  With --slurm each generation is scored by a SLURM job array
+    instead of this process.
     """
 
 
@@ -32,17 +37,31 @@ def search_options(func: Callable) -> Callable:
         click.option("--out", "out_dir", type=OutputPath("folder"), default=None,
                      help="Search directory (store, front.json, all.jsonl, front.png). Default: <run>/search. "
                           "Re-running into the same directory reuses every stored score."),
-        click.option("--strategy", type=click.Choice(["evolution", "random", "exhaustive"]), default="evolution",
-                     show_default=True, help="evolution (SPOS-style, two objectives), random (the baseline to "
-                                             "beat), exhaustive (every feasible code; small spaces)."),
+        click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="evolution", show_default=True,
+                     help="; ".join(f"{name}: {strategy.help}" for name, strategy in STRATEGIES.items()) + "."),
         click.option("--budget", type=int, default=100, show_default=True,
                      help="Distinct candidates to score (ignored by exhaustive)."),
         click.option("--constraint", "constraints", multiple=True,
                      help="Cost bound, repeatable: 'macs<=2.0e9', 'params<=2.5e6' (MACs per image pair at the "
-                          "run's input size; FLOPs = 2 x MACs). Checked before scoring."),
+                          "run's input size; FLOPs = 2 x MACs), 'latency<=15ms' (with --latency_table). Checked "
+                          "before scoring."),
+        click.option("--objective", type=click.Choice(["macs", "latency"]), default="macs", show_default=True,
+                     help="The cost EPE is traded against: evolution's second objective and the front 'ranked' "
+                          "(best, rank:N) orders; latency needs --latency_table."),
+        click.option("--latency_table", "--latency-table", "latency_table", type=click.Path(path_type=Path),
+                     default=None, help="A table written by 'efnas latency' for this run: every subnet's predicted "
+                                        "latency goes beside its MACs (front.json, front.png, the table)."),
+        click.option("--latency_precision", "--latency-precision", "latency_precision",
+                     type=click.Choice(["float", "int8"]), default="float", show_default=True,
+                     help="Which of the table's latencies: TFLite float32 or full-integer int8."),
+        click.option("--latency_threads", "--latency-threads", "latency_threads", type=int, default=None,
+                     help="Which thread count of the table (default: the fewest it measured)."),
         click.option("--fix", "fixed", multiple=True,
                      help="Fix a block, repeatable: 'EB0=0' (blocks EB0 EB1 DB0 DB1 H0..H4, options 0/1/2)."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the strategy's proposals."),
+        click.option("--strategy_seed", "--strategy-seed", "strategy_seed", cls=Option, aliases=("--seed",), type=int,
+                     default=0, show_default=True,
+                     help="Seed of the strategy's proposals only (--seed is the old spelling). Scores never depend "
+                          "on it: every subnet is scored with the run's own BN-recalibration batches and seed."),
         click.option("--ckpt", "which", type=click.Choice(["best", "last"]), default="best", show_default=True,
                      help="Supernet checkpoint to score with."),
         click.option("--population", type=int, default=20, show_default=True,
@@ -70,8 +89,8 @@ def search_request(kwargs: Dict[str, Any]):
     from edgeflownas.search.space import parse_constraint, parse_fixed
     from edgeflownas.search.strategies import StrategySettings
 
-    settings = StrategySettings(kwargs["strategy"], kwargs["budget"], kwargs["seed"], kwargs["population"],
-                                kwargs["parents"], kwargs["mutation_prob"])
+    settings = StrategySettings(kwargs["strategy"], kwargs["budget"], kwargs["strategy_seed"], kwargs["population"],
+                                kwargs["parents"], kwargs["mutation_prob"], kwargs["objective"])
     settings.check()
     for text in kwargs["constraints"]:
         parse_constraint(text)
@@ -80,18 +99,20 @@ def search_request(kwargs: Dict[str, Any]):
     out_dir = kwargs["out_dir"] if kwargs["out_dir"] is not None else run_dir / "search"
     check_output_folder(out_dir, "--out", own="search directory", rewrites=STORE_DIR)
     return SearchRequest(run_dir, Path(out_dir), settings, tuple(kwargs["constraints"]), tuple(kwargs["fixed"]),
-                         kwargs["which"], kwargs["val_batches"], collect_overrides(kwargs))
+                         kwargs["which"], kwargs["val_batches"], collect_overrides(kwargs), kwargs["latency_table"],
+                         kwargs["latency_precision"], kwargs["latency_threads"])
 
 
-def run_and_print(request, as_json: bool, remote: Optional[Any] = None) -> None:
+def run_and_print(request, as_json: bool, remote: Optional[Any] = None, run: Optional[Any] = None) -> None:
     """Run the search and print its top table (or front.json)."""
-    from edgeflownas.search.front import format_table
+    from edgeflownas.nas.front import format_table, ranked_front
     from edgeflownas.search.run import run_search
 
-    doc = run_search(request, log=lambda line: click.echo(line, err=True), remote=remote)
+    doc = run_search(request, log=lambda line: click.echo(line, err=True), remote=remote, run=run)
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         return
     click.echo(format_table(doc))
-    click.echo(f"{doc['scored']} candidates scored; front (EPE vs MACs) of {len(doc['front_macs'])}; "
+    click.echo(f"{doc['scored']} subnets scored ({doc.get('searched', doc['scored'])} by the strategy, the rest pool and "
+               f"baseline); front (EPE vs {doc.get('objective', 'macs')}) of {len(ranked_front(doc))}; "
                f"written to {request.out_dir}: front.json, all.jsonl, front.png")

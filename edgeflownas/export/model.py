@@ -10,7 +10,7 @@ import numpy as np
 from edgeflownas.errors import ConfigError, DataError
 from edgeflownas.export.manifest import FORMAT_FILES, read_manifest, verified_file
 
-# The format ``efnas infer`` uses when none is named: the exact one first.
+# The format ``efnas infer`` uses when none is named: the exact one first (TFLite first without TensorFlow).
 PREFERENCE = ("saved_model", "tflite", "tflite_int8")
 Runner = Callable[[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]
 
@@ -29,12 +29,19 @@ def open_runner(export_dir: Path, fmt: str, threads: int = 1) -> Runner:
     return TFLiteRunner(path, threads)
 
 
+def default_preference() -> tuple:
+    """``PREFERENCE``, with the SavedModel last where TensorFlow is not installed (an ``edge`` install)."""
+    from edgeflownas.export.runtime import tensorflow_installed
+
+    return PREFERENCE if tensorflow_installed() else PREFERENCE[1:] + PREFERENCE[:1]
+
+
 class ExportedModel:
     """One format of an export directory, predicting flow for an image pair of any size."""
 
     def __init__(self, export_dir: Path, fmt: Optional[str] = None, threads: int = 1) -> None:
         self.manifest = read_manifest(export_dir)
-        present = [name for name in PREFERENCE if name in self.manifest.get("formats", {})]
+        present = [name for name in default_preference() if name in self.manifest.get("formats", {})]
         if fmt is None and not present:
             raise ConfigError(f"{export_dir}: the export manifest lists no format")
         self.format = fmt or present[0]

@@ -1,4 +1,7 @@
-"""TFLite conversion (float, full-integer int8) of an exported SavedModel, its check, a runner and its latency."""
+"""TFLite conversion (float, full-integer int8) of an exported SavedModel, its check, a runner and its latency.
+
+Conversion and the check need TensorFlow; the runner does not (``export.runtime`` picks LiteRT when installed).
+"""
 
 from __future__ import annotations
 
@@ -126,12 +129,12 @@ class TFLiteRunner:
     """A TFLite model's serving signature on one uint8 image pair (quantised I/O handled from its details)."""
 
     def __init__(self, path: Path, threads: int = 1) -> None:
-        import tensorflow as tf
+        from edgeflownas.export.runtime import load_interpreter
 
         self.threads = threads
         self._invoked = False
-        with quiet():  # tf.lite.Interpreter's deprecation notice; the XNNPACK delegate's line (on allocation)
-            self._interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=threads)
+        with quiet():  # the interpreter's notices (TensorFlow's deprecation line; the XNNPACK delegate's)
+            self._interpreter = load_interpreter(path, threads)
             self._runner = self._interpreter.get_signature_runner(SIGNATURE)
         self._inputs = self._runner.get_input_details()
         self._outputs = self._runner.get_output_details()

@@ -13,16 +13,24 @@ the ops its full-resolution prediction depends on (data edges only):
 
 Each number is attributed to the block whose variable scope holds the weights
 (``stem``, ``EB0`` .. ``H4``).
+
+``CostTable`` is the cost model every command uses: costs are additive over
+blocks (each block's weights and convolutions depend on its own option
+only), so three graph builds, the codes 000000000, 111111111 and 222222222,
+give the exact params and MACs of all 19,683 codes at one input size;
+``tests/model/test_cost.py`` keeps the sum equal to ``subnet_cost``'s count.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 from edgeflownas.config_types import LossConfig, ModelConfig
-from edgeflownas.nas.arch_codec import BLOCK_NAMES, ArchCode, parse_arch_code
+from edgeflownas.nas.arch_codec import BLOCK_NAMES, NUM_BLOCKS, NUM_OPTIONS, ArchCode, parse_arch_code
 
 COST_BLOCKS = ("stem",) + BLOCK_NAMES
 _ANY_LOSS = LossConfig(scale_weights=(0.125, 0.25, 0.5))
@@ -156,3 +164,63 @@ def _handle_name(read_op) -> str:
     if read_op.type != "ReadVariableOp":
         raise ValueError(f"Conv2D filter comes from a {read_op.type} op, expected a ReadVariableOp")
     return read_op.inputs[0].op.name
+
+
+@dataclass(frozen=True)
+class CostTable:
+    """Exact params and MACs (per image pair) of every code at one input size, as per-block sums."""
+
+    height: int
+    width: int
+    stem: Tuple[int, int]
+    blocks: Tuple[Tuple[Tuple[int, int], ...], ...]  # [block][option] -> (params, macs)
+    output_shapes: Tuple[Tuple[int, int, int], ...] = ()  # the same for every code (options keep shapes)
+    supernet_params: int = 0
+
+    def cost(self, code: Sequence[int]) -> Dict[str, int]:
+        """{'params': ..., 'macs': ...} of ``code``."""
+        params = self.stem[0] + sum(self.blocks[b][o][0] for b, o in enumerate(code))
+        macs = self.stem[1] + sum(self.blocks[b][o][1] for b, o in enumerate(code))
+        return {"params": int(params), "macs": int(macs)}
+
+    def subnet_cost(self, code: Sequence[int]) -> SubnetCost:
+        """``code``'s SubnetCost from the table (per-block figures; no per-convolution list)."""
+        arch = parse_arch_code(code)
+        block_params = {"stem": int(self.stem[0])}
+        block_macs = {"stem": int(self.stem[1])}
+        for block, option in enumerate(arch):
+            block_params[BLOCK_NAMES[block]] = int(self.blocks[block][option][0])
+            block_macs[BLOCK_NAMES[block]] = int(self.blocks[block][option][1])
+        total = self.cost(arch)
+        return SubnetCost(arch, self.height, self.width, total["params"], total["macs"], block_params, block_macs,
+                          output_shapes=[tuple(s) for s in self.output_shapes], supernet_params=self.supernet_params)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """JSON-ready form."""
+        return {"height": self.height, "width": self.width, "stem": list(self.stem),
+                "blocks": [[list(cost) for cost in options] for options in self.blocks],
+                "output_shapes": [list(s) for s in self.output_shapes], "supernet_params": self.supernet_params}
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> "CostTable":
+        """The table ``to_dict`` wrote."""
+        return cls(int(doc["height"]), int(doc["width"]), tuple(doc["stem"]),
+                   tuple(tuple(tuple(cost) for cost in options) for options in doc["blocks"]),
+                   tuple(tuple(s) for s in doc.get("output_shapes", ())), int(doc.get("supernet_params", 0)))
+
+    @classmethod
+    def build(cls, height: int, width: int, model_cfg: ModelConfig) -> "CostTable":
+        """Count the three uniform codes with ``subnet_cost`` (imports TensorFlow)."""
+        uniform = [subnet_cost((option,) * NUM_BLOCKS, height, width, model_cfg) for option in range(NUM_OPTIONS)]
+        stem = (uniform[0].block_params["stem"], uniform[0].block_macs["stem"])
+        blocks = tuple(tuple((uniform[o].block_params[name], uniform[o].block_macs[name]) for o in range(NUM_OPTIONS))
+                       for name in BLOCK_NAMES)
+        return cls(height, width, stem, blocks, tuple(tuple(s) for s in uniform[0].output_shapes),
+                   uniform[0].supernet_params)
+
+
+def table_key(height: int, width: int, model_cfg: ModelConfig) -> Dict[str, Any]:
+    """What a cost table depends on: the input size and the model section (its fixed arch code aside)."""
+    model = dict(dataclasses.asdict(model_cfg))
+    model.pop("fixed_arch_code", None)
+    return json.loads(json.dumps({"height": int(height), "width": int(width), "model": model}))

@@ -9,8 +9,9 @@ flow pictures for a few fixed validation samples (img0, img1, ground truth, the
 baseline subnet's and the best pool subnet's prediction, their error maps),
 computed from a checkpoint with the trainer's BN recalibration, with both
 subnets' EPE at the training resolution and at the data's native resolution; EPE vs MACs
-(with a cost function: the pool at its last evaluation, the baseline, every
-search's front); the Pareto front of every ``efnas search`` kept in the run
+(with a cost function; every EPE in it is of the report's checkpoint, with the
+run's scoring: the pool as logged at that epoch, the baseline, the front of
+every search of those weights); the Pareto front of every ``efnas search`` kept in the run
 directory (``search*/``).  Only the flow section needs TensorFlow;
 ``flow_samples=0`` skips it.
 """
@@ -27,8 +28,8 @@ from edgeflownas.report.page import render
 from edgeflownas.report.ranking import TauStep, consecutive_taus
 from edgeflownas.report.run_data import RunData, load_run
 from edgeflownas.report.study import load_study_doc, studies_of_run, write_figure
-from edgeflownas.search.front import front_figure, load_front, load_scored, searches_of_run
-from edgeflownas.train.checkpoint_eval import CheckpointEvaluator
+from edgeflownas.nas.front import front_figure, load_front, load_scored, searches_of_run
+from edgeflownas.train.trained_run import TrainedRun
 
 REPORT_FILE = "report.html"
 
@@ -71,12 +72,18 @@ def best_pool_subnet(run: RunData, epoch: int) -> tuple:
 
 def flow_section(run: RunData, which: str, count: int, log: Callable[[str], None],
                  data_overrides: Optional[Dict[str, Any]] = None) -> FlowSection:
-    """Evaluate the baseline and the best pool subnet at checkpoint ``which``; predict ``count`` fixed samples."""
-    with CheckpointEvaluator(run.run_dir, which, log, data_overrides, native_epe=True) as evaluator:
+    """Evaluate the baseline and the best pool subnet (a fixed-arch run: its own subnet) at checkpoint ``which``;
+    predict ``count`` fixed samples."""
+    trained = TrainedRun.open(run.run_dir, which, data_overrides)
+    with trained.evaluator(log, native_epe=True) as evaluator:
         best, best_logged, logged_epoch = best_pool_subnet(run, evaluator.epoch)
-        subnets: List[ArchCode] = [EDGEFLOWNET_BASELINE] + ([best] if best != EDGEFLOWNET_BASELINE else [])
-        labels = {EDGEFLOWNET_BASELINE: f"baseline {arch_name(EDGEFLOWNET_BASELINE)}",
-                  best: f"best pool {arch_name(best)}"}
+        if trained.fixed_code is not None:
+            subnets: List[ArchCode] = [trained.fixed_code]
+            labels = {trained.fixed_code: f"fixed arch {arch_name(trained.fixed_code)}"}
+        else:
+            subnets = [EDGEFLOWNET_BASELINE] + ([best] if best != EDGEFLOWNET_BASELINE else [])
+            labels = {EDGEFLOWNET_BASELINE: f"baseline {arch_name(EDGEFLOWNET_BASELINE)}",
+                      best: f"best pool {arch_name(best)}"}
         indices = evaluator.sample_indices(count)
         metrics, predictions, batch = [], {}, None
         for code in subnets:
@@ -99,42 +106,71 @@ def flow_section(run: RunData, which: str, count: int, log: Callable[[str], None
 
 @dataclass(frozen=True)
 class CostView:
-    """What the EPE-vs-MACs figure shows: points (name, epe, macs) and where each EPE comes from."""
+    """What the EPE-vs-MACs figure shows: points (name, epe, macs), all EPEs of one checkpoint, and the searches
+    left out because they scored other weights."""
 
     pool: List[Dict[str, Any]]
     pool_label: str
     baseline: Optional[Dict[str, Any]]
     baseline_label: str
     fronts: Dict[str, List[Dict[str, Any]]]
+    checkpoint: str = ""
+    left_out: Tuple[str, ...] = ()
 
 
-def cost_view(ranking: Sequence[Mapping[str, Any]], cost: tables.CostFn, flow: Optional[FlowSection],
-              searches: Sequence[Tuple[Path, Mapping[str, Any]]]) -> Optional[CostView]:
-    """The figure's points: ranked pool (with MACs), the baseline (from the pool, the flow section or a search's
-    marks, in that order), and each search's EPE-vs-MACs front; None without a pool evaluation."""
-    if not ranking:
+@dataclass(frozen=True)
+class CheckpointMark:
+    """Which weights the figure's EPEs are of: checkpoint name, its epoch, its weights digest, whether the epoch's
+    logged pool evaluation is of these weights (not for a checkpoint saved inside an epoch)."""
+
+    which: str
+    epoch: int
+    weights_sha256: Optional[str]
+    logged_is_current: bool = True
+
+    @classmethod
+    def read(cls, run_dir: Path, which: str) -> "CheckpointMark":
+        """The mark of ``<run_dir>/supernet_<which>.ckpt`` (reads state.json only)."""
+        from edgeflownas.train import checkpoint as ckpt
+        from edgeflownas.train.trained_run import checkpoint_dir, recorded_weights_sha256
+
+        state = ckpt.read_state(checkpoint_dir(run_dir, which))
+        return cls(which, int(state["epoch"]), recorded_weights_sha256(state), not state.get("next_batch_index"))
+
+
+def cost_view(run: RunData, cost: tables.CostFn, flow: Optional[FlowSection],
+              searches: Sequence[Tuple[Path, Mapping[str, Any]]], mark: CheckpointMark) -> Optional[CostView]:
+    """The figure's points, every EPE the one of checkpoint ``mark`` with the run's scoring: the pool as logged at
+    that checkpoint's epoch, the baseline (from the pool, the flow section or a search's marks, in that order), and
+    the EPE-vs-MACs front of each search of those weights; None without a pool evaluation of them."""
+    row = next((r for r in run.evaluated() if r["epoch"] == mark.epoch), None) if mark.logged_is_current else None
+    if row is None:
         return None
-    epoch = ranking[0]["epoch"]
-    pool = [{"name": r["subnet"], "epe": r["epe"], "macs": r["macs"]} for r in ranking]
+    where = f"supernet_{mark.which}, epoch {mark.epoch}"
+    pool = [{"name": name, "epe": row[column], "macs": cost(code)["macs"]}
+            for code, name, column in zip(run.pool, run.pool_names, run.epe_columns)]
+    same = [(d, doc) for d, doc in searches if mark.weights_sha256 is not None
+            and doc.get("checkpoint_sha256") == mark.weights_sha256]
+    left_out = tuple(f"{d.name} (supernet_{doc.get('checkpoint')}, epoch {doc.get('epoch')})"
+                     for d, doc in searches if (d, doc) not in same)
     baseline, baseline_label = None, "EdgeFlowNet baseline"
-    in_pool = next((r for r in ranking if r["baseline"]), None)
-    if in_pool is not None:
-        baseline = {"name": in_pool["subnet"], "epe": in_pool["epe"], "macs": in_pool["macs"]}
-        baseline_label += f" (in the pool, epoch {epoch})"
+    in_pool = next((p for code, p in zip(run.pool, pool) if tuple(code) == EDGEFLOWNET_BASELINE), None)
     metrics = next((m for m in flow.metrics if tuple(m.arch_code) == EDGEFLOWNET_BASELINE), None) if flow else None
-    if baseline is None and metrics is not None:
+    if in_pool is not None:
+        baseline, baseline_label = in_pool, baseline_label + " (in the pool)"
+    elif metrics is not None and flow.checkpoint == mark.which:
         baseline = {"name": metrics.name, "epe": metrics.epe, "macs": cost(EDGEFLOWNET_BASELINE)["macs"]}
-        baseline_label += f" (supernet_{flow.checkpoint}, epoch {flow.epoch})"
-    if baseline is None:
-        for search_dir, doc in searches:
+        baseline_label += " (evaluated for the flow pictures)"
+    else:
+        for search_dir, doc in same:
             marked = doc.get("marks", {}).get("baseline") or []
             if marked:
                 baseline = {key: marked[0][key] for key in ("name", "epe", "macs")}
-                baseline_label += f" ({search_dir.name}, epoch {doc.get('epoch')})"
+                baseline_label += f" (scored by {search_dir.name})"
                 break
-    fronts = {f"search front {d.name} (supernet_{doc.get('checkpoint')}, epoch {doc.get('epoch')})":
-              [{key: e[key] for key in ("name", "epe", "macs")} for e in doc["front_macs"]] for d, doc in searches}
-    return CostView(pool, f"pool ({len(pool)} subnets, epoch {epoch})", baseline, baseline_label, fronts)
+    fronts = {f"search front {d.name}": [{key: e[key] for key in ("name", "epe", "macs")} for e in doc["front_macs"]]
+              for d, doc in same}
+    return CostView(pool, f"pool ({len(pool)} subnets)", baseline, baseline_label, fronts, where, left_out)
 
 
 def build_report(run_dir: Path, out_dir: Optional[Path] = None, checkpoint: str = "best", flow_samples: int = 3,
@@ -168,10 +204,10 @@ def build_report(run_dir: Path, out_dir: Optional[Path] = None, checkpoint: str 
     searches = []
     for search_dir in searches_of_run(run.run_dir):
         doc = load_front(search_dir)
-        figure = front_figure(load_scored(search_dir), doc["front_macs"], doc.get("marks", {}))
+        figure = front_figure(load_scored(search_dir), doc["front_macs"], doc.get("marks", {}), doc.get("front_latency"))
         figures[f"search:{search_dir.name}"] = plots.save(figure, out / f"{search_dir.name}_front.png")
         searches.append((search_dir, doc))
-    view = cost_view(ranking, cost, flow, searches) if cost is not None else None
+    view = cost_view(run, cost, flow, searches, CheckpointMark.read(run.run_dir, checkpoint)) if cost is not None else None
     if view is not None:
         figures["cost"] = plots.save(plots.epe_macs_figure(view.pool, view.baseline, view.fronts, view.pool_label,
                                                            view.baseline_label), out / "epe_vs_macs.png")

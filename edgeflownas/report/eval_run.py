@@ -24,23 +24,21 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from edgeflownas.atomic_io import write_csv_atomic, write_json_atomic
 from edgeflownas.errors import ArchCodeError, ConfigError
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, NAME_PREFIX, ArchCode, arch_name, parse_arch_code
-from edgeflownas.nas.eval_pool import load_pool, pool_file_name
-from edgeflownas.outputs import EVAL_RESULTS
-from edgeflownas.search.front import select_code
-from edgeflownas.train import checkpoint, run_dir as run_dir_format
-from edgeflownas.train.checkpoint_eval import CheckpointEvaluator, checkpoint_dir
+from edgeflownas.train.trained_run import TrainedRun
 
 KEYWORDS = ("pool", "baseline")
 # Row orders of the table and the written file; 'pool' is the order of the selection (the pool's own for 'pool').
 SORT_KEYS = ("epe", "macs", "params", "pool")
+# The formats --out writes, read from the suffix.
+EVAL_RESULTS = (".csv", ".json")
 # Columns of the CSV, in this order; any other row key follows them.
 CSV_COLUMNS = ("name", "arch_code", "epe", "epe_native", "native_resolution", "outlier_1px", "outlier_3px", "outlier_5px", "pixels", "logged_epe",
-               "params", "macs")
+               "params", "macs", "latency_ms")
 
 
 def split_selection(texts: Sequence[str]) -> List[str]:
@@ -65,8 +63,8 @@ def resolve_selection(texts: Sequence[str], pool_loader: Callable[[], Sequence[A
                       select: Callable[[str], ArchCode] = parse_arch_code) -> List[ArchCode]:
     """Arch codes of a selection, in order, without duplicates; the pool is read only if asked for.
 
-    ``select`` reads every other entry (``parse_arch_code``; with a run, ``search.front.select_code`` also
-    takes ``best`` / ``rank:N`` of its search front).
+    ``select`` reads every other entry (``parse_arch_code``; with a run, ``TrainedRun.select`` also takes
+    ``best`` / ``rank:N`` of its search front and refuses codes the run does not hold).
     """
     codes: List[ArchCode] = []
     for entry in split_selection(texts):
@@ -95,12 +93,13 @@ class EvalReport:
     # 'HxW' of the rows' ``epe`` and what their ``epe_native`` is (``CheckpointEvaluator.native_status``).
     training_resolution: Optional[str] = None
     native_epe: Optional[Mapping[str, Any]] = None
+    kind: str = "supernet"  # or "fixed_arch": a retrain, scored with its own BN statistics
 
     def to_dict(self) -> Dict[str, Any]:
         """JSON-ready document (what ``--json`` prints and ``--out x.json`` writes)."""
         doc = {"run_dir": str(self.run_dir), "checkpoint": self.checkpoint, "epoch": self.epoch,
                "global_step": self.global_step, "bn_recal_batches": self.bn_recal_batches,
-               "val_samples_used": self.val_samples_used, "sorted_by": self.sorted_by}
+               "val_samples_used": self.val_samples_used, "sorted_by": self.sorted_by, "kind": self.kind}
         if self.training_resolution is not None:
             doc["epe"] = f"EPE at the training resolution ({self.training_resolution} px), the selection metric"
         if self.native_epe is not None:
@@ -122,8 +121,8 @@ class EvalReport:
             return dataclasses.replace(self, sorted_by=key)
         missing = [row["name"] for row in self.rows if row.get(key) is None]
         if missing:
-            raise ConfigError(f"--sort {key}: no {key} for {', '.join(missing)} (the cost is computed only with "
-                              "the run's manifest): sort by epe or pool")
+            raise ConfigError(f"--sort {key}: no {key} for {', '.join(missing)} (evaluated without cost): "
+                              "sort by epe or pool")
         rows = sorted(self.rows, key=lambda row: (row[key], row["epe"]))
         return dataclasses.replace(self, rows=rows, sorted_by=key)
 
@@ -181,46 +180,35 @@ class SubnetProgress:
         self.log(f"{line} [{self.index}/{self.total}, {elapsed:.1f}s, ETA {eta:.0f}s]")
 
 
-def logged_epe(state: Mapping[str, Any], epoch: int) -> Dict[str, float]:
-    """{arch name: EPE} the trainer logged for its pool at ``epoch`` (empty if that epoch was not evaluated).
-
-    Empty as well for a checkpoint saved inside an epoch (a stop request): its
-    weights moved on after the logged evaluation.
-    """
-    if state.get("next_batch_index", 0):
-        return {}
-    row = next((r for r in state.get("history", []) if r.get("epoch") == epoch), {})
-    return {key[len("epe_"):]: value for key, value in row.items()
-            if key.startswith("epe_") and isinstance(value, (int, float))}
-
-
-def run_pool(run_dir: Path, which: str = "best") -> Tuple[ArchCode, ...]:
-    """The evaluation pool a run recorded (its size from the checkpoint's plan)."""
-    state = checkpoint.read_state(checkpoint_dir(run_dir, which))
-    pool_size = run_dir_format.recorded_pool_size(state.get("plan"), checkpoint_dir(run_dir, which))
-    return load_pool(Path(run_dir) / pool_file_name(pool_size))[1]
-
-
 def evaluate_run(run_dir: Path, selection: Sequence[str], which: str = "best",
-                 cost: Optional[Callable[[ArchCode], Mapping[str, Any]]] = None,
                  log: Callable[[str], None] = lambda line: None,
                  data_overrides: Optional[Mapping[str, Any]] = None, sort: str = "pool",
-                 debug_trace: bool = False, native_epe: bool = True) -> EvalReport:
-    """Evaluate the selected subnets at checkpoint ``which`` of ``run_dir`` (see ``CheckpointEvaluator``).
+                 debug_trace: bool = False, native_epe: bool = True, with_cost: bool = True,
+                 latency: Optional[Mapping[str, Any]] = None) -> EvalReport:
+    """Evaluate the selected subnets at checkpoint ``which`` of ``run_dir`` (``TrainedRun.evaluator``).
 
     Each subnet's log line carries ``[k/n, elapsed, ETA]``; the rows come in ``sort`` order (``SORT_KEYS``).
-    ``native_epe`` adds each subnet's EPE at the data's native resolution (``epe_native``).
+    ``native_epe`` adds each subnet's EPE at the data's native resolution (``epe_native``); ``with_cost`` its
+    params and MACs from the run's cost table; ``latency`` ({"table", "precision", "threads"}: an efnas latency
+    table) its predicted ``latency_ms`` beside them.
     """
-    run_dir = Path(run_dir)
     check_sort_key(sort)
-    checkpoint_dir(run_dir, which)  # a run without that checkpoint is refused before anything else is read
-    codes = resolve_selection(selection, lambda: run_pool(run_dir, which), lambda entry: select_code(run_dir, entry))
-    if cost is not None:
-        log(f"params and MACs of {len(codes)} subnet(s): one graph each")
-    costs = {code: dict(cost(code)) for code in codes} if cost is not None else {}
+    run = TrainedRun.open(Path(run_dir), which, data_overrides)
+    codes = resolve_selection(selection, run.pool, run.select)
+    for code in codes:
+        run.check_code(code)  # 'baseline' too: a fixed-arch run holds one subnet
+    costs = {}
+    if with_cost:
+        from edgeflownas.latency.table import latency_costs
+
+        height, width = run.input_hw
+        latency = latency or {}
+        table = latency_costs(run.cost_table(), latency.get("table"), latency.get("precision", "float"),
+                              latency.get("threads"), height, width, run.config.model, f"run {run_dir}")
+        costs = {code: table.cost(code) for code in codes}
     progress = SubnetProgress(len(codes), log)
-    with CheckpointEvaluator(run_dir, which, progress, data_overrides, debug_trace, native_epe) as evaluator:
-        logged = logged_epe(evaluator.state, evaluator.epoch)
+    with run.evaluator(progress, debug_trace, native_epe) as evaluator:
+        logged = run.logged_epe()
         rows = []
         for code in codes:
             progress.next()
@@ -228,9 +216,9 @@ def evaluate_run(run_dir: Path, selection: Sequence[str], which: str = "best",
             row["logged_epe"] = logged.get(arch_name(code))
             row.update(costs.get(code, {}))
             rows.append(row)
-        report = EvalReport(run_dir, which, evaluator.epoch, evaluator.global_step, evaluator.plan.recal_batches,
-                            evaluator.plan.val_samples_used, rows, training_resolution=evaluator.training_resolution,
-                            native_epe=evaluator.native_status if native_epe else None)
+        report = EvalReport(run.run_dir, which, run.epoch, run.global_step, run.plan.recal_batches,
+                            run.plan.val_samples_used, rows, training_resolution=evaluator.training_resolution,
+                            native_epe=evaluator.native_status if native_epe else None, kind=run.kind)
     return report.sorted(sort)
 
 
@@ -240,6 +228,7 @@ def format_report(report: EvalReport) -> str:
              f"global_step {report.global_step})  bn_recal_batches={report.bn_recal_batches}  "
              f"val_samples={report.val_samples_used}  sorted by {report.sorted_by}"]
     has_cost = any("params" in row for row in report.rows)
+    has_latency = any("latency_ms" in row for row in report.rows)
     has_native = report.native_epe is not None
     header = f"{'subnet':<11} {'arch code':<18} {'EPE':>8}"
     if has_native:
@@ -247,6 +236,8 @@ def format_report(report: EvalReport) -> str:
     header += f" {'>1px':>7} {'>3px':>7} {'>5px':>7} {'logged EPE':>10}"
     if has_cost:
         header += f" {'params':>11} {'GMACs':>8}"
+    if has_latency:
+        header += f" {'ms (table)':>10}"
     lines.append(header)
     for row in report.rows:
         logged = "-" if row["logged_epe"] is None else f"{row['logged_epe']:.4f}"
@@ -258,6 +249,8 @@ def format_report(report: EvalReport) -> str:
                  f"{100 * row['outlier_5px']:>6.2f}% {logged:>10}")
         if has_cost:
             line += f" {row['params']:>11,} {row['macs'] / 1e9:>8.3f}"
+        if has_latency:
+            line += f" {row['latency_ms']:>10.3f}"
         lines.append(line)
     if report.training_resolution is not None:
         lines.append(f"EPE: at the training resolution ({report.training_resolution} px), the selection metric; "

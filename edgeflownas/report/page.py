@@ -80,27 +80,40 @@ _FRONT_COLUMNS = [("rank", "rank", None), ("name", "subnet", None), ("arch_code"
 
 
 def _search(figures: Dict[str, Path], search_dir: Path, doc: Dict) -> str:
-    by_name = {e["name"]: e for e in doc["front_macs"]}
+    from edgeflownas.nas.front import ranked_front
+
+    by_name = {e["name"]: e for e in ranked_front(doc)}
     rows = [dict(by_name[name], rank=rank, arch_code=",".join(map(str, by_name[name]["arch_code"])))
             for rank, name in enumerate(doc["ranked"], start=1)]
     settings = doc["strategy"]
+    objective = "latency" if doc.get("objective") == "latency" else "MACs"
     text = (f"{search_dir}: {settings['strategy']} search, {doc['scored']} candidates scored of {doc['feasible']} "
             f"feasible ({', '.join(doc['constraints']) or 'no constraint'}), checkpoint supernet_{doc['checkpoint']} "
-            f"(epoch {doc['epoch']}). The table is the EPE-vs-MACs Pareto front ordered by EPE "
+            f"(epoch {doc['epoch']}). The table is the EPE-vs-{objective} Pareto front ordered by EPE "
             "(efnas retrain --arch rank:N); EPE on all of the run's validation batches.")
+    columns = list(_FRONT_COLUMNS)
+    if "latency" in doc:
+        latency = doc["latency"]
+        text += (f" Latency: predicted by {latency['table']} ({latency['precision']}, {latency['threads']} "
+                 f"thread(s), {latency['runtime']} on {latency['device']}; stated error "
+                 f"{latency['stated_error_pct']} %; Kendall tau between MACs and measured latency over the "
+                 f"table's probe subnets {latency.get('tau_macs_latency', float('nan')):.2f}).")
+        columns.append(("latency_ms", "latency (ms)", html.number(3)))
     return (html.note(text) + html.image(figures[f"search:{search_dir.name}"], "search front")
-            + html.table(rows, _FRONT_COLUMNS, text_columns=("name", "arch_code")))
+            + html.table(rows, columns, text_columns=("name", "arch_code")))
 
 
 def _cost(figures: Dict[str, Path], view) -> str:
-    text = (f"Validation EPE against MACs per image pair. {view.pool_label[0].upper()}{view.pool_label[1:]}: the "
-            "EPE of eval_epe_history.csv, as in the ranking above. ")
+    text = (f"Validation EPE against MACs per image pair, every EPE of one checkpoint ({view.checkpoint}) with the "
+            f"run's scoring (its BN-recalibration and validation batches), the figure efnas eval and search give. "
+            f"{view.pool_label[0].upper()}{view.pool_label[1:]}: the EPE logged at that epoch. ")
     text += (f"Star: {view.baseline_label}. " if view.baseline is not None else
              "The EdgeFlowNet baseline is not shown: it is not in the pool, and neither flow pictures nor a search "
              "evaluated it. ")
     if view.fronts:
-        text += ("Squares: the Pareto front of each search (its own checkpoint and validation batches, so its EPE "
-                 "can differ from the pool's by the epochs between them).")
+        text += "Squares: the Pareto front of each search of these weights (pool and baseline included). "
+    if view.left_out:
+        text += (f"Not shown (they scored other weights; see their own sections): {', '.join(view.left_out)}.")
     return html.note(text) + html.image(figures["cost"], "EPE vs MACs")
 
 

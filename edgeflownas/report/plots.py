@@ -104,11 +104,14 @@ def epe_figure(run: RunData) -> "Figure":
         style = _subnet_style(index)
         axis.plot(x, y, color=colour, linewidth=1.0, alpha=0.85, markersize=4 if few else 0,
                   marker=style["marker"], linestyle=style["linestyle"], label=name, zorder=2)
-    # The band over the subnets' lines, with edges, so it shows through them.
-    axis.fill_between(epochs, mean - std, mean + std, color="black", alpha=0.18, linewidth=0,
-                      label="pool mean ± std", zorder=3)
-    for edge in (mean - std, mean + std):
-        axis.plot(epochs, edge, color="black", linewidth=0.8, linestyle=":", zorder=3)
+    if len(std) != len(mean):  # a fixed-arch run (one subnet) logs no std: no band
+        std = np.zeros_like(mean)
+    else:
+        # The band over the subnets' lines, with edges, so it shows through them.
+        axis.fill_between(epochs, mean - std, mean + std, color="black", alpha=0.18, linewidth=0,
+                          label="pool mean ± std", zorder=3)
+        for edge in (mean - std, mean + std):
+            axis.plot(epochs, edge, color="black", linewidth=0.8, linestyle=":", zorder=3)
     axis.plot(epochs, mean, color="black", linewidth=2.4, marker="o" if few else None, label=run.mean_column,
               zorder=4)
     values = [v for column in run.epe_columns for v in _series(run, column)[1]] + list(mean - std) + list(mean + std)

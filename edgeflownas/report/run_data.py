@@ -12,11 +12,11 @@ artifact is an error naming the file; nothing is guessed.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from edgeflownas import atomic_io
 from edgeflownas.errors import CheckpointError
 from edgeflownas.nas.arch_codec import ArchCode, arch_name
 from edgeflownas.nas.eval_pool import load_pool, pool_file_name
@@ -81,17 +81,9 @@ class RunData:
 
 
 def read_json(path: Path) -> Dict[str, Any]:
-    """A JSON object from ``path``; CheckpointError naming the file if missing or malformed."""
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} is missing: not a complete efnas run directory "
-                              "(was training started with this --run directory?)") from None
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path} is not valid JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise CheckpointError(f"{path} holds a {type(doc).__name__}, expected a JSON object")
-    return doc
+    """A JSON object of a run directory; CheckpointError naming the file if missing or damaged."""
+    return atomic_io.read_json(path, CheckpointError, "not a complete efnas run directory (was training started with "
+                               "this --run directory?)", "the run directory is damaged; restore it from a backup")
 
 
 def load_run(run_dir: Path) -> RunData:

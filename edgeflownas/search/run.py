@@ -1,38 +1,44 @@
 """``run_search``: a trained supernet -> scored candidates in the store -> Pareto fronts on disk.
 
-Scoring a candidate is what ``efnas eval`` does: one ``CheckpointEvaluator``
-(one graph, one session, the run's fixed BN-recalibration and validation
-batches) for the whole search, ``epe(code)`` per candidate.  Every result goes
-to the store before the next candidate starts, keyed by (checkpoint sha256,
-code, scoring settings), so a killed or requeued search re-runs the same
-command and continues; the strategy's proposals are deterministic in the
-seed, so it ends as an uninterrupted run would.  The 12 pool subnets and the
-EdgeFlowNet baseline are scored too (outside the budget) to be marked in
-the outputs.  With ``val_batches`` below the run's count the search scores on
-that subset and re-scores both fronts on all validation batches.
+The run is read once (``TrainedRun``): its checkpoint, verified weights
+digest, config, pool, exact cost table and scoring settings.  Scoring a
+candidate is what ``efnas eval`` does: one ``CheckpointEvaluator`` (one graph,
+one session, the run's fixed BN-recalibration and validation batches, drawn
+with the run's own seed) for the whole search, ``epe(code)`` per candidate.
+So a search's score of a subnet is ``efnas eval``'s EPE of it, to the last
+digit, whatever the strategy or its seed.
+
+Every result goes to the store before the next candidate starts, keyed by
+(checkpoint sha256, code, scoring settings: checkpoint, digest, recalibration
+batches and the seed that draws them, batch size, validation batches), so a
+killed or requeued search re-runs the same command and continues, and scores
+made with other settings are kept apart, never reused; the strategy's
+proposals are deterministic in its own seed (``--strategy_seed``), so it ends
+as an uninterrupted run would.  The run's pool subnets and the EdgeFlowNet
+baseline are scored too (outside the budget): the fronts are the
+non-dominated sets of everything the search scored, those included (when
+they meet the cost constraints).  With ``val_batches`` below the run's count
+the search scores on that subset and re-scores both fronts on all
+validation batches.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from edgeflownas.atomic_io import write_json_atomic
 from edgeflownas.errors import SearchError, SearchUsageError
 from edgeflownas.locks import exclusive_lock
+from edgeflownas.nas import front as fr
 from edgeflownas.nas.arch_codec import BLOCK_NAMES, EDGEFLOWNET_BASELINE, ArchCode, arch_name
-from edgeflownas.nas.eval_pool import load_pool, pool_file_name
-from edgeflownas.search import front as fr
 from edgeflownas.search.space import CostTable, feasible_codes, parse_constraint, parse_fixed
 from edgeflownas.search.store import ResultStore
 from edgeflownas.search.strategies import StrategySettings, run_strategy
-from edgeflownas.train import checkpoint
+from edgeflownas.train.trained_run import TrainedRun
 
 STORE_DIR = "store"
-COST_TABLE_FILE = "cost_table.json"
 
 
 @dataclass(frozen=True)
@@ -47,34 +53,22 @@ class SearchRequest:
     which: str = "best"
     val_batches: Optional[int] = None
     data_overrides: Mapping[str, Any] = field(default_factory=dict)
-
-
-def cost_table(out_dir: Path, height: int, width: int, model_cfg) -> CostTable:
-    """The cost table for this input size and model, counted once and cached in the search directory."""
-    path = Path(out_dir) / COST_TABLE_FILE
-    key = {"height": height, "width": width, "model": asdict(model_cfg)}
-    key["model"].pop("fixed_arch_code", None)
-    if path.is_file():
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        if doc.get("key") == json.loads(json.dumps(key)):
-            return CostTable.from_dict(doc["table"])
-    table = CostTable.build(height, width, model_cfg)
-    write_json_atomic(path, {"key": key, "table": table.to_dict()})
-    return table
+    latency_table: Optional[Path] = None  # an efnas latency table: latency_ms beside MACs, --objective latency
+    latency_precision: str = "float"
+    latency_threads: Optional[int] = None  # default: the fewest threads the table measured
 
 
 class LocalEvaluation:
     """Evaluates candidates in this process: one CheckpointEvaluator (graph, session, batches), opened on first use."""
 
-    def __init__(self, run_dir: Path, which: str, data_overrides: Mapping[str, Any], table: CostTable,
-                 expected_sha: str) -> None:
-        self.run_dir, self.which, self.data_overrides = Path(run_dir), which, dict(data_overrides)
-        self.table, self.expected_sha = table, expected_sha
+    def __init__(self, run: TrainedRun) -> None:
+        self.run = run
         self.evaluator = None
         self.evaluated, self.seconds = 0, 0.0
 
     def __call__(self, codes: Sequence[ArchCode], scoring: Mapping[str, Any], store: ResultStore) -> None:
         """Score ``codes`` into ``store``, each result appended before the next candidate starts."""
+        check_scoring(self.run, scoring)
         evaluator = self._open()
         for code in codes:
             started = time.perf_counter()
@@ -82,22 +76,14 @@ class LocalEvaluation:
             seconds = time.perf_counter() - started
             self.evaluated += 1
             self.seconds += seconds
-            store.add(dict(fr.entry(code, epe, self.table.cost(code)), checkpoint_sha256=self.expected_sha,
+            store.add(dict(fr.entry(code, epe, self.run.cost(code)), checkpoint_sha256=self.run.weights_sha256,
                            scoring=dict(scoring), seconds=round(seconds, 4)))
 
     def _open(self):
-        from edgeflownas.train.checkpoint_eval import CheckpointEvaluator
-
         if self.evaluator is None:
-            evaluator = CheckpointEvaluator(self.run_dir, self.which, lambda line: None, self.data_overrides)
+            evaluator = self.run.evaluator()
             evaluator.__enter__()
             self.evaluator = evaluator
-            found = checkpoint.weights_sha256(evaluator.ckpt_dir)
-            if found != self.expected_sha:
-                self.close()
-                raise SearchError(f"{evaluator.ckpt_dir} changed since the search started (sha256 {found[:12]} != "
-                                  f"{self.expected_sha[:12]}): is the run still training? search a finished run, "
-                                  "or a copy of the checkpoint")
         return self.evaluator
 
     def close(self) -> None:
@@ -105,6 +91,15 @@ class LocalEvaluation:
         if self.evaluator is not None:
             self.evaluator.close()
             self.evaluator = None
+
+
+def check_scoring(run: TrainedRun, scoring: Mapping[str, Any]) -> None:
+    """SearchError unless ``scoring`` is the run's own scoring (on some number of its validation batches)."""
+    own = run.scoring(scoring.get("val_batches")).to_dict()
+    if dict(scoring) != own:
+        changed = ", ".join(f"{key} {scoring.get(key)!r} != {own[key]!r}" for key in own if scoring.get(key) != own[key])
+        raise SearchError(f"{run.ckpt_dir}: asked to score with other settings than the run's ({changed or 'keys'}): "
+                          "the checkpoint changed since the search started? search a finished run, or a copy of it")
 
 
 # Scores candidates into the store (this process, or a SLURM job array): (codes, scoring, store) -> None.
@@ -144,50 +139,47 @@ def _progress(log: Callable[[str], None], local: Optional[LocalEvaluation], star
 
 
 def run_search(request: SearchRequest, log: Callable[[str], None] = lambda line: None,
-               remote: Optional[Evaluation] = None) -> Dict[str, Any]:
+               remote: Optional[Evaluation] = None, run: Optional[TrainedRun] = None) -> Dict[str, Any]:
     """Run the search ``request`` describes; returns the front document (also written to ``out_dir``).
 
     ``remote`` scores candidates elsewhere (a SLURM job array writing to the same store); by default they are
-    scored in this process.
+    scored in this process.  ``run`` is the request's run if the caller has opened it already.
     """
-    from edgeflownas.train.checkpoint_eval import checkpoint_dir
-    from edgeflownas.train.plan import plan_from_state
-
     request.settings.check()
     constraints = [parse_constraint(text) for text in request.constraints]
     space = parse_fixed(request.fixed)
     if request.val_batches is not None and request.val_batches < 1:
         raise SearchUsageError(f"--val_batches {request.val_batches}: score on at least 1 validation batch")
-    ckpt_dir = checkpoint_dir(Path(request.run_dir), request.which)
-    state = checkpoint.read_state(ckpt_dir)
-    plan = plan_from_state(state, ckpt_dir)
-    model, data = search_config(state, ckpt_dir)
+    run = run or TrainedRun.open(Path(request.run_dir), request.which, request.data_overrides)
+    if run.fixed_code is not None:
+        raise SearchUsageError(f"{request.run_dir} is a fixed-arch run of {arch_name(run.fixed_code)}: it holds one "
+                               "subnet, there is nothing to search; search the supernet run it came from")
+    latency = search_latency(request, run, constraints)
     out_dir = Path(request.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(out_dir, f"efnas search of {request.run_dir}", log):
-        table = cost_table(out_dir, data["input_height"], data["input_width"], model)
+        table = run.cost_table(log) if latency is None else latency(run.cost_table(log))
         feasible = feasible_codes(space, table, constraints)
-        full = plan.val_batches
-        base = {"checkpoint": request.which, "bn_recal_batches": plan.recal_batches,
-                "eval_batch_size": plan.eval_batch_size}
-        scoring = dict(base, val_batches=min(request.val_batches or full, full))
-        sha = checkpoint.weights_sha256(ckpt_dir)
+        full = run.plan.val_batches
+        scoring = run.scoring(request.val_batches).to_dict()
+        sha = run.weights_sha256
         store = ResultStore(out_dir / STORE_DIR)
-        local = LocalEvaluation(request.run_dir, request.which, request.data_overrides, table, sha)
+        local = LocalEvaluation(run)
         evaluation = remote or local
         scorer = Scorer(store, sha, scoring, evaluation)
-        log(f"search: {request.settings.strategy} over {len(feasible)} feasible of {space.size} codes, budget "
-            f"{request.settings.budget}, scoring on {scoring['val_batches']}/{full} val batches, checkpoint "
-            f"{ckpt_dir} (epoch {state['epoch']}, sha256 {sha[:12]})")
+        log(f"search: {request.settings.strategy} (strategy seed {request.settings.seed}) over {len(feasible)} "
+            f"feasible of {space.size} codes, budget {request.settings.budget}, scoring on "
+            f"{scoring['val_batches']}/{full} val batches with {scoring['recal_batches']} BN-recalibration batches "
+            f"(seed {scoring['recal_seed']}), {run.describe()}")
         try:
             scores = run_strategy(request.settings, space, table, feasible, scorer,
                                   _progress(log, None if remote else local, time.time()))
-            pool = load_pool(Path(request.run_dir) / pool_file_name(plan.pool_size))[1]
+            pool = run.pool()
             marked = scorer(list(pool) + [EDGEFLOWNET_BASELINE])
-            scored = [fr.entry(code, epe, table.cost(code)) for code, epe in scores.items()]
+            scored = scored_entries(scores, marked, table, constraints)
             fronts = fr.fronts(scored)
             if scoring["val_batches"] < full:
-                rescorer = Scorer(store, sha, dict(base, val_batches=full), evaluation)
+                rescorer = Scorer(store, sha, run.scoring().to_dict(), evaluation)
                 for key in fronts:
                     full_epe = rescorer([tuple(e["arch_code"]) for e in fronts[key]])
                     fronts[key] = [dict(e, epe_search=e["epe"], epe=full_epe[tuple(e["arch_code"])])
@@ -198,33 +190,63 @@ def run_search(request: SearchRequest, log: Callable[[str], None] = lambda line:
                  "baseline": [fr.entry(EDGEFLOWNET_BASELINE, marked[EDGEFLOWNET_BASELINE],
                                        table.cost(EDGEFLOWNET_BASELINE))]}
         header = {"run_dir": str(Path(request.run_dir).resolve()), "checkpoint": request.which,
-                  "checkpoint_sha256": sha, "epoch": state["epoch"], "global_step": state["global_step"],
-                  "input_hw": [data["input_height"], data["input_width"]], "scoring": scoring,
-                  "front_scoring": dict(base, val_batches=full), "strategy": asdict(request.settings),
+                  "checkpoint_sha256": sha, "epoch": run.epoch, "global_step": run.global_step,
+                  "input_hw": list(run.input_hw), "scoring": scoring,
+                  "front_scoring": run.scoring().to_dict(), "strategy": asdict(request.settings),
                   "constraints": [str(c) for c in constraints],
                   "fixed_blocks": {BLOCK_NAMES[block]: option for block, option in sorted(space.fixed.items())},
-                  "space_size": space.size, "feasible": len(feasible),
+                  "space_size": space.size, "feasible": len(feasible), "searched": len(scores),
                   "seconds_per_candidate": round(local.seconds / local.evaluated, 4) if local.evaluated else None}
-        return fr.write_outputs(out_dir, header, scored, fronts["macs"], fronts["params"], marks)
+        if hasattr(table, "describe"):
+            header["latency"] = table.describe()
+        return fr.write_outputs(out_dir, header, scored, fronts["macs"], fronts["params"], marks,
+                                fronts.get("latency_ms"), request.settings.objective)
 
 
-def search_config(state: Mapping[str, Any], ckpt_dir: Path) -> Tuple[Any, Dict[str, Any]]:
-    """(ModelConfig, data section) of the config a checkpoint was trained with."""
-    from edgeflownas.config import resolve_mapping
+def search_latency(request: SearchRequest, run: TrainedRun, constraints: Sequence[Any]):
+    """None, or a function wrapping the run's cost table with the request's latency table (read and checked
+    against the run here, before anything is locked or scored); SearchError for latency asked without a table."""
+    from edgeflownas.latency.table import LatencyCosts, read_table
 
-    resolved = resolve_mapping(state.get("config", {}), {}, origin=f"config stored in {ckpt_dir}")
-    return resolved.config.model, resolved.values["data"]
+    if request.latency_table is None:
+        if request.settings.objective == "latency":
+            raise SearchUsageError("--objective latency needs --latency_table TABLE.json (written by efnas latency for "
+                              "this run's input size and model)")
+        bound = [str(c) for c in constraints if c.key == "latency"]
+        if bound:
+            raise SearchUsageError(f"--constraint {bound[0]} needs a latency table: give --latency_table TABLE.json "
+                              "(written by efnas latency for this run)")
+        return None
+    table = read_table(Path(request.latency_table))
+    table.check_matches(*run.input_hw, run.config.model, f"run {request.run_dir}")
+    table.entry(request.latency_precision, request.latency_threads)
+    return lambda costs: LatencyCosts(costs, table, request.latency_precision, request.latency_threads)
+
+
+def scored_entries(scores: Mapping[ArchCode, float], marked: Mapping[ArchCode, float], table: CostTable,
+                   constraints: Sequence[Any]) -> List[Dict[str, Any]]:
+    """Every subnet the search scored, in scoring order: the strategy's candidates, then the pool subnets and the
+    baseline that meet the constraints (``marked`` says which each is); the fronts are taken over all of them."""
+    entries = [fr.entry(code, epe, table.cost(code)) for code, epe in scores.items()]
+    for code, epe in marked.items():
+        cost = table.cost(code)
+        if code not in scores and all(c.holds(cost) for c in constraints):
+            label = "baseline" if code == EDGEFLOWNET_BASELINE else "pool"
+            entries.append(fr.entry(code, epe, cost, marked=label))
+    return entries
 
 
 def score_codes(run_dir: Path, which: str, out_dir: Path, codes: Sequence[ArchCode], scoring: Mapping[str, Any],
-                expected_sha: str, data_overrides: Mapping[str, Any], writer: str) -> int:
-    """Score ``codes`` into the search store as writer ``writer`` (a SLURM array task); returns how many were new."""
+                data_overrides: Mapping[str, Any], writer: str) -> int:
+    """Score ``codes`` into the search store as writer ``writer`` (a SLURM array task); returns how many were new.
+
+    The task opens the run itself and refuses to score if its weights or scoring settings are not ``scoring``'s.
+    """
     store = ResultStore(Path(out_dir) / STORE_DIR, writer=writer)
-    todo = [tuple(c) for c in codes if store.get(expected_sha, tuple(c), scoring) is None]
+    todo = [tuple(c) for c in codes if store.get(scoring["checkpoint_sha256"], tuple(c), scoring) is None]
     if not todo:
         return 0
-    table = CostTable.from_dict(json.loads((Path(out_dir) / COST_TABLE_FILE).read_text(encoding="utf-8"))["table"])
-    local = LocalEvaluation(run_dir, which, data_overrides, table, expected_sha)
+    local = LocalEvaluation(TrainedRun.open(Path(run_dir), which, data_overrides))
     try:
         local(todo, scoring, store)
     finally:

@@ -13,15 +13,18 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Mapping, Sequence, Tuple
+from typing import Dict, Iterator, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
 from edgeflownas.errors import SearchUsageError
+from edgeflownas.model.cost import CostTable
 from edgeflownas.nas.arch_codec import BLOCK_NAMES, NUM_BLOCKS, NUM_OPTIONS, ArchCode
 
-COST_KEYS = ("macs", "params")
-_CONSTRAINT = re.compile(r"^\s*([a-z_]+)\s*(<=|>=)\s*([0-9.eE+-]+)\s*$")
+COST_KEYS = ("macs", "params", "latency")
+# constraint key -> the cost entry it bounds (latency: milliseconds predicted by a latency table)
+COST_ENTRY = {"macs": "macs", "params": "params", "latency": "latency_ms"}
+_CONSTRAINT = re.compile(r"^\s*([a-z_]+)\s*(<=|>=)\s*([0-9.eE+-]+)\s*(ms)?\s*$")
 
 
 @dataclass(frozen=True)
@@ -78,44 +81,6 @@ def parse_fixed(texts: Sequence[str]) -> SearchSpace:
 
 
 @dataclass(frozen=True)
-class CostTable:
-    """Exact params and MACs (per image pair) of every code at one input size, as per-block sums."""
-
-    height: int
-    width: int
-    stem: Tuple[int, int]
-    blocks: Tuple[Tuple[Tuple[int, int], ...], ...]  # [block][option] -> (params, macs)
-
-    def cost(self, code: ArchCode) -> Dict[str, int]:
-        """{'params': ..., 'macs': ...} of ``code``."""
-        params = self.stem[0] + sum(self.blocks[b][o][0] for b, o in enumerate(code))
-        macs = self.stem[1] + sum(self.blocks[b][o][1] for b, o in enumerate(code))
-        return {"params": int(params), "macs": int(macs)}
-
-    def to_dict(self) -> Dict[str, Any]:
-        """JSON-ready form."""
-        return {"height": self.height, "width": self.width, "stem": list(self.stem),
-                "blocks": [[list(cost) for cost in options] for options in self.blocks]}
-
-    @classmethod
-    def from_dict(cls, doc: Mapping[str, Any]) -> "CostTable":
-        """The table ``to_dict`` wrote."""
-        return cls(int(doc["height"]), int(doc["width"]), tuple(doc["stem"]),
-                   tuple(tuple(tuple(cost) for cost in options) for options in doc["blocks"]))
-
-    @classmethod
-    def build(cls, height: int, width: int, model_cfg) -> "CostTable":
-        """Count the three uniform codes with the model's own ``subnet_cost`` (imports TensorFlow)."""
-        from edgeflownas.model.cost import subnet_cost
-
-        uniform = [subnet_cost((option,) * NUM_BLOCKS, height, width, model_cfg) for option in range(NUM_OPTIONS)]
-        stem = (uniform[0].block_params["stem"], uniform[0].block_macs["stem"])
-        blocks = tuple(tuple((uniform[o].block_params[name], uniform[o].block_macs[name]) for o in range(NUM_OPTIONS))
-                       for name in BLOCK_NAMES)
-        return cls(height, width, stem, blocks)
-
-
-@dataclass(frozen=True)
 class Constraint:
     """``key op value`` on a cost (e.g. macs <= 2.0e9)."""
 
@@ -123,24 +88,27 @@ class Constraint:
     op: str
     value: float
 
-    def holds(self, cost: Mapping[str, int]) -> bool:
+    def holds(self, cost: Mapping[str, float]) -> bool:
         """True if ``cost`` satisfies the constraint."""
-        return cost[self.key] <= self.value if self.op == "<=" else cost[self.key] >= self.value
+        value = cost[COST_ENTRY[self.key]]
+        return value <= self.value if self.op == "<=" else value >= self.value
 
     def __str__(self) -> str:
-        return f"{self.key}{self.op}{self.value:g}"
+        return f"{self.key}{self.op}{self.value:g}" + ("ms" if self.key == "latency" else "")
 
 
 def parse_constraint(text: str) -> Constraint:
-    """``macs<=2.0e9`` / ``params>=1e6`` -> Constraint; SearchError saying the valid form otherwise."""
+    """``macs<=2.0e9`` / ``params>=1e6`` / ``latency<=15ms`` -> Constraint; SearchError saying the valid form."""
     match = _CONSTRAINT.match(text)
     if not match:
         raise SearchUsageError(f"--constraint {text!r}: expected KEY<=NUMBER or KEY>=NUMBER with KEY one of "
-                          f"{', '.join(COST_KEYS)} (e.g. --constraint macs<=2.0e9)")
-    key, op, number = match.groups()
+                               f"{', '.join(COST_KEYS)} (e.g. --constraint macs<=2.0e9, --constraint latency<=15ms)")
+    key, op, number, unit = match.groups()
     if key not in COST_KEYS:
         raise SearchUsageError(f"--constraint {text!r}: unknown key {key!r}; constraints apply to "
-                          f"{', '.join(COST_KEYS)} (MACs per image pair; FLOPs = 2 x MACs)")
+                               f"{', '.join(COST_KEYS)} (MACs per image pair; FLOPs = 2 x MACs; latency in ms)")
+    if unit and key != "latency":
+        raise SearchUsageError(f"--constraint {text!r}: 'ms' is the unit of latency only; {key} is a plain count")
     try:
         value = float(number)
     except ValueError:
@@ -152,11 +120,15 @@ def parse_constraint(text: str) -> Constraint:
 
 def feasible_codes(space: SearchSpace, table: CostTable, constraints: Sequence[Constraint]) -> List[ArchCode]:
     """Every code of ``space`` meeting all constraints; SearchError if none does (saying the cheapest cost)."""
+    needs_latency = [str(c) for c in constraints if COST_ENTRY[c.key] not in table.cost(next(space.codes()))]
+    if needs_latency:
+        raise SearchUsageError(f"--constraint {needs_latency[0]} needs a latency table: give --latency_table TABLE.json "
+                          "(written by efnas latency for this run)")
     codes = [code for code in space.codes() if all(c.holds(table.cost(code)) for c in constraints)]
     if not codes:
         costs = [table.cost(code) for code in space.codes()]
         ranges = ", ".join(f"{key} {min(c[key] for c in costs):.4g}..{max(c[key] for c in costs):.4g}"
-                           for key in COST_KEYS)
+                           for key in (COST_ENTRY[k] for k in COST_KEYS) if key in costs[0])
         limits = ", ".join(str(c) for c in constraints)
         raise SearchUsageError(f"no code of the {space.size}-code space meets {limits} (its costs span {ranges} at "
                           f"{table.height}x{table.width}): loosen the constraint")

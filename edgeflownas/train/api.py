@@ -35,7 +35,7 @@ from edgeflownas.config import ResolvedConfig, flatten
 from edgeflownas.data.loader import open_source
 from edgeflownas.data.shards import MANIFEST_NAME, ids_digest
 from edgeflownas.errors import CheckpointError, DataError, EmptySplitError
-from edgeflownas.nas.arch_codec import ArchCode
+from edgeflownas.nas.arch_codec import ArchCode, arch_name
 from edgeflownas.nas.eval_pool import build_pool, load_pool, pool_file_name, save_pool
 from edgeflownas.train import checkpoint, run_dir as rd
 from edgeflownas.train.interrupt import StopRequest
@@ -169,10 +169,13 @@ def run_training(resolved: ResolvedConfig, run_dir: Optional[Path] = None, stop:
         except BaseException:
             data.close()
             raise
+        fixed = fixed_arch_of(cfg)
+        evaluation = (f"eval: pool={plan.pool_size} bn_recal_batches={plan.recal_batches}" if fixed is None else
+                      f"fixed-arch run of {arch_name(fixed)} (one path, its own BN statistics; no fairness, no pool, "
+                      "no recalibration) eval: its val EPE")
         log(f"plan: batch_size={plan.batch_size} steps_per_epoch={plan.steps_per_epoch} num_epochs={plan.num_epochs} "
             f"planned_steps={plan.planned_steps} paths_per_step={plan.paths_per_step} "
-            f"eval: pool={plan.pool_size} bn_recal_batches={plan.recal_batches} val_batches={plan.val_batches} "
-            f"x batch {plan.eval_batch_size}")
+            f"{evaluation} val_batches={plan.val_batches} x batch {plan.eval_batch_size}")
         # TensorFlow is imported only now: everything above fails fast without it.
         from edgeflownas.train.session import train_session
 

@@ -7,7 +7,8 @@ own ``eval_data.eval_batches`` (same seed, same sorted validation split); the EP
 from the trainer's ``PoolEvaluator.evaluate_subnet`` (reset, recalibrate on the
 fixed training batches as a true average, measure in BN_INFER), run on the
 ``graph.EvalGraph`` the trainer's ``TrainGraph`` extends, restored from the
-checkpoint.  ``efnas eval``, search and export all evaluate through this class;
+checkpoint.  ``efnas eval``, search, the study, report and export all evaluate through this class, made by
+``TrainedRun.evaluator()``;
 importing it does not import TensorFlow (entering it does).  So a pool subnet evaluated here reproduces the EPE
 logged for it at that checkpoint.
 
@@ -25,11 +26,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from edgeflownas.config import resolve_mapping
 from edgeflownas.data.loader import content_mismatch, open_source
 from edgeflownas.data.shards import ids_digest
 from edgeflownas.errors import CheckpointError, DataError
@@ -40,10 +40,8 @@ from edgeflownas.train import checkpoint, run_dir as rd
 from edgeflownas.train.eval_data import eval_batches, picture_indices
 from edgeflownas.train.evaluate import PoolEvaluator
 from edgeflownas.train.native_epe import METHOD as NATIVE_METHOD, NativeTruth, native_error_sum, size_text
-from edgeflownas.train.plan import plan_from_state
 
 OUTLIER_THRESHOLDS = (1.0, 3.0, 5.0)
-CHECKPOINTS = {"best": rd.BEST, "last": rd.LAST}
 GLOBAL_STEP_KEY = "train/global_step"
 # Relative agreement required between the trainer's EPE and the per-pixel pass (float32 summation order).
 _EPE_AGREEMENT = 1e-4
@@ -72,17 +70,6 @@ class SubnetMetrics:
         return dict(asdict(self), arch_code=list(self.arch_code))
 
 
-def checkpoint_dir(run_dir: Path, which: str) -> Path:
-    """``<run_dir>/supernet_best.ckpt`` or ``supernet_last.ckpt``; CheckpointError if absent."""
-    if which not in CHECKPOINTS:
-        raise CheckpointError(f"checkpoint {which!r} unknown: expected one of {', '.join(CHECKPOINTS)}")
-    path = rd.require_run(run_dir) / CHECKPOINTS[which]
-    if not checkpoint.has_checkpoint(path):
-        raise CheckpointError(f"{path} is not a complete checkpoint (no state.json / model.index): "
-                              "has the run finished an epoch? (efnas train writes it after each epoch)")
-    return path
-
-
 def check_same_data(manifest: Dict[str, Any], train_source, val_source, run_dir: Path) -> None:
     """DataError if the data found now is not the data the run was evaluated on (sample ids and content)."""
 
@@ -104,25 +91,22 @@ def check_same_data(manifest: Dict[str, Any], train_source, val_source, run_dir:
 
 
 class CheckpointEvaluator:
-    """A session on one checkpoint of a run, with the trainer's fixed evaluation batches (context manager)."""
+    """A session on one checkpoint of a run, with the trainer's fixed evaluation batches (context manager).
 
-    def __init__(self, run_dir: Path, which: str = "best", log: Callable[[str], None] = lambda line: None,
-                 data_overrides: Optional[Mapping[str, Any]] = None, debug_trace: bool = False,
+    Made by ``TrainedRun.evaluator()`` (``run``: the ``TrainedRun``, not imported here: it imports this module),
+    which gives the checkpoint, its config, plan and scoring settings.
+    """
+
+    def __init__(self, run: Any, log: Callable[[str], None] = lambda line: None, debug_trace: bool = False,
                  native_epe: bool = False) -> None:
-        """``data_overrides`` ({"data.val_dir": ...}) point at the run's data where it lives now (a moved
-        run); the sample-id hashes in the manifest still have to match.  ``debug_trace`` adds the BN
-        before/after summaries to each subnet's log line; ``native_epe`` adds the EPE at native resolution."""
-        self.run_dir = Path(run_dir)
+        """``debug_trace`` adds the BN before/after summaries to each subnet's log line; ``native_epe`` adds the
+        EPE at native resolution."""
+        self.run = run
+        self.run_dir, self.ckpt_dir, self.which = run.run_dir, run.ckpt_dir, run.which
+        self.state, self.resolved, self.plan = run.state, run.resolved, run.plan
+        self.scoring = run.scoring()
         self.debug_trace = debug_trace
-        self.ckpt_dir = checkpoint_dir(self.run_dir, which)
-        self.which = which
         self.log = log
-        self.state = checkpoint.read_state(self.ckpt_dir)
-        if "config" not in self.state:
-            raise CheckpointError(f"{self.ckpt_dir / checkpoint.STATE_FILE} has no 'config'")
-        self.resolved = resolve_mapping(self.state["config"], dict(data_overrides or {}),
-                                        origin=f"config stored in {self.ckpt_dir}")
-        self.plan = plan_from_state(self.state, self.ckpt_dir)
         data = self.resolved.config.data
         self._session = None
         self._calibrated: Optional[ArchCode] = None
@@ -183,7 +167,7 @@ class CheckpointEvaluator:
         from edgeflownas.train.plan import fixed_arch_of
         from edgeflownas.train.runtime import session_config
 
-        seed = self.resolved.config.experiment.seed
+        seed = self.scoring.recal_seed
         # Damaged files and non-finite weights end here in one line, before any data is loaded.
         checkpoint.verify_checkpoint(self.ckpt_dir)
         if self.resolved.config.runtime.deterministic:
@@ -208,6 +192,7 @@ class CheckpointEvaluator:
             with checkpoint.restoring(tf_graph, self.ckpt_dir):
                 self.graph.saver.restore(self._session, prefix)
         tf_graph.finalize()
+        self.run.check_unchanged()  # what was restored is the version the run's digest names
         self.training_stats = self.graph.bn_snapshot(self._session)
         self.evaluator = PoolEvaluator(self.graph, recal, val, self.log, debug_trace=self.debug_trace)
         self.log(f"checkpoint {self.ckpt_dir} epoch={self.epoch} global_step={step} "
@@ -234,6 +219,7 @@ class CheckpointEvaluator:
         (and the EPE at native resolution when the evaluator was opened with ``native_epe`` and it is available)."""
         if self._session is None:
             raise RuntimeError("CheckpointEvaluator.evaluate used outside its 'with' block")
+        self.run.check_code(code)
         epe = self.evaluator.evaluate_subnet(self._session, code, self.training_stats)
         self._calibrated = tuple(code)
         total, pixels = 0.0, 0
@@ -270,6 +256,7 @@ class CheckpointEvaluator:
         checkpoint's training BN statistics as they are)."""
         if self._session is None:
             raise RuntimeError("CheckpointEvaluator.epe used outside its 'with' block")
+        self.run.check_code(code)
         evaluator = self.evaluator
         recal, val = evaluator.recal_batches, evaluator.val_batches
         if recal_batches is not None and recal_batches > len(recal):

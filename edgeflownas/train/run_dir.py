@@ -225,6 +225,9 @@ def build_manifest(resolved: ResolvedConfig, plan: Mapping[str, Any], data: Mapp
         "git_commit": git_commit(),
         "input_shape": [plan["batch_size"], cfg.data.input_height, cfg.data.input_width, 3],
         "supernet_mode": train.supernet_mode,
+        # What the run is: a supernet, or one fixed subnet (a retrain; its checkpoints keep the supernet_* names).
+        "run_kind": "fixed_arch" if train.supernet_mode == "fixed_arch" else "supernet",
+        "fixed_arch_code": list(cfg.model.fixed_arch_code) if train.supernet_mode == "fixed_arch" else None,
         "optimizer": {"name": "adam", "beta1": train.adam_beta1, "beta2": train.adam_beta2,
                       "epsilon": train.adam_epsilon},
         "lr_schedule": {"name": "cosine_decay", "lr": train.lr, "lr_min": train.lr_min,

@@ -176,14 +176,16 @@ class Trainer:
     def end_epoch(self, epoch: int, stats: EpochStats) -> bool:
         """Evaluate, decide early stop, save checkpoints and artifacts; True means stop."""
         state = self.state
-        row: Dict[str, Any] = {"epoch": epoch, "global_step": state.global_step, **stats.averages(),
-                               "fairness_gap": fairness_gap(state.counts)}
+        row: Dict[str, Any] = {"epoch": epoch, "global_step": state.global_step, **stats.averages()}
+        if self.fixed_arch is None:  # a fixed-arch run trains one path: no fairness to measure
+            row["fairness_gap"] = fairness_gap(state.counts)
         stop = improved_best = False
         if epoch % self.plan.eval_every == 0:
             started = time.time()
             result = self.evaluator.evaluate(self.sess, self.pool)
-            row[rd.mean_column(len(self.pool))] = result.mean
-            row[rd.std_column(len(self.pool))] = result.std
+            row[rd.mean_column(len(self.pool))] = result.mean  # a fixed-arch run: its subnet's EPE
+            if self.fixed_arch is None:
+                row[rd.std_column(len(self.pool))] = result.std
             row[rd.ZERO_FLOW] = self.zero_flow
             row.update({f"epe_{name}": value for name, value in result.by_name().items()})
             decision = self.stopper.update(epoch, result.mean)
@@ -195,9 +197,14 @@ class Trainer:
             row["new_best"] = int(improved_best)
             if self.evaluator.picture_batch is not None:
                 self.write_flow_pictures(result)
-            self.log(f"epoch {epoch} eval {rd.mean_column(len(self.pool))}={result.mean:.6f} "
-                     f"{rd.std_column(len(self.pool))}={result.std:.6f} (zero-flow EPE {self.zero_flow:.6f}, "
-                     f"ratio {result.mean / self.zero_flow:.3f}) fairness_gap={row['fairness_gap']} "
+            if self.fixed_arch is None:
+                what = (f"{rd.mean_column(len(self.pool))}={result.mean:.6f} {rd.std_column(len(self.pool))}="
+                        f"{result.std:.6f}")
+                fairness = f" fairness_gap={row['fairness_gap']}"
+            else:
+                what, fairness = f"fixed arch {arch_name(self.fixed_arch)} val EPE={result.mean:.6f}", ""
+            self.log(f"epoch {epoch} eval {what} (zero-flow EPE {self.zero_flow:.6f}, "
+                     f"ratio {result.mean / self.zero_flow:.3f}){fairness} "
                      f"early_stop_bad_epochs={self.stopper.state.bad_epochs}/{self.stopper.cfg.patience} "
                      f"({time.time() - started:.1f}s)")
         state.epoch, state.next_batch_index, state.partial_epoch = epoch, 0, None

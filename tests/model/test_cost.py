@@ -143,3 +143,22 @@ def test_arch_help_does_not_import_tensorflow():
             "print('TF', 'tensorflow' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
     assert "EXIT 0" in out and "TF False" in out, out
+
+
+def test_the_cost_table_is_the_graph_count_of_any_code():
+    import numpy as np
+
+    from edgeflownas.config import resolve
+    from edgeflownas.model.cost import CostTable
+
+    model = dataclasses.replace(resolve(None).config.model, init_neurons=8)
+    table = CostTable.build(32, 48, model)
+    round_trip = CostTable.from_dict(json.loads(json.dumps(table.to_dict())))
+    rng = np.random.default_rng(3)
+    for code in [EDGEFLOWNET_BASELINE] + [tuple(int(v) for v in rng.integers(0, 3, 9)) for _ in range(3)]:
+        counted = subnet_cost(code, 32, 48, model)
+        from_table = round_trip.subnet_cost(code)
+        assert round_trip.cost(code) == {"params": counted.params, "macs": counted.macs}
+        assert (from_table.block_params, from_table.block_macs) == (counted.block_params, counted.block_macs)
+        assert from_table.output_shapes == counted.output_shapes
+        assert from_table.supernet_params == counted.supernet_params

@@ -7,7 +7,8 @@ import hashlib
 import pytest
 
 from edgeflownas.errors import CheckpointError, DataError
-from edgeflownas.train.checkpoint_eval import check_same_data, checkpoint_dir
+from edgeflownas.train.checkpoint_eval import check_same_data
+from edgeflownas.train.trained_run import checkpoint_dir
 from edgeflownas.train.plan import plan_from_state
 
 

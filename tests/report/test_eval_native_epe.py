@@ -12,14 +12,14 @@ from edgeflownas.data.io import read_flo
 from edgeflownas.data.pack import pack
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE
 from edgeflownas.report.eval_run import evaluate_run, format_report, write_report
-from edgeflownas.train.checkpoint_eval import CheckpointEvaluator
+from edgeflownas.train.trained_run import TrainedRun
 from edgeflownas.train.native_epe import upsample_flow
 
 pytestmark = pytest.mark.slow
 
 
 def test_native_epe_is_the_upsampled_prediction_against_the_full_resolution_flo(search_run, tiny_fc2):
-    with CheckpointEvaluator(search_run, "best", native_epe=True) as evaluator:
+    with TrainedRun.open(search_run, "best").evaluator(native_epe=True) as evaluator:
         metrics = evaluator.evaluate(EDGEFLOWNET_BASELINE)
         used = evaluator.plan.val_samples_used
         batch, predicted = evaluator.predict(EDGEFLOWNET_BASELINE, list(range(used)))
@@ -34,7 +34,7 @@ def test_native_epe_is_the_upsampled_prediction_against_the_full_resolution_flo(
 
 
 def test_without_native_epe_nothing_is_read_or_reported(search_run):
-    with CheckpointEvaluator(search_run, "best") as evaluator:
+    with TrainedRun.open(search_run, "best").evaluator() as evaluator:
         metrics = evaluator.evaluate(EDGEFLOWNET_BASELINE)
         assert evaluator.native is None and evaluator.native_status["available"] is False
     assert metrics.epe_native is None and metrics.native_resolution is None

@@ -6,7 +6,8 @@ import pytest
 
 from edgeflownas.errors import ArchCodeError
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE
-from edgeflownas.report.eval_run import format_report, EvalReport, logged_epe, resolve_selection, split_selection
+from edgeflownas.report.eval_run import EvalReport, format_report, resolve_selection, split_selection
+from edgeflownas.train.trained_run import logged_epe
 
 POOL = [(0, 1, 2, 0, 1, 2, 0, 1, 2), (2, 1, 0, 2, 1, 0, 2, 1, 0), (1, 2, 0, 1, 2, 0, 1, 2, 0)]
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, arch_name
 from edgeflownas.report import html, plots
-from edgeflownas.report.build import build_report, cost_view
+from edgeflownas.report.build import CheckpointMark, build_report, cost_view
 from edgeflownas.report.run_data import load_run
 from edgeflownas.report.tables import ranking_table
 
@@ -38,28 +38,31 @@ def test_scatter_shows_every_pool_subnet_named_the_baseline_and_the_fronts():
     assert "MACs" in axis.get_xlabel() and "EPE" in axis.get_ylabel()
 
 
-def test_baseline_comes_from_the_pool_or_a_search_and_fronts_are_labelled(fake_run):
+def test_every_point_is_of_the_reports_checkpoint_and_other_searches_are_left_out(fake_run):
     run = load_run(fake_run)
-    ranking = ranking_table(run, fake_cost)
-    doc = {"checkpoint": "best", "epoch": 6, "front_macs": [dict(name="a111111111", epe=1.0, macs=2e9, params=5)],
-           "marks": {"baseline": [{"name": arch_name(EDGEFLOWNET_BASELINE), "epe": 2.75, "macs": 3e9}]}}
-    view = cost_view(ranking, fake_cost, None, [(Path("search"), doc)])
-    assert [p["name"] for p in view.pool] == [r["subnet"] for r in ranking]
-    assert [p["macs"] for p in view.pool] == [fake_cost(code)["macs"] for code in
-                                              (tuple(map(int, r["arch_code"].split(","))) for r in ranking)]
-    assert view.fronts == {"search front search (supernet_best, epoch 6)": [
-        {"name": "a111111111", "epe": 1.0, "macs": 2e9}]}
-    in_pool = [r for r in ranking if r["baseline"]]
-    if in_pool:
-        assert view.baseline["epe"] == in_pool[0]["epe"] and "in the pool" in view.baseline_label
+    mark = CheckpointMark.read(fake_run, "last")
+    front = [dict(name="a111111111", epe=1.0, macs=2e9, params=5)]
+    baseline = [{"name": arch_name(EDGEFLOWNET_BASELINE), "epe": 2.75, "macs": 3e9}]
+    same = {"checkpoint": "last", "epoch": mark.epoch, "checkpoint_sha256": mark.weights_sha256,
+            "front_macs": front, "marks": {"baseline": baseline}}
+    other = dict(same, checkpoint="best", epoch=3, checkpoint_sha256="f" * 64)
+    view = cost_view(run, fake_cost, None, [(Path("search"), same), (Path("search_old"), other)], mark)
+    row = next(r for r in run.history if r["epoch"] == mark.epoch)
+    assert [(p["name"], p["epe"]) for p in view.pool] == [(name, row[f"epe_{name}"]) for name in run.pool_names]
+    assert [p["macs"] for p in view.pool] == [fake_cost(code)["macs"] for code in run.pool]
+    assert view.fronts == {"search front search": [{"name": "a111111111", "epe": 1.0, "macs": 2e9}]}
+    assert view.left_out == ("search_old (supernet_best, epoch 3)",)
+    if EDGEFLOWNET_BASELINE in run.pool:
+        assert "in the pool" in view.baseline_label
     else:
-        assert view.baseline == {"name": arch_name(EDGEFLOWNET_BASELINE), "epe": 2.75, "macs": 3e9}
-        assert "search, epoch 6" in view.baseline_label
-        assert cost_view(ranking, fake_cost, None, []).baseline is None
+        assert view.baseline == baseline[0] and "scored by search" in view.baseline_label
+        assert cost_view(run, fake_cost, None, [(Path("search_old"), other)], mark).baseline is None
+    inside = CheckpointMark(mark.which, mark.epoch, mark.weights_sha256, logged_is_current=False)
+    assert cost_view(run, fake_cost, None, [], inside) is None  # saved inside an epoch: no logged EPE of it
 
 
 def test_report_page_has_the_scatter_and_no_raw_json_in_the_summary(fake_run, tmp_path):
-    result = build_report(fake_run, tmp_path / "out", flow_samples=0, cost=fake_cost)
+    result = build_report(fake_run, tmp_path / "out", checkpoint="last", flow_samples=0, cost=fake_cost)
     assert result.figures["cost"].name == "epe_vs_macs.png" and result.figures["cost"].is_file()
     page = result.html.read_text()
     assert '<section id="cost"><h2>EPE vs MACs</h2>' in page and 'alt="EPE vs MACs"' in page

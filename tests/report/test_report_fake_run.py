@@ -85,7 +85,7 @@ def test_epochs_without_evaluation_are_left_out(make_fake_run):
 
 
 def test_html_is_self_contained_and_shows_the_csv_numbers(fake_run, tmp_path):
-    result = build_report(fake_run, tmp_path / "out", flow_samples=0, cost=fake_cost)
+    result = build_report(fake_run, tmp_path / "out", checkpoint="last", flow_samples=0, cost=fake_cost)
     page = result.html.read_text()
     # Equal fairness counts are one line, not a figure of equal bars.
     assert set(result.figures) == {"epe", "training", "early_stop", "ranking", "cost"}

@@ -14,7 +14,6 @@ from edgeflownas.config import resolve_mapping
 from edgeflownas.data.loader import open_source
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, arch_name
 from edgeflownas.report.build import build_report
-from edgeflownas.report.costs import run_cost_function
 from edgeflownas.report.eval_run import evaluate_run
 from edgeflownas.report.run_data import load_run
 from edgeflownas.train import checkpoint, run_dir as rd
@@ -110,15 +109,25 @@ def test_report_cli_on_the_run(trained_run, cli, tmp_path):
         "training_curves.png"]
 
 
-def test_costs_use_the_runs_model_and_input_size(trained_run, monkeypatch):
+def test_costs_come_from_the_runs_table_counted_once(trained_run, tmp_path, monkeypatch):
+    import shutil
+
+    from edgeflownas.model.cost import CostTable
+    from edgeflownas.train.trained_run import COST_TABLE_FILE, TrainedRun
+
+    copy = tmp_path / "run"
+    shutil.copytree(trained_run, copy)
+    (copy / COST_TABLE_FILE).unlink(missing_ok=True)  # other tests' eval may have counted it already
     calls = []
 
-    def fake_model_cost(code, height, width, model_cfg):
-        calls.append((code, height, width, model_cfg.init_neurons))
-        return SimpleNamespace(params=11, macs=22)
+    def fake_build(height, width, model_cfg):
+        calls.append((height, width, model_cfg.init_neurons))
+        return CostTable(height, width, (1, 10), tuple(((o, 100 * o),) * 3 for o in range(9)))
 
-    monkeypatch.setattr("edgeflownas.model.cost.subnet_cost", fake_model_cost)
-    cost = run_cost_function(trained_run)
-    assert cost(EDGEFLOWNET_BASELINE) == {"params": 11, "macs": 22}
-    assert cost(list(EDGEFLOWNET_BASELINE)) == {"params": 11, "macs": 22}
-    assert calls == [(EDGEFLOWNET_BASELINE, 32, 48, 8)]
+    monkeypatch.setattr(CostTable, "build", staticmethod(fake_build))
+    cost = TrainedRun.open(copy, "last").cost
+    assert cost(EDGEFLOWNET_BASELINE) == {"params": 1 + sum(range(9)), "macs": 10 + 100 * sum(range(9))}
+    assert cost(list(EDGEFLOWNET_BASELINE)) == cost(EDGEFLOWNET_BASELINE)
+    assert calls == [(32, 48, 8)] and (copy / COST_TABLE_FILE).is_file()
+    assert TrainedRun.open(copy, "best").cost(EDGEFLOWNET_BASELINE) == cost(EDGEFLOWNET_BASELINE)
+    assert len(calls) == 1, "the table kept in the run directory is read back, not counted again"

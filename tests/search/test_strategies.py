@@ -7,7 +7,7 @@ import pytest
 
 from edgeflownas.errors import SearchError
 from edgeflownas.search.space import CostTable, SearchSpace, feasible_codes, parse_constraint, parse_fixed
-from edgeflownas.search.strategies import StrategySettings, run_strategy, select_parents
+from edgeflownas.search.strategies import STRATEGIES, StrategySettings, run_strategy, select_parents
 
 # A made-up additive cost: option o of block b costs (b + 1) * o * 1000 MACs over a 5000-MAC stem.
 TABLE = CostTable(8, 8, (100, 5000), tuple(tuple((10 * o, (b + 1) * o * 1000) for o in range(3)) for b in range(9)))
@@ -41,7 +41,7 @@ class Scorer:
         return out
 
 
-@pytest.mark.parametrize("strategy", ["evolution", "random"])
+@pytest.mark.parametrize("strategy", [name for name, s in STRATEGIES.items() if not s.whole_space])
 def test_budget_feasibility_and_no_duplicates(strategy):
     space = parse_fixed(["EB0=0", "H4=2"])
     constraint = parse_constraint("macs<=40000")
@@ -83,7 +83,7 @@ def test_parents_prefer_the_front_then_epe():
 
 
 def test_evolution_beats_random_on_the_landscape_front():
-    from edgeflownas.search.pareto import hypervolume
+    from edgeflownas.nas.pareto import hypervolume
 
     space = SearchSpace()
     feasible = feasible_codes(space, TABLE, [])
@@ -114,3 +114,20 @@ def test_impossible_constraint_and_bad_budget_are_clear():
         run_strategy(StrategySettings(budget=0), SearchSpace(), TABLE, [(0,) * 9], Scorer())
     with pytest.raises(SearchError, match="--fix"):
         parse_fixed(["XX=1"])
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_every_registered_strategy_is_deterministic_feasible_and_offered_by_the_cli(strategy):
+    from click.testing import CliRunner
+
+    from edgeflownas.cli import main
+
+    space = parse_fixed(["EB0=0", "EB1=1", "DB0=2", "DB1=0", "H0=1"])
+    constraint = parse_constraint("macs<=40000")
+    feasible = feasible_codes(space, TABLE, [constraint])
+    settings = StrategySettings(strategy, budget=12, seed=4, population=5)
+    first = run_strategy(settings, space, TABLE, feasible, Scorer(constraint))
+    assert first == run_strategy(settings, space, TABLE, feasible, Scorer(constraint))
+    assert set(first) <= set(feasible) and len(first) == (len(feasible) if STRATEGIES[strategy].whole_space else 12)
+    help_text = CliRunner().invoke(main, ["search", "--help"]).output
+    assert strategy in help_text

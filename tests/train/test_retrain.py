@@ -144,3 +144,36 @@ def test_a_retrain_run_has_a_report(search_run, tmp_path):
     result = run_training(_config(search_run, tmp_path, "reported", **{"train.num_epochs": 1}))
     report = build_report(result.run_dir, flow_samples=1)
     assert report.html.is_file() and [row["subnet"] for row in report.ranking] == ["a000021222"]
+
+
+def test_a_retrain_of_another_code_evaluates_and_reports_its_own_subnet_only(search_run, tmp_path):
+    from edgeflownas.nas.arch_codec import arch_name
+    from edgeflownas.train import run_dir as rd
+    from edgeflownas.train.api import run_training
+
+    code = (0, 1, 2, 0, 0, 1, 2, 1, 0)
+    values = {"experiment.name": "other", "experiment.output_root": str(tmp_path / "retrains"),
+              "train.num_epochs": 1, "eval.every_n_epochs": 1}
+    run = run_training(retrain_config(search_run, code, "scratch", "best", None, Overrides(values, {}))).run_dir
+    runner = CliRunner()
+    own = runner.invoke(main, ["eval", "--run", str(run), "--arch", "pool", "--ckpt", "last", "--json",
+                               "--no_native_epe"])
+    assert own.exit_code == 0, own.output + own.stderr
+    doc = json.loads(own.stdout)
+    (row,) = doc["subnets"]
+    assert doc["kind"] == "fixed_arch" and row["name"] == arch_name(code)
+    assert row["epe"] == pytest.approx(row["logged_epe"], rel=1e-6)
+    for other in ("baseline", "0,0,0,0,0,0,0,0,0"):
+        refused = runner.invoke(main, ["eval", "--run", str(run), "--arch", other, "--ckpt", "last"])
+        assert refused.exit_code == 2 and "Traceback" not in refused.output
+        assert f"fixed-arch run of {arch_name(code)}" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+    report = runner.invoke(main, ["report", "--run", str(run), "--ckpt", "last", "--out", str(tmp_path / "report"),
+                                  "--flow_samples", "1"])
+    assert report.exit_code == 0, report.output + report.stderr
+    header, rows = rd.read_history(run / rd.HISTORY)
+    assert rows[-1]["fairness_gap"] is None and rows[-1].get(rd.std_column(1)) is None
+    assert rows[-1][rd.mean_column(1)] == row["logged_epe"]
+    log = (run / "train.log").read_text()
+    assert f"eval fixed arch {arch_name(code)} val EPE=" in log and "fairness_gap" not in log
+    assert json.loads((run / rd.MANIFEST).read_text())["run_kind"] == "fixed_arch"

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from edgeflownas.search.pareto import hypervolume, pareto_front, pareto_ranks
+from edgeflownas.nas.pareto import hypervolume, pareto_front, pareto_ranks
 
 
 def brute_front(points):

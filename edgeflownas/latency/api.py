@@ -1,0 +1,88 @@
+"""``efnas latency``: build the probe models of a run and/or measure them into a latency table.
+
+The measuring half (``measure_probes``) imports no TensorFlow: on a device
+with only the ``edge`` install it times a probe directory copied there.
+"""
+
+from __future__ import annotations
+
+import datetime
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Sequence
+
+from edgeflownas.errors import ConfigError
+from edgeflownas.latency.measure import DEFAULT_RUNS, DEFAULT_WARMUP, device_description, load_average, time_models
+from edgeflownas.latency.table import PRECISIONS, build_table, write_table
+
+
+def parse_list(text: str, option: str, allowed: Optional[Sequence[str]] = None) -> tuple:
+    """A comma list option (``--threads 1,2``, ``--precision float,int8``), checked; duplicates dropped."""
+    items = [part.strip() for part in str(text).split(",") if part.strip()]
+    if allowed is None:
+        if not items or not all(item.isdigit() and int(item) >= 1 for item in items):
+            raise ConfigError(f"{option} {text!r}: expected a comma list of positive integers, e.g. 1,2")
+        return tuple(sorted({int(item) for item in items}))
+    unknown = [item for item in items if item not in allowed]
+    if unknown or not items:
+        raise ConfigError(f"{option} {text!r}: unknown {', '.join(unknown) or '(none given)'}; "
+                          f"expected a comma list of {', '.join(allowed)}")
+    return tuple(item for item in allowed if item in items)
+
+
+def check_new_file(path: Path, option: str) -> None:
+    """ConfigError if ``path`` exists (a command never overwrites a file it did not create)."""
+    if Path(path).exists():
+        raise ConfigError(f"{option} {path} exists: choose a new file name (efnas never overwrites it)")
+
+
+def measure_probes(probe_dir: Path, threads: Sequence[int], precisions: Optional[Sequence[str]] = None,
+                   runs: int = DEFAULT_RUNS, warmup: int = DEFAULT_WARMUP,
+                   log: Callable[[str], None] = lambda line: None) -> Dict[str, Any]:
+    """Time every probe of ``probe_dir`` at each thread count and precision; the latency table document."""
+    from edgeflownas.latency.probes import read_probes
+
+    probes = read_probes(probe_dir)
+    precisions = tuple(precisions or probes["precisions"])
+    missing = [p for p in precisions if p not in probes["precisions"]]
+    if missing:
+        raise ConfigError(f"{probe_dir} holds no {', '.join(missing)} probes (it has "
+                          f"{', '.join(probes['precisions'])}): build them with --precision {','.join(precisions)}")
+    load_start = load_average()
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    timings: Dict[str, Dict[int, Dict]] = {}
+    for precision in precisions:
+        timings[precision] = {}
+        for count in threads:
+            paths = {probe["name"]: Path(probe_dir) / probe["files"][precision] for probe in probes["probes"]}
+            timings[precision][count] = time_models(paths, count, runs, warmup)
+            reference = timings[precision][count][probes["probes"][0]["name"]]["median_ms"]
+            log(f"{precision}, {count} thread(s): {len(paths)} probes timed, reference {reference:.3f} ms")
+    measurement = {"statistic": "median of the timed invoke() calls", "warmup_runs": warmup, "runs": runs,
+                   "order": "interleaved rounds: one run of every probe per round", "started_utc": started,
+                   "load_average_start": load_start, "load_average_end": load_average(),
+                   "probes": len(probes["probes"])}
+    return build_table(probes, timings, device_description(), measurement)
+
+
+def latency_for_run(run_dir: Path, out: Optional[Path], probes_out: Optional[Path], threads: Sequence[int],
+                    precisions: Sequence[str] = PRECISIONS, runs: int = DEFAULT_RUNS, warmup: int = DEFAULT_WARMUP,
+                    log: Callable[[str], None] = lambda line: None) -> Optional[Dict[str, Any]]:
+    """Build the probes of ``run_dir``'s model and input size (into ``probes_out`` or a temporary folder); measure
+    them into the table ``out`` unless ``out`` is None (build only); return the table."""
+    from edgeflownas.latency.probes import write_probes
+    from edgeflownas.train.trained_run import TrainedRun
+
+    if out is not None:
+        check_new_file(out, "--out")
+    config = TrainedRun.open(Path(run_dir)).config
+    height, width = config.data.input_height, config.data.input_width
+    with tempfile.TemporaryDirectory(prefix="efnas_latency_") as scratch:
+        probe_dir = Path(probes_out) if probes_out is not None else Path(scratch) / "probes"
+        write_probes(probe_dir, config.model, height, width, precisions, log)
+        if out is None:
+            return None
+        doc = measure_probes(probe_dir, threads, precisions, runs, warmup, log)
+    doc["source_run"] = str(Path(run_dir).resolve())
+    write_table(out, doc)
+    return doc
