@@ -9,12 +9,12 @@ learning curves of every run directory under ``--runs_root`` (including runs of
 earlier invocations) to a PNG.
 
     nice -n 10 .venv/bin/python benchmarks/probe_learnability.py            # the chosen setting
-    nice -n 10 .venv/bin/python benchmarks/probe_learnability.py --setting learnable --setting learnable_no_warmup
+    nice -n 10 .venv/bin/python benchmarks/probe_learnability.py --setting learnable --setting learnable_independent
 
-Settings start from configs/learnable_small.yaml (the chosen one: a warm-up run
-trains the EdgeFlowNet baseline subnet alone, then the strict-fairness supernet
-inherits its weights); the data is generated (once, deterministically) under
-``--data_root``.  Measured figures: studies/learnability/README.md.
+Settings start from configs/learnable_small.yaml (the chosen one: tied options,
+strict fairness from scratch); the data is generated (once, deterministically)
+under ``--data_root``.  Seeds x settings with gradient diagnostics, in one
+process: benchmarks/probe_fairness.py.  Measured figures: studies/learnability/README.md.
 """
 
 from __future__ import annotations
@@ -33,14 +33,17 @@ CONFIG = REPO / "configs" / "learnable_small.yaml"
 # overrides of a first run whose weights the supernet run inherits (checkpoint.resume_experiment_name).
 WARMUP = {"train.supernet_mode": "fixed_arch", "checkpoint.resume_experiment_name": None}
 SETTINGS: Dict[str, Dict[str, Any]] = {
-    # The chosen setting = configs/learnable_small.yaml: the baseline subnet alone first, then strict fairness.
-    "learnable": {"preset": "learnable", "overrides": {}, "warmup": WARMUP},
-    # Contrasts: strict fairness from scratch (same data, same schedule length), and the FC2-like data.
-    "learnable_no_warmup": {"preset": "learnable", "overrides": {"checkpoint.resume_experiment_name": None},
-                            "warmup": None},
-    "chairs": {"preset": "chairs", "overrides": {}, "warmup": WARMUP},
+    # The chosen setting = configs/learnable_small.yaml: tied options, strict fairness from scratch.
+    "learnable": {"preset": "learnable", "overrides": {}, "warmup": None},
+    # Contrasts: independent options from scratch; the older recipe (a warm-up of the baseline alone, then
+    # independent options inheriting it); the FC2-like data.
+    "learnable_independent": {"preset": "learnable", "overrides": {"model.option_init": "independent"},
+                              "warmup": None},
+    "learnable_warmup": {"preset": "learnable", "overrides": {"model.option_init": "independent"},
+                         "warmup": WARMUP},
+    "chairs": {"preset": "chairs", "overrides": {}, "warmup": None},
 }
-DATA = {"height": 64, "width": 96, "train": 3000, "val": 200, "seed": 0}
+DATA = {"height": 48, "width": 64, "train": 1000, "val": 200, "seed": 0}
 
 
 def _parse(argv):

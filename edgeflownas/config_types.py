@@ -37,6 +37,7 @@ class ModelConfig:
     fixed_arch_code: Tuple[int, ...]
     input_normalization: str
     upsample: str = "resize_conv"
+    option_init: str = "tied"
 
 
 @dataclass(frozen=True)

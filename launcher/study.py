@@ -1,29 +1,37 @@
-"""``efnas study``: does the supernet rank subnets the way stand-alone training does?
+"""``efnas study``: does the supernet rank subnets the way stand-alone training does -- better than counting blocks?
 
 Steps, each resumable (run the same command again after a crash, a kill or a
 requeue; a finished step is recognised from its artifacts and skipped, a
 training in progress resumes from its last checkpoint):
 
+0. **subnets**: the K subnets, stratified over total depth and MACs
+   (``edgeflownas.study.selection``), written to ``subnets.json`` before
+   anything trains; a later start under another choice is refused;
 1. **warm-up** (``supernet.warmup_epochs`` > 0): the EdgeFlowNet baseline
-   subnet trained alone -> ``runs/warmup``;
-2. **supernet**: the strict-fairness supernet (inheriting the warm-up) ->
-   ``runs/supernet``; or ``supernet.run`` names an existing run;
-3. **scores**: each chosen subnet's supernet EPE, BN recalibrated and on the
-   training BN statistics -> ``supernet_scores.json`` (written after every
-   subnet; tied to the checkpoint's weights digest);
+   subnet trained alone -> ``runs/warmup_seed<s>``, per supernet seed;
+2. **supernets**: one strict-fairness supernet per ``supernet.seeds`` entry
+   (inheriting its warm-up, if any) -> ``runs/supernet_seed<s>``; or
+   ``supernet.run`` names one existing run;
+3. **scores**: each subnet's supernet EPE, BN recalibrated ->
+   ``supernet_scores_seed<s>.json`` (written after every subnet; tied to the
+   checkpoint's weights digest);
 4. **retrains**: every subnet from scratch once per seed ->
    ``runs/retrains/<arch>_seed=<s>`` (the same runs ``efnas submit --retrain
-   RUN --arch ... --sweep seed=...`` makes);
-5. **analysis**: ``study.json`` and ``study.png`` (``report.study``).
+   RUN --arch ... --sweep seed=...`` makes, from the first supernet's config);
+5. **analysis**: ``study.json`` (``edgeflownas.study.analysis``: reference,
+   noise ceiling, tau, trivial predictors, partial tau, verdict) and ``study.png``.
 
-Every training is a ``launcher.plan`` trial run by ``launcher.job.TrainingJob``,
+This module plans and runs; the science is ``edgeflownas.study``.  Every
+training is a ``launcher.plan`` trial run by ``launcher.job.TrainingJob``,
 which writes ``launch_result.json`` when it finishes: locally (in this process,
-or ``study.local_workers`` processes) or, with a ``slurm:`` section, submitted
-through ``launcher.submit`` (the retrains as one job array) and waited for.
+or ``study.local_workers`` worker processes, each training one run after
+another) or, with a ``slurm:`` section, submitted through ``launcher.submit``
+(the retrains as one job array) and waited for.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -32,12 +40,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from edgeflownas.atomic_io import write_json_atomic
 from edgeflownas.config import Overrides, canonical_key, fill_defaults, load_schema, load_yaml, set_dotted
 from edgeflownas.config_check import validate
-from edgeflownas.errors import CheckpointError, ConfigError, NoSuchRunError, StudyError
+from edgeflownas.errors import ConfigError, StudyError
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, ArchCode, arch_name, parse_arch_code
 from launcher.job import read_result
 from launcher.plan import (RetrainRequest, SubmissionPlan, TrialPlan, build_plan, missing_data_dirs,
@@ -45,7 +53,8 @@ from launcher.plan import (RetrainRequest, SubmissionPlan, TrialPlan, build_plan
 
 SCHEMA = "study_config.schema.json"
 RUNS, WARMUP, SUPERNET, RETRAINS = "runs", "warmup", "supernet", "retrains"
-SCORES, STUDY_JSON, FIGURE, LOGS = "supernet_scores.json", "study.json", "study.png", "logs"
+SCORES, STUDY_JSON, FIGURE, LOGS = "supernet_scores", "study.json", "study.png", "logs"
+SUBNETS_JSON = "subnets.json"
 POLL_SECONDS = 30.0  # between two sacct queries while waiting for SLURM jobs
 
 
@@ -86,6 +95,7 @@ def load_study(path: Path, overrides: Optional[Mapping[str, Any]] = None, cwd: O
         set_dotted(raw, key, value)
     schema = load_schema(SCHEMA)
     validate(raw, schema, origin=f"study config {path}", options=getattr(overrides, "options", {}))
+    seeds_given = "seeds" in (raw.get("supernet") or {})  # before the defaults are filled in
     values = fill_defaults(raw, schema)
     supernet = values["supernet"]
     if (supernet["run"] is None) == (supernet["config"] is None):
@@ -94,6 +104,9 @@ def load_study(path: Path, overrides: Optional[Mapping[str, Any]] = None, cwd: O
     if supernet["run"] is not None and supernet["warmup_epochs"]:
         raise ConfigError(f"study config {path}: supernet.warmup_epochs applies only when the study trains the "
                           "supernet (supernet.config); drop it or supernet.run")
+    if supernet["run"] is not None and seeds_given:
+        raise ConfigError(f"study config {path}: supernet.seeds applies only when the study trains the supernets "
+                          "(supernet.config); drop it or supernet.run")
     base = Path(cwd or Path.cwd())
     values["study"]["output_root"] = str((base / values["study"]["output_root"]).absolute())
     for key in ("run", "config"):
@@ -107,6 +120,11 @@ def load_study(path: Path, overrides: Optional[Mapping[str, Any]] = None, cwd: O
     for section in ("supernet", "retrain"):
         values[section]["set"] = {canonical_key(key, f"{path}: {section}.set"): value
                                   for key, value in values[section]["set"].items()}
+    subnets = values["subnets"]
+    at_most = 9 * subnets["macs_bins"] + int(subnets["baseline"]) + len(subnets["codes"])
+    if at_most < subnets["min_k"]:
+        raise ConfigError(f"study config {path}: at most {at_most} distinct subnets chosen, subnets.min_k is "
+                          f"{subnets['min_k']}: raise subnets.macs_bins or add subnets.codes")
     for text in values["subnets"]["codes"]:  # checked here, parsed again where the subnets are chosen
         try:
             parse_arch_code(text)
@@ -143,24 +161,11 @@ def _require_run(path: Path, run: Path, which: str) -> None:
 
 
 def check_before_start(study: Study) -> None:
-    """ConfigError for what would otherwise fail after the study directory is made: its place, and too few
-    subnets for subnets.min_k (counted from the supernet config's pool size before anything is trained)."""
+    """ConfigError for what would otherwise fail after the study directory is made: its place.  (Too few subnets
+    for subnets.min_k and a supernet.run that is not a trained run are refused by ``load_study``.)"""
     from edgeflownas.outputs import check_output_folder
 
     check_output_folder(study.directory, "study.output_root/study.name", own="study directory")
-    subnets = study.section("subnets")
-    plan = supernet_plan(study, check_data=False)
-    if plan is None:  # an existing run: its pool is read now
-        chosen_codes(study, supernet_run(study))
-        return
-    pool = plan.trials[0].resolved.config.eval.pool_size if subnets["pool"] else 0
-    listed = {tuple(parse_arch_code(text)) for text in subnets["codes"]}
-    most = pool + len(listed | ({tuple(EDGEFLOWNET_BASELINE)} if subnets["baseline"] else set()))
-    if most < subnets["min_k"]:
-        raise ConfigError(f"study config {study.path}: at most {most} distinct subnets can be chosen (pool "
-                          f"{pool}{' + baseline' if subnets['baseline'] else ''} + {len(listed)} listed codes), "
-                          f"subnets.min_k is {subnets['min_k']}: lower subnets.min_k, add subnets.codes, or raise "
-                          "eval.pool_size in supernet.set")
 
 
 def _overrides(study: Study, section: str, forced: Mapping[str, Any]) -> Overrides:
@@ -175,56 +180,101 @@ def _overrides(study: Study, section: str, forced: Mapping[str, Any]) -> Overrid
     return Overrides(values, options)
 
 
-def warmup_plan(study: Study, check_data: bool = True) -> Optional[SubmissionPlan]:
-    """The warm-up training (baseline subnet alone), or None without one."""
+def supernet_seeds(study: Study) -> List[Optional[int]]:
+    """The supernet seeds the study trains; [None] for an existing run (supernet.run)."""
+    supernet = study.section("supernet")
+    return [None] if supernet["run"] is not None else list(supernet["seeds"])
+
+
+def _seeded(name: str, seed: int) -> str:
+    return f"{name}_seed{seed}"
+
+
+def warmup_plan(study: Study, seed: int, check_data: bool = True) -> Optional[SubmissionPlan]:
+    """The warm-up training of supernet seed ``seed`` (baseline subnet alone), or None without one."""
     supernet = study.section("supernet")
     if supernet["run"] is not None or not supernet["warmup_epochs"]:
         return None
-    forced = {"experiment.name": WARMUP, "experiment.output_root": str(study.runs),
-              "train.supernet_mode": "fixed_arch", "model.fixed_arch_code": list(EDGEFLOWNET_BASELINE),
+    forced = {"experiment.name": _seeded(WARMUP, seed), "experiment.output_root": str(study.runs),
+              "experiment.seed": seed, "train.supernet_mode": "fixed_arch",
+              "model.fixed_arch_code": list(EDGEFLOWNET_BASELINE),
               "train.num_epochs": supernet["warmup_epochs"], "checkpoint.resume_experiment_name": None,
               "checkpoint.init_from": None}
     return build_plan(Path(supernet["config"]), _overrides(study, "supernet", forced), [], None,
                       check_data=check_data)
 
 
-def supernet_plan(study: Study, check_data: bool = True) -> Optional[SubmissionPlan]:
-    """The supernet training (inheriting the warm-up if there is one), or None for an existing run."""
+def supernet_plan(study: Study, seed: int, check_data: bool = True) -> Optional[SubmissionPlan]:
+    """The supernet training of seed ``seed`` (inheriting its warm-up if there is one), or None for an existing run."""
     supernet = study.section("supernet")
     if supernet["run"] is not None:
         return None
-    forced = {"experiment.name": SUPERNET, "experiment.output_root": str(study.runs),
-              "checkpoint.resume_experiment_name": WARMUP if supernet["warmup_epochs"] else None,
+    forced = {"experiment.name": _seeded(SUPERNET, seed), "experiment.output_root": str(study.runs),
+              "experiment.seed": seed,
+              "checkpoint.resume_experiment_name": _seeded(WARMUP, seed) if supernet["warmup_epochs"] else None,
               "checkpoint.init_from": None}
     return build_plan(Path(supernet["config"]), _overrides(study, "supernet", forced), [], None,
                       check_data=check_data)
 
 
-def supernet_run(study: Study) -> Path:
-    """The supernet run directory the study scores and retrains from."""
+def supernet_run(study: Study, seed: Optional[int]) -> Path:
+    """The run directory of supernet seed ``seed`` (None: the existing supernet.run)."""
     run = study.section("supernet")["run"]
-    return Path(run) if run is not None else study.runs / SUPERNET
+    return Path(run) if run is not None else study.runs / _seeded(SUPERNET, seed)
 
 
-def chosen_codes(study: Study, run: Path) -> List[ArchCode]:
-    """The K subnets, fixed before any result: the run's pool, the baseline, the listed codes (no repeats)."""
-    from edgeflownas.train.trained_run import TrainedRun
+def _model_and_size(study: Study) -> Tuple[Any, int, int]:
+    """The model config and training resolution every subnet of the study is built with."""
+    supernet = study.section("supernet")
+    if supernet["run"] is not None:
+        from edgeflownas.config import resolve
+        from edgeflownas.train import run_dir as rd
+
+        cfg = resolve(Path(supernet["run"]) / rd.RESOLVED_CONFIG).config
+    else:
+        cfg = supernet_plan(study, supernet["seeds"][0], check_data=False).trials[0].resolved.config
+    return cfg.model, cfg.data.input_height, cfg.data.input_width
+
+
+def chosen_codes(study: Study, log: Callable[[str], None] = lambda line: None) -> List[ArchCode]:
+    """The K subnets, fixed before any result and kept in subnets.json (see the module doc)."""
+    from edgeflownas.study.selection import block_cost_table, strata, stratified_codes
 
     subnets = study.section("subnets")
-    which = study.section("supernet")["checkpoint"]
-    codes: List[ArchCode] = list(TrainedRun.open(run, which).pool()) if subnets["pool"] else []
+    model, height, width = _model_and_size(study)
+    table = block_cost_table(height, width, model)
+    codes: List[ArchCode] = stratified_codes(table, subnets["macs_bins"], subnets["seed"]) \
+        if subnets["macs_bins"] else []
     if subnets["baseline"]:
         codes.append(EDGEFLOWNET_BASELINE)
     codes += [parse_arch_code(text) for text in subnets["codes"]]
     unique = list(dict.fromkeys(tuple(code) for code in codes))
     if len(unique) < subnets["min_k"]:
         raise ConfigError(f"study config {study.path}: {len(unique)} distinct subnets chosen, subnets.min_k is "
-                          f"{subnets['min_k']}: add subnets.codes or set subnets.pool/baseline")
+                          f"{subnets['min_k']}: raise subnets.macs_bins or add subnets.codes")
+    doc = {"selection": {"macs_bins": subnets["macs_bins"], "seed": subnets["seed"], "baseline": subnets["baseline"],
+                         "codes": list(subnets["codes"]), "input_hw": [height, width]},
+           "k": len(unique),
+           "subnets": [{"name": arch_name(code), "code": list(code), **cost}
+                       for code, cost in zip(unique, strata(unique, table))]}
+    path = study.directory / SUBNETS_JSON
+    if path.is_file():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        if old.get("subnets") != doc["subnets"]:
+            raise StudyError(f"{path} holds another choice of subnets than this config makes ({old.get('k')} vs "
+                             f"{len(unique)}): the choice is fixed before any result -- use another study.name "
+                             "or move the study directory aside")
+    else:
+        write_json_atomic(path, doc)
+        log(f"subnets: K={len(unique)} fixed in {path}")
     return unique
 
 
 def retrain_plan(study: Study, run: Path, codes: Sequence[ArchCode], check_data: bool = True) -> SubmissionPlan:
-    """Every subnet from scratch, once per seed: one trial per (code, seed), as one job array on SLURM."""
+    """Every subnet from scratch, once per seed: one trial per (code, seed), as one job array on SLURM.
+
+    ``run``: the supernet run whose config (data, model, schedule) the retrains take, plus retrain.set.
+    """
     retrain = study.section("retrain")
     forced = {"experiment.name": RETRAINS, "experiment.output_root": str(study.runs)}
     seeds = ",".join(str(seed) for seed in retrain["seeds"])
@@ -375,8 +425,14 @@ def _run_on_slurm(plan: SubmissionPlan, label: str, log: Callable[[str], None]) 
 
 
 # ----------------------------------------------------------------------------------------------- scoring
-def score_subnets(study: Study, run: Path, codes: Sequence[ArchCode], log: Callable[[str], None]) -> Dict[str, Any]:
-    """Supernet EPE of every code, BN recalibrated and not; kept in supernet_scores.json (resumable per code).
+def scores_path(study: Study, seed: Optional[int]) -> Path:
+    """Where the scores of supernet seed ``seed`` are kept (None: the existing supernet.run)."""
+    return study.directory / (f"{SCORES}.json" if seed is None else f"{_seeded(SCORES, seed)}.json")
+
+
+def score_subnets(study: Study, run: Path, codes: Sequence[ArchCode], log: Callable[[str], None],
+                  path: Path) -> Dict[str, Any]:
+    """Supernet EPE of every code, BN recalibrated and not; kept in ``path`` (resumable per code).
 
     Scored as ``efnas eval`` and search score (``TrainedRun``): the run's recalibration batches and seed, the
     first ``scoring.recal_batches`` of them (default all, so the trainer's own figure); the file is keyed by
@@ -393,7 +449,6 @@ def score_subnets(study: Study, run: Path, codes: Sequence[ArchCode], log: Calla
                           "or leave it out to use the run's own")
     recal = trained.plan.recal_batches if recal is None else recal
     scoring = dict(trained.scoring().to_dict(), recal_batches=recal)
-    path = study.directory / SCORES
     doc = {"supernet_run": str(run), "checkpoint": which, "weights_sha256": trained.weights_sha256,
            "recal_batches": recal, "scoring": scoring, "subnets": {}}
     if path.is_file():
@@ -406,7 +461,7 @@ def score_subnets(study: Study, run: Path, codes: Sequence[ArchCode], log: Calla
     if not missing:
         log(f"scores: {len(codes)} subnets already scored ({path})")
         return doc
-    progress = Progress("scores", len(codes), len(codes) - len(missing), log)
+    progress = Progress(f"scores {run.name}", len(codes), len(codes) - len(missing), log)
     with trained.evaluator() as evaluator:
         for code in missing:
             entry = {"code": list(code), "epe": evaluator.epe(code, recal_batches=recal),
@@ -418,7 +473,9 @@ def score_subnets(study: Study, run: Path, codes: Sequence[ArchCode], log: Calla
 
 
 # ----------------------------------------------------------------------------------------------- analysis
-def _retrain_epe(trial: TrialPlan, which: str) -> Dict[str, Any]:
+def _retrain_figure(trial: TrialPlan, epochs: int) -> Dict[str, Any]:
+    """One finished retrain's reference figure (``edgeflownas.study.reference``) and where it comes from."""
+    from edgeflownas.study.reference import retrain_figure
     from edgeflownas.train import run_dir as rd
 
     result = trial_finished(trial)
@@ -426,45 +483,69 @@ def _retrain_epe(trial: TrialPlan, which: str) -> Dict[str, Any]:
     evaluated = [row for row in rows if row.get(rd.mean_column(1)) is not None]
     if result is None or not evaluated:
         raise StudyError(f"{trial.run_dir}: no finished evaluation; run the same command again")
-    best = result["result"].get("best_mean_epe")
-    last = float(evaluated[-1][rd.mean_column(1)])
-    return {"epe": float(best) if which == "best" and best is not None else last, "best": best, "last": last,
-            "zero_flow_epe": evaluated[-1].get(rd.ZERO_FLOW), "epochs": result["result"].get("epochs_done")}
+    figure = retrain_figure([float(row[rd.mean_column(1)]) for row in evaluated],
+                            evaluated[-1].get(rd.ZERO_FLOW), epochs)
+    return dict(figure, best=result["result"].get("best_mean_epe"), epochs=result["result"].get("epochs_done"),
+                run_dir=_relative(trial.run_dir, study_root=trial.run_dir.parents[2]))
 
 
-def analyse(study: Study, scores: Mapping[str, Any], codes: Sequence[ArchCode], plan: SubmissionPlan,
-            log: Callable[[str], None]) -> Dict[str, Any]:
+def _key(seed: Optional[int]) -> str:
+    """A supernet's key in study.json: its seed, or "run" for the existing supernet.run."""
+    return "run" if seed is None else str(seed)
+
+
+def _relative(path: Path, study_root: Path) -> str:
+    """``path`` relative to the study directory (artifacts name no machine-specific absolute path)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path(study_root).resolve()))
+    except ValueError:
+        return str(path)
+
+
+def analyse(study: Study, scores: Mapping[Optional[int], Mapping[str, Any]], codes: Sequence[ArchCode],
+            plan: SubmissionPlan, log: Callable[[str], None]) -> Dict[str, Any]:
     """study.json and study.png from the scores and the finished retrains."""
-    from edgeflownas.report.study import analyze, summary_lines, write_figure
+    from edgeflownas.report.study import write_figure
+    from edgeflownas.study.analysis import analyze, summary_lines
+    from edgeflownas.study.selection import total_depth
 
     retrain = study.section("retrain")
-    by_code: Dict[str, Dict[int, Dict[str, Any]]] = {}
+    by_code: Dict[str, Dict[str, Dict[str, Any]]] = {}
     for trial in plan.trials:
         values = trial.resolved.config
-        by_code.setdefault(arch_name(values.model.fixed_arch_code), {})[values.experiment.seed] = \
-            dict(_retrain_epe(trial, retrain["epe"]), run_dir=str(trial.run_dir))
+        by_code.setdefault(arch_name(values.model.fixed_arch_code), {})[str(values.experiment.seed)] = \
+            _retrain_figure(trial, retrain["reference_epochs"])
     subnets = []
     for code in codes:
         name = arch_name(code)
-        score, runs = scores["subnets"][name], by_code[name]
+        first = next(iter(scores.values()))["subnets"][name]
         subnets.append({"code": list(code), "name": name, "baseline": tuple(code) == EDGEFLOWNET_BASELINE,
-                        "macs": score["macs"], "params": score["params"], "supernet_epe": score["epe"],
-                        "supernet_epe_no_recal": score["epe_no_recal"],
-                        "standalone_epe": [runs[seed]["epe"] for seed in retrain["seeds"]],
-                        "standalone": {str(seed): runs[seed] for seed in retrain["seeds"]}})
+                        "depth": total_depth(code), "macs": first["macs"], "params": first["params"],
+                        "supernet_epe": {_key(seed): doc["subnets"][name]["epe"] for seed, doc in scores.items()},
+                        "supernet_epe_no_recal": {_key(seed): doc["subnets"][name]["epe_no_recal"]
+                                                  for seed, doc in scores.items()},
+                        "standalone": by_code[name]})
     analysis = study.section("analysis")
     doc: Dict[str, Any] = analyze(subnets, analysis["bootstrap"], analysis["ci"], analysis["seed"])
     zero = [r["zero_flow_epe"] for s in subnets for r in s["standalone"].values() if r.get("zero_flow_epe")]
+    root = study.directory
+    config = json.loads(json.dumps(study.values))
+    config["study"]["output_root"] = _relative(Path(config["study"]["output_root"]), root.parent)
+    for key in ("run", "config"):
+        if config["supernet"][key] is not None:
+            config["supernet"][key] = Path(config["supernet"][key]).name
     doc.update({
         "study": study.values["study"]["name"], "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "config": study.values, "supernet_run": scores["supernet_run"], "checkpoint": scores["checkpoint"],
-        "weights_sha256": scores["weights_sha256"], "recal_batches": scores["recal_batches"],
-        "seeds": len(retrain["seeds"]), "standalone_epe_kind": retrain["epe"],
+        "config": config,
+        "supernet_runs": {_key(seed): _relative(Path(doc_["supernet_run"]), root) for seed, doc_ in scores.items()},
+        "checkpoint": next(iter(scores.values()))["checkpoint"],
+        "weights_sha256": {_key(seed): doc_["weights_sha256"] for seed, doc_ in scores.items()},
+        "recal_batches": next(iter(scores.values()))["recal_batches"],
+        "seeds": len(retrain["seeds"]), "reference_kind": f"median over seeds of the mean val EPE of the last "
+                                                         f"{retrain['reference_epochs']} evaluated epochs",
         "zero_flow_epe": zero[0] if zero else None,
-        "supernet_epe_mean": sum(s["supernet_epe"] for s in subnets) / len(subnets),
-        "standalone_epe_mean": sum(sum(s["standalone_epe"]) / len(s["standalone_epe"]) for s in subnets) / len(subnets),
-        "selection": "the supernet run's evaluation pool, the EdgeFlowNet baseline and subnets.codes, fixed before "
-                     "any result",
+        "selection": "stratified over total depth (4..12) x MAC bins within each depth, seeded, fixed in "
+                     "subnets.json before any training",
         "subnets": subnets,
     })
     write_json_atomic(study.directory / STUDY_JSON, doc)
@@ -484,15 +565,22 @@ def run_study(study: Study, log: Callable[[str], None]) -> Dict[str, Any]:
     with exclusive_lock(study.directory, f"efnas study {study.values['study']['name']}", log):
         log(f"efnas study {study.values['study']['name']}: {study.directory} "
             f"({'SLURM' if study.slurm is not None else 'local'})")
-        for label, make in (("warm-up", warmup_plan), ("supernet", supernet_plan)):
-            plan = make(study)
-            if plan is not None:
-                run_plan(study, plan, label, log)
-        run = supernet_run(study)
-        codes = chosen_codes(study, run)
+        codes = chosen_codes(study, log)
         log(f"subnets: K={len(codes)}: {', '.join(arch_name(code) for code in codes)}")
-        scores = score_subnets(study, run, codes, log)
-        plan = retrain_plan(study, run, codes)
+        seeds = supernet_seeds(study)
+        for label, make in (("warm-up", warmup_plan), ("supernet", supernet_plan)):
+            plans = [(seed, make(study, seed)) for seed in seeds if seed is not None]
+            plans = [(seed, plan) for seed, plan in plans if plan is not None]
+            if study.slurm is None and len(plans) > 1:
+                # Locally the seeds' trainings are independent: up to study.local_workers of them at once.
+                merged = dataclasses.replace(plans[0][1], trials=[t for _, plan in plans for t in plan.trials])
+                run_plan(study, merged, f"{label} seeds {', '.join(str(seed) for seed, _ in plans)}", log)
+                continue
+            for seed, plan in plans:
+                run_plan(study, plan, f"{label} seed {seed}", log)
+        scores = {seed: score_subnets(study, supernet_run(study, seed), codes, log, scores_path(study, seed))
+                  for seed in seeds}
+        plan = retrain_plan(study, supernet_run(study, seeds[0]), codes)
         run_plan(study, plan, "retrains", log)
         return analyse(study, scores, codes, plan, log)
 
@@ -512,33 +600,38 @@ def dry_run(study: Study) -> str:
     lines = [f"# efnas study --dry_run: {study.path} -> {study.directory}",
              f"# mode: {'SLURM (efnas submit; the retrains as one job array)' if slurm_mode else 'local'}"]
     script = None
-    for label, make in (("warm-up", warmup_plan), ("supernet", supernet_plan)):
-        plan = make(study, check_data=False)
-        if plan is None:
-            continue
-        trial = plan.trials[0]
-        state = "finished" if trial_finished(trial) else "to train"
-        cfg = trial.resolved.config
-        lines.append(f"{label}: {trial.run_dir} ({state}): {cfg.train.supernet_mode}, {cfg.train.num_epochs} epochs "
-                     f"x {cfg.train.steps_per_epoch or 'all'} steps, batch {cfg.train.batch_size}, "
-                     f"{cfg.data.input_height}x{cfg.data.input_width}")
-        lines += _data_note(plan)
-        if slurm_mode and script is None:
-            script = sbatch_script(plan)
-    run = supernet_run(study)
-    lines.append(f"supernet run: {run}")
-    try:
-        codes = chosen_codes(study, run)
-    except (CheckpointError, NoSuchRunError) as error:  # no run yet: its pool is known once it has trained
-        lines.append(f"subnets: chosen once the supernet has trained ({str(error).splitlines()[0]})")
-    else:
+    seeds = supernet_seeds(study)
+    for seed in seeds:
+        for label, make in (("warm-up", warmup_plan), ("supernet", supernet_plan)):
+            plan = make(study, seed, check_data=False) if seed is not None else None
+            if plan is None:
+                continue
+            trial = plan.trials[0]
+            state = "finished" if trial_finished(trial) else "to train"
+            cfg = trial.resolved.config
+            lines.append(f"{label} seed {seed}: {trial.run_dir} ({state}): {cfg.train.supernet_mode}, "
+                         f"{cfg.train.num_epochs} epochs x {cfg.train.steps_per_epoch or 'all'} steps, batch "
+                         f"{cfg.train.batch_size}, {cfg.data.input_height}x{cfg.data.input_width}, option_init "
+                         f"{cfg.model.option_init}")
+            lines += _data_note(plan)
+            if slurm_mode and script is None:
+                script = sbatch_script(plan)
+    run = supernet_run(study, seeds[0])
+    lines.append(f"supernet runs: {', '.join(str(supernet_run(study, seed)) for seed in seeds)}")
+    subnets = study.section("subnets")
+    extra = (" + baseline" if subnets["baseline"] else "") + (f" + {len(subnets['codes'])} listed codes"
+                                                              if subnets["codes"] else "")
+    lines.append(f"subnets: stratified over total depth 4..12 x {subnets['macs_bins']} MAC bins (seed "
+                 f"{subnets['seed']}){extra}; chosen (and written to {SUBNETS_JSON}) when the study starts")
+    retrain = study.section("retrain")
+    lines.append(f"retrains: each subnet x seeds {retrain['seeds']} from the first supernet's config"
+                 f"{' (' + str(retrain['set']) + ')' if retrain['set'] else ''}; reference = median over seeds of "
+                 f"the last {retrain['reference_epochs']} epochs' mean val EPE")
+    if (run / "config.yaml").is_file() and (study.directory / SUBNETS_JSON).is_file():
+        codes = [tuple(s["code"]) for s in json.loads((study.directory / SUBNETS_JSON).read_text())["subnets"]]
         plan = retrain_plan(study, run, codes, check_data=False)
         done = sum(trial_finished(t) is not None for t in plan.trials)
-        cfg = plan.trials[0].resolved.config
-        lines.append(f"subnets: K={len(codes)}; retrains: {len(plan.trials)} ({done} finished), each "
-                     f"{cfg.train.num_epochs} epochs x {cfg.train.steps_per_epoch or 'all'} steps, batch "
-                     f"{cfg.train.batch_size}")
-        lines += [f"  {trial.name} -> {trial.run_dir}" for trial in plan.trials]
+        lines.append(f"  {len(plan.trials)} retrains ({done} finished)")
         if slurm_mode and script is None:
             script = sbatch_script(plan)
     text = "\n".join(lines) + "\n"

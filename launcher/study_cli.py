@@ -21,14 +21,18 @@ from edgeflownas.config import Overrides, parse_set
               help="Validate the study config and every run config it implies, show the runs and what is already "
                    "finished; trains and writes nothing.")
 def study(config_path: Path, set_values: Tuple[str, ...], dry_run: bool) -> None:
-    """Does the supernet rank subnets the way stand-alone training does?
+    """Does the supernet rank subnets better than counting blocks?
 
-    Trains the supernet (or takes supernet.run), scores K subnets on it (BN
-    recalibrated, and on the training BN statistics), retrains each from
-    scratch once per seed, and writes <study>/study.json (Kendall tau-b and
-    Spearman rho between supernet and stand-alone EPE with bootstrap
-    intervals, the noise ceiling tau between seeds, MACs-only and params-only
-    tau, tau without recalibration, per-subnet figures) and study.png.
+    Fixes K subnets stratified over total depth and MACs (subnets.json, before
+    anything trains), trains the supernets (one per supernet.seeds entry; or
+    takes supernet.run), scores every subnet on each, retrains each from
+    scratch once per seed, and writes <study>/study.json: the reference (median
+    over seeds of the last epochs' mean val EPE), the noise ceiling (seed-vs-seed
+    tau), Kendall tau of the supernet against it, the trivial predictors MACs,
+    params and depth with their favoured sign, partial tau given depth and given
+    MACs, tau between the supernet seeds, stuck retrains, bootstrap intervals,
+    the targets and the verdict ("cannot tell" below a 0.6 noise ceiling); and
+    study.png.
 
     Every step is resumable: run the same command again after a crash, kill or
     requeue. With a slurm: section every training goes through efnas submit

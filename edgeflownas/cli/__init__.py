@@ -33,7 +33,7 @@ COMMANDS: Dict[str, tuple] = {
     "eval": ("edgeflownas.cli.eval:eval_command", "Evaluate subnets of a trained supernet: EPE, 1/3/5 px outliers, params, MACs."),
     "retrain": ("edgeflownas.cli.retrain:retrain", "Train one chosen subnet of a supernet run on its own (from scratch or the supernet's weights)."),
     "search": ("launcher.search_cli:search", "Search a trained supernet for the Pareto front of EPE vs MACs/params (evolution, random, exhaustive)."),
-    "study": ("launcher.study_cli:study", "Ranking study: does the supernet rank subnets like stand-alone training? Kendall tau with bootstrap intervals, noise ceiling, baselines (local or SLURM)."),
+    "study": ("launcher.study_cli:study", "Ranking study: does the supernet rank subnets better than counting blocks? Stratified subnets, noise ceiling, trivial predictors, partial tau, verdict (local or SLURM)."),
     "export": ("edgeflownas.cli.export:export", "Export one subnet of a run (BN folded) as SavedModel, TFLite float and int8, each scored."),
     "latency": ("edgeflownas.cli.latency:latency", "Latency table of a run's block options on this device (TFLite float/int8, 1 and N threads), for a search on latency."),
     "infer": ("edgeflownas.cli.infer:infer", "Optical flow of image pairs (or a folder of FC2 pairs) with an exported model: .flo and PNG."),

@@ -44,16 +44,25 @@ BN_EPSILON = 1e-3
 
 
 def _variable(name: str, shape: Sequence[int], initializer, trainable: bool) -> tf.Variable:
+    """A resource variable; ``initializer`` is an initializer object or a tensor of exactly ``shape``."""
+    if isinstance(initializer, tf.Tensor):
+        if initializer.shape.as_list() != list(shape):
+            raise ValueError(f"initial value of {name} has shape {initializer.shape.as_list()}, expected {list(shape)}")
+        return tf.compat.v1.get_variable(name, dtype=tf.float32, initializer=initializer, trainable=trainable,
+                                         use_resource=True)
     return tf.compat.v1.get_variable(
         name, shape=list(shape), dtype=tf.float32, initializer=initializer, trainable=trainable, use_resource=True
     )
 
 
 class Conv2D:
-    """A 2-D convolution (SAME padding) with its kernel and optional bias."""
+    """A 2-D convolution (SAME padding) with its kernel and optional bias.
+
+    ``initial_kernel``: a tensor the kernel starts from (default: Glorot uniform).
+    """
 
     def __init__(self, name: str, kernel_size: int, in_channels: int, out_channels: int, stride: int = 1,
-                 use_bias: bool = True) -> None:
+                 use_bias: bool = True, initial_kernel: Optional[tf.Tensor] = None) -> None:
         self.name = name
         self.kernel_size = kernel_size
         self.stride = stride
@@ -61,7 +70,8 @@ class Conv2D:
             self.scope = scope.name
             self.kernel = _variable(
                 "kernel", (kernel_size, kernel_size, in_channels, out_channels),
-                tf.compat.v1.glorot_uniform_initializer(), trainable=True,
+                tf.compat.v1.glorot_uniform_initializer() if initial_kernel is None else initial_kernel,
+                trainable=True,
             )
             self.bias = _variable("bias", (out_channels,), tf.compat.v1.zeros_initializer(), True) if use_bias else None
 
@@ -79,14 +89,18 @@ class Conv2D:
 
 
 class BatchNorm:
-    """Batch normalisation with TRAIN / INFER / RECAL modes selected by a scalar tensor."""
+    """Batch normalisation with TRAIN / INFER / RECAL modes selected by a scalar tensor.
 
-    def __init__(self, name: str, channels: int, mode: tf.Tensor) -> None:
+    ``zero_gamma``: the scale starts at 0 instead of 1 (the layer's output starts at beta = 0).
+    """
+
+    def __init__(self, name: str, channels: int, mode: tf.Tensor, zero_gamma: bool = False) -> None:
         self.name = name
         self.mode = mode
         with tf.compat.v1.variable_scope(name) as scope:
             self.scope = scope.name
-            self.gamma = _variable("gamma", (channels,), tf.compat.v1.ones_initializer(), True)
+            self.gamma = _variable("gamma", (channels,), (tf.compat.v1.zeros_initializer() if zero_gamma
+                                                           else tf.compat.v1.ones_initializer()), True)
             self.beta = _variable("beta", (channels,), tf.compat.v1.zeros_initializer(), True)
             self.moving_mean = _variable("moving_mean", (channels,), tf.compat.v1.zeros_initializer(), False)
             self.moving_variance = _variable("moving_variance", (channels,), tf.compat.v1.ones_initializer(), False)

@@ -124,17 +124,20 @@ RES_KERNEL = 3
 INPUT_SCALES = {"none": 1.0, "unit": 1.0 / 255.0}
 # model.upsample: where each upsampling conv of the bilinear skeleton runs (module doc).
 UPSAMPLE_ORDERS = ("resize_conv", "conv_resize")
+# model.option_init: "tied" starts every option of a block computing the same function (module doc).
+OPTION_INITS = ("independent", "tied_kernels", "tied")
 
 
 class ResBlock:
     """EdgeFlowNet ResBlock: Conv-BN-ReLU, Conv-BN, add the input, ReLU (3x3, stride 1)."""
 
-    def __init__(self, name: str, channels: int, net: "Supernet") -> None:
+    def __init__(self, name: str, channels: int, net: "Supernet", identity_at_init: bool = False) -> None:
         with tf.compat.v1.variable_scope(name):
             self.conv_a = net._conv("conv_a", RES_KERNEL, channels, channels, use_bias=False)
             self.bn_a = net._bn("bn_a", channels)
             self.conv_b = net._conv("conv_b", RES_KERNEL, channels, channels, use_bias=False)
-            self.bn_b = net._bn("bn_b", channels)
+            # gamma 0: the residual branch adds 0, so the block returns relu(x) = x for its (non-negative) input.
+            self.bn_b = net._bn("bn_b", channels, zero_gamma=identity_at_init)
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
         """Apply the block."""
@@ -162,6 +165,12 @@ class Supernet:
         self.height, self.width = height, width
         self.upsample = model_cfg.upsample
         self.input_scale = INPUT_SCALES[model_cfg.input_normalization]
+        if model_cfg.option_init not in OPTION_INITS:
+            raise ConfigError(f"model.option_init is {model_cfg.option_init!r}: expected one of {list(OPTION_INITS)}")
+        # Tied options exist only where options do: a fixed arch or an inference network builds one path.
+        one_path = fixed_arch is not None or inference_values is not None
+        self._tied_kernels = model_cfg.option_init in ("tied", "tied_kernels") and not one_path
+        self._tied = model_cfg.option_init == "tied" and not one_path
         self.fixed_arch: Optional[ArchCode] = parse_arch_code(fixed_arch) if fixed_arch is not None else None
         self.inference_values = inference_values
         self.img0 = tf.compat.v1.placeholder(image_dtype, [None, height, width, 3], name="img0")
@@ -210,24 +219,25 @@ class Supernet:
 
     # -- layers (all variables are created here, outside any control flow) --
 
-    def _conv(self, name: str, kernel: int, cin: int, cout: int, stride: int = 1, use_bias: bool = True) -> Conv2D:
+    def _conv(self, name: str, kernel: int, cin: int, cout: int, stride: int = 1, use_bias: bool = True,
+              initial_kernel: Optional[tf.Tensor] = None) -> Conv2D:
         if self.inference_values is not None:
             scope = _scope_of(name)
             conv = ConstantConv2D(scope, self._value(f"{scope}/kernel", (kernel, kernel, cin, cout)),
                                   self._value(f"{scope}/bias", (cout,)) if use_bias else None, stride)
         else:
-            conv = Conv2D(name, kernel, cin, cout, stride, use_bias)
+            conv = Conv2D(name, kernel, cin, cout, stride, use_bias, initial_kernel)
         self.convs.append(conv)
         return conv
 
-    def _bn(self, name: str, channels: int) -> BatchNorm:
+    def _bn(self, name: str, channels: int, zero_gamma: bool = False) -> BatchNorm:
         if self.inference_values is not None:
             # Every BN directly follows the conv it normalises (built just before it), so it folds into that one.
             scope = _scope_of(name)
             self.convs[-1].fold(scope, *[self._value(f"{scope}/{key}", (channels,))
                                          for key in ("gamma", "beta", "moving_mean", "moving_variance")])
             return FoldedBatchNorm(scope)
-        bn = BatchNorm(name, channels, self.bn_mode)
+        bn = BatchNorm(name, channels, self.bn_mode, zero_gamma)
         self.bns.append(bn)
         return bn
 
@@ -248,16 +258,24 @@ class Supernet:
         if self.fixed_arch is not None:
             count = DEPTH_CHOICES[self.fixed_arch[BLOCK_NAMES.index(block)]]
         with tf.compat.v1.variable_scope(block):
-            return [ResBlock(f"res{index}", channels, self) for index in range(count)]
+            return [ResBlock(f"res{index}", channels, self, identity_at_init=self._tied and index > 0)
+                    for index in range(count)]
 
     def _kernel_options(self, block: str, cin: int, cout: int, use_bias: bool) -> Dict[int, Conv2D]:
-        """option -> conv: every kernel option in the supernet, only the chosen one for a fixed arch."""
+        """option -> conv: every kernel option in the supernet, only the chosen one for a fixed arch.
+
+        Tied (``model.option_init``): the larger kernels start as the smallest one zero-padded.
+        """
         options = range(NUM_OPTIONS)
         if self.fixed_arch is not None:
             options = [self.fixed_arch[BLOCK_NAMES.index(block)]]
+        convs: Dict[int, Conv2D] = {}
         with tf.compat.v1.variable_scope(block):
-            return {o: self._conv(f"k{KERNEL_CHOICES[o]}", KERNEL_CHOICES[o], cin, cout, use_bias=use_bias)
-                    for o in options}
+            for o in options:
+                initial = _zero_padded(convs[0].kernel, KERNEL_CHOICES[o]) if self._tied_kernels and o > 0 else None
+                convs[o] = self._conv(f"k{KERNEL_CHOICES[o]}", KERNEL_CHOICES[o], cin, cout, use_bias=use_bias,
+                                      initial_kernel=initial)
+        return convs
 
     def _create_layers(self, cfg: ModelConfig) -> None:
         growth = cfg.expansion_factor
@@ -335,6 +353,12 @@ def _bind(layer: Callable[[tf.Tensor], tf.Tensor], x: tf.Tensor) -> Callable[[],
 def _bind_kernel(net: Supernet, block_index: int, convs: Dict[int, Conv2D]) -> Callable[[tf.Tensor], tf.Tensor]:
     """The selected kernel option of a block as a one-argument layer."""
     return lambda x: net._kernel(block_index, convs, x)
+
+
+def _zero_padded(kernel: tf.Variable, size: int) -> tf.Tensor:
+    """The initial value of ``kernel`` (k x k x cin x cout) zero-padded to size x size: the same SAME-padded conv."""
+    pad = (size - int(kernel.shape[0])) // 2
+    return tf.pad(kernel.initial_value, [[pad, pad], [pad, pad], [0, 0], [0, 0]])
 
 
 def _scope_of(name: str) -> str:

@@ -1,168 +1,71 @@
-"""The numbers and the figure of a ranking study (``efnas study``): does the supernet rank subnets right?
+"""The figure and the report pages of a ranking study (``efnas study``).
 
-Input: one record per subnet - its code, MACs, params, the supernet's EPE of
-it (BN recalibrated, and with the training BN statistics) and its stand-alone
-EPE from each seed's retrain.  Output: ``study.json``'s document and
-``study.png``.  Pure Python apart from the figure (matplotlib, imported there).
-
-Definitions (all over the K subnets, lower EPE = better):
-
-- ``tau`` / ``spearman``: Kendall tau-b / Spearman rho between the supernet EPE
-  and the stand-alone EPE (mean over the seeds);
-- ``noise_ceiling_tau``: tau between the stand-alone EPEs of the first two seeds,
-  i.e. how well one stand-alone training ranks the next - no proxy can be
-  expected to agree with stand-alone training better than that;
-- ``tau_macs_only`` / ``tau_params_only``: tau of the trivial predictors "more
-  MACs (params) = lower EPE", i.e. between -MACs and the stand-alone EPE;
-- ``tau_no_recal``: tau with the supernet EPE measured on the training BN
-  statistics (0 recalibration batches) instead of recalibrated ones.
-
-Every tau and rho has a percentile bootstrap interval over resampled subnets.
+The numbers of study.json are ``edgeflownas.study.analysis``'s; this module draws
+them (``study.png``) and renders them for ``efnas report``.  Pure Python apart
+from the figure (matplotlib, imported there).
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from edgeflownas.report.ranking import bootstrap_ci, kendall_tau, spearman_rho
+from edgeflownas.study.analysis import summary_lines
 
-# The study's targets: tau >= 0.6, >= 0.1 above the MACs-only tau, >= 0.7 of the noise ceiling.
-TARGET_TAU = 0.6
-TARGET_ABOVE_MACS = 0.1
-TARGET_OF_CEILING = 0.7
-
-
-def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values)
-
-
-def _finite(value: float) -> Optional[float]:
-    return None if value is None or math.isnan(value) else round(float(value), 6)
-
-
-def _with_ci(name: str, x: Sequence[float], y: Sequence[float], statistic: Callable, resamples: int, level: float,
-             seed: int) -> Dict[str, Any]:
-    low, high = bootstrap_ci(x, y, statistic, resamples, level, seed)
-    return {name: _finite(statistic(x, y)), f"{name}_ci{round(level * 100)}": [_finite(low), _finite(high)]}
-
-
-def analyze(subnets: Sequence[Mapping[str, Any]], resamples: int = 2000, level: float = 0.95,
-            seed: int = 0) -> Dict[str, Any]:
-    """The statistics of study.json from per-subnet records (keys: code, name, macs, params, supernet_epe,
-    supernet_epe_no_recal, standalone_epe: [one per seed])."""
-    if len(subnets) < 3:
-        raise ValueError(f"a ranking study needs at least 3 subnets, got {len(subnets)}")
-    supernet = [float(s["supernet_epe"]) for s in subnets]
-    no_recal = [float(s["supernet_epe_no_recal"]) for s in subnets]
-    standalone = [_mean([float(v) for v in s["standalone_epe"]]) for s in subnets]
-    seed_a = [float(s["standalone_epe"][0]) for s in subnets]
-    seed_b = [float(s["standalone_epe"][1]) for s in subnets]
-    minus_macs = [-float(s["macs"]) for s in subnets]
-    minus_params = [-float(s["params"]) for s in subnets]
-    args = (resamples, level, seed)
-    doc: Dict[str, Any] = {"k": len(subnets)}
-    doc.update(_with_ci("tau", supernet, standalone, kendall_tau, *args))
-    doc.update(_with_ci("spearman", supernet, standalone, spearman_rho, *args))
-    doc.update(_with_ci("noise_ceiling_tau", seed_a, seed_b, kendall_tau, *args))
-    doc.update(_with_ci("tau_macs_only", minus_macs, standalone, kendall_tau, *args))
-    doc.update(_with_ci("tau_params_only", minus_params, standalone, kendall_tau, *args))
-    doc.update(_with_ci("tau_no_recal", no_recal, standalone, kendall_tau, *args))
-    doc["targets"] = targets(doc)
-    return doc
-
-
-def targets(doc: Mapping[str, Any]) -> Dict[str, Any]:
-    """Each target of the study with its measured value and whether it is met (None if undefined)."""
-    tau, macs, ceiling = doc.get("tau"), doc.get("tau_macs_only"), doc.get("noise_ceiling_tau")
-
-    def met(value: Optional[float], bound: float) -> Optional[bool]:
-        return None if value is None else value >= bound
-
-    above = None if tau is None or macs is None else round(tau - macs, 6)
-    share = None if tau is None or not ceiling else round(tau / ceiling, 6)
-    return {
-        "tau_at_least": {"target": TARGET_TAU, "measured": tau, "met": met(tau, TARGET_TAU)},
-        "tau_above_macs_only": {"target": TARGET_ABOVE_MACS, "measured": above, "met": met(above, TARGET_ABOVE_MACS)},
-        "tau_of_noise_ceiling": {"target": TARGET_OF_CEILING, "measured": share,
-                                 "met": None if ceiling is None or ceiling <= 0 else met(share, TARGET_OF_CEILING)},
-    }
-
-
-def summary_lines(doc: Mapping[str, Any]) -> List[str]:
-    """What ``efnas study`` prints at the end and ``efnas report`` shows: the figures and the targets."""
-    level = next((key.rsplit("_ci", 1)[1] for key in doc if key.startswith("tau_ci")), "95")
-
-    def show(name: str) -> str:
-        value, ci = doc.get(name), doc.get(f"{name}_ci{level}") or [None, None]
-        shown = "n/a" if value is None else f"{value:+.3f}"
-        if None not in ci:
-            shown += f" [{ci[0]:+.3f}, {ci[1]:+.3f}]"
-        return shown
-
-    lines = [f"K={doc['k']} subnets, {doc.get('seeds', 2)} stand-alone seeds each ({level}% bootstrap intervals)",
-             f"  tau(supernet, stand-alone)   {show('tau')}",
-             f"  spearman                     {show('spearman')}",
-             f"  noise ceiling (seed vs seed) {show('noise_ceiling_tau')}",
-             f"  MACs only                    {show('tau_macs_only')}",
-             f"  params only                  {show('tau_params_only')}",
-             f"  no BN recalibration          {show('tau_no_recal')}"]
-    for name, target in doc.get("targets", {}).items():
-        state = {True: "met", False: "MISSED", None: "undefined"}[target["met"]]
-        measured = "n/a" if target["measured"] is None else f"{target['measured']:.3f}"
-        lines.append(f"  target {name} >= {target['target']}: {measured} ({state})")
-    zero = doc.get("zero_flow_epe")
-    if zero:
-        lines.append(f"  val zero-flow EPE {zero:.4f}: supernet mean {doc.get('supernet_epe_mean', 0):.4f} "
-                     f"({doc.get('supernet_epe_mean', 0) / zero:.2f}x), stand-alone mean "
-                     f"{doc.get('standalone_epe_mean', 0):.4f} ({doc.get('standalone_epe_mean', 0) / zero:.2f}x)")
-    return lines
+__all__ = ["summary_lines", "study_figure", "write_figure", "load_study_doc", "studies_of_run", "study_section",
+           "build_study_report"]
 
 
 def _shown(value: Optional[float]) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
+def _supernet_mean(subnet: Mapping[str, Any]) -> float:
+    values = list(subnet["supernet_epe"].values())
+    return sum(values) / len(values)
+
+
 def study_figure(doc: Mapping[str, Any]):
-    """Supernet EPE vs stand-alone EPE (mean of the seeds, bars spanning the seeds), with a least-squares trend
-    and tau in the title; a second panel with stand-alone EPE vs MACs."""
+    """Supernet EPE (mean over supernet seeds, bars spanning them) vs the reference (bars spanning the retrain
+    seeds), with tau, the noise ceiling and the verdict in the title; a second panel with the reference vs total
+    depth, the trivial predictor to beat."""
     import numpy as np
 
     from edgeflownas.report.plots import _figure
 
     subnets = doc["subnets"]
-    x = np.array([s["supernet_epe"] for s in subnets], float)
-    runs = np.array([s["standalone_epe"] for s in subnets], float)
-    y = runs.mean(axis=1)
-    low, high = y - runs.min(axis=1), runs.max(axis=1) - y
-    macs = np.array([s["macs"] for s in subnets], float) / 1e6
-    figure = _figure(10.5, 4.4)
+    reference = doc.get("reference", {})
+    x = np.array([_supernet_mean(s) for s in subnets], float)
+    supers = [np.array(list(s["supernet_epe"].values()), float) for s in subnets]
+    y = np.array([reference[s["name"]] for s in subnets], float)
+    runs = [np.array([r["epe"] for r in s["standalone"].values()], float) for s in subnets]
+    y_err = [y - np.array([r.min() for r in runs]), np.array([r.max() for r in runs]) - y]
+    x_err = [x - np.array([v.min() for v in supers]), np.array([v.max() for v in supers]) - x]
+    stuck = np.array([any(r.get("stuck") for r in s["standalone"].values()) for s in subnets])
+    depth = np.array([s["depth"] for s in subnets], float)
+    figure = _figure(11.0, 4.6)
     left, right = figure.subplots(1, 2)
-    left.errorbar(x, y, yerr=[low, high], fmt="o", capsize=3, color="tab:blue", label="subnet (bar: seed range)")
-    for s, xi, yi in zip(subnets, x, y):
-        if s.get("baseline"):
-            left.annotate("baseline", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    if len(set(x)) > 1:
-        slope, intercept = np.polyfit(x, y, 1)
-        grid = np.linspace(x.min(), x.max(), 50)
-        left.plot(grid, slope * grid + intercept, "--", color="grey", label="least-squares trend")
+    left.errorbar(x, y, xerr=x_err, yerr=y_err, fmt="o", capsize=2, color="tab:blue", ms=4,
+                  label="subnet (bars: supernet seeds, retrain seeds)")
+    if stuck.any():
+        left.plot(x[stuck], y[stuck], "x", color="tab:red", ms=9, label="a retrain stuck at the mean flow")
     zero = doc.get("zero_flow_epe")
     if zero:
         left.axhline(zero, color="tab:red", lw=0.8, label=f"zero-flow EPE {zero:.3f}")
-    level = next((key.rsplit("_ci", 1)[1] for key in doc if key.startswith("tau_ci")), "95")
-    ci = doc.get(f"tau_ci{level}") or [None, None]
+    ci = doc.get("tau_ci95") or [None, None]
     ci_text = "" if None in ci else f" [{ci[0]:.2f}, {ci[1]:.2f}]"
-    tau = doc.get("tau")
-    left.set_title(f"Kendall tau = {_shown(tau)}{ci_text}, K = {doc['k']} "
-                   f"(noise ceiling {_shown(doc.get('noise_ceiling_tau'))})", fontsize=9)
-    left.set_xlabel("supernet EPE (BN recalibrated) [px]")
-    left.set_ylabel("stand-alone EPE, mean of seeds [px]")
+    left.set_title(f"tau = {_shown(doc.get('tau'))}{ci_text}, K = {doc['k']}, noise ceiling "
+                   f"{_shown(doc.get('noise_ceiling_tau'))}, best trivial {_shown(doc.get('best_trivial_tau'))}\n"
+                   f"verdict: {doc.get('verdict')}", fontsize=8)
+    left.set_xlabel("supernet EPE (BN recalibrated), mean over supernet seeds [px]")
+    left.set_ylabel("reference: stand-alone EPE, median of seeds [px]")
     left.legend(fontsize=7)
-    right.errorbar(macs, y, yerr=[low, high], fmt="s", capsize=3, color="tab:green")
-    right.set_xlabel("MACs per pair [M]")
-    right.set_ylabel("stand-alone EPE [px]")
-    right.set_title(f"MACs-only tau = {_shown(doc.get('tau_macs_only'))}", fontsize=9)
+    right.scatter(depth + np.linspace(-0.15, 0.15, len(depth)), y, c=x, cmap="viridis", s=18)
+    right.set_xlabel("total depth (ResBlocks); colour = supernet EPE")
+    right.set_ylabel("reference EPE [px]")
+    depth_tau = (doc.get("trivial", {}).get("depth") or {}).get("tau")
+    right.set_title(f"depth-only tau = {_shown(depth_tau)}, partial tau given depth = "
+                    f"{_shown(doc.get('partial_tau_given_depth'))}", fontsize=8)
     return figure
 
 
@@ -190,7 +93,7 @@ def load_study_doc(study_dir: Path) -> Dict[str, Any]:
 
 
 def studies_of_run(run_dir: Path) -> List[Path]:
-    """Study directories whose study.json studies ``run_dir`` (a study keeps its supernet in <study>/runs/supernet)."""
+    """Study directories whose study.json studies ``run_dir`` (a study keeps its supernets in <study>/runs/supernet_seed<s>)."""
     run_dir = Path(run_dir).resolve()
     candidate = run_dir.parent.parent
     path = candidate / STUDY_JSON
@@ -200,33 +103,39 @@ def studies_of_run(run_dir: Path) -> List[Path]:
         doc = load_study_doc(candidate)
     except ValueError:
         return []
-    return [candidate] if Path(doc.get("supernet_run", "")).resolve() == run_dir else []
+    runs = [candidate / path for path in doc.get("supernet_runs", {}).values()]
+    return [candidate] if any(path.resolve() == run_dir for path in runs) else []
 
 
 
 def study_section(doc: Mapping[str, Any], figure: Path) -> str:
-    """HTML of one study: what was done, the figures with their intervals, the targets, the per-subnet table."""
+    """HTML of one study: what was done, the figures with their intervals, the verdict, the per-subnet table."""
     from edgeflownas.report import html
 
     subnets = doc["subnets"]
     seeds = list(subnets[0]["standalone"]) if subnets else []
+    supers = list(subnets[0]["supernet_epe"]) if subnets else []
     rows = []
-    for s in sorted(subnets, key=lambda s: s["supernet_epe"]):
-        row = {"name": s["name"] + (" (baseline)" if s.get("baseline") else ""), "macs": s["macs"],
-               "params": s["params"], "supernet_epe": s["supernet_epe"], "no_recal": s["supernet_epe_no_recal"]}
-        for seed, value in zip(seeds, s["standalone_epe"]):
-            row[f"seed_{seed}"] = value
+    for s in sorted(subnets, key=_supernet_mean):
+        row = {"name": s["name"] + (" (baseline)" if s.get("baseline") else ""), "depth": s["depth"],
+               "macs": s["macs"], "params": s["params"], "reference": doc.get("reference", {}).get(s["name"])}
+        for seed in supers:
+            row[f"supernet_{seed}"] = s["supernet_epe"][seed]
+        for seed in seeds:
+            run = s["standalone"][seed]
+            row[f"seed_{seed}"] = f"{run['epe']:.4f}" + (" (stuck)" if run.get("stuck") else "")
         rows.append(row)
-    columns = [("name", "subnet", None), ("macs", "MACs", lambda v: f"{float(v) / 1e6:.1f} M"),
-               ("params", "params", lambda v: f"{int(v):,}"),
-               ("supernet_epe", "supernet EPE", html.number(4)), ("no_recal", "no recal", html.number(4))]
-    columns += [(f"seed_{seed}", f"stand-alone seed {seed}", html.number(4)) for seed in seeds]
-    text = (f"Supernet {doc.get('supernet_run')} (checkpoint {doc.get('checkpoint')}, {doc.get('recal_batches')} BN "
-            f"recalibration batches) against {doc.get('seeds')} stand-alone retrains from scratch per subnet "
-            f"({doc.get('standalone_epe_kind')} val EPE). Subnets: {doc.get('selection')}.")
+    columns = [("name", "subnet", None), ("depth", "depth", None),
+               ("macs", "MACs", lambda v: f"{float(v) / 1e6:.1f} M"), ("params", "params", lambda v: f"{int(v):,}"),
+               ("reference", "reference EPE", html.number(4))]
+    columns += [(f"supernet_{seed}", f"supernet seed {seed}", html.number(4)) for seed in supers]
+    columns += [(f"seed_{seed}", f"stand-alone seed {seed}", None) for seed in seeds]
+    text = (f"Supernets {', '.join(doc.get('supernet_runs', {}).values())} (checkpoint {doc.get('checkpoint')}, "
+            f"{doc.get('recal_batches')} BN recalibration batches) against {doc.get('seeds')} stand-alone retrains "
+            f"from scratch per subnet (reference: {doc.get('reference_kind')}). Subnets: {doc.get('selection')}.")
     summary = "<pre>" + html.escape("\n".join(summary_lines(doc))) + "</pre>"
     return (html.note(text) + summary + html.image(figure, "supernet vs stand-alone EPE")
-            + html.table(rows, columns, text_columns=("name",)))
+            + html.table(rows, columns, text_columns=("name",) + tuple(f"seed_{seed}" for seed in seeds)))
 
 
 def build_study_report(study_dir: Path, out_dir: Optional[Path] = None,

@@ -50,7 +50,8 @@ __all__ = ["RunLog", "TrainResult", "run_training", "main_summary", "check_resum
 RESUME_FREE_KEYS = ("experiment.output_root", "data.source", "data.train_dir", "data.val_dir", "data.shards_dir",
                     "data.num_workers", "data.prefetch_batches", "train.max_epochs", "train.log_every_steps",
                     "train.nonfinite", "train.max_skipped_steps",
-                    "early_stop.", "eval.every_n_epochs", "eval.flow_pictures", "runtime.", "checkpoint.", "slurm.")
+                    "early_stop.", "eval.every_n_epochs", "eval.flow_pictures", "runtime.", "checkpoint.", "slurm.",
+                    "model.option_init")  # initial values only: a resume restores every weight
 
 
 def open_data(resolved: ResolvedConfig, log: Callable[[str], None]) -> OpenedData:

@@ -1,5 +1,6 @@
-"""``efnas study``: the ranking statistics against hand-made cases, the whole study on a tiny preset (artifacts,
-report), resume after kill -9 at two points, the SLURM path on the real one-node cluster, bad study configs."""
+"""``efnas study``: rank statistics against hand-made cases, the subnets fixed before anything trains, the whole
+study on a tiny preset (artifacts, report), resume after kill -9 at two points, the SLURM path on the real one-node
+cluster, bad study configs.  The study's own statistics: tests/study/."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ import yaml
 from click.testing import CliRunner
 
 from edgeflownas.cli import main
+from edgeflownas.errors import StudyError
 from edgeflownas.report.ranking import average_ranks, bootstrap_ci, kendall_tau, spearman_rho
-from edgeflownas.report.study import analyze
 
 ROOT = Path(__file__).resolve().parents[2]
 EFNAS = [sys.executable, "-c", "import sys; from edgeflownas.cli import main; sys.argv[0] = 'efnas'; main()"]
@@ -33,7 +34,7 @@ TINY_SUPERNET = {
     "early_stop": {"min_epochs_before_early_stop": 0},
     "runtime": {"deterministic": True, "graph_optimizations": False},
 }
-# K = 4: the baseline and three codes; two seeds -> 8 retrains of 2 steps each.
+# K = 4: the baseline and three codes (no stratified subnets); two seeds -> 8 retrains of 2 steps each.
 CODES = ["0,0,0,0,0,0,0,0,0", "2,2,2,2,2,2,2,2,2", "a012012012"]
 
 
@@ -44,13 +45,15 @@ def tiny_study(tmp_path: Path, fc2: Path, name: str = "tiny", **sections) -> Pat
     supernet_path = tmp_path / f"{name}_supernet.yaml"
     supernet_path.write_text(yaml.safe_dump(supernet))
     study = {"study": {"name": name, "output_root": str(tmp_path / "studies")},
-             "supernet": {"config": str(supernet_path), "warmup_epochs": 1},
-             "subnets": {"pool": False, "baseline": True, "codes": CODES, "min_k": 3},
+             "supernet": {"config": str(supernet_path), "warmup_epochs": 1, "seeds": [5]},
+             "subnets": {"macs_bins": 0, "baseline": True, "codes": CODES, "min_k": 3},
              "retrain": {"seeds": [1, 2], "set": {"train.num_epochs": 1}},
              "scoring": {"recal_batches": 2},
              "analysis": {"bootstrap": 200}}
     for key, value in sections.items():
         study.setdefault(key, {}).update(value) if isinstance(value, dict) else study.__setitem__(key, value)
+    if "run" in sections.get("supernet", {}) and "seeds" not in sections["supernet"]:
+        study["supernet"].pop("seeds")  # seeds go with a supernet the study trains
     path = tmp_path / f"{name}_study.yaml"
     path.write_text(yaml.safe_dump(study))
     return path
@@ -80,38 +83,31 @@ def test_bootstrap_interval():
     assert bootstrap_ci(x, noisy, kendall_tau, 500, seed=3) == (low, high)  # seeded: reproducible
 
 
-def test_analyze_hand_made_study_with_ties():
-    # Supernet EPE ranks the first four right and ties two; stand-alone seeds disagree on one pair.
-    subnets = [
-        {"code": [0] * 9, "macs": 40, "params": 4, "supernet_epe": 1.0, "supernet_epe_no_recal": 3.0,
-         "standalone_epe": [1.0, 1.2]},
-        {"code": [1] * 9, "macs": 30, "params": 4, "supernet_epe": 2.0, "supernet_epe_no_recal": 2.0,
-         "standalone_epe": [2.0, 1.9]},
-        {"code": [2] * 9, "macs": 20, "params": 2, "supernet_epe": 2.0, "supernet_epe_no_recal": 1.0,
-         "standalone_epe": [3.0, 3.1]},
-        {"code": [0, 1] * 4 + [0], "macs": 10, "params": 1, "supernet_epe": 4.0, "supernet_epe_no_recal": 4.0,
-         "standalone_epe": [4.0, 4.2]},
-    ]
-    doc = analyze(subnets, resamples=200)
-    assert doc["k"] == 4
-    # stand-alone means 1.1, 1.95, 3.05, 4.1; supernet 1, 2, 2, 4: 5 concordant, one pair tied in x only.
-    assert doc["tau"] == pytest.approx(5 / math.sqrt(6 * 5), abs=1e-6)
-    assert doc["noise_ceiling_tau"] == pytest.approx(1.0)
-    assert doc["tau_macs_only"] == pytest.approx(1.0)  # more MACs -> lower EPE, perfectly here
-    assert doc["tau_params_only"] == pytest.approx(5 / math.sqrt(5 * 6), abs=1e-6)  # params tie once
-    assert doc["tau_no_recal"] == pytest.approx(0.0, abs=1e-6)  # 3,2,1,4: C=3 D=3
-    assert doc["spearman"] == pytest.approx(spearman_rho([1, 2, 2, 4], [1.1, 1.95, 3.05, 4.1]), abs=1e-6)
-    low, high = doc["tau_ci95"]
-    assert low <= doc["tau"] <= high
-    assert doc["targets"]["tau_at_least"]["met"] is True
-    assert doc["targets"]["tau_above_macs_only"]["met"] is False  # MACs alone rank as well: measured, reported
-    with pytest.raises(ValueError, match="at least 3"):
-        analyze(subnets[:2])
+@pytest.mark.slow
+def test_subnets_are_fixed_in_subnets_json_before_anything_trains(tiny_fc2, tmp_path):
+    """The stratified choice is written first, is a function of the config alone, and cannot change later."""
+    from launcher.study import chosen_codes, load_study
+    from edgeflownas.study.selection import total_depth
+
+    config = tiny_study(tmp_path, tiny_fc2, subnets={"macs_bins": 1, "baseline": False, "codes": [], "min_k": 9})
+    study = load_study(config)
+    codes = chosen_codes(study)
+    assert sorted(total_depth(code) for code in codes) == list(range(4, 13))
+    saved = json.loads((study.directory / "subnets.json").read_text())
+    assert [tuple(s["code"]) for s in saved["subnets"]] == codes and saved["k"] == 9
+    assert not (study.directory / "runs").exists()                    # nothing trained, nothing scored
+    assert chosen_codes(load_study(config)) == codes                  # deterministic: the same choice again
+    other = tiny_study(tmp_path, tiny_fc2, subnets={"macs_bins": 1, "seed": 3, "baseline": False, "codes": [],
+                                                    "min_k": 9})
+    with pytest.raises(StudyError, match="another choice of subnets"):
+        chosen_codes(load_study(other))
 
 
 # ----------------------------------------------------------------------------------------------- the whole study
-EXPECTED_KEYS = {"tau", "tau_ci95", "spearman", "spearman_ci95", "noise_ceiling_tau", "tau_macs_only",
-                 "tau_params_only", "tau_no_recal", "k", "subnets", "targets", "zero_flow_epe"}
+EXPECTED_KEYS = {"tau", "tau_ci95", "best_trivial_tau", "trivial", "partial_tau_given_depth",
+                 "partial_tau_given_depth_ci95", "partial_tau_given_macs", "partial_tau_given_macs_ci95",
+                 "noise_ceiling_tau", "noise_ceiling_tau_ci95", "supernet_seed_tau", "stuck_runs", "k", "verdict",
+                 "verdict_reason", "targets", "subnets", "zero_flow_epe", "reference", "hamming_tau"}
 
 
 def _run(args, cwd=None, **kwargs) -> subprocess.CompletedProcess:
@@ -137,38 +133,43 @@ def test_study_writes_every_artifact(finished_study):
     assert EXPECTED_KEYS <= set(doc)
     assert doc["k"] == 4 and len(doc["subnets"]) == 4
     for subnet in doc["subnets"]:
-        assert {"code", "macs", "params", "supernet_epe", "supernet_epe_no_recal", "standalone_epe"} <= set(subnet)
-        assert len(subnet["standalone_epe"]) == 2 and all(math.isfinite(v) for v in subnet["standalone_epe"])
+        assert {"code", "macs", "params", "depth", "supernet_epe", "standalone"} <= set(subnet)
+        assert set(subnet["standalone"]) == {"1", "2"} and set(subnet["supernet_epe"]) == {"5"}
         for seed in ("1", "2"):
-            run = Path(subnet["standalone"][seed]["run_dir"])
+            figure = subnet["standalone"][seed]
+            assert math.isfinite(figure["epe"]) and not Path(figure["run_dir"]).is_absolute()
+            run = study_dir / figure["run_dir"]
             manifest = json.loads((run / "train_manifest.json").read_text())["resolved_config"]
             assert manifest["experiment"]["seed"] == int(seed)
             assert manifest["train"]["supernet_mode"] == "fixed_arch"
             assert manifest["model"]["fixed_arch_code"] == subnet["code"]
             assert manifest["checkpoint"]["init_from"] is None  # from scratch
     # the numbers in study.json are the statistics of its own per-subnet records
-    assert doc["tau"] == pytest.approx(kendall_tau(
-        [s["supernet_epe"] for s in doc["subnets"]],
-        [sum(s["standalone_epe"]) / 2 for s in doc["subnets"]]), abs=1e-6)
+    reference = [sum(s["standalone"][k]["epe"] for k in ("1", "2")) / 2 for s in doc["subnets"]]  # median of 2
+    assert doc["tau"] == pytest.approx(kendall_tau([s["supernet_epe"]["5"] for s in doc["subnets"]], reference),
+                                       abs=1e-6)
     assert doc["noise_ceiling_tau"] == pytest.approx(kendall_tau(
-        [s["standalone_epe"][0] for s in doc["subnets"]], [s["standalone_epe"][1] for s in doc["subnets"]]), abs=1e-6)
-    scores = json.loads((study_dir / "supernet_scores.json").read_text())
+        *[[s["standalone"][k]["epe"] for s in doc["subnets"]] for k in ("1", "2")]), abs=1e-6)
+    assert doc["verdict"] in ("cannot tell", "beats trivial", "does not beat trivial")
+    assert doc["supernet_seed_tau"] is None  # one supernet seed here
+    assert not any(str(tmp) in json.dumps(doc) for tmp in (study_dir.parent, ROOT))  # no absolute paths
+    scores = json.loads((study_dir / "supernet_scores_seed5.json").read_text())
     assert len(scores["subnets"]) == 4 and scores["recal_batches"] == 2
     # the supernet inherited the warm-up (baseline alone)
-    supernet_manifest = json.loads((study_dir / "runs/supernet/train_manifest.json").read_text())
-    assert supernet_manifest["resolved_config"]["checkpoint"]["resume_experiment_name"] == "warmup"
+    supernet_manifest = json.loads((study_dir / "runs/supernet_seed5/train_manifest.json").read_text())
+    assert supernet_manifest["resolved_config"]["checkpoint"]["resume_experiment_name"] == "warmup_seed5"
     assert (study_dir / "study.png").stat().st_size > 10_000
-    assert "tau(supernet, stand-alone)" in output and "noise ceiling" in output
+    assert "tau(supernet, reference)" in output and "noise ceiling" in output and "verdict:" in output
     assert "retrains: 8/8 done" in output
     # efnas report: the study's own page, and a section in the supernet run's report
     page = CliRunner().invoke(main, ["report", str(study_dir)])
     assert page.exit_code == 0, page.output
     html = (study_dir / "report" / "report.html").read_text()
     assert "Ranking study" in html and "stand-alone seed 2" in html
-    run_page = CliRunner().invoke(main, ["report", str(study_dir / "runs/supernet"), "--flow_samples", "0",
+    run_page = CliRunner().invoke(main, ["report", str(study_dir / "runs/supernet_seed5"), "--flow_samples", "0",
                                          "--no_cost"])
     assert run_page.exit_code == 0, run_page.output
-    assert "Ranking study (ref)" in (study_dir / "runs/supernet/report/report.html").read_text()
+    assert "Ranking study (ref)" in (study_dir / "runs/supernet_seed5/report/report.html").read_text()
     # a second invocation finds everything finished and only redoes the analysis
     again = _run(["study", "--config", str(study_dir.parent.parent / "ref_study.yaml")], timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
@@ -195,24 +196,24 @@ def test_study_resumes_after_kill_9_at_two_points(finished_study, tiny_fc2, tmp_
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
     command = [*EFNAS, "study", "--config", str(config)]
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env=env)
-    _kill_when(first, study_dir / "runs/supernet/supernet_last.ckpt/state.json")  # supernet: epoch 1 of 2 saved
-    assert not (study_dir / "supernet_scores.json").exists()
+    _kill_when(first, study_dir / "runs/supernet_seed5/supernet_last.ckpt/state.json")  # epoch 1 of 2 saved
+    assert (study_dir / "subnets.json").is_file() and not (study_dir / "supernet_scores_seed5.json").exists()
     second = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env=env)
     first_retrain = study_dir / "runs/retrains/a000021222_seed=1/launch_result.json"
     _kill_when(second, first_retrain)
     finished_before = first_retrain.stat().st_mtime_ns
     third = _run(["study", "--config", str(config)], timeout=900)
     assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
-    assert "warm-up: 1 run(s) already finished" in third.stdout
-    assert "supernet: 1 run(s) already finished" in third.stdout
+    assert "warm-up seed 5: 1 run(s) already finished" in third.stdout
+    assert "supernet seed 5: 1 run(s) already finished" in third.stdout
     assert first_retrain.stat().st_mtime_ns == finished_before  # a finished retrain is not trained again
     resumed = json.loads((study_dir / "study.json").read_text())
     reference = json.loads((finished_study[0] / "study.json").read_text())
-    for key in ("tau", "spearman", "noise_ceiling_tau", "tau_no_recal", "tau_macs_only"):
+    for key in ("tau", "spearman", "noise_ceiling_tau", "best_trivial_tau", "partial_tau_given_depth"):
         assert resumed[key] == reference[key], key
     for a, b in zip(resumed["subnets"], reference["subnets"]):
-        assert (a["name"], a["supernet_epe"], a["standalone_epe"]) == (b["name"], b["supernet_epe"],
-                                                                      b["standalone_epe"])
+        assert (a["name"], a["supernet_epe"]) == (b["name"], b["supernet_epe"])
+        assert {k: r["epe"] for k, r in a["standalone"].items()} == {k: r["epe"] for k, r in b["standalone"].items()}
 
 
 # ----------------------------------------------------------------------------------------------- SLURM
@@ -225,7 +226,7 @@ def test_study_retrains_as_one_job_array_on_the_real_cluster(slurm_cluster, sear
     config.write_text(yaml.safe_dump({
         "study": {"name": "onslurm", "output_root": str(tmp_path)},
         "supernet": {"run": str(search_run)},
-        "subnets": {"pool": False, "baseline": True, "codes": CODES[:2], "min_k": 3},
+        "subnets": {"macs_bins": 0, "baseline": True, "codes": CODES[:2], "min_k": 3},
         "retrain": {"seeds": [1, 2], "set": {"train.num_epochs": 1}},
         "scoring": {"recal_batches": 2},
         "analysis": {"bootstrap": 100},
@@ -238,7 +239,7 @@ def test_study_retrains_as_one_job_array_on_the_real_cluster(slurm_cluster, sear
     records = read_records(tmp_path / "onslurm" / "runs" / "retrains")
     assert len(records) == 6 and len({r["job_id"].split("_")[0] for r in records}) == 1  # one array
     doc = json.loads((tmp_path / "onslurm" / "study.json").read_text())
-    assert doc["k"] == 3 and all(len(s["standalone_epe"]) == 2 for s in doc["subnets"])
+    assert doc["k"] == 3 and all(len(s["standalone"]) == 2 for s in doc["subnets"])
     again = CliRunner().invoke(main, ["study", "--config", str(config)])
     assert again.exit_code == 0 and "retrains: 6 run(s) already finished" in again.output
 
@@ -251,9 +252,14 @@ def test_study_retrains_as_one_job_array_on_the_real_cluster(slurm_cluster, sear
     ({"retrain": {"seeds": [1]}}, "retrain.seeds"),
     ({"subnets": {"codes": ["0,1,2"]}}, "subnets.codes"),
     ({"subnets": {"min_k": 40}}, "subnets.min_k is 40"),
-    ({"subnets": {"pool": True, "min_k": 100}}, "at most 16 distinct subnets can be chosen (pool 12 + baseline + 3"),
-    ({"supernet": {"config": None, "run": "/", "warmup_epochs": 0}}, "supernet.run / has no train_manifest.json"),
-    ({"supernet": {"config": None, "run": "/nonexistent/run", "warmup_epochs": 0}}, "/nonexistent/run does not exist"),
+    ({"supernet": {"run": "/some/run", "config": None, "warmup_epochs": 0, "seeds": [5]}},
+     "supernet.seeds applies only"),
+    ({"retrain": {"epe": "best"}}, "epe"),
+    ({"subnets": {"macs_bins": 1, "min_k": 100}}, "at most 13 distinct subnets chosen, subnets.min_k is 100"),
+    ({"supernet": {"config": None, "run": "/", "warmup_epochs": 0}},
+     "supernet.run / has no train_manifest.json"),
+    ({"supernet": {"config": None, "run": "/nonexistent/run", "warmup_epochs": 0}},
+     "/nonexistent/run does not exist"),
     ({"analysis": {"ci": 1.5}}, "analysis.ci"),
     ({"supernet": {"set": {"train.lrr": 1}}}, "lrr"),
     ({"supernet": {"config": "/nonexistent.yaml"}}, "is not a file"),
@@ -267,7 +273,7 @@ def test_bad_study_config_is_one_line(tiny_fc2, tmp_path, change, expected):
     assert not (tmp_path / "studies").exists()  # nothing written
 
 
-@pytest.mark.parametrize("change", [{"subnets": {"pool": True, "min_k": 100}},
+@pytest.mark.parametrize("change", [{"subnets": {"macs_bins": 1, "min_k": 100}},
                                     {"supernet": {"config": None, "run": "/", "warmup_epochs": 0}}])
 def test_a_start_that_cannot_succeed_is_refused_before_the_study_directory_is_made(tiny_fc2, tmp_path, change):
     config = tiny_study(tmp_path, tiny_fc2, **change)
@@ -297,7 +303,7 @@ def test_dry_run_validates_presets_without_training(tmp_path, monkeypatch):
         result = CliRunner().invoke(main, ["study", "--config", str(ROOT / preset), "--set",
                                            f"study.output_root={tmp_path}", "--dry_run"])
         assert result.exit_code == 0, result.output
-        assert "supernet:" in result.output
+        assert "supernet seed 42:" in result.output and "subnets: stratified" in result.output
     fc2 = CliRunner().invoke(main, ["study", "--config", str(ROOT / "configs/study_fc2.yaml"), "--set",
                                     f"study.output_root={tmp_path}", "--dry_run"])
     assert "#SBATCH --gpus-per-node=1" in fc2.output and "mode: SLURM" in fc2.output

@@ -38,9 +38,17 @@ class Built:
         return feed
 
 
+def _with_option_init(cfg, option_init):
+    import dataclasses
+
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, option_init=option_init))
+
+
 @pytest.fixture(scope="module")
 def supernet(cfg, size):
-    built = Built(cfg, size[0], size[1])
+    # Independent options: every on-path variable gets a gradient from step 0.  (With the default tied options
+    # the 2nd/3rd ResBlocks start as the identity, gamma 0, so their convs get no gradient until gamma moves.)
+    built = Built(_with_option_init(cfg, "independent"), size[0], size[1])
     yield built
     built.session.close()
 
@@ -233,3 +241,40 @@ def test_folded_inference_network_matches_the_fixed_arch_network_in_bn_infer(cfg
         with tf.compat.v1.Session(graph=graph) as session:
             got = session.run(folded.preds[2], {folded.img0: batch[0], folded.img1: batch[1]})
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
+
+
+
+@pytest.mark.parametrize("option_init, same", [("tied", True), ("tied_kernels", False), ("independent", False)])
+def test_tied_options_start_as_one_function(cfg, make_batch, size, option_init, same):
+    """model.option_init=tied: at initialisation every subnet computes the same flow (k5/k7 = zero-padded k3, the
+    extra ResBlocks the identity); the other modes do not."""
+    built = Built(_with_option_init(cfg, option_init), size[0], size[1])
+    batch = make_batch(4)
+    outputs = [built.session.run(built.net.flow, built.feed(batch, code, BN_TRAIN))
+               for code in [(0,) * 9, (2,) * 9, MIXED, EDGEFLOWNET_BASELINE]]
+    spread = max(float(np.max(np.abs(o - outputs[0]))) for o in outputs[1:])
+    scale = float(np.max(np.abs(outputs[0])))
+    assert scale > 0
+    assert (spread <= 1e-5 * max(scale, 1.0)) == same, (option_init, spread, scale)
+    values = {v.name: built.session.run(v) for v in built.net.variables}
+    if option_init != "independent":
+        for block in KERNEL_BLOCKS:
+            k3 = values[f"supernet/{block}/k3/kernel:0"]
+            for size_, pad in ((5, 1), (7, 2)):
+                padded = np.pad(k3, [(pad, pad), (pad, pad), (0, 0), (0, 0)])
+                assert np.array_equal(values[f"supernet/{block}/k{size_}/kernel:0"], padded), (block, size_)
+    gammas = [values[f"supernet/{block}/res{extra}/bn_b/gamma:0"] for block in DEPTH_BLOCKS for extra in (1, 2)]
+    assert all((g == 0).all() for g in gammas) == (option_init == "tied")
+    assert all((values[f"supernet/{block}/res0/bn_b/gamma:0"] == 1).all() for block in DEPTH_BLOCKS)
+    built.session.close()
+
+
+def test_option_init_does_not_change_a_fixed_arch_network(cfg, size):
+    """A fixed arch (stand-alone retrain) has one option per block: it starts the same whatever option_init says."""
+    values = []
+    for option_init in ("independent", "tied"):
+        built = Built(_with_option_init(cfg, option_init), size[0], size[1], fixed_arch=MIXED)
+        values.append({v.name: built.session.run(v) for v in built.net.variables})
+        built.session.close()
+    assert values[0].keys() == values[1].keys()
+    assert all(np.array_equal(values[0][name], values[1][name]) for name in values[0])

@@ -77,6 +77,17 @@ def test_locations_and_runtime_knobs_may_change_on_resume(tiny_run):
     check_resumable(state, moved, make_plan(moved.config, 16, 4), "ckpt")
 
 
+def test_option_init_may_differ_on_resume_or_be_missing_from_an_older_checkpoint(tiny_run):
+    """model.option_init decides initial values only; a resume restores every weight."""
+    state = _fake_last_checkpoint(tiny_run)
+    older = {section: dict(values) for section, values in state["config"].items()}
+    older["model"].pop("option_init", None)  # written before the key existed
+    for option_init in ("independent", "tied"):
+        now = resolve_mapping(tiny_run, {"model.option_init": option_init})
+        assert config_differences(older, now.values) == []
+        assert config_differences(state["config"], now.values) == []
+
+
 def test_missing_inherit_source_is_an_error(cli, tiny_run, tmp_path):
     result = cli("train", "--config", _write_config(tmp_path, tiny_run), "--resume_experiment_name", "nope")
     assert result.exit_code == 1 and "no checkpoint at" in result.output and "nope" in result.output
