@@ -37,7 +37,7 @@ LAYERS = [
     {"edgeflownas.train"},
     # the latency table is read by search and eval; building and timing its probes (latency.*) exports models
     {"edgeflownas.search", "edgeflownas.latency.table"},
-    {"edgeflownas.report"},
+    {"edgeflownas.report", "edgeflownas.study"},
     {"edgeflownas.export"},
     {"edgeflownas.latency"},
     {"edgeflownas.cli", "edgeflownas.outputs"},

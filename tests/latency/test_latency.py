@@ -150,10 +150,12 @@ def test_damaged_probe_is_one_line(measured, cli, tmp_path):
 
 
 def test_bad_options_are_one_line(cli, tmp_path):
-    for args, fragment in (((), "either --run"), (("--probes", tmp_path, "--run", tmp_path), "either --run"),
-                           (("--probes", tmp_path, "--out", tmp_path / "t.json", "--threads", "0"), "--threads"),
-                           (("--probes", tmp_path, "--out", tmp_path / "t.json", "--precision", "fp16"), "fp16"),
-                           (("--probes", tmp_path, "--out", tmp_path / "t.json"), "probes.json")):
+    probes = tmp_path / "probes"
+    probes.mkdir()
+    for args, fragment in (((), "either --run"), (("--probes", probes, "--run", tmp_path), "either --run"),
+                           (("--probes", probes, "--out", tmp_path / "t.json", "--threads", "0"), "--threads"),
+                           (("--probes", probes, "--out", tmp_path / "t.json", "--precision", "fp16"), "fp16"),
+                           (("--probes", probes, "--out", tmp_path / "t.json"), "probes.json")):
         result = cli("latency", *args)
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert result.exit_code == 2 and len(lines) == 1 and fragment in lines[0], result.output
