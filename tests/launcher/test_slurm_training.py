@@ -96,6 +96,10 @@ class Run:
         SlurmJob(folder=self.log_dir, job_id=self.job_id)._interrupt(timeout=timeout)
         self.interrupts += 1
 
+    def job_log(self) -> str:
+        """What the job printed: the results on stdout (``.out``) and the training log on stderr (``.err``)."""
+        return "".join((self.log_dir / f"{self.job_id}_0_log.{kind}").read_text() for kind in ("out", "err"))
+
     def logs(self) -> str:
         return "\n".join(f"--- {p}\n{p.read_text()[-2500:]}" for p in sorted(self.log_dir.glob("*_log.*")))
 
@@ -198,7 +202,7 @@ def test_preempted_job_resumes_and_ends_exactly_like_the_uninterrupted_run(clust
     # The USR2 came after epoch 1: the job saved at the next step boundary (inside an epoch, or at the end
     # of the evaluation it was in) and submitit requeued it from there.
     assert starts[1]["global_step"] > STEPS
-    out = (run.log_dir / f"{run.job_id}_0_log.out").read_text()
+    out = run.job_log()
     assert "stop requested (SIGUSR2)" in out and "handing over to submitit's requeue" in out, run.logs()
     result = json.loads((run.experiment_dir / "launch_result.json").read_text())["result"]
     assert (result["global_step"], result["epochs_done"]) == (STEPS * EPOCHS, EPOCHS)
@@ -258,7 +262,7 @@ def test_requeued_job_applies_reset_early_stop_once_and_stops_at_the_uninterrupt
     assert (result["epochs_done"], result["stopped_early"], result["best_epoch"]) == (stop_epoch, True, 1)
     starts = json.loads((run.experiment_dir / "train_manifest.json").read_text())["starts"]
     assert [s["mode"] for s in starts] == ["fresh", "resume", "resume"]
-    out = (run.log_dir / f"{run.job_id}_0_log.out").read_text()
+    out = run.job_log()
     assert out.count("reset_early_stop_on_resume: already applied") == 2, run.logs()
     assert "early-stop counters and best metric start afresh" not in out
     assert f"early stop after epoch {stop_epoch}" in out
