@@ -32,7 +32,8 @@ def _study_scores(run_dir: Path, codes, directory: Path):
     values = {"study": {"output_root": str(directory.parent), "name": directory.name},
               "supernet": {"checkpoint": "best"}, "scoring": {"recal_batches": None}}
     directory.mkdir(parents=True, exist_ok=True)
-    return score_subnets(Study(directory / "study.yaml", values), run_dir, codes, lambda line: None)
+    return score_subnets(Study(directory / "study.yaml", values), run_dir, codes, lambda line: None,
+                         directory / "supernet_scores.json")
 
 
 def test_the_trainer_eval_search_and_study_give_the_pool_the_same_numbers(search_run, tmp_path):

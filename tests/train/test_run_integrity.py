@@ -243,7 +243,7 @@ def test_best_is_the_early_stop_improvement_everywhere(tmp_path, monkeypatch):
     lines, saved = [], []
     stopper = EarlyStopper(EarlyStopConfig(patience=5, min_delta=0.002, min_epochs_before_early_stop=0))
     trainer.__dict__.update(plan=SimpleNamespace(eval_every=1), evaluator=_Evaluator([1.0, 0.999, 0.997]),
-                            pool=tuple(build_pool(3, 3)), stopper=stopper, sess=None, run_dir=tmp_path, seed=3,
+                            pool=tuple(build_pool(3, 3)), stopper=stopper, sess=None, run_dir=tmp_path, seed=3, fixed_arch=None,
                             state=TrainState(0, 0, empty_counts(), [], None, None), log=lines.append, _zero_flow=2.0)
     monkeypatch.setattr(Trainer, "save_checkpoints", lambda self, best: saved.append(best))
     monkeypatch.setattr(Trainer, "write_artifacts", lambda self: None)
