@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -19,12 +20,17 @@ from edgeflownas.config_types import SlurmConfig
 from edgeflownas.errors import ConfigError, SubmitError
 from edgeflownas.nas.arch_codec import ArchCode, arch_name
 from edgeflownas.train.retrain import retrain_config
+from launcher.job import read_result
 from launcher.sweep import Trial, expand_grid, parse_sweep_specs
 
 # Values that never change what a run computes: excluded from the trial fingerprint.
 _NOT_TRAINING = ("slurm",)
 _PATH_KEYS = (("experiment", "output_root"), ("data", "train_dir"), ("data", "val_dir"), ("data", "shards_dir"),
               ("slurm", "log_dir"), ("slurm", "container_image"))
+# Where things are, not what they hold: left out of the fingerprint, so that a finished run still counts as
+# finished in another checkout or after the data moved; the data is compared by content instead
+# (``finished_result``).
+_WHERE_KEYS = (("experiment", "output_root"), ("data", "train_dir"), ("data", "val_dir"), ("data", "shards_dir"))
 
 
 @dataclass(frozen=True)
@@ -57,10 +63,74 @@ class SubmissionPlan:
 
 
 def training_fingerprint(values: Mapping[str, Any]) -> str:
-    """Hash of the values that decide a run's result (SLURM settings and the resume flag excluded)."""
+    """Hash of the values that decide a run's result.
+
+    Left out: SLURM settings, the resume flag and where the run and its data
+    live (``_WHERE_KEYS``): the same training in another checkout, or on data
+    that moved, has the same fingerprint.  ``finished_result`` checks the data's
+    content separately.
+    """
     kept = {k: copy.deepcopy(v) for k, v in values.items() if k not in _NOT_TRAINING}
     kept.get("checkpoint", {}).pop("resume", None)
+    for section, key in _WHERE_KEYS:
+        kept.get(section, {}).pop(key, None)
     return config_hash(kept)
+
+
+def finished_result(trial: TrialPlan) -> Optional[Dict[str, Any]]:
+    """The finished-run record of ``trial`` when it was trained with exactly its config and data, else None.
+
+    Same config: the record's fingerprint.  Same data: the sample ids and
+    content digests the run's manifest recorded equal those of the data the
+    trial names now (wherever it lies).  Data that cannot be opened here is not
+    held against the record.
+    """
+    result = read_result(trial.run_dir)
+    if not result or result.get("fingerprint") != training_fingerprint(trial.resolved.values):
+        return None
+    from edgeflownas.data.loader import content_mismatch
+
+    recorded = read_manifest_data(trial.run_dir)
+    if recorded:
+        now = _data_digests(trial.resolved.config.data)
+        for key, value in now.items():
+            if key in recorded and (recorded[key] != value if key.endswith("ids_sha256")
+                                    else content_mismatch(recorded[key], value)):
+                return None
+    return result
+
+
+def read_manifest_data(run_dir: Path) -> Optional[Dict[str, Any]]:
+    """The ``data`` section of a run's ``train_manifest.json`` (None when absent or unreadable)."""
+    from edgeflownas.train.run_dir import MANIFEST
+
+    try:
+        data = json.loads((Path(run_dir) / MANIFEST).read_text(encoding="utf-8")).get("data")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+_DIGESTS: Dict[Tuple[Any, ...], Dict[str, str]] = {}
+
+
+def _data_digests(data: Any) -> Dict[str, str]:
+    """Sample-id and content digests of both splits of ``data`` (cached per location; {} if unreadable)."""
+    where = (data.source, data.train_dir, data.val_dir, data.shards_dir, data.input_height, data.input_width)
+    if where not in _DIGESTS:
+        from edgeflownas.data.loader import open_source
+        from edgeflownas.data.shards import ids_digest
+
+        digests: Dict[str, str] = {}
+        try:
+            for split in ("train", "val"):
+                source = open_source(data, split)
+                digests[f"{split}_sample_ids_sha256"] = ids_digest(source.sample_ids)
+                digests[f"{split}_content_sha256"] = source.content_digest()
+        except Exception:  # noqa: BLE001 - unreadable data here: nothing to compare (see finished_result)
+            digests = {}
+        _DIGESTS[where] = digests
+    return _DIGESTS[where]
 
 
 def _absolute(values: Dict[str, Any], base: Path) -> Dict[str, Any]:

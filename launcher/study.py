@@ -48,8 +48,8 @@ from edgeflownas.config_check import validate
 from edgeflownas.errors import ConfigError, StudyError
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, ArchCode, arch_name, parse_arch_code
 from launcher.job import read_result
-from launcher.plan import (RetrainRequest, SubmissionPlan, TrialPlan, build_plan, missing_data_dirs,
-                           training_fingerprint)
+from launcher.plan import (RetrainRequest, SubmissionPlan, TrialPlan, build_plan, finished_result,
+                           missing_data_dirs)
 
 SCHEMA = "study_config.schema.json"
 RUNS, WARMUP, SUPERNET, RETRAINS = "runs", "warmup", "supernet", "retrains"
@@ -283,14 +283,6 @@ def retrain_plan(study: Study, run: Path, codes: Sequence[ArchCode], check_data:
                       retrain=request, check_data=check_data)
 
 
-def trial_finished(trial: TrialPlan) -> Optional[Dict[str, Any]]:
-    """The finished-run record of a trial trained with exactly its config, else None."""
-    result = read_result(trial.run_dir)
-    if result and result.get("fingerprint") == training_fingerprint(trial.resolved.values):
-        return result
-    return None
-
-
 # ----------------------------------------------------------------------------------------------- running trials
 def _child_start() -> None:
     """In a local worker process: die with the parent (a killed study leaves no orphan holding a run's lock)."""
@@ -335,7 +327,7 @@ class Progress:
 
 def run_plan(study: Study, plan: SubmissionPlan, label: str, log: Callable[[str], None]) -> None:
     """Bring every trial of ``plan`` to finished: locally, or on SLURM (submitted, then waited for)."""
-    todo = [trial for trial in plan.trials if trial_finished(trial) is None]
+    todo = [trial for trial in plan.trials if finished_result(trial) is None]
     if not todo:
         log(f"{label}: {len(plan.trials)} run(s) already finished")
         return
@@ -386,7 +378,7 @@ def _run_locally(study: Study, plan: SubmissionPlan, todo: Sequence[TrialPlan], 
 
 
 def _check_finished(trial: TrialPlan, label: str) -> None:
-    if trial_finished(trial) is None:
+    if finished_result(trial) is None:
         why = "was interrupted" if read_result(trial.run_dir) is None else "finished under another config"
         raise StudyError(f"{label}: {_trial_name(trial)} {why} ({trial.run_dir}): run the same command again to "
                          "resume it")
@@ -405,20 +397,20 @@ def _run_on_slurm(plan: SubmissionPlan, label: str, log: Callable[[str], None]) 
 
     decisions, submitted = submit_plan(plan)
     log(format_outcome(plan, decisions, submitted))
-    progress = Progress(label, len(plan.trials), sum(trial_finished(t) is not None for t in plan.trials), log)
-    pending = {_trial_name(t): t for t in plan.trials if trial_finished(t) is None}
+    progress = Progress(label, len(plan.trials), sum(finished_result(t) is not None for t in plan.trials), log)
+    pending = {_trial_name(t): t for t in plan.trials if finished_result(t) is None}
     while pending:
         time.sleep(POLL_SECONDS)
         latest = latest_by_trial(read_records(plan.experiment_dir))
         states = slurm.query_states(latest[t.name]["job_id"] for t in pending.values() if t.name in latest)
         for name, trial in list(pending.items()):
-            if trial_finished(trial) is not None:
+            if finished_result(trial) is not None:
                 pending.pop(name)
                 progress.one_done(name, _epe_note(trial))
                 continue
             record = latest.get(trial.name)
             state = states.get(record["job_id"]) if record else None
-            if state is not None and not state.active and trial_finished(trial) is None:
+            if state is not None and not state.active and finished_result(trial) is None:
                 raise StudyError(f"{label}: job {record['job_id']} of {name} ended {state.state} without finishing "
                                  f"(stderr {record.get('stderr')}); run the same command again to resubmit it "
                                  "(it resumes from its last checkpoint)")
@@ -478,7 +470,7 @@ def _retrain_figure(trial: TrialPlan, epochs: int) -> Dict[str, Any]:
     from edgeflownas.study.reference import retrain_figure
     from edgeflownas.train import run_dir as rd
 
-    result = trial_finished(trial)
+    result = finished_result(trial)
     _, rows = rd.read_history(trial.run_dir / rd.HISTORY)
     evaluated = [row for row in rows if row.get(rd.mean_column(1)) is not None]
     if result is None or not evaluated:
@@ -607,7 +599,7 @@ def dry_run(study: Study) -> str:
             if plan is None:
                 continue
             trial = plan.trials[0]
-            state = "finished" if trial_finished(trial) else "to train"
+            state = "finished" if finished_result(trial) else "to train"
             cfg = trial.resolved.config
             lines.append(f"{label} seed {seed}: {trial.run_dir} ({state}): {cfg.train.supernet_mode}, "
                          f"{cfg.train.num_epochs} epochs x {cfg.train.steps_per_epoch or 'all'} steps, batch "
@@ -630,7 +622,7 @@ def dry_run(study: Study) -> str:
     if (run / "config.yaml").is_file() and (study.directory / SUBNETS_JSON).is_file():
         codes = [tuple(s["code"]) for s in json.loads((study.directory / SUBNETS_JSON).read_text())["subnets"]]
         plan = retrain_plan(study, run, codes, check_data=False)
-        done = sum(trial_finished(t) is not None for t in plan.trials)
+        done = sum(finished_result(t) is not None for t in plan.trials)
         lines.append(f"  {len(plan.trials)} retrains ({done} finished)")
         if slurm_mode and script is None:
             script = sbatch_script(plan)

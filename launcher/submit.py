@@ -17,8 +17,8 @@ from edgeflownas.config_types import SlurmConfig
 from edgeflownas.errors import SubmitError
 from launcher import container as containers
 from launcher import slurm
-from launcher.job import TrainingJob, read_result
-from launcher.plan import SubmissionPlan, TrialPlan, training_fingerprint
+from launcher.job import TrainingJob
+from launcher.plan import SubmissionPlan, TrialPlan, finished_result, training_fingerprint
 from launcher.records import append_records, latest_by_trial, read_records
 
 SUBMIT, FINISHED, ACTIVE = "submit", "finished", "active"
@@ -52,10 +52,10 @@ def decide(plan: SubmissionPlan, check_active: bool) -> List[Decision]:
     states = slurm.query_states(r["job_id"] for r in latest.values()) if check_active and latest else {}
     decisions = []
     for trial in plan.trials:
-        result = read_result(trial.run_dir)
+        result = finished_result(trial)
         record = latest.get(trial.name)
         state = states.get(record["job_id"]) if record else None
-        if result and result.get("fingerprint") == training_fingerprint(trial.resolved.values):
+        if result:
             done = result.get("result", {})
             decisions.append(Decision(trial, FINISHED, f"finished ({done.get('epochs_done', '?')} epochs, "
                                                        f"global step {done.get('global_step', '?')})"))

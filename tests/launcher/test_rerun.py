@@ -59,3 +59,43 @@ def test_a_sweep_cannot_reuse_a_single_run_experiment(launch_config):
     append_records(plan.experiment_dir, [{"trial": None, "job_id": "4"}])
     with pytest.raises(SubmitError, match="already holds a single run"):
         submission.decide(plan, check_active=False)
+
+
+def _with_manifest(trial, data_dir):
+    """A finished record plus the data section the trainer would have written into the run's manifest."""
+    from edgeflownas.data.loader import open_source
+    from edgeflownas.data.shards import ids_digest
+
+    _finish(trial)
+    data = {}
+    for split in ("train", "val"):
+        source = open_source(trial.resolved.config.data, split)
+        data[f"{split}_sample_ids_sha256"] = ids_digest(source.sample_ids)
+        data[f"{split}_content_sha256"] = source.content_digest()
+    (trial.run_dir / "train_manifest.json").write_text(json.dumps({"data": data}))
+
+
+def test_a_finished_run_stays_finished_when_checkout_and_data_move_but_not_on_other_data(launch_config, tmp_path):
+    from edgeflownas.data.synth import write_dataset
+    from launcher.plan import finished_result
+
+    write_dataset(tmp_path / "a", train=3, val=2, seed=1, height=48, width=64)
+    here = build_plan(launch_config(data={"train_dir": str(tmp_path / "a/train"), "val_dir": str(tmp_path / "a/val")}),
+                      {}, [], None).trials[0]
+    _with_manifest(here, tmp_path / "a")
+    assert finished_result(here) is not None
+
+    (tmp_path / "a").rename(tmp_path / "moved")  # the same bytes elsewhere, the run in another output root
+    moved = build_plan(launch_config(data={"train_dir": str(tmp_path / "moved/train"),
+                                           "val_dir": str(tmp_path / "moved/val")}),
+                       {"experiment.output_root": str(tmp_path / "elsewhere")}, [], None).trials[0]
+    assert training_fingerprint(moved.resolved.values) == training_fingerprint(here.resolved.values)
+    moved.run_dir.parent.mkdir(parents=True)
+    here.run_dir.rename(moved.run_dir)
+    assert finished_result(moved) is not None
+
+    write_dataset(tmp_path / "b", train=3, val=2, seed=2, height=48, width=64)  # same FC2 names, other pictures
+    other = build_plan(launch_config(data={"train_dir": str(tmp_path / "b/train"), "val_dir": str(tmp_path / "b/val")}),
+                       {"experiment.output_root": str(tmp_path / "elsewhere")}, [], None).trials[0]
+    assert other.run_dir == moved.run_dir
+    assert finished_result(other) is None, "a run trained on other pictures is not finished for this data"
