@@ -31,6 +31,9 @@ _PATH_KEYS = (("experiment", "output_root"), ("data", "train_dir"), ("data", "va
 # finished in another checkout or after the data moved; the data is compared by content instead
 # (``finished_result``).
 _WHERE_KEYS = (("experiment", "output_root"), ("data", "train_dir"), ("data", "val_dir"), ("data", "shards_dir"))
+# What a run shows or how fast it reads, not what it computes (the loader's batches do not depend on its workers).
+_DISPLAY_KEYS = (("eval", "flow_pictures"), ("train", "log_every_steps"), ("data", "num_workers"),
+                 ("data", "prefetch_batches"))
 
 
 @dataclass(frozen=True)
@@ -65,14 +68,15 @@ class SubmissionPlan:
 def training_fingerprint(values: Mapping[str, Any]) -> str:
     """Hash of the values that decide a run's result.
 
-    Left out: SLURM settings, the resume flag and where the run and its data
-    live (``_WHERE_KEYS``): the same training in another checkout, or on data
-    that moved, has the same fingerprint.  ``finished_result`` checks the data's
+    Left out: SLURM settings, the resume flag, what only changes what a run
+    shows or how fast it reads (``_DISPLAY_KEYS``) and where the run and its
+    data live (``_WHERE_KEYS``): the same training in another checkout, or on
+    data that moved, has the same fingerprint.  ``finished_result`` checks the data's
     content separately.
     """
     kept = {k: copy.deepcopy(v) for k, v in values.items() if k not in _NOT_TRAINING}
     kept.get("checkpoint", {}).pop("resume", None)
-    for section, key in _WHERE_KEYS:
+    for section, key in _WHERE_KEYS + _DISPLAY_KEYS:
         kept.get(section, {}).pop(key, None)
     return config_hash(kept)
 
@@ -86,7 +90,9 @@ def finished_result(trial: TrialPlan) -> Optional[Dict[str, Any]]:
     held against the record.
     """
     result = read_result(trial.run_dir)
-    if not result or result.get("fingerprint") != training_fingerprint(trial.resolved.values):
+    fingerprint = training_fingerprint(trial.resolved.values)
+    if not result or (result.get("fingerprint") != fingerprint
+                      and not _legacy_fingerprint_matches(trial.run_dir, result, fingerprint)):
         return None
     from edgeflownas.data.loader import content_mismatch
 
@@ -98,6 +104,24 @@ def finished_result(trial: TrialPlan) -> Optional[Dict[str, Any]]:
                                     else content_mismatch(recorded[key], value)):
                 return None
     return result
+
+
+def _legacy_fingerprint_matches(run_dir: Path, result: Mapping[str, Any], fingerprint: str) -> bool:
+    """A record from an efnas whose fingerprint still held the paths: judged by the config its manifest recorded.
+
+    It counts when its fingerprint is that older hash (SLURM settings and the
+    resume flag left out, nothing else) of the recorded config, and the recorded
+    config has ``fingerprint`` today.
+    """
+    from edgeflownas.train.run_dir import MANIFEST
+
+    try:
+        values = json.loads((Path(run_dir) / MANIFEST).read_text(encoding="utf-8"))["resolved_config"]
+        kept = {k: copy.deepcopy(v) for k, v in values.items() if k not in _NOT_TRAINING}
+        kept.get("checkpoint", {}).pop("resume", None)
+        return result.get("fingerprint") == config_hash(kept) and training_fingerprint(values) == fingerprint
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
 
 
 def read_manifest_data(run_dir: Path) -> Optional[Dict[str, Any]]:

@@ -428,7 +428,7 @@ def score_subnets(study: Study, run: Path, codes: Sequence[ArchCode], log: Calla
 
     Scored as ``efnas eval`` and search score (``TrainedRun``): the run's recalibration batches and seed, the
     first ``scoring.recal_batches`` of them (default all, so the trainer's own figure); the file is keyed by
-    those scoring settings (weights digest included) and scored again if they differ.
+    those scoring settings (weights digest included, not where the run lies) and scored again if they differ.
     """
     from edgeflownas.train.trained_run import TrainedRun
 
@@ -441,11 +441,11 @@ def score_subnets(study: Study, run: Path, codes: Sequence[ArchCode], log: Calla
                           "or leave it out to use the run's own")
     recal = trained.plan.recal_batches if recal is None else recal
     scoring = dict(trained.scoring().to_dict(), recal_batches=recal)
-    doc = {"supernet_run": str(run), "checkpoint": which, "weights_sha256": trained.weights_sha256,
+    doc = {"supernet_run": _relative(run, study.directory), "checkpoint": which, "weights_sha256": trained.weights_sha256,
            "recal_batches": recal, "scoring": scoring, "subnets": {}}
     if path.is_file():
         old = json.loads(path.read_text(encoding="utf-8"))
-        if all(old.get(k) == doc[k] for k in ("supernet_run", "scoring")):
+        if old.get("scoring") == doc["scoring"]:  # the weights' digest included: the run may have moved
             doc["subnets"] = old.get("subnets", {})
         else:
             log(f"scores: {path} belongs to other weights or scoring settings; scoring again")
@@ -529,7 +529,7 @@ def analyse(study: Study, scores: Mapping[Optional[int], Mapping[str, Any]], cod
     doc.update({
         "study": study.values["study"]["name"], "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config": config,
-        "supernet_runs": {_key(seed): _relative(Path(doc_["supernet_run"]), root) for seed, doc_ in scores.items()},
+        "supernet_runs": {_key(seed): doc_["supernet_run"] for seed, doc_ in scores.items()},
         "checkpoint": next(iter(scores.values()))["checkpoint"],
         "weights_sha256": {_key(seed): doc_["weights_sha256"] for seed, doc_ in scores.items()},
         "recal_batches": next(iter(scores.values()))["recal_batches"],
