@@ -132,6 +132,19 @@ def read_only_folder(tmp_path, tmpfs):
 
 
 @pytest.fixture
+def system_tmp(tmp_path, monkeypatch) -> Path:
+    """An empty ``tmp_path / "system_tmp"`` made the system temp directory (TMPDIR, Python's ``tempfile``), to
+    show that a command leaves nothing there."""
+    import tempfile
+
+    folder = tmp_path / "system_tmp"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+@pytest.fixture
 def default_raw() -> dict:
     """The shipped config as a plain mapping (a fresh copy per test)."""
     return yaml.safe_load(default_config_path().read_text())

@@ -117,6 +117,39 @@ def test_a_killed_export_leaves_no_temporaries_in_the_system_temp_dir_and_can_be
     assert list(system_tmp.iterdir()) == []
 
 
+def test_a_killed_infer_from_a_run_leaves_nothing_in_the_system_temp_dir_and_the_next_call_finishes(
+        search_run, tiny_fc2, tmp_path):
+    """kill -9 while 'efnas infer --run' exports: its staging folder is in RUN/exports (none in TMPDIR); the next
+    call removes it and keeps the export there."""
+    import sys
+    import time
+
+    system_tmp = tmp_path / "system_tmp"
+    system_tmp.mkdir()
+    run = tmp_path / "run"
+    shutil.copytree(search_run, run)
+    pair = [str(tiny_fc2 / "val" / f"0000001-img_{i}.png") for i in range(2)]
+    env = dict(os.environ, TMPDIR=str(system_tmp))
+    command = [sys.executable, "-c", "import sys; from edgeflownas.cli import main; sys.argv[0] = 'efnas'; main()",
+               "infer", "--run", str(run), "--arch", "baseline", *pair, "--out", str(tmp_path / "a.flo")]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    staging = f".a000021222-*.tmp-{process.pid}"
+    deadline = time.monotonic() + 600
+    while not list((run / "exports").glob(f"{staging}/saved_model")) and not list(system_tmp.iterdir()) \
+            and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    assert list(system_tmp.iterdir()) == []
+    assert list((run / "exports").glob(staging)), "the export had not started building when it was killed"
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    [cached] = (run / "exports").iterdir()
+    assert cached.name.startswith("a000021222-") and (cached / "export_manifest.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.flo", "run", "system_tmp"]
+    assert list(system_tmp.iterdir()) == []
+
+
 # --- full disk ------------------------------------------------------------------------------------------------
 
 def test_export_onto_a_full_disk_is_one_line_and_leaves_nothing(cli, search_run, tmpfs):
