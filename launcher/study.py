@@ -455,6 +455,8 @@ def score_subnets(study: Study, run: Path, codes: Sequence[ArchCode], log: Calla
             log(f"scores: {path} belongs to other weights or scoring settings; scoring again")
     missing = [code for code in codes if arch_name(code) not in doc["subnets"]]
     if not missing:
+        if json.loads(path.read_text(encoding="utf-8")) != doc:
+            write_json_atomic(path, doc)  # the same scores, recorded as this version does (e.g. the run moved)
         log(f"scores: {len(codes)} subnets already scored ({path})")
         return doc
     progress = Progress(f"scores {run.name}", len(codes), len(codes) - len(missing), log)
