@@ -532,10 +532,7 @@ def _key(seed: Optional[int]) -> str:
 
 def _relative(path: Path, study_root: Path) -> str:
     """``path`` relative to the study directory (artifacts name no machine-specific absolute path)."""
-    try:
-        return str(Path(path).resolve().relative_to(Path(study_root).resolve()))
-    except ValueError:
-        return str(path)
+    return os.path.relpath(Path(path).resolve(), Path(study_root).resolve())  # '../other/run' if outside it
 
 
 def analyse(study: Study, scores: Mapping[Optional[int], Mapping[str, Any]], codes: Sequence[ArchCode],
