@@ -2,8 +2,8 @@
 
 Layers, lowest first (a module may import from its own layer and from lower ones only):
 
-0. ``errors``, ``config_types``, ``atomic_io``, ``locks``, and ``flow_viz`` (flow colouring, used by train and
-   report): the ground floor
+0. ``errors``, ``config_types``, ``atomic_io``, ``locks``, and ``flow_viz`` (flow colouring and the end-point
+   error, used by data, train, report and export): the ground floor
 1. ``config``, ``config_yaml``, ``config_check``
 2. ``data``, ``nas`` (arch codes, pools, the Pareto front and its ``front.json``)
 3. ``model`` (the network and its exact cost table)

@@ -27,6 +27,7 @@ from edgeflownas.errors import ConfigError, ExportError
 from edgeflownas.export.manifest import FORMAT_FILES, MANIFEST_FILE, read_manifest, sha256_of, size_of, write_manifest
 from edgeflownas.export.output import building, check_out_dir
 from edgeflownas.export.source import ExportSource, load_source
+from edgeflownas.flow_viz import endpoint_error
 from edgeflownas.nas.arch_codec import arch_name
 
 __all__ = ["check_model_size", "check_out_dir", "export_run"]
@@ -108,7 +109,7 @@ def score(run: Callable, pairs: Sequence, reference: Optional[Sequence[np.ndarra
     total, pixels, worst = 0.0, 0, 0.0
     for index, (img0, img1, gt) in enumerate(pairs):
         flow = flow_at_input_size(run, img0, img1, height, width)
-        error = np.sqrt(((flow - gt) ** 2).sum(axis=-1))
+        error = endpoint_error(flow, gt, np.float32)
         total, pixels = total + float(error.sum()), pixels + error.size
         if reference is not None:
             worst = max(worst, float(np.abs(flow - reference[index]).max()))
