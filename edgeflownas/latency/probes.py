@@ -22,6 +22,7 @@ from edgeflownas.atomic_io import replace_dir_atomic, staging_dir, write_bytes_a
 from edgeflownas.errors import ConfigError
 from edgeflownas.latency.table import PRECISION_FORMATS, PROBES_KIND, VERSION, model_settings, probe_codes, probe_name
 from edgeflownas.export.manifest import sha256_of
+from edgeflownas.progress import Progress
 
 PROBES_FILE = "probes.json"
 CALIBRATION_PAIRS = 4
@@ -85,6 +86,7 @@ def _fill(staging: Path, model_cfg: Any, height: int, width: int, precisions: Se
                            "model": model_settings(model_cfg), "precisions": list(precisions), "probes": []}
     with tempfile.TemporaryDirectory(prefix="efnas_probes_") as scratch:
         probes = probe_codes()
+        progress = Progress(len(probes), what="probes written")
         for index, (role, code) in enumerate(probes):
             name = probe_name(code)
             entry = {"name": name, "role": role, "arch_code": list(code),
@@ -94,7 +96,8 @@ def _fill(staging: Path, model_cfg: Any, height: int, width: int, precisions: Se
                 write_tflite(staging / file, precision, model_cfg, code, values, height, width, Path(scratch), index)
                 entry["files"][precision], entry["sha256"][precision] = file, sha256_of(staging / file)
             doc["probes"].append(entry)
-            log(f"probe {index + 1}/{len(probes)} {name} ({role})")
+            progress.advance()
+            log(f"probes: {progress.line()} ({name}, {role})")
     write_json_atomic(staging / PROBES_FILE, doc)
     return doc
 
