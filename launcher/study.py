@@ -239,11 +239,12 @@ def _model_and_size(study: Study) -> Tuple[Any, int, int]:
 
 def chosen_codes(study: Study, log: Callable[[str], None] = lambda line: None) -> List[ArchCode]:
     """The K subnets, fixed before any result and kept in subnets.json (see the module doc)."""
-    from edgeflownas.study.selection import block_cost_table, strata, stratified_codes
+    from edgeflownas.model.cost import CostTable
+    from edgeflownas.study.selection import strata, stratified_codes
 
     subnets = study.section("subnets")
     model, height, width = _model_and_size(study)
-    table = block_cost_table(height, width, model)
+    table = CostTable.build(height, width, model)
     codes: List[ArchCode] = stratified_codes(table, subnets["macs_bins"], subnets["seed"]) \
         if subnets["macs_bins"] else []
     if subnets["baseline"]:

@@ -75,11 +75,11 @@ def latency_for_run(run_dir: Path, out: Optional[Path], probes_out: Optional[Pat
 
     if out is not None:
         check_new_file(out, "--out")
-    config = TrainedRun.open(Path(run_dir)).config
-    height, width = config.data.input_height, config.data.input_width
+    run = TrainedRun.open(Path(run_dir))
+    height, width = run.input_hw
     with tempfile.TemporaryDirectory(prefix="efnas_latency_") as scratch:
         probe_dir = Path(probes_out) if probes_out is not None else Path(scratch) / "probes"
-        write_probes(probe_dir, config.model, height, width, precisions, log)
+        write_probes(probe_dir, run.config.model, height, width, precisions, log, run.cost_table(log))
         if out is None:
             return None
         doc = measure_probes(probe_dir, threads, precisions, runs, warmup, log)
