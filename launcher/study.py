@@ -18,7 +18,10 @@ training in progress resumes from its last checkpoint):
 4. **retrains**: every subnet from scratch once per seed ->
    ``runs/retrains/<arch>_seed=<s>`` (the same runs ``efnas submit --retrain
    RUN --arch ... --sweep seed=...`` makes, from the first supernet's config);
-5. **analysis**: ``study.json`` (``edgeflownas.study.analysis``: reference,
+5. **latency** (``analysis.latency_threads`` set): each subnet's measured
+   float TFLite latency on this machine -> ``subnet_latency.json`` (measured
+   once and kept: a latency belongs to the machine it was measured on);
+6. **analysis**: ``study.json`` (``edgeflownas.study.analysis``: reference,
    noise ceiling, tau, trivial predictors, partial tau, verdict) and ``study.png``.
 
 This module plans and runs; the science is ``edgeflownas.study``.  Every
@@ -56,6 +59,7 @@ SCHEMA = "study_config.schema.json"
 RUNS, WARMUP, SUPERNET, RETRAINS = "runs", "warmup", "supernet", "retrains"
 SCORES, STUDY_JSON, FIGURE, LOGS = "supernet_scores", "study.json", "study.png", "logs"
 SUBNETS_JSON = "subnets.json"
+LATENCY_JSON = "subnet_latency.json"
 POLL_SECONDS = 30.0  # between two sacct queries while waiting for SLURM jobs
 
 
@@ -441,6 +445,8 @@ def score_subnets(study: Study, run: Path, codes: Sequence[ArchCode], log: Calla
             log(f"scores: {path} belongs to other weights or scoring settings; scoring again")
     missing = [code for code in codes if arch_name(code) not in doc["subnets"]]
     if not missing:
+        if json.loads(path.read_text(encoding="utf-8")) != doc:
+            write_json_atomic(path, doc)  # the same scores, recorded as this version does (e.g. the run moved)
         log(f"scores: {len(codes)} subnets already scored ({path})")
         return doc
     progress = Progress(len(codes), len(codes) - len(missing))
@@ -452,6 +458,44 @@ def score_subnets(study: Study, run: Path, codes: Sequence[ArchCode], log: Calla
             write_json_atomic(path, doc)
             _one_done(progress, f"scores {run.name}", arch_name(code),
                       f": EPE {entry['epe']:.4f}, no recal {entry['epe_no_recal']:.4f}", log)
+    return doc
+
+
+def measure_latency(study: Study, codes: Sequence[ArchCode], log: Callable[[str], None]) -> Optional[Dict[str, Any]]:
+    """Each subnet's measured float TFLite latency, kept in subnet_latency.json; None if not asked for.
+
+    Measured once and kept while the model, input size, thread count and
+    subnets are the same (a latency belongs to the machine it was measured on,
+    which the file describes with the load average before and after).
+    """
+    threads = study.section("analysis")["latency_threads"]
+    if threads is None:
+        return None
+    from edgeflownas.latency.api import time_subnets
+    from edgeflownas.latency.measure import DEFAULT_RUNS, DEFAULT_WARMUP, device_description, load_average
+    from edgeflownas.latency.table import model_settings
+
+    model, height, width = _model_and_size(study)
+    settings = {"precision": "float", "threads": threads, "input_hw": [height, width],
+                "model": model_settings(model), "subnets": sorted(arch_name(code) for code in codes)}
+    path = study.directory / LATENCY_JSON
+    if path.is_file():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        if old.get("settings") == settings:
+            log(f"latency: {len(codes)} subnets already measured ({path})")
+            return old
+        log(f"latency: {path} was measured under other settings; measuring again")
+    load_before = load_average()
+    timed = time_subnets(model, height, width, codes, study.directory / ".latency-models", threads,
+                         DEFAULT_RUNS, DEFAULT_WARMUP, log)
+    doc = {"settings": settings, "device": device_description(),
+           "measurement": {"statistic": "median of the timed invoke() calls", "runs": DEFAULT_RUNS,
+                           "warmup_runs": DEFAULT_WARMUP, "order": "interleaved rounds",
+                           "load_average_start": load_before, "load_average_end": load_average()},
+           "subnets": timed}
+    write_json_atomic(path, doc)
+    log(f"latency: {len(codes)} subnets timed ({threads} thread(s), load average {load_before[0]:.2f} at the "
+        f"start) -> {path}")
     return doc
 
 
@@ -486,8 +530,9 @@ def _relative(path: Path, study_root: Path) -> str:
 
 
 def analyse(study: Study, scores: Mapping[Optional[int], Mapping[str, Any]], codes: Sequence[ArchCode],
-            plan: SubmissionPlan, log: Callable[[str], None]) -> Dict[str, Any]:
-    """study.json and study.png from the scores and the finished retrains."""
+            plan: SubmissionPlan, log: Callable[[str], None],
+            latency: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """study.json and study.png from the scores, the finished retrains and (if measured) the latencies."""
     from edgeflownas.report.study import write_figure
     from edgeflownas.study.analysis import analyze, summary_lines
     from edgeflownas.study.selection import total_depth
@@ -508,6 +553,8 @@ def analyse(study: Study, scores: Mapping[Optional[int], Mapping[str, Any]], cod
                         "supernet_epe_no_recal": {_key(seed): doc["subnets"][name]["epe_no_recal"]
                                                   for seed, doc in scores.items()},
                         "standalone": by_code[name]})
+        if latency is not None:
+            subnets[-1]["latency_ms"] = latency["subnets"][name]["median_ms"]
     analysis = study.section("analysis")
     doc: Dict[str, Any] = analyze(subnets, analysis["bootstrap"], analysis["ci"], analysis["seed"])
     zero = [r["zero_flow_epe"] for s in subnets for r in s["standalone"].values() if r.get("zero_flow_epe")]
@@ -531,6 +578,9 @@ def analyse(study: Study, scores: Mapping[Optional[int], Mapping[str, Any]], cod
                      "subnets.json before any training",
         "subnets": subnets,
     })
+    if latency is not None:
+        doc["latency"].update({"device": latency["device"], "measurement": latency["measurement"],
+                               "threads": latency["settings"]["threads"], "file": LATENCY_JSON})
     write_json_atomic(study.directory / STUDY_JSON, doc)
     write_figure(doc, study.directory / FIGURE)
     for line in summary_lines(doc):
@@ -565,7 +615,8 @@ def run_study(study: Study, log: Callable[[str], None]) -> Dict[str, Any]:
                   for seed in seeds}
         plan = retrain_plan(study, supernet_run(study, seeds[0]), codes)
         run_plan(study, plan, "retrains", log)
-        return analyse(study, scores, codes, plan, log)
+        latency = measure_latency(study, codes, log)
+        return analyse(study, scores, codes, plan, log, latency)
 
 
 def _data_note(plan: SubmissionPlan) -> List[str]:

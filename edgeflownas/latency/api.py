@@ -86,3 +86,32 @@ def latency_for_run(run_dir: Path, out: Optional[Path], probes_out: Optional[Pat
     doc["source_run"] = str(Path(run_dir).resolve())
     write_table(out, doc)
     return doc
+
+
+def time_subnets(model_cfg: Any, height: int, width: int, codes: Sequence[Sequence[int]], scratch: Path,
+                 threads: int = 1, runs: int = DEFAULT_RUNS, warmup: int = DEFAULT_WARMUP,
+                 log: Callable[[str], None] = lambda line: None) -> Dict[str, Dict[str, float]]:
+    """Measured float TFLite latency of each whole subnet in ``codes`` (arch name -> ``measure.summary``).
+
+    Every subnet is exported as ``efnas export`` would (random weights: a
+    latency does not depend on their values) into the new folder ``scratch``,
+    which is removed afterwards, and the models are timed in interleaved rounds.
+    """
+    import shutil
+
+    from edgeflownas.latency.probes import random_values, write_tflite
+    from edgeflownas.nas.arch_codec import arch_name
+
+    scratch = Path(scratch)
+    shutil.rmtree(scratch, ignore_errors=True)  # what a killed measurement left
+    scratch.mkdir(parents=True)
+    try:
+        values = random_values(model_cfg, height, width)
+        paths = {}
+        for index, code in enumerate(codes):
+            paths[arch_name(code)] = scratch / f"{arch_name(code)}.tflite"
+            write_tflite(paths[arch_name(code)], "float", model_cfg, code, values, height, width, scratch, index)
+            log(f"latency: {index + 1}/{len(codes)} models built ({arch_name(code)})")
+        return time_models(paths, threads, runs, warmup)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -187,3 +187,24 @@ def test_a_supernet_that_only_knows_depth_does_not_beat_trivial():
     assert doc["noise_ceiling_tau"] >= MIN_NOISE_CEILING
     assert doc["verdict"] == "does not beat trivial"
     assert doc["targets"]["tau_above_best_trivial"]["met"] is False
+
+
+def test_measured_latency_is_one_more_trivial_predictor_and_tau_macs_latency_is_stated():
+    subnets = _subnets(noise=0.05, supernet_noise=0.05)
+    rng = np.random.default_rng(4)
+    for s in subnets:  # latency loosely follows MACs, and (here) predicts the reference best of all
+        s["latency_ms"] = float(1.0 + 1e-5 * s["macs"] + rng.normal(0, 0.2))
+    doc = analyze(subnets, resamples=200)
+    ref = [float(np.median([s["standalone"][k]["epe"] for k in (1, 2, 3)])) for s in subnets]
+    latency = [s["latency_ms"] for s in subnets]
+    raw = sp.kendalltau(latency, ref).statistic
+    assert doc["trivial"]["latency_ms"]["tau"] == pytest.approx(abs(raw), abs=1e-6)
+    assert doc["best_trivial_tau"] == max(e["tau"] for e in doc["trivial"].values())
+    assert doc["latency"]["tau_macs_latency"] == pytest.approx(
+        sp.kendalltau([s["macs"] for s in subnets], latency).statistic, abs=1e-6)
+    low, high = doc["latency"]["tau_macs_latency_ci95"]
+    assert low <= doc["latency"]["tau_macs_latency"] <= high
+    assert any("tau(MACs, measured latency)" in line for line in summary_lines(doc))
+    subnets[0]["latency_ms"] = None  # one subnet unmeasured: no latency figures at all
+    doc = analyze(subnets, resamples=200)
+    assert "latency_ms" not in doc["trivial"] and "latency" not in doc
