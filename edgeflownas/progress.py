@@ -3,8 +3,8 @@
 The ETA is the time per item finished here times the items left.  Items found
 finished already (a resumed study's trainings, a search's stored scores) count
 towards k but not towards that rate.  The study's trainings and scores, eval's
-subnets, the search's candidates and the latency probes report through
-``Progress``; training's bar and step line print their run ETA with
+subnets, the search's candidates and the latency probes and models report
+through ``Progress``; training's bar and step line print their run ETA with
 ``duration``.
 """
 

@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 from edgeflownas.errors import ConfigError
 from edgeflownas.latency.measure import DEFAULT_RUNS, DEFAULT_WARMUP, device_description, load_average, time_models
 from edgeflownas.latency.table import PRECISIONS, build_table, write_table
+from edgeflownas.progress import Progress
 
 
 def parse_list(text: str, option: str, allowed: Optional[Sequence[str]] = None) -> tuple:
@@ -108,10 +109,12 @@ def time_subnets(model_cfg: Any, height: int, width: int, codes: Sequence[Sequen
     try:
         values = random_values(model_cfg, height, width)
         paths = {}
+        progress = Progress(len(codes), what="models built")
         for index, code in enumerate(codes):
             paths[arch_name(code)] = scratch / f"{arch_name(code)}.tflite"
             write_tflite(paths[arch_name(code)], "float", model_cfg, code, values, height, width, scratch, index)
-            log(f"latency: {index + 1}/{len(codes)} models built ({arch_name(code)})")
+            progress.advance()
+            log(f"latency: {progress.line()} ({arch_name(code)})")
         return time_models(paths, threads, runs, warmup)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
