@@ -38,8 +38,8 @@ class ExportSource:
     recal_batches: List  # the run's BN-recalibration batches (none for a fixed-arch run)
     val_batches: List
     evaluator_epe: Optional[float]  # the trainer's EPE of the subnet at this checkpoint
-    weights_sha256: str = ""  # of the checkpoint, verified against its state.json when the run was opened
-    run: Optional[TrainedRun] = None  # the run it comes from: its costs are the ones eval and search give
+    weights_sha256: str  # of the checkpoint, verified against its state.json when the run was opened
+    run: TrainedRun  # the run it comes from: its costs are the ones eval and search give
 
 
 def load_source(run_dir: Path, selector: Optional[str], which: str = "best",
