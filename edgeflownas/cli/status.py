@@ -21,14 +21,21 @@ def status(target: str, output_root: Optional[Path], as_json: bool) -> None:
     Per run: SLURM job, state and requeues (submitted runs; sacct), or RUNNING
     / IDLE (local runs: whether a process holds the run directory's lock),
     epoch reached, best mean_epe_12, the last checkpoint's global step, and
-    the log files (train.log; SLURM stdout/stderr).
+    the log files (train.log; SLURM stdout/stderr).  A run whose history file
+    is damaged is one line (file and byte or line) and the others are still
+    shown; the exit code is then 1.
     """
     import json
 
-    from launcher.status import find_target, format_status, status_of
+    from launcher.status import damaged_line, find_target, format_status, status_of
 
     rows, note = status_of(find_target(target, output_root))
+    damaged = [row for row in rows if row.damaged]
     if as_json:
         click.echo(json.dumps({"runs": [row.to_dict() for row in rows], "note": note}, indent=2))
-        return
-    click.echo(format_status(rows, note))
+        for row in damaged:
+            click.echo(damaged_line(row), err=True)
+    else:
+        click.echo(format_status(rows, note))
+    if damaged:
+        raise click.exceptions.Exit(1)

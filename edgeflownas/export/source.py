@@ -46,13 +46,20 @@ def load_source(run_dir: Path, selector: Optional[str], which: str = "best",
                 log: Callable[[str], None] = lambda line: None) -> ExportSource:
     """The subnet ``selector`` names in ``run_dir``'s ``which`` checkpoint, with the run's batches."""
     run = TrainedRun.open(Path(run_dir), which)
+    code = chosen_code(run, selector)
     if run.fixed_code is not None:
-        code = run.fixed_code if selector is None else run.select(selector)
         return _fixed_arch_source(run, code, log)
+    return _supernet_source(run, code, log)
+
+
+def chosen_code(run: TrainedRun, selector: Optional[str]) -> ArchCode:
+    """The code ``--arch`` names in ``run`` (a fixed-arch run's own code when not given)."""
+    if selector is None and run.fixed_code is not None:
+        return run.fixed_code
     if selector is None:
-        raise ArchCodeError(f"{run_dir} is a supernet run: --arch is required (baseline, a 9-digit code, "
+        raise ArchCodeError(f"{run.run_dir} is a supernet run: --arch is required (baseline, a 9-digit code, "
                             "best or rank:N of its search)")
-    return _supernet_source(run, run.select(selector), log)
+    return run.select(selector)
 
 
 def _supernet_source(run: TrainedRun, code: ArchCode, log: Callable[[str], None]) -> ExportSource:

@@ -18,7 +18,8 @@ from typing import Any, Callable, Dict, Optional, Sequence
 
 import numpy as np
 
-from edgeflownas.atomic_io import replace_dir_atomic, staging_dir, write_bytes_atomic, write_json_atomic
+from edgeflownas.atomic_io import (remove_stale_staging, replace_dir_atomic, staging_dir, write_bytes_atomic,
+                                  write_json_atomic)
 from edgeflownas.errors import ConfigError
 from edgeflownas.latency.table import PRECISION_FORMATS, PROBES_KIND, VERSION, model_settings, probe_codes, probe_name
 from edgeflownas.export.manifest import sha256_of
@@ -26,6 +27,7 @@ from edgeflownas.model.cost import CostTable
 from edgeflownas.progress import Progress
 
 PROBES_FILE = "probes.json"
+WORK_DIR = ".work"  # inside the staging folder: the SavedModels the probes are converted from
 CALIBRATION_PAIRS = 4
 
 
@@ -74,6 +76,7 @@ def write_probes(out_dir: Path, model_cfg: Any, height: int, width: int, precisi
     if costs is None:
         costs = CostTable.build(height, width, model_cfg)
     values = random_values(model_cfg, height, width)
+    remove_stale_staging(out_dir)
     staging = staging_dir(out_dir)
     try:
         doc = _fill(staging, model_cfg, height, width, precisions, values, costs, log)
@@ -89,20 +92,22 @@ def _fill(staging: Path, model_cfg: Any, height: int, width: int, precisions: Se
     """Write the probe files and ``probes.json`` into ``staging``; the manifest document."""
     doc: Dict[str, Any] = {"kind": PROBES_KIND, "version": VERSION, "input_hw": [height, width],
                            "model": model_settings(model_cfg), "precisions": list(precisions), "probes": []}
-    with tempfile.TemporaryDirectory(prefix="efnas_probes_") as scratch:
-        probes = probe_codes()
-        progress = Progress(len(probes), what="probes written")
-        for index, (role, code) in enumerate(probes):
-            name = probe_name(code)
-            entry = {"name": name, "role": role, "arch_code": list(code),
-                     "macs": costs.cost(code)["macs"], "files": {}, "sha256": {}}
-            for precision in precisions:
-                file = f"{name}_{precision}.tflite"
-                write_tflite(staging / file, precision, model_cfg, code, values, height, width, Path(scratch), index)
-                entry["files"][precision], entry["sha256"][precision] = file, sha256_of(staging / file)
-            doc["probes"].append(entry)
-            progress.advance()
-            log(f"probes: {progress.line()} ({name}, {role})")
+    scratch = staging / WORK_DIR
+    scratch.mkdir()
+    probes = probe_codes()
+    progress = Progress(len(probes), what="probes written")
+    for index, (role, code) in enumerate(probes):
+        name = probe_name(code)
+        entry = {"name": name, "role": role, "arch_code": list(code),
+                 "macs": costs.cost(code)["macs"], "files": {}, "sha256": {}}
+        for precision in precisions:
+            file = f"{name}_{precision}.tflite"
+            write_tflite(staging / file, precision, model_cfg, code, values, height, width, scratch, index)
+            entry["files"][precision], entry["sha256"][precision] = file, sha256_of(staging / file)
+        doc["probes"].append(entry)
+        progress.advance()
+        log(f"probes: {progress.line()} ({name}, {role})")
+    shutil.rmtree(scratch)
     write_json_atomic(staging / PROBES_FILE, doc)
     return doc
 

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from edgeflownas.cli import main
 from edgeflownas.errors import StudyError
-from edgeflownas.report.ranking import average_ranks, bootstrap_ci, kendall_tau, spearman_rho
+from edgeflownas.report.ranking import average_ranks, bootstrap_interval, kendall_tau, spearman_rho
 
 ROOT = Path(__file__).resolve().parents[2]
 EFNAS = [sys.executable, "-c", "import sys; from edgeflownas.cli import main; sys.argv[0] = 'efnas'; main()"]
@@ -76,11 +76,11 @@ def test_average_ranks_share_ties():
 
 def test_bootstrap_interval():
     x = [1, 2, 3, 4, 5, 6, 7, 8]
-    assert bootstrap_ci(x, x, kendall_tau, 300) == (1.0, 1.0)  # every resample agrees perfectly
+    assert bootstrap_interval([x, x], kendall_tau, 300) == (1.0, 1.0)  # every resample agrees perfectly
     noisy = [2, 1, 4, 3, 6, 5, 8, 7]
-    low, high = bootstrap_ci(x, noisy, kendall_tau, 500, seed=3)
+    low, high = bootstrap_interval([x, noisy], kendall_tau, 500, seed=3)
     assert low <= kendall_tau(x, noisy) <= high and low < high <= 1.0
-    assert bootstrap_ci(x, noisy, kendall_tau, 500, seed=3) == (low, high)  # seeded: reproducible
+    assert bootstrap_interval([x, noisy], kendall_tau, 500, seed=3) == (low, high)  # seeded: reproducible
 
 
 @pytest.mark.slow
