@@ -50,6 +50,7 @@ from edgeflownas.config import Overrides, canonical_key, fill_defaults, load_sch
 from edgeflownas.config_check import validate
 from edgeflownas.errors import ConfigError, StudyError
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, ArchCode, arch_name, parse_arch_code
+from edgeflownas.progress import Progress
 from launcher.job import read_result
 from launcher.plan import (RetrainRequest, SubmissionPlan, TrialPlan, build_plan, finished_result,
                            missing_data_dirs)
@@ -242,11 +243,12 @@ def _model_and_size(study: Study) -> Tuple[Any, int, int]:
 
 def chosen_codes(study: Study, log: Callable[[str], None] = lambda line: None) -> List[ArchCode]:
     """The K subnets, fixed before any result and kept in subnets.json (see the module doc)."""
-    from edgeflownas.study.selection import block_cost_table, strata, stratified_codes
+    from edgeflownas.model.cost import CostTable
+    from edgeflownas.study.selection import strata, stratified_codes
 
     subnets = study.section("subnets")
     model, height, width = _model_and_size(study)
-    table = block_cost_table(height, width, model)
+    table = CostTable.build(height, width, model)
     codes: List[ArchCode] = stratified_codes(table, subnets["macs_bins"], subnets["seed"]) \
         if subnets["macs_bins"] else []
     if subnets["baseline"]:
@@ -311,22 +313,10 @@ def _train_in_child(job: Any, log_path: str) -> str:
     return job.run_dir
 
 
-class Progress:
-    """'k/n done, elapsed, ETA' lines for a set of trainings."""
-
-    def __init__(self, label: str, total: int, done: int, log: Callable[[str], None]) -> None:
-        self.label, self.total, self.done, self.log = label, total, done, log
-        self.started, self.finished_here = time.monotonic(), 0
-
-    def one_done(self, name: str, detail: str = "") -> None:
-        self.done += 1
-        self.finished_here += 1
-        elapsed = time.monotonic() - self.started
-        remaining = self.total - self.done
-        eta = elapsed / self.finished_here * remaining
-        self.log(f"{self.label}: {self.done}/{self.total} done ({name}{detail}); elapsed {elapsed / 60:.1f} min, "
-                 f"ETA {eta / 60:.1f} min" if remaining else
-                 f"{self.label}: {self.done}/{self.total} done ({name}{detail}); elapsed {elapsed / 60:.1f} min")
+def _one_done(progress: Progress, label: str, name: str, note: str, log: Callable[[str], None]) -> None:
+    """One more item of ``progress`` finished here: ``label: k/n done, elapsed, ETA (name note)``."""
+    progress.advance()
+    log(f"{label}: {progress.line()} ({name}{note})")
 
 
 def run_plan(study: Study, plan: SubmissionPlan, label: str, log: Callable[[str], None]) -> None:
@@ -349,14 +339,14 @@ def _run_locally(study: Study, plan: SubmissionPlan, todo: Sequence[TrialPlan], 
                  log: Callable[[str], None]) -> None:
     from launcher.submit import training_job
 
-    progress = Progress(label, len(plan.trials), len(plan.trials) - len(todo), log)
+    progress = Progress(len(plan.trials), len(plan.trials) - len(todo))
     workers = min(study.section("study")["local_workers"], len(todo))
     if workers == 1:
         for trial in todo:
             log(f"{label}: training {_trial_name(trial)} -> {trial.run_dir}")
             training_job(trial)()
             _check_finished(trial, label)
-            progress.one_done(_trial_name(trial), _epe_note(trial))
+            _one_done(progress, label, _trial_name(trial), _epe_note(trial), log)
         return
     logs = study.directory / LOGS
     logs.mkdir(parents=True, exist_ok=True)
@@ -378,7 +368,7 @@ def _run_locally(study: Study, plan: SubmissionPlan, todo: Sequence[TrialPlan], 
                                      f"{logs / (_trial_name(trial) + '.log')}); fix it and run the same command "
                                      "again: finished runs are kept, the others resume")
                 _check_finished(trial, label)
-                progress.one_done(_trial_name(trial), _epe_note(trial))
+                _one_done(progress, label, _trial_name(trial), _epe_note(trial), log)
 
 
 def _check_finished(trial: TrialPlan, label: str) -> None:
@@ -401,7 +391,7 @@ def _run_on_slurm(plan: SubmissionPlan, label: str, log: Callable[[str], None]) 
 
     decisions, submitted = submit_plan(plan)
     log(format_outcome(plan, decisions, submitted))
-    progress = Progress(label, len(plan.trials), sum(finished_result(t) is not None for t in plan.trials), log)
+    progress = Progress(len(plan.trials), sum(finished_result(t) is not None for t in plan.trials))
     pending = {_trial_name(t): t for t in plan.trials if finished_result(t) is None}
     while pending:
         time.sleep(POLL_SECONDS)
@@ -410,7 +400,7 @@ def _run_on_slurm(plan: SubmissionPlan, label: str, log: Callable[[str], None]) 
         for name, trial in list(pending.items()):
             if finished_result(trial) is not None:
                 pending.pop(name)
-                progress.one_done(name, _epe_note(trial))
+                _one_done(progress, label, name, _epe_note(trial), log)
                 continue
             record = latest.get(trial.name)
             state = states.get(record["job_id"]) if record else None
@@ -459,14 +449,15 @@ def score_subnets(study: Study, run: Path, codes: Sequence[ArchCode], log: Calla
             write_json_atomic(path, doc)  # the same scores, recorded as this version does (e.g. the run moved)
         log(f"scores: {len(codes)} subnets already scored ({path})")
         return doc
-    progress = Progress(f"scores {run.name}", len(codes), len(codes) - len(missing), log)
+    progress = Progress(len(codes), len(codes) - len(missing))
     with trained.evaluator() as evaluator:
         for code in missing:
             entry = {"code": list(code), "epe": evaluator.epe(code, recal_batches=recal),
                      "epe_no_recal": evaluator.epe(code, recal_batches=0), **trained.cost(code)}
             doc["subnets"][arch_name(code)] = entry
             write_json_atomic(path, doc)
-            progress.one_done(arch_name(code), f": EPE {entry['epe']:.4f}, no recal {entry['epe_no_recal']:.4f}")
+            _one_done(progress, f"scores {run.name}", arch_name(code),
+                      f": EPE {entry['epe']:.4f}, no recal {entry['epe_no_recal']:.4f}", log)
     return doc
 
 

@@ -38,7 +38,8 @@ class ExportSource:
     recal_batches: List  # the run's BN-recalibration batches (none for a fixed-arch run)
     val_batches: List
     evaluator_epe: Optional[float]  # the trainer's EPE of the subnet at this checkpoint
-    weights_sha256: str = ""  # of the checkpoint, verified against its state.json when the run was opened
+    weights_sha256: str  # of the checkpoint, verified against its state.json when the run was opened
+    run: TrainedRun  # the run it comes from: its costs are the ones eval and search give
 
 
 def load_source(run_dir: Path, selector: Optional[str], which: str = "best",
@@ -67,7 +68,7 @@ def _supernet_source(run: TrainedRun, code: ArchCode, log: Callable[[str], None]
         values = evaluator.variable_values()
         return ExportSource(run.run_dir, run.ckpt_dir, SUPERNET, run.config, code, values,
                             list(evaluator.evaluator.recal_batches), list(evaluator.val_batches), metrics.epe,
-                            run.weights_sha256)
+                            run.weights_sha256, run)
 
 
 def _fixed_arch_source(run: TrainedRun, code: ArchCode, log: Callable[[str], None]) -> ExportSource:
@@ -77,4 +78,4 @@ def _fixed_arch_source(run: TrainedRun, code: ArchCode, log: Callable[[str], Non
         log(f"fixed-arch checkpoint {run.ckpt_dir}: subnet {arch_name(code)}, its own weights and BN statistics")
         return ExportSource(run.run_dir, run.ckpt_dir, FIXED_ARCH, run.config, code, values,
                             list(evaluator.evaluator.recal_batches), list(evaluator.val_batches), metrics.epe,
-                            run.weights_sha256)
+                            run.weights_sha256, run)

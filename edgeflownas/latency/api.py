@@ -14,6 +14,7 @@ from edgeflownas.atomic_io import scratch_beside
 from edgeflownas.errors import ConfigError
 from edgeflownas.latency.measure import DEFAULT_RUNS, DEFAULT_WARMUP, device_description, load_average, time_models
 from edgeflownas.latency.table import PRECISIONS, build_table, write_table
+from edgeflownas.progress import Progress
 
 
 PROBES_SUFFIX = ".probes"  # --out T.json without --probes_out: the probes are built in .T.json.probes.tmp-<pid>
@@ -81,16 +82,16 @@ def latency_for_run(run_dir: Path, out: Optional[Path], probes_out: Optional[Pat
         raise ValueError("latency_for_run needs out (a table to measure into) or probes_out (probes to keep)")
     if out is not None:
         check_new_file(out, "--out")
-    config = TrainedRun.open(Path(run_dir)).config
-    height, width = config.data.input_height, config.data.input_width
+    run = TrainedRun.open(Path(run_dir))
+    (height, width), costs = run.input_hw, run.cost_table(log)
     if probes_out is not None:
-        write_probes(Path(probes_out), config.model, height, width, precisions, log)
+        write_probes(Path(probes_out), run.config.model, height, width, precisions, log, costs)
         if out is None:
             return None
         doc = measure_probes(Path(probes_out), threads, precisions, runs, warmup, log)
     else:
         with scratch_beside(Path(out).with_name(Path(out).name + PROBES_SUFFIX)) as scratch:
-            write_probes(scratch / "probes", config.model, height, width, precisions, log)
+            write_probes(scratch / "probes", run.config.model, height, width, precisions, log, costs)
             doc = measure_probes(scratch / "probes", threads, precisions, runs, warmup, log)
     doc["source_run"] = str(Path(run_dir).resolve())
     write_table(out, doc)
@@ -117,10 +118,12 @@ def time_subnets(model_cfg: Any, height: int, width: int, codes: Sequence[Sequen
     try:
         values = random_values(model_cfg, height, width)
         paths = {}
+        progress = Progress(len(codes), what="models built")
         for index, code in enumerate(codes):
             paths[arch_name(code)] = scratch / f"{arch_name(code)}.tflite"
             write_tflite(paths[arch_name(code)], "float", model_cfg, code, values, height, width, scratch, index)
-            log(f"latency: {index + 1}/{len(codes)} models built ({arch_name(code)})")
+            progress.advance()
+            log(f"latency: {progress.line()} ({arch_name(code)})")
         return time_models(paths, threads, runs, warmup)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

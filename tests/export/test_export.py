@@ -101,6 +101,28 @@ def test_export_at_another_input_size_scores_through_resizing(search_run, export
     assert ExportedModel(tmp_path / "big").flow(*[np.zeros((32, 48, 3), np.uint8)] * 2).shape == (32, 48, 2)
 
 
+def test_export_gives_a_subnet_the_cost_efnas_eval_gives_it(search_run, exported, monkeypatch, tmp_path):
+    """params and MACs come from the run's cost table, as eval's and search's: no graph is built to count them."""
+    from edgeflownas.export.api import export_run
+    from edgeflownas.model import cost
+    from edgeflownas.report.eval_run import evaluate_run
+    from edgeflownas.train.trained_run import TrainedRun
+
+    _, baseline = exported
+    rows = {tuple(row["arch_code"]): row
+            for row in evaluate_run(search_run, ["baseline", ",".join(map(str, MIXED))], native_epe=False).rows}
+    assert (baseline["params"], baseline["macs"]) == (rows[tuple(baseline["arch_code"])]["params"],
+                                                      rows[tuple(baseline["arch_code"])]["macs"])
+
+    def counted(*args, **kwargs):
+        raise AssertionError("export counted a cost by building a graph instead of reading the run's cost table")
+
+    monkeypatch.setattr(cost, "subnet_cost", counted)
+    doc = export_run(search_run, ",".join(map(str, MIXED)), tmp_path / "mixed", ("saved_model",))
+    assert (doc["params"], doc["macs"]) == (rows[MIXED]["params"], rows[MIXED]["macs"])
+    assert {"params": doc["params"], "macs": doc["macs"]} == TrainedRun.open(search_run).cost(MIXED)
+
+
 def test_infer_folder_of_fc2_pairs(cli, exported, tiny_fc2, tmp_path):
     from edgeflownas.data.io import read_flo
 
