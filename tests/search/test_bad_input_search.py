@@ -73,7 +73,11 @@ def test_usage_mistakes_exit_2_before_the_run_is_read(tmp_path, extra, message):
 
 
 SLOW_SEARCH = """
-import sys, time
+import signal, sys, time
+# Ctrl-C as a terminal delivers it, whatever this pytest process's signal state (an ignored or blocked SIGINT
+# is inherited by a child across exec)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import edgeflownas.search.run as run
 run.run_search = lambda *args, **kwargs: (print("searching", flush=True), time.sleep(60))
 from edgeflownas.cli import main
