@@ -33,8 +33,11 @@ the others), the pre-clip global norm and every BN moving statistic (the
 forward passes update those before any apply).  Otherwise it changes no
 weight and no Adam slot, puts the BN moving statistics back to their values
 after the last applied step (``bn_backup``) and only advances
-``global_step``; ``applied`` says which happened.  One ``tf.cond`` in the
-same run, so the check costs no extra ``sess.run``.
+``global_step``; ``applied`` says which happened.  All in the apply's run, so
+the check costs no extra ``sess.run``, and without control flow: Adam runs on
+every cycle with inputs that make it the identity on a refused one
+(``guarded_adam.py``), and the BN statistics and ``bn_backup`` are both
+written with a ``tf.where`` of the two candidates.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from edgeflownas.config_types import LossConfig, ModelConfig, TrainConfig
 from edgeflownas.model.bn_modes import BN_TRAIN
 from edgeflownas.model.supernet import Supernet
 from edgeflownas.nas.arch_codec import ArchCode
+from edgeflownas.train.guarded_adam import GuardedAdam
 from edgeflownas.train.plan import TrainPlan
 
 CLIP_MARGIN = 1e-5
@@ -165,31 +169,22 @@ class TrainGraph(EvalGraph):
             self.norm_after = tf.linalg.global_norm(clipped)
             self.lr = tf.compat.v1.train.cosine_decay(
                 train.lr, self.global_step, plan.planned_steps, alpha=train.lr_min / train.lr)
-            optimizer = tf.compat.v1.train.AdamOptimizer(
-                self.lr, beta1=train.adam_beta1, beta2=train.adam_beta2, epsilon=train.adam_epsilon)
             bn_now = self._bn_flat()
             self.cycle_finite = tf.reduce_all(tf.stack(
                 [self.losses_finite.read_value(), tf.math.is_finite(self.norm_before),
                  tf.reduce_all(tf.math.is_finite(bn_now))]))
-
-            def apply() -> tf.Tensor:
-                # Adam creates its variables in the outer graph under this branch's name scope: keep them at
-                # train/beta1_power etc., the names existing checkpoints hold.
-                with tf.compat.v1.name_scope("train/"):
-                    update = optimizer.apply_gradients(zip(clipped, variables), global_step=self.global_step)
-                # Adam does not touch the BN statistics, so bn_now is still what they hold.
-                keep = self.bn_backup.assign(bn_now, read_value=False)
-                with tf.control_dependencies([update, keep]):
-                    return tf.constant(True)
-
-            def skip() -> tf.Tensor:
-                parts = tf.split(self.bn_backup.read_value(), self._bn_sizes)
-                back = [v.assign(tf.reshape(p, v.shape), read_value=False)
-                        for p, v in zip(parts, net.bn_moving_variables)]
-                with tf.control_dependencies(back + [self.global_step.assign_add(1, read_value=False)]):
-                    return tf.constant(False)
-
-            self.applied = tf.cond(self.cycle_finite, apply, skip, name="apply_if_finite")
+            # No tf.cond (guarded_adam.py): Adam runs every cycle, as the identity on a refused one.  Its variables
+            # are train/beta1_power, <variable>/Adam etc., the names existing checkpoints hold.
+            optimizer = GuardedAdam(self.cycle_finite, self.lr, train.adam_beta1, train.adam_beta2, train.adam_epsilon)
+            update = optimizer.apply_if(zip(clipped, variables), self.global_step)
+            # BN statistics: this cycle's (the forward passes updated them) if it is applied, else the last applied
+            # cycle's from bn_backup; written to both.  An applied cycle rewrites each statistic with its own value.
+            bn_kept = tf.where(self.cycle_finite, bn_now, self.bn_backup.read_value())
+            keep = [self.bn_backup.assign(bn_kept, read_value=False)]
+            keep += [v.assign(tf.reshape(p, v.shape), read_value=False)
+                     for p, v in zip(tf.split(bn_kept, self._bn_sizes), net.bn_moving_variables)]
+            with tf.control_dependencies([update] + keep):
+                self.applied = tf.identity(self.cycle_finite, name="applied")
             self.apply_op = self.applied.op
             with tf.control_dependencies([self.applied]):
                 self.step_after_apply = tf.identity(self.global_step.read_value())
