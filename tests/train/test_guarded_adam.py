@@ -84,3 +84,22 @@ def test_guarded_adam_equals_adam_under_a_cond_and_a_refused_step_changes_nothin
             assert len(changed) == len(names)
         else:
             assert changed == ["global_step"], (index, changed)
+
+
+def test_a_fixed_arch_training_graph_has_no_control_flow_but_the_staged_batch_slots():
+    """A retrain builds its one path and the guarded step without any If/Case (the staging's slot choice aside)."""
+    import tensorflow as tf
+
+    from edgeflownas.config import resolve
+    from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE
+    from edgeflownas.train.graph import TrainGraph
+    from edgeflownas.train.plan import make_plan
+
+    cfg = resolve(None, {"data.input_height": 32, "data.input_width": 48, "model.init_neurons": 8,
+                         "train.supernet_mode": "fixed_arch",
+                         "model.fixed_arch_code": list(EDGEFLOWNET_BASELINE)}).config
+    with tf.Graph().as_default() as graph:
+        TrainGraph(cfg.model, cfg.loss, cfg.train, (32, 48), make_plan(cfg, 100, 2), EDGEFLOWNET_BASELINE)
+        control_flow = sorted(op.name for op in graph.get_operations()
+                              if op.type in ("If", "StatelessIf", "Case", "StatelessCase"))
+    assert control_flow == ["staged_batch/prefetch/indexed_case", "staged_batch/read_slot"]
