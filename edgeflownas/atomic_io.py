@@ -7,6 +7,7 @@ swap it in), which is how checkpoints stay intact when a save is killed.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import io
@@ -14,7 +15,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Type
+from typing import Any, Dict, Iterable, Iterator, Mapping, Optional, Sequence, Type
 
 from edgeflownas.errors import EfnasError, NoSpaceError, NotWritableError
 
@@ -22,6 +23,7 @@ from edgeflownas.errors import EfnasError, NoSpaceError, NotWritableError
 NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 # The system refuses the write itself: a read-only mount, or no permission on the folder or file.
 NOT_WRITABLE_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
+STAGING_MARK = ".tmp-"  # staging directories are .<name>.tmp-<pid>
 
 
 def is_no_space(error: BaseException) -> bool:
@@ -103,11 +105,45 @@ def make_dirs(path: Path) -> Optional[Path]:
 def staging_dir(target: Path) -> Path:
     """A fresh, empty staging directory beside ``target`` to build its next version in."""
     target = Path(target)
-    staging = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    staging = target.with_name(f".{target.name}{STAGING_MARK}{os.getpid()}")
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     return staging
+
+
+@contextlib.contextmanager
+def scratch_beside(target: Path) -> Iterator[Path]:
+    """A fresh staging directory beside ``target`` for work files, removed when the block ends (however it ends).
+
+    Never in the system temp directory: a killed process leaves it beside its output, and the next one removes it.
+    """
+    remove_stale_staging(target)
+    scratch = staging_dir(target)
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def remove_stale_staging(target: Path) -> None:
+    """Drop the staging directories beside ``target`` whose process is gone (a killed build of it)."""
+    target = Path(target)
+    for stale in target.parent.glob(f".{target.name}{STAGING_MARK}*"):
+        pid = stale.name.rsplit(STAGING_MARK, 1)[1]
+        if stale.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def replace_dir_atomic(staging: Path, target: Path) -> None:

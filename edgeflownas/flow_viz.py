@@ -1,4 +1,7 @@
-"""Optical-flow pictures: the Middlebury colour wheel (Baker et al., ICCV 2007) and error maps.
+"""Optical-flow pictures: the Middlebury colour wheel (Baker et al., ICCV 2007) and error maps; and the
+end-point error itself (``endpoint_error``), the one numpy EPE of the package: eval's per-pixel check and
+outlier rates, the native-resolution EPE, export's and infer's scores and the trivial predictors' EPE all
+average it.
 
 Hue encodes direction, saturation encodes magnitude relative to a
 normalisation radius: zero flow is white, flow of the normalisation length is
@@ -83,9 +86,14 @@ def flow_to_rgb(flow: np.ndarray, max_flow: Optional[float] = None) -> np.ndarra
     return np.floor(255.0 * colour).astype(np.uint8)
 
 
-def endpoint_error(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Per-pixel end-point error [..., H, W] between two flows [..., H, W, 2]."""
-    diff = np.asarray(pred, np.float64) - np.asarray(gt, np.float64)
+def endpoint_error(pred: np.ndarray, gt: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+    """Per-pixel end-point error [..., H, W] between two flows [..., H, W, 2] (``gt`` may be one (u, v) vector),
+    computed in ``dtype``.
+
+    float32 serves float32 flows where speed counts (export's formats, the native-resolution EPE): each error is
+    within a float32 rounding of the float64 one.
+    """
+    diff = np.asarray(pred, dtype) - np.asarray(gt, dtype)
     return np.sqrt((diff ** 2).sum(axis=-1))
 
 

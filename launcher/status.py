@@ -6,6 +6,9 @@ SLURM state and requeue count from ``sacct -D`` (every requeue leaves a
 REQUEUED record).  Every run directory adds epoch reached and best mean EPE
 (eval_epe_history.csv, best by the run's own early-stop rule), the last checkpoint's global step, whether a process
 holds its lock (``.efnas.lock``, probed without taking it) and its log files.
+A run whose history cannot be read is one line (the file and the byte or
+line) among the others, and the command exits 1 after showing them all; a
+single run directory given as the target is that line alone.
 File names and the history reader are those of edgeflownas.train.run_dir, the format's owner.
 """
 
@@ -19,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from edgeflownas.errors import ConfigError, SubmitError
+from edgeflownas.errors import CheckpointError, ConfigError, SubmitError
 from edgeflownas.train import run_dir as rd
 from edgeflownas.train.checkpoint import STATE_FILE
 from launcher import slurm
@@ -98,6 +101,7 @@ class TrialStatus:
     run_dir: Path
     lock_holder: Optional[str] = None
     logs: Dict[str, str] = field(default_factory=dict)
+    damaged: Optional[str] = None  # why the run's history could not be read (file and byte or line)
 
     def to_dict(self) -> Dict[str, Any]:
         """JSON-ready row (``efnas status --json``)."""
@@ -144,7 +148,11 @@ def run_status(run_dir: Path, trial: str, record: Optional[Mapping[str, Any]] = 
                job_state: Optional[slurm.JobState] = None) -> TrialStatus:
     """Status of one run directory; ``record`` (submission log) and ``job_state`` (sacct) for a submitted run."""
     run_dir = Path(run_dir)
-    epoch, best, column = history_summary(run_dir)
+    damaged = None
+    try:
+        epoch, best, column = history_summary(run_dir)
+    except CheckpointError as error:  # one damaged run does not hide the others
+        (epoch, best, column), damaged = (None, None, None), str(error)
     holder = lock_holder(run_dir)
     logs = {"train.log": str(run_dir / TRAIN_LOG)}
     if record is not None:
@@ -158,7 +166,8 @@ def run_status(run_dir: Path, trial: str, record: Optional[Mapping[str, Any]] = 
     return TrialStatus(trial=trial, job_id=record["job_id"] if record else None, state=state,
                        requeues=job_state.requeues if job_state else None, epoch=epoch, best_epe=best,
                        best_column=column, last_step=last_checkpoint_step(run_dir), finished=finished,
-                       run_dir=run_dir, lock_holder=holder, logs={k: v for k, v in logs.items() if v})
+                       run_dir=run_dir, lock_holder=holder, logs={k: v for k, v in logs.items() if v},
+                       damaged=damaged)
 
 
 def is_run_dir(path: Path) -> bool:
@@ -188,7 +197,10 @@ def status_of(directory: Path) -> Tuple[List[TrialStatus], str]:
     if record_path(directory).is_file():
         return experiment_status(directory)
     if is_run_dir(directory):
-        return [run_status(directory, directory.name)], ""
+        row = run_status(directory, directory.name)
+        if row.damaged:  # nothing else to show: the damage is the answer
+            raise CheckpointError(row.damaged)
+        return [row], ""
     runs = sorted(child for child in directory.iterdir() if child.is_dir() and is_run_dir(child))
     if not runs:
         raise SubmitError(f"no runs found in {directory}: expected a run directory ({rd.MANIFEST}, {rd.HISTORY}, "
@@ -214,6 +226,11 @@ def experiment_status(experiment_dir: Path) -> Tuple[List[TrialStatus], str]:
     return rows, note
 
 
+def damaged_line(row: TrialStatus) -> str:
+    """The one line that reports a damaged run (its file and the byte or line)."""
+    return f"{row.trial}: damaged: {row.damaged}"
+
+
 def _cell(value: Any) -> str:
     return "-" if value is None else str(value)
 
@@ -233,6 +250,8 @@ def format_status(rows: List[TrialStatus], note: str = "") -> str:
         lines.append(f"{row.trial}: " + "; ".join(f"{name} {path}" for name, path in row.logs.items()))
         if row.lock_holder:
             lines.append(f"{row.trial}: run directory locked by {row.lock_holder}")
+        if row.damaged:
+            lines.append(damaged_line(row))
     if note:
         lines.append(f"note: {note}")
     return "\n".join(lines)

@@ -18,7 +18,10 @@ training in progress resumes from its last checkpoint):
 4. **retrains**: every subnet from scratch once per seed ->
    ``runs/retrains/<arch>_seed=<s>`` (the same runs ``efnas submit --retrain
    RUN --arch ... --sweep seed=...`` makes, from the first supernet's config);
-5. **analysis**: ``study.json`` (``edgeflownas.study.analysis``: reference,
+5. **latency** (``analysis.latency_threads`` set): each subnet's measured
+   float TFLite latency on this machine -> ``subnet_latency.json`` (measured
+   once and kept: a latency belongs to the machine it was measured on);
+6. **analysis**: ``study.json`` (``edgeflownas.study.analysis``: reference,
    noise ceiling, tau, trivial predictors, partial tau, verdict) and ``study.png``.
 
 This module plans and runs; the science is ``edgeflownas.study``.  Every
@@ -47,6 +50,7 @@ from edgeflownas.config import Overrides, canonical_key, fill_defaults, load_sch
 from edgeflownas.config_check import validate
 from edgeflownas.errors import ConfigError, StudyError
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, ArchCode, arch_name, parse_arch_code
+from edgeflownas.progress import Progress
 from launcher.job import read_result
 from launcher.plan import (RetrainRequest, SubmissionPlan, TrialPlan, build_plan, finished_result,
                            missing_data_dirs)
@@ -55,6 +59,7 @@ SCHEMA = "study_config.schema.json"
 RUNS, WARMUP, SUPERNET, RETRAINS = "runs", "warmup", "supernet", "retrains"
 SCORES, STUDY_JSON, FIGURE, LOGS = "supernet_scores", "study.json", "study.png", "logs"
 SUBNETS_JSON = "subnets.json"
+LATENCY_JSON = "subnet_latency.json"
 POLL_SECONDS = 30.0  # between two sacct queries while waiting for SLURM jobs
 
 
@@ -238,11 +243,12 @@ def _model_and_size(study: Study) -> Tuple[Any, int, int]:
 
 def chosen_codes(study: Study, log: Callable[[str], None] = lambda line: None) -> List[ArchCode]:
     """The K subnets, fixed before any result and kept in subnets.json (see the module doc)."""
-    from edgeflownas.study.selection import block_cost_table, strata, stratified_codes
+    from edgeflownas.model.cost import CostTable
+    from edgeflownas.study.selection import strata, stratified_codes
 
     subnets = study.section("subnets")
     model, height, width = _model_and_size(study)
-    table = block_cost_table(height, width, model)
+    table = CostTable.build(height, width, model)
     codes: List[ArchCode] = stratified_codes(table, subnets["macs_bins"], subnets["seed"]) \
         if subnets["macs_bins"] else []
     if subnets["baseline"]:
@@ -307,22 +313,10 @@ def _train_in_child(job: Any, log_path: str) -> str:
     return job.run_dir
 
 
-class Progress:
-    """'k/n done, elapsed, ETA' lines for a set of trainings."""
-
-    def __init__(self, label: str, total: int, done: int, log: Callable[[str], None]) -> None:
-        self.label, self.total, self.done, self.log = label, total, done, log
-        self.started, self.finished_here = time.monotonic(), 0
-
-    def one_done(self, name: str, detail: str = "") -> None:
-        self.done += 1
-        self.finished_here += 1
-        elapsed = time.monotonic() - self.started
-        remaining = self.total - self.done
-        eta = elapsed / self.finished_here * remaining
-        self.log(f"{self.label}: {self.done}/{self.total} done ({name}{detail}); elapsed {elapsed / 60:.1f} min, "
-                 f"ETA {eta / 60:.1f} min" if remaining else
-                 f"{self.label}: {self.done}/{self.total} done ({name}{detail}); elapsed {elapsed / 60:.1f} min")
+def _one_done(progress: Progress, label: str, name: str, note: str, log: Callable[[str], None]) -> None:
+    """One more item of ``progress`` finished here: ``label: k/n done, elapsed, ETA (name note)``."""
+    progress.advance()
+    log(f"{label}: {progress.line()} ({name}{note})")
 
 
 def run_plan(study: Study, plan: SubmissionPlan, label: str, log: Callable[[str], None]) -> None:
@@ -345,14 +339,14 @@ def _run_locally(study: Study, plan: SubmissionPlan, todo: Sequence[TrialPlan], 
                  log: Callable[[str], None]) -> None:
     from launcher.submit import training_job
 
-    progress = Progress(label, len(plan.trials), len(plan.trials) - len(todo), log)
+    progress = Progress(len(plan.trials), len(plan.trials) - len(todo))
     workers = min(study.section("study")["local_workers"], len(todo))
     if workers == 1:
         for trial in todo:
             log(f"{label}: training {_trial_name(trial)} -> {trial.run_dir}")
             training_job(trial)()
             _check_finished(trial, label)
-            progress.one_done(_trial_name(trial), _epe_note(trial))
+            _one_done(progress, label, _trial_name(trial), _epe_note(trial), log)
         return
     logs = study.directory / LOGS
     logs.mkdir(parents=True, exist_ok=True)
@@ -374,7 +368,7 @@ def _run_locally(study: Study, plan: SubmissionPlan, todo: Sequence[TrialPlan], 
                                      f"{logs / (_trial_name(trial) + '.log')}); fix it and run the same command "
                                      "again: finished runs are kept, the others resume")
                 _check_finished(trial, label)
-                progress.one_done(_trial_name(trial), _epe_note(trial))
+                _one_done(progress, label, _trial_name(trial), _epe_note(trial), log)
 
 
 def _check_finished(trial: TrialPlan, label: str) -> None:
@@ -397,7 +391,7 @@ def _run_on_slurm(plan: SubmissionPlan, label: str, log: Callable[[str], None]) 
 
     decisions, submitted = submit_plan(plan)
     log(format_outcome(plan, decisions, submitted))
-    progress = Progress(label, len(plan.trials), sum(finished_result(t) is not None for t in plan.trials), log)
+    progress = Progress(len(plan.trials), sum(finished_result(t) is not None for t in plan.trials))
     pending = {_trial_name(t): t for t in plan.trials if finished_result(t) is None}
     while pending:
         time.sleep(POLL_SECONDS)
@@ -406,7 +400,7 @@ def _run_on_slurm(plan: SubmissionPlan, label: str, log: Callable[[str], None]) 
         for name, trial in list(pending.items()):
             if finished_result(trial) is not None:
                 pending.pop(name)
-                progress.one_done(name, _epe_note(trial))
+                _one_done(progress, label, name, _epe_note(trial), log)
                 continue
             record = latest.get(trial.name)
             state = states.get(record["job_id"]) if record else None
@@ -451,16 +445,57 @@ def score_subnets(study: Study, run: Path, codes: Sequence[ArchCode], log: Calla
             log(f"scores: {path} belongs to other weights or scoring settings; scoring again")
     missing = [code for code in codes if arch_name(code) not in doc["subnets"]]
     if not missing:
+        if json.loads(path.read_text(encoding="utf-8")) != doc:
+            write_json_atomic(path, doc)  # the same scores, recorded as this version does (e.g. the run moved)
         log(f"scores: {len(codes)} subnets already scored ({path})")
         return doc
-    progress = Progress(f"scores {run.name}", len(codes), len(codes) - len(missing), log)
+    progress = Progress(len(codes), len(codes) - len(missing))
     with trained.evaluator() as evaluator:
         for code in missing:
             entry = {"code": list(code), "epe": evaluator.epe(code, recal_batches=recal),
                      "epe_no_recal": evaluator.epe(code, recal_batches=0), **trained.cost(code)}
             doc["subnets"][arch_name(code)] = entry
             write_json_atomic(path, doc)
-            progress.one_done(arch_name(code), f": EPE {entry['epe']:.4f}, no recal {entry['epe_no_recal']:.4f}")
+            _one_done(progress, f"scores {run.name}", arch_name(code),
+                      f": EPE {entry['epe']:.4f}, no recal {entry['epe_no_recal']:.4f}", log)
+    return doc
+
+
+def measure_latency(study: Study, codes: Sequence[ArchCode], log: Callable[[str], None]) -> Optional[Dict[str, Any]]:
+    """Each subnet's measured float TFLite latency, kept in subnet_latency.json; None if not asked for.
+
+    Measured once and kept while the model, input size, thread count and
+    subnets are the same (a latency belongs to the machine it was measured on,
+    which the file describes with the load average before and after).
+    """
+    threads = study.section("analysis")["latency_threads"]
+    if threads is None:
+        return None
+    from edgeflownas.latency.api import time_subnets
+    from edgeflownas.latency.measure import DEFAULT_RUNS, DEFAULT_WARMUP, device_description, load_average
+    from edgeflownas.latency.table import model_settings
+
+    model, height, width = _model_and_size(study)
+    settings = {"precision": "float", "threads": threads, "input_hw": [height, width],
+                "model": model_settings(model), "subnets": sorted(arch_name(code) for code in codes)}
+    path = study.directory / LATENCY_JSON
+    if path.is_file():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        if old.get("settings") == settings:
+            log(f"latency: {len(codes)} subnets already measured ({path})")
+            return old
+        log(f"latency: {path} was measured under other settings; measuring again")
+    load_before = load_average()
+    timed = time_subnets(model, height, width, codes, study.directory / ".latency-models", threads,
+                         DEFAULT_RUNS, DEFAULT_WARMUP, log)
+    doc = {"settings": settings, "device": device_description(),
+           "measurement": {"statistic": "median of the timed invoke() calls", "runs": DEFAULT_RUNS,
+                           "warmup_runs": DEFAULT_WARMUP, "order": "interleaved rounds",
+                           "load_average_start": load_before, "load_average_end": load_average()},
+           "subnets": timed}
+    write_json_atomic(path, doc)
+    log(f"latency: {len(codes)} subnets timed ({threads} thread(s), load average {load_before[0]:.2f} at the "
+        f"start) -> {path}")
     return doc
 
 
@@ -488,15 +523,13 @@ def _key(seed: Optional[int]) -> str:
 
 def _relative(path: Path, study_root: Path) -> str:
     """``path`` relative to the study directory (artifacts name no machine-specific absolute path)."""
-    try:
-        return str(Path(path).resolve().relative_to(Path(study_root).resolve()))
-    except ValueError:
-        return str(path)
+    return os.path.relpath(Path(path).resolve(), Path(study_root).resolve())  # '../other/run' if outside it
 
 
 def analyse(study: Study, scores: Mapping[Optional[int], Mapping[str, Any]], codes: Sequence[ArchCode],
-            plan: SubmissionPlan, log: Callable[[str], None]) -> Dict[str, Any]:
-    """study.json and study.png from the scores and the finished retrains."""
+            plan: SubmissionPlan, log: Callable[[str], None],
+            latency: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """study.json and study.png from the scores, the finished retrains and (if measured) the latencies."""
     from edgeflownas.report.study import write_figure
     from edgeflownas.study.analysis import analyze, summary_lines
     from edgeflownas.study.selection import total_depth
@@ -517,6 +550,8 @@ def analyse(study: Study, scores: Mapping[Optional[int], Mapping[str, Any]], cod
                         "supernet_epe_no_recal": {_key(seed): doc["subnets"][name]["epe_no_recal"]
                                                   for seed, doc in scores.items()},
                         "standalone": by_code[name]})
+        if latency is not None:
+            subnets[-1]["latency_ms"] = latency["subnets"][name]["median_ms"]
     analysis = study.section("analysis")
     doc: Dict[str, Any] = analyze(subnets, analysis["bootstrap"], analysis["ci"], analysis["seed"])
     zero = [r["zero_flow_epe"] for s in subnets for r in s["standalone"].values() if r.get("zero_flow_epe")]
@@ -540,6 +575,9 @@ def analyse(study: Study, scores: Mapping[Optional[int], Mapping[str, Any]], cod
                      "subnets.json before any training",
         "subnets": subnets,
     })
+    if latency is not None:
+        doc["latency"].update({"device": latency["device"], "measurement": latency["measurement"],
+                               "threads": latency["settings"]["threads"], "file": LATENCY_JSON})
     write_json_atomic(study.directory / STUDY_JSON, doc)
     write_figure(doc, study.directory / FIGURE)
     for line in summary_lines(doc):
@@ -574,7 +612,8 @@ def run_study(study: Study, log: Callable[[str], None]) -> Dict[str, Any]:
                   for seed in seeds}
         plan = retrain_plan(study, supernet_run(study, seeds[0]), codes)
         run_plan(study, plan, "retrains", log)
-        return analyse(study, scores, codes, plan, log)
+        latency = measure_latency(study, codes, log)
+        return analyse(study, scores, codes, plan, log, latency)
 
 
 def _data_note(plan: SubmissionPlan) -> List[str]:

@@ -1,9 +1,12 @@
-"""Shared fixtures: a CLI runner and a writer for small YAML configs."""
+"""Shared fixtures: a CLI runner, a writer for small YAML configs, small and read-only file systems."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from pathlib import Path
+from typing import Optional
 
 import pytest
 import submitit  # noqa: F401  -- first, see below
@@ -69,6 +72,76 @@ def cli():
         return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
 
     return invoke
+
+
+def _mount_tmpfs(point: Path, options: str) -> Optional[str]:
+    """Mount a tmpfs with ``options`` on the new folder ``point``; None, or why it could not be mounted."""
+    point.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True,
+                          text=True)
+    return None if done.returncode == 0 else (done.stderr.strip() or f"mount exited with {done.returncode}")
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """``tmpfs(name, size, read_only=False)``: a tmpfs of ``size`` ("64k", "2m") at ``tmp_path / name``.
+
+    The one way the suite makes a small disk to fill or a read-only file system.  Mounting needs root (CI runs as
+    root); where it is not permitted the test is skipped with mount's reason.  Unmounted after the test (lazily,
+    so a file a failed test left open does not keep it).
+    """
+    mounted = []
+
+    def mount(name: str, size: str, read_only: bool = False) -> Path:
+        point = tmp_path / name
+        why = _mount_tmpfs(point, f"{'ro,' if read_only else ''}size={size}")
+        if why is not None:
+            pytest.skip(f"cannot mount a tmpfs at {point} (needs root; CI runs as root): {why}")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], check=True)
+
+
+@pytest.fixture
+def fill_disk():
+    """``fill_disk(disk, leave=0)``: a file ``disk/filler`` that takes all but about ``leave`` free bytes."""
+
+    def fill(disk: Path, leave: int = 0) -> None:
+        stat = os.statvfs(disk)
+        with open(disk / "filler", "wb") as handle:
+            handle.write(b"\0" * max(0, stat.f_bavail * stat.f_frsize - leave))
+
+    return fill
+
+
+@pytest.fixture
+def read_only_folder(tmp_path, tmpfs):
+    """``tmp_path / "ro"``, where nothing can be written: a read-only tmpfs for root (who ignores permissions),
+    a folder without write permission for other users."""
+    if os.geteuid() == 0:
+        yield tmpfs("ro", "1m", read_only=True)
+        return
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    yield folder
+    folder.chmod(0o755)
+
+
+@pytest.fixture
+def system_tmp(tmp_path, monkeypatch) -> Path:
+    """An empty ``tmp_path / "system_tmp"`` made the system temp directory (TMPDIR, Python's ``tempfile``), to
+    show that a command leaves nothing there."""
+    import tempfile
+
+    folder = tmp_path / "system_tmp"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 
 Layers, lowest first (a module may import from its own layer and from lower ones only):
 
-0. ``errors``, ``config_types``, ``atomic_io``, ``locks``, and ``flow_viz`` (flow colouring, used by train and
-   report): the ground floor
+0. ``errors``, ``config_types``, ``atomic_io``, ``locks``, ``flow_viz`` (flow colouring and the end-point error,
+   used by data, train, report and export) and ``progress`` (the k/n, elapsed, ETA line): the ground floor
 1. ``config``, ``config_yaml``, ``config_check``
 2. ``data``, ``nas`` (arch codes, pools, the Pareto front and its ``front.json``)
 3. ``model`` (the network and its exact cost table)
@@ -11,25 +11,30 @@ Layers, lowest first (a module may import from its own layer and from lower ones
 5. ``search`` (scores candidates through ``train.trained_run``)
 6. ``report`` (reads runs and search fronts; never imports ``search``)
 7. ``export`` (exports a subnet scored as ``efnas eval`` does; uses report's flow legend; never imports ``search``)
-8. ``cli`` (thin wrappers over the layers below) and ``outputs`` (the guard of every output option: it knows
-   runs, datasets, searches, studies and exports)
-9. ``launcher`` (the SLURM side; runs ``edgeflownas`` code in jobs)
+8. ``latency`` (times exported block probes)
+9. ``outputs`` (the guard of every output option: it knows runs, datasets, searches, studies and exports)
+10. ``launcher`` (the engines of submit, status, the study and SLURM search arrays; runs ``edgeflownas`` code in
+    jobs)
+11. ``cli`` (every ``efnas`` command: thin wrappers over the layers below, the launcher's engines included)
 
-``cli/__init__.py`` maps some commands to launcher modules by name (a string, not an import), so the CLI
-never imports the launcher.
+Every command registered on the ``efnas`` group is defined in a module under ``edgeflownas/cli/`` (checked by
+walking the registry), so the launcher holds no click command and never imports the CLI.
 """
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 from typing import Dict, List, Set
+
+import click
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("edgeflownas", "launcher")
 LAYERS = [
     {"edgeflownas.errors", "edgeflownas.config_types", "edgeflownas.atomic_io", "edgeflownas.locks",
-     "edgeflownas.flow_viz"},
+     "edgeflownas.flow_viz", "edgeflownas.progress"},
     {"edgeflownas.config", "edgeflownas.config_yaml", "edgeflownas.config_check"},
     # report.ranking is plain statistics (tau, rho, bootstrap) that search's latency table uses too
     {"edgeflownas.data", "edgeflownas.nas", "edgeflownas.report.ranking"},
@@ -40,8 +45,9 @@ LAYERS = [
     {"edgeflownas.report", "edgeflownas.study"},
     {"edgeflownas.export"},
     {"edgeflownas.latency"},
-    {"edgeflownas.cli", "edgeflownas.outputs"},
+    {"edgeflownas.outputs"},
     {"launcher"},
+    {"edgeflownas.cli"},
 ]
 
 
@@ -140,3 +146,53 @@ def test_report_and_export_do_not_import_search():
     found = [f"{a} imports {b}" for a, targets in sorted(edges.items()) for b in sorted(targets)
              if a.startswith(("edgeflownas.report", "edgeflownas.export")) and b.startswith("edgeflownas.search")]
     assert not found, "\n".join(found)
+
+
+def registered_commands() -> Dict[str, click.Command]:
+    """Every command of the ``efnas`` group by its full name (``config validate``), groups and subcommands alike."""
+    from edgeflownas.cli import main
+
+    found: Dict[str, click.Command] = {}
+
+    def walk(group: click.Group, prefix: str) -> None:
+        context = click.Context(group)
+        for name in group.list_commands(context):
+            command = group.get_command(context, name)
+            assert command is not None, f"efnas {prefix}{name} is listed but cannot be loaded"
+            found[prefix + name] = command
+            if isinstance(command, click.Group):
+                walk(command, f"{prefix}{name} ")
+
+    walk(main, "")
+    return found
+
+
+def test_every_registered_command_is_defined_under_edgeflownas_cli():
+    commands = registered_commands()
+    assert {"submit", "status", "config", "config validate", "search", "study", "eval"} <= set(commands)
+    cli_dir = ROOT / "edgeflownas" / "cli"
+    outside = []
+    for name, command in sorted(commands.items()):
+        module = command.callback.__module__
+        path = Path(sys.modules[module].__file__).resolve()
+        if not module.startswith("edgeflownas.cli.") or path.parent != cli_dir:
+            outside.append(f"efnas {name}: defined in {module} ({path})")
+    assert not outside, "\n".join(outside)
+
+
+def test_the_launcher_holds_no_click_code():
+    # Its modules are the engines the commands call; option parsing and output belong to edgeflownas/cli/.
+    found = [name for name, path in sorted(modules().items())
+             if name.startswith("launcher") and "click" in imported_names(path)]
+    assert not found, "\n".join(found)
+
+
+def imported_names(path: Path) -> Set[str]:
+    """Top-level names of every module ``path`` imports (``click`` for ``import click.testing``)."""
+    names: Set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import os
-import subprocess
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -168,26 +166,6 @@ def test_a_folder_under_a_file_and_a_read_only_folder_are_refused_before_work(tm
         check_output_file(tmp_path / "file" / "out.flo", "--out", (".flo",))
     with pytest.raises(ConfigError, match="is a file, not a folder"):
         check_output_folder(tmp_path / "file" / "out", "--out")
-
-
-@pytest.fixture
-def read_only_folder(tmp_path):
-    """A folder on a read-only mount (root) or without write permission (other users)."""
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-        yield folder
-        folder.chmod(0o755)
-        return
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs: {mounted.stderr.strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
 
 
 def test_a_read_only_folder_is_refused_up_front_and_at_write_time(read_only_folder):

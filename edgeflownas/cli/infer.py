@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -18,10 +17,12 @@ from edgeflownas.outputs import FLOW_FILE, PNG_PICTURE, OutputPath, check_output
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None,
               help="Export directory written by 'efnas export'.")
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None,
-              help="Instead of --model: a run directory, exported on the fly (SavedModel, into a temporary folder).")
+              help="Instead of --model: a run directory; its subnet is exported on the fly (SavedModel) into "
+                   "RUN/exports/<subnet>-<key>, which later calls reuse while it matches the checkpoint.")
 @click.option("--arch", default=None, help="With --run: the subnet (as in 'efnas export --arch').")
 @click.option("--format", "fmt", type=click.Choice(["saved_model", "tflite", "tflite_int8"]), default=None,
-              help="Which exported file to run (default: saved_model if exported, else tflite, else tflite_int8).")
+              help="Which exported file to run (default: saved_model if exported, else tflite, else tflite_int8); "
+                   "with --run only saved_model.")
 @click.option("--out", "out", required=True, type=OutputPath("file or folder"),
               help="The .flo file for a pair; a new (or empty) folder for a folder of pairs.")
 @click.option("--png", type=OutputPath("file", PNG_PICTURE), default=None,
@@ -58,15 +59,14 @@ def infer(images: Tuple[Path, ...], model_dir: Optional[Path], run_dir: Optional
         check_output_file(out, "--out", FLOW_FILE, overwrite, inputs=inputs)
         if png is not None:
             check_output_file(png, "--png", PNG_PICTURE, overwrite, inputs=inputs, others=[out])
+    if run_dir is not None and fmt not in (None, "saved_model"):
+        raise ConfigError(f"--format {fmt} needs --model: 'efnas infer --run' exports a SavedModel only (export "
+                          f"{fmt} with efnas export --run RUN --format {fmt} --out DIR, then give --model DIR)")
     if run_dir is not None:
-        with tempfile.TemporaryDirectory(prefix="efnas_infer_") as scratch:
-            from edgeflownas.export.api import export_run
+        from edgeflownas.export.run_cache import FORMAT, exported_model
 
-            export_run(run_dir, arch, Path(scratch) / "model", ("saved_model",),
-                       log=lambda line: click.echo(line, err=True))
-            _run(Path(scratch) / "model", "saved_model", images, folder_mode, out, png)
-    else:
-        _run(model_dir, fmt, images, folder_mode, out, png)
+        model_dir, fmt = exported_model(run_dir, arch, log=lambda line: click.echo(line, err=True)), FORMAT
+    _run(model_dir, fmt, images, folder_mode, out, png)
 
 
 def _run(model_dir: Path, fmt: Optional[str], images: Tuple[Path, ...], folder_mode: bool, out: Path,

@@ -1,8 +1,9 @@
-"""``efnas search`` options and output; the command itself is ``launcher.search_cli`` (it can submit SLURM arrays)."""
+"""``efnas search``: local by default, each generation a SLURM job array (``launcher.search_array``) with --slurm."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
@@ -11,22 +12,6 @@ import click
 from edgeflownas.cli.options import Option, collect_overrides, data_location_options
 from edgeflownas.outputs import OutputPath, check_output_folder
 from edgeflownas.search.strategies import STRATEGIES
-
-SEARCH_HELP = """Search a trained supernet's subnets for the best EPE-vs-cost trade-offs.
-
-    Every candidate is scored as 'efnas eval' scores a subnet (BN recalibrated
-    on the run's fixed training batches drawn with the run's own seed, EPE on
-    its validation batches): the same number to the last digit, whatever the
-    strategy or --strategy_seed.  One graph serves the whole search; each
-    score is stored at once, keyed by the checkpoint's digest and the scoring
-    settings, so a killed or requeued search continues when the same command
-    runs again and, with the same strategy seed, ends with the same front.
-    The run's pool subnets and the EdgeFlowNet baseline are scored too and
-    belong to the fronts.  Writes front.json (Pareto fronts EPE vs MACs and
-    EPE vs params, ranked by EPE), all.jsonl and front.png; prints the top of
-    the front.  With --slurm each generation is scored by a SLURM job array
-    instead of this process.
-    """
 
 
 def search_options(func: Callable) -> Callable:
@@ -116,3 +101,47 @@ def run_and_print(request, as_json: bool, remote: Optional[Any] = None, run: Opt
     click.echo(f"{doc['scored']} subnets scored ({doc.get('searched', doc['scored'])} by the strategy, the rest pool and "
                f"baseline); front (EPE vs {doc.get('objective', 'macs')}) of {len(ranked_front(doc))}; "
                f"written to {request.out_dir}: front.json, all.jsonl, front.png")
+
+
+@click.command("search")
+@search_options
+@click.option("--slurm", "use_slurm", is_flag=True,
+              help="Score each generation as a SLURM job array (sbatch parameters from the run's recorded "
+                   "slurm: section, or from --config); this process waits and can itself run as a job.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="With --slurm: a config file whose slurm: section to use instead of the run's.")
+@click.option("--array_tasks", "--array-tasks", "array_tasks", type=int, default=None,
+              help="With --slurm: tasks per generation's array [default: slurm.array_parallelism].")
+@click.option("--container", type=str, default=None,
+              help="With --slurm: Apptainer image (.sif) the tasks run in [config: slurm.container_image].")
+def search(use_slurm: bool, config_path: Optional[Path], array_tasks: Optional[int], container: Optional[str],
+           as_json: bool, **kwargs) -> None:
+    """Search a trained supernet's subnets for the best EPE-vs-cost trade-offs.
+
+    Every candidate is scored as 'efnas eval' scores a subnet (BN recalibrated
+    on the run's fixed training batches drawn with the run's own seed, EPE on
+    its validation batches): the same number to the last digit, whatever the
+    strategy or --strategy_seed.  One graph serves the whole search; each
+    score is stored at once, keyed by the checkpoint's digest and the scoring
+    settings, so a killed or requeued search continues when the same command
+    runs again and, with the same strategy seed, ends with the same front.
+    The run's pool subnets and the EdgeFlowNet baseline are scored too and
+    belong to the fronts.  Writes front.json (Pareto fronts EPE vs MACs and
+    EPE vs params, ranked by EPE), all.jsonl and front.png; prints the top of
+    the front.  With --slurm each generation is scored by a SLURM job array
+    instead of this process.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    request = search_request(kwargs)
+    remote = run = None
+    if use_slurm:
+        from edgeflownas.train.trained_run import TrainedRun
+        from launcher.search_array import array_evaluation, slurm_section
+
+        run = TrainedRun.open(request.run_dir, request.which, request.data_overrides)
+        slurm_cfg = slurm_section(run, config_path)
+        remote = array_evaluation(run, request.out_dir, slurm_cfg, array_tasks or slurm_cfg.array_parallelism,
+                                  lambda line: click.echo(line, err=True), container)
+    elif config_path is not None or array_tasks is not None or container is not None:
+        raise click.UsageError("--config, --array_tasks and --container only apply with --slurm")
+    run_and_print(request, as_json, remote, run)

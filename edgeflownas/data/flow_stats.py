@@ -15,6 +15,7 @@ from typing import Dict, Iterable, Sequence
 import numpy as np
 
 from edgeflownas.errors import DataError
+from edgeflownas.flow_viz import endpoint_error
 
 
 def _per_sample(flows: Iterable[np.ndarray], target: np.ndarray) -> np.ndarray:
@@ -24,7 +25,7 @@ def _per_sample(flows: Iterable[np.ndarray], target: np.ndarray) -> np.ndarray:
         flow = np.asarray(flow, np.float64)
         if flow.ndim != 4 or flow.shape[-1] != 2:
             raise DataError(f"flow batches must be [B,H,W,2], got shape {flow.shape}")
-        values.append(np.linalg.norm(flow - target, axis=-1).mean(axis=(1, 2)))
+        values.append(endpoint_error(flow, target).mean(axis=(1, 2)))
     if not values or sum(len(v) for v in values) == 0:
         raise DataError("no flow samples to measure: pass at least one non-empty [B,H,W,2] batch")
     return np.concatenate(values)

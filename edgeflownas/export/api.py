@@ -27,6 +27,7 @@ from edgeflownas.errors import ConfigError, ExportError
 from edgeflownas.export.manifest import FORMAT_FILES, MANIFEST_FILE, read_manifest, sha256_of, size_of, write_manifest
 from edgeflownas.export.output import building, check_out_dir
 from edgeflownas.export.source import ExportSource, load_source
+from edgeflownas.flow_viz import endpoint_error
 from edgeflownas.nas.arch_codec import arch_name
 
 __all__ = ["check_model_size", "check_out_dir", "export_run"]
@@ -108,7 +109,7 @@ def score(run: Callable, pairs: Sequence, reference: Optional[Sequence[np.ndarra
     total, pixels, worst = 0.0, 0, 0.0
     for index, (img0, img1, gt) in enumerate(pairs):
         flow = flow_at_input_size(run, img0, img1, height, width)
-        error = np.sqrt(((flow - gt) ** 2).sum(axis=-1))
+        error = endpoint_error(flow, gt, np.float32)
         total, pixels = total + float(error.sum()), pixels + error.size
         if reference is not None:
             worst = max(worst, float(np.abs(flow - reference[index]).max()))
@@ -136,21 +137,19 @@ def _export_into(staging: Path, run_dir: Path, arch: Optional[str], formats: Seq
                  height: Optional[int], width: Optional[int], log: Callable[[str], None]) -> Dict[str, Any]:
     """Write, score and check every format and the manifest into ``staging``; return the manifest."""
     from edgeflownas.export.tflite import INT8_INPUT_TYPE, INT8_OUTPUT_TYPE
-    from edgeflownas.model.cost import subnet_cost
-    from edgeflownas.train.checkpoint import weights_sha256
 
     source = load_source(run_dir, arch, which, log)
     cfg = source.config
     height, width = height or cfg.data.input_height, width or cfg.data.input_width
-    cost = subnet_cost(source.code, height, width, cfg.model)
+    cost = source.run.cost_table(log, (height, width)).cost(source.code)  # eval's and search's figures
     pairs = val_pairs(source)
     same_size = (height, width) == (cfg.data.input_height, cfg.data.input_width)
     reference = reference_flows(source) if same_size else None
     doc: Dict[str, Any] = {
         "source_run": str(Path(run_dir).resolve()), "checkpoint": str(source.ckpt_dir.resolve()),
-        "checkpoint_sha256": weights_sha256(source.ckpt_dir), "source_kind": source.kind,
+        "checkpoint_sha256": source.weights_sha256, "source_kind": source.kind,
         "arch_code": list(source.code), "arch_name": arch_name(source.code),
-        "params": cost.params, "macs": cost.macs, "input_hw": [height, width],
+        "params": cost["params"], "macs": cost["macs"], "input_hw": [height, width],
         "training_hw": [cfg.data.input_height, cfg.data.input_width],
         "io": {"inputs": "img0, img1: uint8 RGB [1,H,W,3] 0..255",
                "outputs": "flow [1,H,W,2] (u,v) in input pixels; uncertainty [1,H,W,2] LinearSoftplus channels",

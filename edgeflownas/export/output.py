@@ -21,12 +21,9 @@ import shutil
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from edgeflownas.atomic_io import fsync_dir, is_no_space, make_dirs, staging_dir
+from edgeflownas.atomic_io import fsync_dir, is_no_space, make_dirs, remove_stale_staging, staging_dir
 from edgeflownas.errors import ConfigError, ExportError, LockedError, NoSpaceError
 from edgeflownas.locks import LOCK_NAME, exclusive_lock, lock_path
-
-STAGING_MARK = ".tmp-"  # atomic_io.staging_dir names: .<name>.tmp-<pid>
-
 
 def check_out_dir(out_dir: Path) -> None:
     """ConfigError unless ``out_dir`` can become a new export folder (missing, or empty apart from a lock file).
@@ -65,25 +62,6 @@ def _make_staging(out_dir: Path) -> Path:
         raise ConfigError(f"--out {out_dir}: cannot create a folder beside it in {out_dir.parent} "
                           f"({error.strerror or error}); the export is built there first: choose a folder whose "
                           "parent you can write to") from None
-
-
-def _remove_stale_staging(out_dir: Path) -> None:
-    """Drop staging folders of exports into ``out_dir`` that were killed (their process is gone)."""
-    for stale in out_dir.parent.glob(f".{out_dir.name}{STAGING_MARK}*"):
-        pid = stale.name.rsplit(STAGING_MARK, 1)[1]
-        if stale.is_dir() and pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(stale)
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process ``pid`` exists on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 def _fsync_tree(folder: Path) -> None:
@@ -129,7 +107,7 @@ def building(out_dir: Path, what: str, notice: Optional[Callable[[str], None]] =
             staging = None
             try:
                 check_out_dir(out_dir)  # again under the lock: nothing was written there meanwhile
-                _remove_stale_staging(out_dir)
+                remove_stale_staging(out_dir)
                 staging = staging_dir(out_dir)
                 yield staging
                 _move_into_place(staging, out_dir)

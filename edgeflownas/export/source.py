@@ -38,20 +38,28 @@ class ExportSource:
     recal_batches: List  # the run's BN-recalibration batches (none for a fixed-arch run)
     val_batches: List
     evaluator_epe: Optional[float]  # the trainer's EPE of the subnet at this checkpoint
-    weights_sha256: str = ""  # of the checkpoint, verified against its state.json when the run was opened
+    weights_sha256: str  # of the checkpoint, verified against its state.json when the run was opened
+    run: TrainedRun  # the run it comes from: its costs are the ones eval and search give
 
 
 def load_source(run_dir: Path, selector: Optional[str], which: str = "best",
                 log: Callable[[str], None] = lambda line: None) -> ExportSource:
     """The subnet ``selector`` names in ``run_dir``'s ``which`` checkpoint, with the run's batches."""
     run = TrainedRun.open(Path(run_dir), which)
+    code = chosen_code(run, selector)
     if run.fixed_code is not None:
-        code = run.fixed_code if selector is None else run.select(selector)
         return _fixed_arch_source(run, code, log)
+    return _supernet_source(run, code, log)
+
+
+def chosen_code(run: TrainedRun, selector: Optional[str]) -> ArchCode:
+    """The code ``--arch`` names in ``run`` (a fixed-arch run's own code when not given)."""
+    if selector is None and run.fixed_code is not None:
+        return run.fixed_code
     if selector is None:
-        raise ArchCodeError(f"{run_dir} is a supernet run: --arch is required (baseline, a 9-digit code, "
+        raise ArchCodeError(f"{run.run_dir} is a supernet run: --arch is required (baseline, a 9-digit code, "
                             "best or rank:N of its search)")
-    return _supernet_source(run, run.select(selector), log)
+    return run.select(selector)
 
 
 def _supernet_source(run: TrainedRun, code: ArchCode, log: Callable[[str], None]) -> ExportSource:
@@ -60,7 +68,7 @@ def _supernet_source(run: TrainedRun, code: ArchCode, log: Callable[[str], None]
         values = evaluator.variable_values()
         return ExportSource(run.run_dir, run.ckpt_dir, SUPERNET, run.config, code, values,
                             list(evaluator.evaluator.recal_batches), list(evaluator.val_batches), metrics.epe,
-                            run.weights_sha256)
+                            run.weights_sha256, run)
 
 
 def _fixed_arch_source(run: TrainedRun, code: ArchCode, log: Callable[[str], None]) -> ExportSource:
@@ -70,4 +78,4 @@ def _fixed_arch_source(run: TrainedRun, code: ArchCode, log: Callable[[str], Non
         log(f"fixed-arch checkpoint {run.ckpt_dir}: subnet {arch_name(code)}, its own weights and BN statistics")
         return ExportSource(run.run_dir, run.ckpt_dir, FIXED_ARCH, run.config, code, values,
                             list(evaluator.evaluator.recal_batches), list(evaluator.val_batches), metrics.epe,
-                            run.weights_sha256)
+                            run.weights_sha256, run)

@@ -7,13 +7,17 @@ with only the ``edge`` install it times a probe directory copied there.
 from __future__ import annotations
 
 import datetime
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence
 
+from edgeflownas.atomic_io import scratch_beside
 from edgeflownas.errors import ConfigError
 from edgeflownas.latency.measure import DEFAULT_RUNS, DEFAULT_WARMUP, device_description, load_average, time_models
 from edgeflownas.latency.table import PRECISIONS, build_table, write_table
+from edgeflownas.progress import Progress
+
+
+PROBES_SUFFIX = ".probes"  # --out T.json without --probes_out: the probes are built in .T.json.probes.tmp-<pid>
 
 
 def parse_list(text: str, option: str, allowed: Optional[Sequence[str]] = None) -> tuple:
@@ -68,21 +72,58 @@ def measure_probes(probe_dir: Path, threads: Sequence[int], precisions: Optional
 def latency_for_run(run_dir: Path, out: Optional[Path], probes_out: Optional[Path], threads: Sequence[int],
                     precisions: Sequence[str] = PRECISIONS, runs: int = DEFAULT_RUNS, warmup: int = DEFAULT_WARMUP,
                     log: Callable[[str], None] = lambda line: None) -> Optional[Dict[str, Any]]:
-    """Build the probes of ``run_dir``'s model and input size (into ``probes_out`` or a temporary folder); measure
-    them into the table ``out`` unless ``out`` is None (build only); return the table."""
+    """Build the probes of ``run_dir``'s model and input size (into ``probes_out``, else a work folder beside
+    ``out`` that is removed afterwards); measure them into the table ``out`` unless ``out`` is None (build only);
+    return the table."""
     from edgeflownas.latency.probes import write_probes
     from edgeflownas.train.trained_run import TrainedRun
 
+    if out is None and probes_out is None:
+        raise ValueError("latency_for_run needs out (a table to measure into) or probes_out (probes to keep)")
     if out is not None:
         check_new_file(out, "--out")
-    config = TrainedRun.open(Path(run_dir)).config
-    height, width = config.data.input_height, config.data.input_width
-    with tempfile.TemporaryDirectory(prefix="efnas_latency_") as scratch:
-        probe_dir = Path(probes_out) if probes_out is not None else Path(scratch) / "probes"
-        write_probes(probe_dir, config.model, height, width, precisions, log)
+    run = TrainedRun.open(Path(run_dir))
+    (height, width), costs = run.input_hw, run.cost_table(log)
+    if probes_out is not None:
+        write_probes(Path(probes_out), run.config.model, height, width, precisions, log, costs)
         if out is None:
             return None
-        doc = measure_probes(probe_dir, threads, precisions, runs, warmup, log)
+        doc = measure_probes(Path(probes_out), threads, precisions, runs, warmup, log)
+    else:
+        with scratch_beside(Path(out).with_name(Path(out).name + PROBES_SUFFIX)) as scratch:
+            write_probes(scratch / "probes", run.config.model, height, width, precisions, log, costs)
+            doc = measure_probes(scratch / "probes", threads, precisions, runs, warmup, log)
     doc["source_run"] = str(Path(run_dir).resolve())
     write_table(out, doc)
     return doc
+
+
+def time_subnets(model_cfg: Any, height: int, width: int, codes: Sequence[Sequence[int]], scratch: Path,
+                 threads: int = 1, runs: int = DEFAULT_RUNS, warmup: int = DEFAULT_WARMUP,
+                 log: Callable[[str], None] = lambda line: None) -> Dict[str, Dict[str, float]]:
+    """Measured float TFLite latency of each whole subnet in ``codes`` (arch name -> ``measure.summary``).
+
+    Every subnet is exported as ``efnas export`` would (random weights: a
+    latency does not depend on their values) into the new folder ``scratch``,
+    which is removed afterwards, and the models are timed in interleaved rounds.
+    """
+    import shutil
+
+    from edgeflownas.latency.probes import random_values, write_tflite
+    from edgeflownas.nas.arch_codec import arch_name
+
+    scratch = Path(scratch)
+    shutil.rmtree(scratch, ignore_errors=True)  # what a killed measurement left
+    scratch.mkdir(parents=True)
+    try:
+        values = random_values(model_cfg, height, width)
+        paths = {}
+        progress = Progress(len(codes), what="models built")
+        for index, code in enumerate(codes):
+            paths[arch_name(code)] = scratch / f"{arch_name(code)}.tflite"
+            write_tflite(paths[arch_name(code)], "float", model_cfg, code, values, height, width, scratch, index)
+            progress.advance()
+            log(f"latency: {progress.line()} ({arch_name(code)})")
+        return time_models(paths, threads, runs, warmup)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

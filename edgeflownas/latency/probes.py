@@ -14,16 +14,20 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import numpy as np
 
-from edgeflownas.atomic_io import replace_dir_atomic, staging_dir, write_bytes_atomic, write_json_atomic
+from edgeflownas.atomic_io import (remove_stale_staging, replace_dir_atomic, staging_dir, write_bytes_atomic,
+                                  write_json_atomic)
 from edgeflownas.errors import ConfigError
 from edgeflownas.latency.table import PRECISION_FORMATS, PROBES_KIND, VERSION, model_settings, probe_codes, probe_name
 from edgeflownas.export.manifest import sha256_of
+from edgeflownas.model.cost import CostTable
+from edgeflownas.progress import Progress
 
 PROBES_FILE = "probes.json"
+WORK_DIR = ".work"  # inside the staging folder: the SavedModels the probes are converted from
 CALIBRATION_PAIRS = 4
 
 
@@ -60,15 +64,22 @@ def write_tflite(path: Path, precision: str, model_cfg: Any, code: Sequence[int]
 
 
 def write_probes(out_dir: Path, model_cfg: Any, height: int, width: int, precisions: Sequence[str],
-                 log: Callable[[str], None] = lambda line: None) -> Dict[str, Any]:
-    """Write every probe model in ``precisions`` and ``probes.json`` into the new directory ``out_dir``."""
+                 log: Callable[[str], None] = lambda line: None, costs: Optional[CostTable] = None) -> Dict[str, Any]:
+    """Write every probe model in ``precisions`` and ``probes.json`` into the new directory ``out_dir``.
+
+    ``costs`` gives each probe's MACs (a run's own table, ``TrainedRun.cost_table``); without it the table is
+    counted for ``model_cfg`` at ``height`` x ``width``.
+    """
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise ConfigError(f"{out_dir} exists and is not an empty directory: choose a new folder for the probes")
+    if costs is None:
+        costs = CostTable.build(height, width, model_cfg)
     values = random_values(model_cfg, height, width)
+    remove_stale_staging(out_dir)
     staging = staging_dir(out_dir)
     try:
-        doc = _fill(staging, model_cfg, height, width, precisions, values, log)
+        doc = _fill(staging, model_cfg, height, width, precisions, values, costs, log)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # nothing half-written is left beside out_dir
         raise
@@ -77,24 +88,26 @@ def write_probes(out_dir: Path, model_cfg: Any, height: int, width: int, precisi
 
 
 def _fill(staging: Path, model_cfg: Any, height: int, width: int, precisions: Sequence[str],
-          values: Dict[str, np.ndarray], log: Callable[[str], None]) -> Dict[str, Any]:
+          values: Dict[str, np.ndarray], costs: CostTable, log: Callable[[str], None]) -> Dict[str, Any]:
     """Write the probe files and ``probes.json`` into ``staging``; the manifest document."""
-    from edgeflownas.model.cost import subnet_cost
-
     doc: Dict[str, Any] = {"kind": PROBES_KIND, "version": VERSION, "input_hw": [height, width],
                            "model": model_settings(model_cfg), "precisions": list(precisions), "probes": []}
-    with tempfile.TemporaryDirectory(prefix="efnas_probes_") as scratch:
-        probes = probe_codes()
-        for index, (role, code) in enumerate(probes):
-            name = probe_name(code)
-            entry = {"name": name, "role": role, "arch_code": list(code),
-                     "macs": subnet_cost(code, height, width, model_cfg).macs, "files": {}, "sha256": {}}
-            for precision in precisions:
-                file = f"{name}_{precision}.tflite"
-                write_tflite(staging / file, precision, model_cfg, code, values, height, width, Path(scratch), index)
-                entry["files"][precision], entry["sha256"][precision] = file, sha256_of(staging / file)
-            doc["probes"].append(entry)
-            log(f"probe {index + 1}/{len(probes)} {name} ({role})")
+    scratch = staging / WORK_DIR
+    scratch.mkdir()
+    probes = probe_codes()
+    progress = Progress(len(probes), what="probes written")
+    for index, (role, code) in enumerate(probes):
+        name = probe_name(code)
+        entry = {"name": name, "role": role, "arch_code": list(code),
+                 "macs": costs.cost(code)["macs"], "files": {}, "sha256": {}}
+        for precision in precisions:
+            file = f"{name}_{precision}.tflite"
+            write_tflite(staging / file, precision, model_cfg, code, values, height, width, scratch, index)
+            entry["files"][precision], entry["sha256"][precision] = file, sha256_of(staging / file)
+        doc["probes"].append(entry)
+        progress.advance()
+        log(f"probes: {progress.line()} ({name}, {role})")
+    shutil.rmtree(scratch)
     write_json_atomic(staging / PROBES_FILE, doc)
     return doc
 

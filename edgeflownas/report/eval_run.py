@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 from edgeflownas.atomic_io import write_csv_atomic, write_json_atomic
 from edgeflownas.errors import ArchCodeError, ConfigError
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, NAME_PREFIX, ArchCode, arch_name, parse_arch_code
+from edgeflownas.progress import Progress
 from edgeflownas.train.trained_run import TrainedRun
 
 KEYWORDS = ("pool", "baseline")
@@ -158,26 +159,20 @@ def write_report(report: EvalReport, path: Path) -> Path:
 
 
 class SubnetProgress:
-    """A log that appends ``[k/n, elapsed, ETA]`` to the line each subnet's evaluation writes."""
+    """A log that appends ``[k/n subnets, elapsed, ETA]`` to the line each subnet's evaluation writes."""
 
-    def __init__(self, total: int, log: Callable[[str], None]) -> None:
-        self.total, self.log = total, log
-        self.index = 0
-        self.started: Optional[float] = None
+    def __init__(self, total: int, log: Callable[[str], None], clock: Callable[[], float] = time.monotonic) -> None:
+        self.total, self.log, self.clock = total, log, clock
+        self.progress: Optional[Progress] = None  # timed from the first subnet's start, not the checkpoint's load
 
     def next(self) -> None:
         """The next subnet's evaluation begins."""
-        if self.started is None:
-            self.started = time.monotonic()
-        self.index += 1
+        if self.progress is None:
+            self.progress = Progress(self.total, what="subnets", clock=self.clock)
+        self.progress.advance()
 
     def __call__(self, line: str) -> None:
-        if self.started is None:
-            self.log(line)
-            return
-        elapsed = time.monotonic() - self.started
-        eta = elapsed / self.index * (self.total - self.index)
-        self.log(f"{line} [{self.index}/{self.total}, {elapsed:.1f}s, ETA {eta:.0f}s]")
+        self.log(line if self.progress is None else f"{line} [{self.progress.line()}]")
 
 
 def evaluate_run(run_dir: Path, selection: Sequence[str], which: str = "best",

@@ -10,8 +10,9 @@ Python (O(n^2) pairs, n = pool size), so no scipy is needed; it equals
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
@@ -110,28 +111,29 @@ def spearman_rho(x: Sequence[float], y: Sequence[float]) -> float:
     return sxy / math.sqrt(sxx * syy)
 
 
-def bootstrap_ci(x: Sequence[float], y: Sequence[float], statistic, resamples: int = 2000, level: float = 0.95,
-                 seed: int = 0) -> Tuple[float, float]:
-    """Percentile bootstrap interval of ``statistic(x, y)``, resampling the pairs with replacement.
+def bootstrap_interval(columns: Sequence[Sequence[float]], statistic: Callable[..., float], resamples: int = 2000,
+                       level: float = 0.95, seed: int = 0) -> Tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic(*columns)``, resampling the rows (subjects) with replacement.
 
-    Resamples on which the statistic is undefined (every drawn pair tied) are left out; (NaN, NaN) if none is left.
+    Resamples on which the statistic is undefined (NaN, e.g. every drawn pair tied) are left out; (NaN, NaN) if
+    none is left.  Of the m values left, the floor(m * (1 - level) / 2) smallest and as many largest lie outside
+    the interval, the same count on each side.  The product is rounded before the floor because floats miss
+    exact multiples: (1 - 0.9) / 2 * 300 is 14.999999999999996, whose plain floor would put 14 values below the
+    interval and 15 above it.
     """
-    import random
-
-    if len(x) != len(y):
-        raise ValueError(f"bootstrap_ci needs paired samples, got lengths {len(x)} and {len(y)}")
+    lengths = {len(column) for column in columns}
+    if len(lengths) != 1:
+        raise ValueError(f"bootstrap_interval needs columns of one length, got lengths {sorted(lengths)}")
+    n = lengths.pop()
     rng = random.Random(seed)
-    n = len(x)
     values = []
     for _ in range(resamples):
         picks = [rng.randrange(n) for _ in range(n)]
-        value = statistic([x[i] for i in picks], [y[i] for i in picks])
+        value = statistic(*[[column[i] for i in picks] for column in columns])
         if not math.isnan(value):
             values.append(value)
     if not values:
         return float("nan"), float("nan")
     values.sort()
-    tail = (1.0 - level) / 2
-    low = values[min(len(values) - 1, int(math.floor(tail * len(values))))]
-    high = values[max(0, int(math.ceil((1.0 - tail) * len(values))) - 1)]
-    return low, high
+    outside = int(math.floor(round((1.0 - level) / 2 * len(values), 9)))
+    return values[min(len(values) - 1, outside)], values[max(0, len(values) - 1 - outside)]

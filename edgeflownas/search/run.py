@@ -33,6 +33,7 @@ from edgeflownas.errors import SearchError, SearchUsageError
 from edgeflownas.locks import exclusive_lock
 from edgeflownas.nas import front as fr
 from edgeflownas.nas.arch_codec import BLOCK_NAMES, EDGEFLOWNET_BASELINE, ArchCode, arch_name
+from edgeflownas.progress import Progress
 from edgeflownas.search.space import CostTable, feasible_codes, parse_constraint, parse_fixed
 from edgeflownas.search.store import ResultStore
 from edgeflownas.search.strategies import StrategySettings, run_strategy
@@ -111,11 +112,13 @@ class Scorer:
 
     def __init__(self, store: ResultStore, sha: str, scoring: Mapping[str, Any], evaluation: Evaluation) -> None:
         self.store, self.sha, self.scoring, self.evaluation = store, sha, dict(scoring), evaluation
+        self.new = 0  # codes handed to ``evaluation``: scored now, not found in the store
 
     def __call__(self, codes: Sequence[ArchCode]) -> Dict[ArchCode, float]:
         missing = list(dict.fromkeys(tuple(c) for c in codes if self.store.get(self.sha, c, self.scoring) is None))
         if missing:
             self.evaluation(missing, self.scoring, self.store)
+            self.new += len(missing)
             self.store.reload()
         out = {}
         for code in codes:
@@ -127,13 +130,19 @@ class Scorer:
         return out
 
 
-def _progress(log: Callable[[str], None], local: Optional[LocalEvaluation], started: float) -> Callable[[int, int], None]:
+def _progress(log: Callable[[str], None], local: Optional[LocalEvaluation],
+              scorer: Scorer) -> Callable[[int, int], None]:
+    """The strategy's report after each generation as one progress line; the ETA is measured on new scores
+    (here or by the job arrays), not on the ones the store held."""
+    progress = Progress(0, what="candidates scored")
+
     def report(done: int, total: int) -> None:
-        elapsed = time.time() - started
-        line = f"search: {done}/{total} candidates scored, {elapsed:.0f}s elapsed"
+        progress.total = total
+        new = scorer.new - progress.done_here
+        progress.advance(new, found=max(0, done - progress.done - new))
+        line = f"search: {progress.line()}"
         if local is not None and local.evaluated:
-            per = local.seconds / local.evaluated
-            line += f" ({local.evaluated} evaluated here, {per:.2f} s each, ETA {per * (total - done):.0f}s)"
+            line += f" ({local.evaluated} evaluated here, {local.seconds / local.evaluated:.2f} s each)"
         log(line)
     return report
 
@@ -173,7 +182,7 @@ def run_search(request: SearchRequest, log: Callable[[str], None] = lambda line:
             f"(seed {scoring['recal_seed']}), {run.describe()}")
         try:
             scores = run_strategy(request.settings, space, table, feasible, scorer,
-                                  _progress(log, None if remote else local, time.time()))
+                                  _progress(log, None if remote else local, scorer))
             pool = run.pool()
             marked = scorer(list(pool) + [EDGEFLOWNET_BASELINE])
             scored = scored_entries(scores, marked, table, constraints)

@@ -13,7 +13,8 @@ subnets, lower EPE = better; intervals are percentile bootstraps over subnets:
   reference, the mean over the supernet seeds (what one supernet is worth);
   ``per_supernet`` has each seed's figures; ``supernet_seed_tau``: tau between
   the supernet seeds' EPEs (the supernet's own ceiling);
-- ``trivial``: tau of MACs, params and total depth against the reference, each
+- ``trivial``: tau of MACs, params, total depth and (when every subnet has a
+  measured ``latency_ms``) latency against the reference, each
   with the sign the data favours (``sign`` +1: more = worse EPE, -1: more =
   better), i.e. |tau|; ``best_trivial_tau`` the best of them (choosing the sign
   after the fact favours the trivial predictors, never the supernet);
@@ -23,7 +24,10 @@ subnets, lower EPE = better; intervals are percentile bootstraps over subnets:
 - ``hamming_tau``: tau of the Hamming distance from the EdgeFlowNet baseline
   code against the supernet EPE and against the reference (a warm-up from the
   baseline biases the first, not the second);
-- ``stuck_runs``: retrains that never left the mean flow.
+- ``stuck_runs``: retrains that never left the mean flow;
+- ``latency`` (when measured): ``tau_macs_latency``, Kendall tau between MACs
+  and measured latency over the K subnets -- how far MACs mislead on the
+  machine that measured them.
 
 Verdict: if the noise ceiling is below ``MIN_NOISE_CEILING`` (or undefined),
 ``"cannot tell"`` and why -- the targets are recorded as not judged.  Else
@@ -121,7 +125,8 @@ def analyze(subnets: Sequence[Mapping[str, Any]], resamples: int = 2000, level: 
         entry.update(measure("partial_tau_given_macs", partial_tau, score, reference, macs))
         doc["per_supernet"][str(key)] = entry
     doc["trivial"] = {}
-    for name in TRIVIAL:
+    timed = all(s.get("latency_ms") is not None for s in subnets)
+    for name in TRIVIAL + (("latency_ms",) if timed else ()):
         values = [float(s[name]) for s in subnets]
         raw = kendall_tau(values, reference)
         sign = -1 if not math.isnan(raw) and raw < 0 else 1
@@ -141,6 +146,8 @@ def analyze(subnets: Sequence[Mapping[str, Any]], resamples: int = 2000, level: 
     stuck = [f"{s['name']}_seed={key}" for s in subnets for key in retrain_seeds if s["standalone"][key].get("stuck")]
     doc["stuck_runs"] = {"count": len(stuck), "of": len(subnets) * len(retrain_seeds), "runs": stuck}
     doc["reference"] = {s["name"]: _round(value) for s, value in zip(subnets, reference)}
+    if timed:
+        doc["latency"] = measure("tau_macs_latency", kendall_tau, macs, [float(s["latency_ms"]) for s in subnets])
     doc.update(verdict(doc, measure.suffix))
     return doc
 
@@ -195,6 +202,8 @@ def summary_lines(doc: Mapping[str, Any]) -> List[str]:
     lines.append(f"  tau(Hamming from baseline, EPE): supernet {hamming_tau.get('supernet')}, reference "
                  f"{hamming_tau.get('reference')}")
     lines.append(f"  stuck retrains (> 0.95x zero flow): {stuck.get('count')} of {stuck.get('of')}")
+    if doc.get("latency"):
+        lines.append(f"  tau(MACs, measured latency)    {show(doc['latency'], 'tau_macs_latency')}")
     for name, target in doc.get("targets", {}).items():
         state = {True: "met", False: "MISSED", None: "not judged"}[target["met"]]
         measured = "n/a" if target["measured"] is None else f"{target['measured']:+.3f}"

@@ -9,19 +9,18 @@ the cost table -- no EPE, score or training enters, so the choice cannot
 adapt to results.  The study writes it to ``subnets.json`` before it trains
 anything and refuses to go on under another choice.
 
-MACs and params of a code are sums over its blocks (a block's option changes
-only that block's convolutions and variables), so the cost table needs only
-three built networks (every block at option 0, 1 and 2): ``block_cost_table``.
+MACs and params of a code come from ``model.cost.CostTable``, the cost every
+command gives a subnet (sums over its blocks, from three built networks).
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 from typing import Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
+from edgeflownas.model.cost import CostTable
 from edgeflownas.nas.arch_codec import BLOCK_NAMES, DEPTH_CHOICES, NUM_BLOCKS, NUM_OPTIONS, ArchCode
 
 DEPTH_BLOCKS = ("EB0", "EB1", "DB0", "DB1")
@@ -40,41 +39,13 @@ def hamming(code: Sequence[int], other: Sequence[int]) -> int:
     return sum(a != b for a, b in zip(code, other))
 
 
-@dataclass(frozen=True)
-class CostTable:
-    """MACs and params of a subnet as the fixed part plus one term per (block, option)."""
-
-    fixed_macs: int
-    fixed_params: int
-    macs: Tuple[Tuple[int, ...], ...]      # [block][option]
-    params: Tuple[Tuple[int, ...], ...]
-
-    def cost(self, code: Sequence[int]) -> Tuple[int, int]:
-        """(MACs, params) of ``code``."""
-        macs = self.fixed_macs + sum(self.macs[b][o] for b, o in enumerate(code))
-        params = self.fixed_params + sum(self.params[b][o] for b, o in enumerate(code))
-        return macs, params
-
-
-def block_cost_table(height: int, width: int, model_cfg) -> CostTable:
-    """The cost table at ``height`` x ``width`` from three built networks (``model.cost.subnet_cost``)."""
-    from edgeflownas.model.cost import subnet_cost
-
-    costs = [subnet_cost((option,) * NUM_BLOCKS, height, width, model_cfg) for option in range(NUM_OPTIONS)]
-    fixed_macs = costs[0].block_macs["stem"]
-    fixed_params = costs[0].block_params["stem"]
-    return CostTable(fixed_macs, fixed_params,
-                     tuple(tuple(c.block_macs[name] for c in costs) for name in BLOCK_NAMES),
-                     tuple(tuple(c.block_params[name] for c in costs) for name in BLOCK_NAMES))
-
-
 def stratified_codes(table: CostTable, macs_bins: int = 3, seed: int = 0) -> List[ArchCode]:
     """One code per (total depth, MACs bin within that depth), depth 4..12 ascending, bins ascending."""
     if macs_bins < 1:
         raise ValueError(f"macs_bins must be >= 1, got {macs_bins}")
     by_depth: Dict[int, List[Tuple[int, ArchCode]]] = {}
     for code in itertools.product(range(NUM_OPTIONS), repeat=NUM_BLOCKS):
-        by_depth.setdefault(total_depth(code), []).append((table.cost(code)[0], code))
+        by_depth.setdefault(total_depth(code), []).append((table.cost(code)["macs"], code))
     chosen: List[ArchCode] = []
     for depth in range(MIN_DEPTH, MAX_DEPTH + 1):
         ordered = sorted(by_depth[depth])
@@ -88,5 +59,6 @@ def stratified_codes(table: CostTable, macs_bins: int = 3, seed: int = 0) -> Lis
 
 def strata(codes: Sequence[ArchCode], table: CostTable) -> List[Mapping[str, int]]:
     """Total depth, MACs and params of each code (what study.json records next to the choice)."""
-    return [{"depth": total_depth(code), "macs": table.cost(code)[0], "params": table.cost(code)[1]}
-            for code in codes]
+    costs = [table.cost(code) for code in codes]
+    return [{"depth": total_depth(code), "macs": cost["macs"], "params": cost["params"]}
+            for code, cost in zip(codes, costs)]

@@ -18,17 +18,9 @@ from typing import Callable, Dict, Iterable, Optional
 
 from tqdm import tqdm
 
+from edgeflownas.progress import duration
 from edgeflownas.train.plan import TrainPlan
 from edgeflownas.train.state import EpochStats
-
-
-def duration(seconds: float) -> str:
-    """``H:MM:SS`` (``D days, H:MM:SS`` beyond a day)."""
-    seconds = max(0, int(round(seconds)))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    text = f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
-    return f"{days} days, {text}" if days else text
 
 
 # The step line's position and running loss, as ``TrainProgress.advance`` logs it (train.log).

@@ -119,15 +119,24 @@ def _cell(path: Path, line: int, column: str, text: str) -> Optional[float]:
     return value
 
 
+def _row(path: Path, line: int, raw: Mapping[Optional[str], Any], width: int) -> Dict[str, Optional[float]]:
+    """One history line as numbers; CheckpointError naming the line if it has more cells than the header."""
+    if None in raw:  # csv.DictReader keeps the cells beyond the header under the key None
+        raise CheckpointError(f"{path} is damaged: line {line} has {width + len(raw[None])} cells, the header "
+                              f"{width}; resume the run (it rewrites the file from the checkpoint's state) or "
+                              "restore the file")
+    return {key: _cell(path, line, key, text or "") for key, text in raw.items()}
+
+
 def read_history(path: Path) -> Tuple[List[str], List[Dict[str, Optional[float]]]]:
     """(columns, rows) of eval_epe_history.csv, cells as numbers (empty: None); CheckpointError if missing/malformed."""
     path = Path(path)
+    reader = None
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             columns = list(reader.fieldnames or [])
-            rows = [{key: _cell(path, number, key, text or "") for key, text in raw.items()}
-                    for number, raw in enumerate(reader, start=2)]
+            rows = [_row(path, reader.line_num, raw, len(columns)) for raw in reader]
     except FileNotFoundError:
         raise CheckpointError(f"{path} is missing: the run has not finished an epoch yet, "
                               "or this is not an efnas run directory") from None
@@ -136,7 +145,8 @@ def read_history(path: Path) -> Tuple[List[str], List[Dict[str, Optional[float]]
                               "is not UTF-8 text; the checkpoint's state holds the history: resume the run (it "
                               "rewrites the file) or restore the file") from None
     except csv.Error as error:
-        raise CheckpointError(f"{path} is damaged ({error}): resume the run (it rewrites the file from the "
+        where = f" line {reader.line_num}" if reader is not None else ""
+        raise CheckpointError(f"{path} is damaged ({error}){where}: resume the run (it rewrites the file from the "
                               "checkpoint's state) or restore the file") from None
     if "epoch" not in columns:
         raise CheckpointError(f"{path} has no 'epoch' column (found: {', '.join(columns) or 'nothing'})")

@@ -12,7 +12,8 @@
   no other key can be changed);
 - ``kind``: ``supernet`` or ``fixed_arch`` (a retrain, which holds one subnet);
 - ``pool()``, ``cost(code)`` (the exact additive ``CostTable`` at the run's
-  input size and width, counted once and kept in ``<run>/cost_table.json``),
+  input size and width, counted once and kept in ``<run>/cost_table.json``;
+  an export at another input size asks ``cost_table`` at that size),
   ``scoring()`` (the settings that decide a score), ``evaluator()`` and
   ``select(text)`` (an ``--arch`` value: a code, ``baseline``, ``best`` or
   ``rank:N`` of the run's search front).
@@ -122,6 +123,7 @@ class TrainedRun:
         self.data_overrides = dict(data_overrides)
         self._plan: Optional[TrainPlan] = None
         self._table: Optional[CostTable] = None
+        self._tables_at: Dict[Tuple[int, int], CostTable] = {}  # at other input sizes than the run's
 
     @classmethod
     def open(cls, run_dir: Path, which: str = "best",
@@ -230,8 +232,16 @@ class TrainedRun:
                                 f"other subnet: give --arch {arch_name(own)} (or 'pool'), or use its supernet run")
 
     # ------------------------------------------------------------------ cost
-    def cost_table(self, log: Callable[[str], None] = lambda line: None) -> CostTable:
-        """The exact cost table at the run's input size and model, kept in ``<run>/cost_table.json``."""
+    def cost_table(self, log: Callable[[str], None] = lambda line: None,
+                   input_hw: Optional[Tuple[int, int]] = None) -> CostTable:
+        """The exact cost table of the run's model at its input size, kept in ``<run>/cost_table.json``; at another
+        ``input_hw`` (an export at another size) counted once in this process, not kept."""
+        if input_hw is not None and tuple(input_hw) != self.input_hw:
+            height, width = input_hw
+            if (height, width) not in self._tables_at:
+                log(f"cost table: counting params and MACs of the 3 uniform subnets at {height}x{width}")
+                self._tables_at[(height, width)] = CostTable.build(height, width, self.config.model)
+            return self._tables_at[(height, width)]
         if self._table is not None:
             return self._table
         height, width = self.input_hw

@@ -103,23 +103,9 @@ main()
 """
 
 
-@pytest.fixture
-def full_disk(tmp_path):
-    """A 2 MiB tmpfs (needs root and mount; CI runs as root), unmounted afterwards."""
-    mount_point = tmp_path / "small_fs"
-    mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {mounted.stderr.strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", str(mount_point)], check=True)
-
-
 @pytest.mark.parametrize("space_check", [True, False], ids=["checked_before_the_shard", "hdf5_write_fails"])
-def test_pack_onto_a_full_disk_says_no_space_left(synth_fc2, full_disk, space_check):
+def test_pack_onto_a_full_disk_says_no_space_left(synth_fc2, tmpfs, space_check):
+    full_disk = tmpfs("small_fs", "2m")
     out = full_disk / "shards"
     args = ["pack", "--src", synth_fc2, "--out", out, "--height", 96, "--width", 128, "--shard_size", 4,
             "--workers", 2]

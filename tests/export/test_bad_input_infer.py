@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-
 import numpy as np
 import pytest
 
@@ -59,23 +56,6 @@ def test_an_input_image_is_never_an_output(cli, pair):
     assert img1.read_bytes() == before
 
 
-@pytest.fixture
-def read_only_folder(tmp_path):
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        folder.chmod(0o555)
-        yield folder
-        folder.chmod(0o755)
-        return
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
-
-
 def test_out_on_a_read_only_folder_is_one_line_before_the_model_runs(cli, pair, read_only_folder):
     (img0, img1), model = pair
     line = refused(cli, img0, img1, "--model", model, "--out", read_only_folder / "flow.flo")
@@ -91,27 +71,13 @@ class ConstantModel:
         return np.full(img0.shape[:2] + (2,), 1.5, np.float32)
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {mounted.stderr.strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", str(mount_point)], check=True)
-
-
-def test_a_full_disk_leaves_no_half_written_flow(pair, small_disk):
+def test_a_full_disk_leaves_no_half_written_flow(pair, tmpfs, fill_disk):
     (img0, img1), _ = pair
+    small_disk = tmpfs("disk", "64k")
     flo = small_disk / "flow.flo"
     infer_pair(ConstantModel(), img0, img1, flo)
     np.testing.assert_array_equal(read_flo(flo), np.full((16, 24, 2), 1.5, np.float32))
-    free = os.statvfs(small_disk)
-    (small_disk / "filler").write_bytes(b"\0" * (free.f_bavail * free.f_frsize))  # the disk is now full
+    fill_disk(small_disk)
     with pytest.raises(NoSpaceError, match=f"no space left on {small_disk}"):
         infer_pair(ConstantModel(), img0, img1, small_disk / "next.flo", small_disk / "next.png")
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "flow.flo"]

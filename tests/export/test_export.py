@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -100,6 +101,28 @@ def test_export_at_another_input_size_scores_through_resizing(search_run, export
     assert ExportedModel(tmp_path / "big").flow(*[np.zeros((32, 48, 3), np.uint8)] * 2).shape == (32, 48, 2)
 
 
+def test_export_gives_a_subnet_the_cost_efnas_eval_gives_it(search_run, exported, monkeypatch, tmp_path):
+    """params and MACs come from the run's cost table, as eval's and search's: no graph is built to count them."""
+    from edgeflownas.export.api import export_run
+    from edgeflownas.model import cost
+    from edgeflownas.report.eval_run import evaluate_run
+    from edgeflownas.train.trained_run import TrainedRun
+
+    _, baseline = exported
+    rows = {tuple(row["arch_code"]): row
+            for row in evaluate_run(search_run, ["baseline", ",".join(map(str, MIXED))], native_epe=False).rows}
+    assert (baseline["params"], baseline["macs"]) == (rows[tuple(baseline["arch_code"])]["params"],
+                                                      rows[tuple(baseline["arch_code"])]["macs"])
+
+    def counted(*args, **kwargs):
+        raise AssertionError("export counted a cost by building a graph instead of reading the run's cost table")
+
+    monkeypatch.setattr(cost, "subnet_cost", counted)
+    doc = export_run(search_run, ",".join(map(str, MIXED)), tmp_path / "mixed", ("saved_model",))
+    assert (doc["params"], doc["macs"]) == (rows[MIXED]["params"], rows[MIXED]["macs"])
+    assert {"params": doc["params"], "macs": doc["macs"]} == TrainedRun.open(search_run).cost(MIXED)
+
+
 def test_infer_folder_of_fc2_pairs(cli, exported, tiny_fc2, tmp_path):
     from edgeflownas.data.io import read_flo
 
@@ -111,16 +134,74 @@ def test_infer_folder_of_fc2_pairs(cli, exported, tiny_fc2, tmp_path):
     assert read_flo(tmp_path / "flows" / written[0]).shape == (48, 64, 2)
 
 
-def test_infer_from_a_run_exports_on_the_fly_and_matches_the_exported_model(cli, search_run, exported, tiny_fc2,
-                                                                           tmp_path):
+def test_infer_from_a_run_exports_into_the_run_once_and_matches_the_exported_model(cli, search_run, exported,
+                                                                                  tiny_fc2, tmp_path, system_tmp,
+                                                                                  monkeypatch):
+    """The export made on the fly lies in RUN/exports/<subnet>-<key> (none in the system temp directory), the
+    next call reuses it, and a damaged one is exported again."""
     from edgeflownas.data.io import read_flo
+    from edgeflownas.export import api
 
-    out, _ = exported
+    run = tmp_path / "run"
+    shutil.copytree(search_run, run)
+    out, doc = exported
     pair = [tiny_fc2 / "val" / f"0000001-img_{i}.png" for i in range(2)]
-    on_the_fly = cli("infer", "--run", search_run, "--arch", "baseline", *pair, "--out", tmp_path / "a.flo")
+    on_the_fly = cli("infer", "--run", run, "--arch", "baseline", *pair, "--out", tmp_path / "a.flo")
     assert on_the_fly.exit_code == 0, on_the_fly.output
+    assert list(system_tmp.iterdir()) == []
+    [cached] = [p for p in (run / "exports").iterdir()]
+    assert cached.name.startswith("a000021222-")
+    manifest = json.loads((cached / "export_manifest.json").read_text())
+    assert manifest["checkpoint_sha256"] == doc["checkpoint_sha256"] and manifest["arch_code"] == doc["arch_code"]
     assert cli("infer", "--model", out, *pair, "--out", tmp_path / "b.flo").exit_code == 0
     np.testing.assert_allclose(read_flo(tmp_path / "a.flo"), read_flo(tmp_path / "b.flo"), atol=1e-5)
+
+    def exported_again(*args, **kwargs):
+        raise AssertionError("an intact export was made again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(api, "export_run", exported_again)
+        again = cli("infer", "--run", run, "--arch", "baseline", *pair, "--out", tmp_path / "c.flo")
+    assert again.exit_code == 0, again.output
+    assert f"using the export {cached} made earlier" in again.output
+    np.testing.assert_array_equal(read_flo(tmp_path / "c.flo"), read_flo(tmp_path / "a.flo"))
+
+    (cached / "saved_model" / "saved_model.pb").write_bytes(b"not a graph")
+    repaired = cli("infer", "--run", run, "--arch", "baseline", *pair, "--out", tmp_path / "d.flo")
+    assert repaired.exit_code == 0, repaired.output
+    assert f"{cached} is damaged" in repaired.output and "exporting it again" in repaired.output
+    np.testing.assert_allclose(read_flo(tmp_path / "d.flo"), read_flo(tmp_path / "a.flo"), atol=1e-5)
+    assert [p.name for p in (run / "exports").iterdir()] == [cached.name]
+    assert list(system_tmp.iterdir()) == []
+
+
+def test_infer_from_a_run_whose_export_fails_leaves_nothing(cli, search_run, tiny_fc2, tmp_path, system_tmp,
+                                                            monkeypatch):
+    import errno
+
+    from edgeflownas.export import api
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    run = tmp_path / "run"
+    shutil.copytree(search_run, run)
+    before = sorted(str(p.relative_to(run)) for p in run.rglob("*"))
+    monkeypatch.setattr(api, "write_manifest", full_disk)
+    pair = [tiny_fc2 / "val" / f"0000001-img_{i}.png" for i in range(2)]
+    result = cli("infer", "--run", run, "--arch", "baseline", *pair, "--out", tmp_path / "a.flo")
+    assert result.exit_code == 1 and "no space left on" in result.output and "Traceback" not in result.output
+    assert sorted(str(p.relative_to(run)) for p in run.rglob("*")) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "system_tmp"]
+    assert list(system_tmp.iterdir()) == []
+
+
+def test_infer_from_a_run_takes_no_tflite_format(cli, search_run, tiny_fc2, tmp_path):
+    pair = [tiny_fc2 / "val" / f"0000001-img_{i}.png" for i in range(2)]
+    result = cli("infer", "--run", search_run, "--arch", "baseline", "--format", "tflite", *pair, "--out",
+                 tmp_path / "a.flo")
+    assert result.exit_code == 2 and "--format tflite needs --model" in result.output
+    assert not (search_run / "exports").exists()
 
 
 def _retrain_like_run(search_run, run_dir, upsample: str = "resize_conv"):

@@ -37,26 +37,6 @@ def no_loading(monkeypatch):
     monkeypatch.setattr(api, "load_source", refuse)
 
 
-@pytest.fixture
-def mount(tmp_path):
-    """Mount a small tmpfs with the given options (root only; skipped where mounting is not permitted)."""
-    mounted = []
-
-    def make(name: str, options: str):
-        point = tmp_path / name
-        point.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)],
-                              capture_output=True, text=True)
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
-        mounted.append(point)
-        return point
-
-    yield make
-    for point in mounted:
-        subprocess.run(["umount", "-l", str(point)], check=True)
-
-
 # --- concurrency and temporaries ------------------------------------------------------------------------------
 
 def test_a_second_export_into_the_same_out_is_refused_and_temporaries_stay_beside_it(cli, search_run, monkeypatch,
@@ -137,10 +117,43 @@ def test_a_killed_export_leaves_no_temporaries_in_the_system_temp_dir_and_can_be
     assert list(system_tmp.iterdir()) == []
 
 
+def test_a_killed_infer_from_a_run_leaves_nothing_in_the_system_temp_dir_and_the_next_call_finishes(
+        search_run, tiny_fc2, tmp_path):
+    """kill -9 while 'efnas infer --run' exports: its staging folder is in RUN/exports (none in TMPDIR); the next
+    call removes it and keeps the export there."""
+    import sys
+    import time
+
+    system_tmp = tmp_path / "system_tmp"
+    system_tmp.mkdir()
+    run = tmp_path / "run"
+    shutil.copytree(search_run, run)
+    pair = [str(tiny_fc2 / "val" / f"0000001-img_{i}.png") for i in range(2)]
+    env = dict(os.environ, TMPDIR=str(system_tmp))
+    command = [sys.executable, "-c", "import sys; from edgeflownas.cli import main; sys.argv[0] = 'efnas'; main()",
+               "infer", "--run", str(run), "--arch", "baseline", *pair, "--out", str(tmp_path / "a.flo")]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    staging = f".a000021222-*.tmp-{process.pid}"
+    deadline = time.monotonic() + 600
+    while not list((run / "exports").glob(f"{staging}/saved_model")) and not list(system_tmp.iterdir()) \
+            and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    assert list(system_tmp.iterdir()) == []
+    assert list((run / "exports").glob(staging)), "the export had not started building when it was killed"
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    [cached] = (run / "exports").iterdir()
+    assert cached.name.startswith("a000021222-") and (cached / "export_manifest.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.flo", "run", "system_tmp"]
+    assert list(system_tmp.iterdir()) == []
+
+
 # --- full disk ------------------------------------------------------------------------------------------------
 
-def test_export_onto_a_full_disk_is_one_line_and_leaves_nothing(cli, search_run, mount):
-    disk = mount("small", "size=256k")
+def test_export_onto_a_full_disk_is_one_line_and_leaves_nothing(cli, search_run, tmpfs):
+    disk = tmpfs("small", "256k")
     out = disk / "exports" / "ec"
     line = error_line(cli("export", "--run", search_run, "--arch", "baseline", "--out", out, "--format",
                           "saved_model,tflite"), "no space left on")
@@ -166,8 +179,8 @@ def test_export_whose_file_write_fails_with_enospc_is_one_line_and_leaves_nothin
 
 # --- bad --out, bad size: refused before loading ----------------------------------------------------------------
 
-def test_out_on_a_read_only_file_system_is_refused_before_loading(cli, search_run, mount, no_loading):
-    disk = mount("read_only", "ro,size=64k")
+def test_out_on_a_read_only_file_system_is_refused_before_loading(cli, search_run, tmpfs, no_loading):
+    disk = tmpfs("read_only", "64k", read_only=True)
     result = cli("export", "--run", search_run, "--arch", "baseline", "--out", disk / "ec")
     assert result.exit_code == 2
     assert f"--out {disk / 'ec'}" in error_line(result, "read-only file system")
@@ -232,13 +245,13 @@ def test_infer_with_a_garbage_model_file_names_it_in_one_line(cli, small_export,
     assert intact.exit_code == 0, intact.output
 
 
-def test_the_library_refuses_a_bad_out_before_yielding_the_staging_folder(mount, tmp_path):
+def test_the_library_refuses_a_bad_out_before_yielding_the_staging_folder(tmpfs, tmp_path):
     """export_run's own check (without the CLI's): the folder is created first, so a bad --out is one line."""
     from edgeflownas.errors import ConfigError
     from edgeflownas.export.output import building
 
     (tmp_path / "notes.txt").write_text("mine")
-    read_only = mount("read_only", "ro,size=64k")
+    read_only = tmpfs("read_only", "64k", read_only=True)
     for out, why in ((tmp_path / "notes.txt" / "ec", "Not a directory"), (read_only / "ec", "Read-only file system")):
         with pytest.raises(ConfigError, match=f"--out {out} cannot be created \\({why}\\)"):
             with building(out, "a test"):

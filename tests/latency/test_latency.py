@@ -149,6 +149,53 @@ def test_damaged_probe_is_one_line(measured, cli, tmp_path):
     assert not (tmp_path / "t.json").exists()
 
 
+@pytest.fixture
+def recorded_conversions(monkeypatch, system_tmp):
+    """Each probe conversion's work folder and what the system temp directory held meanwhile; ``fail_at`` makes
+    that conversion fail."""
+    from edgeflownas.latency import probes
+
+    seen = {"scratch": [], "system_tmp": [], "fail_at": None}
+    convert = probes.write_tflite
+
+    def recording(path, precision, model_cfg, code, values, height, width, scratch, seed=0):
+        seen["scratch"].append(scratch)
+        seen["system_tmp"].append(sorted(p.name for p in system_tmp.iterdir()))
+        if len(seen["scratch"]) == seen["fail_at"]:
+            raise RuntimeError("the converter failed (a test)")
+        convert(path, precision, model_cfg, code, values, height, width, scratch, seed)
+
+    monkeypatch.setattr(probes, "write_tflite", recording)
+    return seen
+
+
+@pytest.mark.slow
+def test_table_from_a_run_builds_its_probes_beside_the_table_and_leaves_nothing(search_run, cli, tmp_path,
+                                                                               system_tmp, recorded_conversions):
+    table = tmp_path / "tables" / "t.json"
+    result = cli("latency", "--run", search_run, "--out", table, "--threads", "1", "--runs", "1", "--warmup", "0",
+                 "--precision", "float")
+    assert result.exit_code == 0, result.output
+    work = table.parent / f".t.json.probes.tmp-{os.getpid()}"
+    assert recorded_conversions["scratch"] and all(work in scratch.parents
+                                                   for scratch in recorded_conversions["scratch"])
+    assert recorded_conversions["system_tmp"] == [[]] * len(recorded_conversions["scratch"])
+    assert [p.name for p in table.parent.iterdir()] == ["t.json"]
+    assert list(system_tmp.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_failed_probe_build_leaves_nothing(search_run, cli, tmp_path, system_tmp, recorded_conversions):
+    recorded_conversions["fail_at"] = 3
+    for extra in ([], ["--probes_out", tmp_path / "probes"]):
+        with pytest.raises(RuntimeError, match="the converter failed"):
+            cli("latency", "--run", search_run, "--out", tmp_path / "t.json", "--threads", "1", "--precision",
+                "float", *extra)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["system_tmp"]
+        assert recorded_conversions["system_tmp"] == [[]] * 3 and list(system_tmp.iterdir()) == []
+        recorded_conversions["scratch"], recorded_conversions["system_tmp"] = [], []
+
+
 def test_bad_options_are_one_line(cli, tmp_path):
     probes = tmp_path / "probes"
     probes.mkdir()

@@ -112,3 +112,49 @@ def test_status_of_an_experiment_name_lists_its_local_runs(cli, tmp_path):
     assert [(r["trial"], r["finished"], r["job_id"]) for r in runs] == [("seed=1", True, None), ("seed=2", False, None)]
     empty = cli("status", tmp_path / "exp" / "notes")
     assert empty.exit_code == 1 and "no runs found in" in empty.output
+
+
+def _damaged_experiment(tmp_path):
+    """exp/good (2 epochs) and exp/bad, whose history has a byte that is not UTF-8 at a known offset."""
+    _local_run(tmp_path / "exp" / "good", planned=2)
+    _local_run(tmp_path / "exp" / "bad", planned=2)
+    path = tmp_path / "exp" / "bad" / "eval_epe_history.csv"
+    data = path.read_bytes()
+    cut = data.index(b"\n") + 3
+    path.write_bytes(data[:cut] + b"\xff" + data[cut:])
+    return path, cut
+
+
+def test_a_damaged_run_is_one_line_and_the_others_are_still_shown(cli, tmp_path):
+    path, cut = _damaged_experiment(tmp_path)
+    result = cli("status", "exp", "--output_root", tmp_path)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    lines = result.output.splitlines()
+    rows = {line.split()[0]: line.split() for line in lines[1:3]}
+    assert rows["good"][:8] == ["good", "-", "IDLE", "-", "2", "2.5000", "-", "yes"]
+    assert rows["bad"][:8] == ["bad", "-", "IDLE", "-", "-", "-", "-", "no"]
+    damaged = [line for line in lines if ": damaged: " in line]
+    assert len(damaged) == 1 and damaged[0].startswith(f"bad: damaged: {path} is damaged: byte {cut} "), damaged
+
+
+def test_a_damaged_run_in_json_is_marked_and_the_exit_code_says_so(cli, tmp_path):
+    path, cut = _damaged_experiment(tmp_path)
+    result = cli("status", "exp", "--output_root", tmp_path, "--json")
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    runs = {row["trial"]: row for row in json.loads(result.stdout)["runs"]}
+    assert runs["good"]["damaged"] is None and runs["good"]["epoch"] == 2 and runs["good"]["best_epe"] == 2.5
+    assert runs["bad"]["damaged"].startswith(f"{path} is damaged: byte {cut} ") and runs["bad"]["epoch"] is None
+    assert result.stderr.strip() == f"bad: damaged: {runs['bad']['damaged']}"
+
+
+def test_a_submitted_experiment_with_a_damaged_run_shows_the_others(cli, tmp_path, monkeypatch):
+    path, _ = _damaged_experiment(tmp_path)
+    experiment = tmp_path / "exp"
+    append_records(experiment, [{"trial": name, "job_id": f"5_{i}", "run_dir": str(experiment / name)}
+                                for i, name in enumerate(("bad", "good"))])
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sacct
+    rows, _ = experiment_status(experiment)
+    assert [(r.trial, r.epoch, r.damaged is not None) for r in rows] == [("bad", None, True), ("good", 2, False)]
+    assert rows[0].damaged.startswith(f"{path} is damaged")
+    assert cli("status", "exp", "--output_root", tmp_path).exit_code == 1
+    assert cli("status", experiment / "good").exit_code == 0

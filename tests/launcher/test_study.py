@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from edgeflownas.cli import main
 from edgeflownas.errors import StudyError
-from edgeflownas.report.ranking import average_ranks, bootstrap_ci, kendall_tau, spearman_rho
+from edgeflownas.report.ranking import average_ranks, bootstrap_interval, kendall_tau, spearman_rho
 
 ROOT = Path(__file__).resolve().parents[2]
 EFNAS = [sys.executable, "-c", "import sys; from edgeflownas.cli import main; sys.argv[0] = 'efnas'; main()"]
@@ -76,11 +76,11 @@ def test_average_ranks_share_ties():
 
 def test_bootstrap_interval():
     x = [1, 2, 3, 4, 5, 6, 7, 8]
-    assert bootstrap_ci(x, x, kendall_tau, 300) == (1.0, 1.0)  # every resample agrees perfectly
+    assert bootstrap_interval([x, x], kendall_tau, 300) == (1.0, 1.0)  # every resample agrees perfectly
     noisy = [2, 1, 4, 3, 6, 5, 8, 7]
-    low, high = bootstrap_ci(x, noisy, kendall_tau, 500, seed=3)
+    low, high = bootstrap_interval([x, noisy], kendall_tau, 500, seed=3)
     assert low <= kendall_tau(x, noisy) <= high and low < high <= 1.0
-    assert bootstrap_ci(x, noisy, kendall_tau, 500, seed=3) == (low, high)  # seeded: reproducible
+    assert bootstrap_interval([x, noisy], kendall_tau, 500, seed=3) == (low, high)  # seeded: reproducible
 
 
 @pytest.mark.slow
@@ -159,6 +159,17 @@ def test_study_writes_every_artifact(finished_study):
     supernet_manifest = json.loads((study_dir / "runs/supernet_seed5/train_manifest.json").read_text())
     assert supernet_manifest["resolved_config"]["checkpoint"]["resume_experiment_name"] == "warmup_seed5"
     assert (study_dir / "study.png").stat().st_size > 10_000
+    # each subnet's latency was measured once (TFLite float, 1 thread) and tau(MACs, latency) is its statistic
+    from scipy.stats import kendalltau
+
+    latency = json.loads((study_dir / "subnet_latency.json").read_text())
+    measured = [latency["subnets"][s["name"]]["median_ms"] for s in doc["subnets"]]
+    assert [s["latency_ms"] for s in doc["subnets"]] == measured and all(m > 0 for m in measured)
+    assert latency["settings"]["threads"] == 1 and latency["measurement"]["runs"] == 50
+    assert doc["latency"]["tau_macs_latency"] == pytest.approx(
+        kendalltau([s["macs"] for s in doc["subnets"]], measured).statistic, abs=1e-6)
+    assert "latency_ms" in doc["trivial"] and "tau(MACs, measured latency)" in output
+    assert not (study_dir / ".latency-models").exists()
     assert "tau(supernet, reference)" in output and "noise ceiling" in output and "verdict:" in output
     assert "retrains: 8/8 done" in output
     # efnas report: the study's own page, and a section in the supernet run's report
@@ -174,6 +185,7 @@ def test_study_writes_every_artifact(finished_study):
     again = _run(["study", "--config", str(study_dir.parent.parent / "ref_study.yaml")], timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "already finished" in again.stdout and ": training " not in again.stdout
+    assert "subnets already measured" in again.stdout
     assert json.loads((study_dir / "study.json").read_text())["tau"] == doc["tau"]
 
 
@@ -209,8 +221,10 @@ def test_study_resumes_after_kill_9_at_two_points(finished_study, tiny_fc2, tmp_
     assert first_retrain.stat().st_mtime_ns == finished_before  # a finished retrain is not trained again
     resumed = json.loads((study_dir / "study.json").read_text())
     reference = json.loads((finished_study[0] / "study.json").read_text())
-    for key in ("tau", "spearman", "noise_ceiling_tau", "best_trivial_tau", "partial_tau_given_depth"):
+    for key in ("tau", "spearman", "noise_ceiling_tau", "partial_tau_given_depth"):
         assert resumed[key] == reference[key], key
+    for name in ("macs", "params", "depth"):  # latency, measured anew here, is the one figure that may differ
+        assert resumed["trivial"][name] == reference["trivial"][name], name
     for a, b in zip(resumed["subnets"], reference["subnets"]):
         assert (a["name"], a["supernet_epe"]) == (b["name"], b["supernet_epe"])
         assert {k: r["epe"] for k, r in a["standalone"].items()} == {k: r["epe"] for k, r in b["standalone"].items()}

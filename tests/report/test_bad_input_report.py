@@ -34,3 +34,10 @@ def test_status_and_report_on_a_non_utf8_history_print_one_line(cli, fake_run, a
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output and len(lines) == 1, result.output
     assert lines[0].startswith(f"Error: {path} is damaged"), lines[0]
+
+
+def test_history_line_with_more_cells_than_the_header_names_the_line(tmp_path):
+    path = tmp_path / rd.HISTORY
+    path.write_text("epoch,mean_epe_12\n1,2.0\n2,1.5,9\n3,1.0\n")
+    with pytest.raises(CheckpointError, match=rf"{path} is damaged: line 3 has 3 cells, the header 2"):
+        rd.read_history(path)

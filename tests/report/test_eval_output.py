@@ -80,15 +80,15 @@ def test_a_bad_suffix_is_refused_before_anything_runs(cli, tmp_path, name):
 
 def test_progress_suffix_counts_the_subnets():
     lines = []
-    progress = SubnetProgress(2, lines.append)
+    clock = iter([100.0, 112.0, 130.0]).__next__  # the first subnet starts at 100 s, ends at 112, the second at 130
+    progress = SubnetProgress(2, lines.append, clock)
     progress("checkpoint opened")
     progress.next()
     progress("eval subnet=a epe=1")
     progress.next()
     progress("eval subnet=b epe=2")
-    assert lines[0] == "checkpoint opened"
-    assert lines[1].startswith("eval subnet=a epe=1 [1/2, ") and "ETA" in lines[1]
-    assert lines[2].startswith("eval subnet=b epe=2 [2/2, ") and lines[2].endswith("ETA 0s]")
+    assert lines == ["checkpoint opened", "eval subnet=a epe=1 [1/2 subnets, elapsed 0:00:12, ETA 0:00:12]",
+                     "eval subnet=b epe=2 [2/2 subnets, elapsed 0:00:30, ETA 0:00:00]"]
 
 
 @pytest.mark.slow
@@ -98,7 +98,8 @@ def test_eval_of_a_run_writes_the_sorted_rows_and_logs_progress(search_run, tmp_
     epes = [r["epe"] for r in result.rows]
     assert len(epes) == 12 and epes == sorted(epes)
     progress = [line for line in lines if line.startswith("eval subnet=")]
-    assert len(progress) == 12 and progress[-1].endswith("ETA 0s]") and "[12/12, " in progress[-1]
+    assert len(progress) == 12 and "[12/12 subnets, elapsed " in progress[-1]
+    assert progress[-1].endswith(", ETA 0:00:00]")
     assert not any("bn_before" in line for line in lines)
     traced = []
     evaluate_run(search_run, ["baseline"], "best", log=traced.append, debug_trace=True)

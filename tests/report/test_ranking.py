@@ -1,13 +1,15 @@
-"""Kendall tau-b (scipy-free) against hand-computed cases; ranks and consecutive-epoch taus."""
+"""Kendall tau-b (scipy-free) against hand-computed cases; ranks, consecutive-epoch taus, the bootstrap interval."""
 
 from __future__ import annotations
 
 import math
+import random
+from fractions import Fraction
 
 import numpy as np
 import pytest
 
-from edgeflownas.report.ranking import consecutive_taus, evaluated_rows, kendall_tau, ranks
+from edgeflownas.report.ranking import bootstrap_interval, consecutive_taus, evaluated_rows, kendall_tau, ranks
 
 
 @pytest.mark.parametrize("x, y, expected", [
@@ -55,3 +57,28 @@ def test_consecutive_taus_skip_epochs_without_evaluation():
     assert steps[0].tau == pytest.approx(-1.0)
     assert steps[1].tau == pytest.approx(1 / 3)
     assert consecutive_taus(history, ["a", "b", "c"], last=1) == steps[-1:]
+
+
+@pytest.mark.parametrize("level, resamples", [("0.9", 300), ("0.95", 2000), ("0.9", 299), ("0.8", 50)])
+def test_bootstrap_interval_leaves_as_many_values_out_on_each_side(level, resamples):
+    """(1 - 0.9) / 2 * 300 is 14.999999999999996 in floats: the interval must still leave 15 values out each side."""
+    x = np.random.default_rng(4).normal(size=30)
+    low, high = bootstrap_interval([list(x)], lambda column: float(np.mean(column)), resamples, float(level), seed=7)
+    # the same resamples drawn here, the statistic by numpy, the count left out in exact fractions
+    r = random.Random(7)
+    values = np.sort([np.mean(x[[r.randrange(30) for _ in range(30)]]) for _ in range(resamples)])
+    outside = math.floor((1 - Fraction(level)) / 2 * resamples)
+    assert len(np.unique(values)) == resamples                      # no ties: the counts below are exact
+    assert int(np.sum(values < low)) == outside == int(np.sum(values > high))
+    assert (low, high) == (values[outside], values[resamples - 1 - outside])
+
+
+def test_bootstrap_interval_skips_undefined_resamples_and_is_shared_by_the_study():
+    from edgeflownas.study import stats
+
+    assert stats.bootstrap_interval is bootstrap_interval
+    low, high = bootstrap_interval([[1.0, 1.0, 2.0], [1.0, 2.0, 3.0]], kendall_tau, 200, seed=0)
+    assert not math.isnan(low) and not math.isnan(high)
+    assert all(math.isnan(v) for v in bootstrap_interval([[1.0, 1.0], [2.0, 2.0]], kendall_tau, 50))
+    with pytest.raises(ValueError, match="one length"):
+        bootstrap_interval([[1.0, 2.0], [1.0]], kendall_tau)

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from scipy import stats as sp
 
+from edgeflownas.model.cost import CostTable
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, NUM_BLOCKS
 from edgeflownas.study.analysis import MIN_NOISE_CEILING, analyze, summary_lines
 from edgeflownas.study.reference import retrain_figure, subnet_reference
-from edgeflownas.study.selection import CostTable, hamming, stratified_codes, total_depth
+from edgeflownas.study.selection import hamming, stratified_codes, total_depth
 from edgeflownas.study.stats import bootstrap_interval, kendall_tau, partial_tau
 
 
@@ -72,9 +73,10 @@ def test_bootstrap_interval_against_an_independent_numpy_bootstrap():
 # ----------------------------------------------------------------------------------------------- selection
 def _table(seed: int = 0) -> CostTable:
     rng = np.random.default_rng(seed)
-    macs = tuple(tuple(int(v) for v in sorted(rng.integers(1000, 90000, 3))) for _ in range(NUM_BLOCKS))
-    params = tuple(tuple(int(v) for v in sorted(rng.integers(10, 900, 3))) for _ in range(NUM_BLOCKS))
-    return CostTable(5000, 100, macs, params)
+    macs = [sorted(int(v) for v in rng.integers(1000, 90000, 3)) for _ in range(NUM_BLOCKS)]
+    params = [sorted(int(v) for v in rng.integers(10, 900, 3)) for _ in range(NUM_BLOCKS)]
+    blocks = tuple(tuple(zip(p, m)) for p, m in zip(params, macs))  # [block][option] -> (params, MACs)
+    return CostTable(8, 8, (100, 5000), blocks)
 
 
 def test_stratified_selection_is_deterministic_and_covers_every_depth_and_macs_bin():
@@ -85,8 +87,9 @@ def test_stratified_selection_is_deterministic_and_covers_every_depth_and_macs_b
     assert [total_depth(c) for c in codes] == [d for d in range(4, 13) for _ in range(3)]
     # within a depth, the three picks come from the low / middle / high MAC thirds of that depth's codes
     for depth in range(4, 13):
-        all_macs = sorted(table.cost(c)[0] for c in itertools.product(range(3), repeat=9) if total_depth(c) == depth)
-        picks = [table.cost(c)[0] for c in codes if total_depth(c) == depth]
+        all_macs = sorted(table.cost(c)["macs"] for c in itertools.product(range(3), repeat=9)
+                          if total_depth(c) == depth)
+        picks = [table.cost(c)["macs"] for c in codes if total_depth(c) == depth]
         thirds = np.array_split(np.array(all_macs), 3)
         for value, third in zip(picks, thirds):
             assert third.min() <= value <= third.max()
@@ -105,19 +108,6 @@ def test_total_depth_and_hamming():
     assert total_depth((2, 2, 2, 2, 0, 0, 0, 0, 0)) == 12
     assert hamming(EDGEFLOWNET_BASELINE, EDGEFLOWNET_BASELINE) == 0
     assert hamming((0,) * 9, (2,) * 9) == 9
-
-
-@pytest.mark.slow
-def test_cost_table_sums_equal_built_networks():
-    from edgeflownas.config import resolve
-    from edgeflownas.model.cost import subnet_cost
-    from edgeflownas.study.selection import block_cost_table
-
-    model = resolve(None).config.model
-    table = block_cost_table(32, 48, model)
-    for code in [(0, 1, 2, 0, 1, 2, 0, 1, 2), EDGEFLOWNET_BASELINE]:
-        cost = subnet_cost(code, 32, 48, model)
-        assert table.cost(code) == (cost.macs, cost.params)
 
 
 # ----------------------------------------------------------------------------------------------- reference
@@ -140,7 +130,7 @@ def _subnets(noise: float, supernet_noise: float, seed: int = 0, stuck: int = 0)
         standalone = {s: {"epe": float(2 + truth[index] + rng.normal(0, noise)), "zero_flow_epe": 3.0,
                           "stuck": index * 3 + s - 1 < stuck} for s in (1, 2, 3)}
         subnets.append({"code": list(code), "name": "a" + "".join(map(str, code)), "depth": total_depth(code),
-                        "macs": table.cost(code)[0], "params": table.cost(code)[1], "standalone": standalone,
+                        **table.cost(code), "standalone": standalone,
                         "supernet_epe": {s: float(truth[index] + rng.normal(0, supernet_noise)) for s in (42, 7)}})
     return subnets
 
@@ -197,3 +187,24 @@ def test_a_supernet_that_only_knows_depth_does_not_beat_trivial():
     assert doc["noise_ceiling_tau"] >= MIN_NOISE_CEILING
     assert doc["verdict"] == "does not beat trivial"
     assert doc["targets"]["tau_above_best_trivial"]["met"] is False
+
+
+def test_measured_latency_is_one_more_trivial_predictor_and_tau_macs_latency_is_stated():
+    subnets = _subnets(noise=0.05, supernet_noise=0.05)
+    rng = np.random.default_rng(4)
+    for s in subnets:  # latency loosely follows MACs, and (here) predicts the reference best of all
+        s["latency_ms"] = float(1.0 + 1e-5 * s["macs"] + rng.normal(0, 0.2))
+    doc = analyze(subnets, resamples=200)
+    ref = [float(np.median([s["standalone"][k]["epe"] for k in (1, 2, 3)])) for s in subnets]
+    latency = [s["latency_ms"] for s in subnets]
+    raw = sp.kendalltau(latency, ref).statistic
+    assert doc["trivial"]["latency_ms"]["tau"] == pytest.approx(abs(raw), abs=1e-6)
+    assert doc["best_trivial_tau"] == max(e["tau"] for e in doc["trivial"].values())
+    assert doc["latency"]["tau_macs_latency"] == pytest.approx(
+        sp.kendalltau([s["macs"] for s in subnets], latency).statistic, abs=1e-6)
+    low, high = doc["latency"]["tau_macs_latency_ci95"]
+    assert low <= doc["latency"]["tau_macs_latency"] <= high
+    assert any("tau(MACs, measured latency)" in line for line in summary_lines(doc))
+    subnets[0]["latency_ms"] = None  # one subnet unmeasured: no latency figures at all
+    doc = analyze(subnets, resamples=200)
+    assert "latency_ms" not in doc["trivial"] and "latency" not in doc

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -190,38 +189,22 @@ def test_old_checkpoint_of_another_width_is_refused_at_restore(cli, run, tmp_pat
 
 
 @pytest.fixture
-def small_disk(tmp_path):
-    """A 24 MB tmpfs mounted for this test (CI runs as root); skipped where mounting is not permitted."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("a full disk is simulated with a small tmpfs, which only root can mount")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs in this sandbox: {done.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=True)
+def small_disk(tmpfs):
+    """A 24 MB tmpfs (the shared ``tmpfs`` fixture: skipped where mounting is not permitted)."""
+    return tmpfs("disk", "24m")
 
 
-def _fill(disk: Path, leave: int) -> None:
-    """Write a filler file so that only about ``leave`` bytes stay free on ``disk``."""
-    stat = os.statvfs(disk)
-    with open(disk / "filler", "wb") as handle:
-        handle.write(b"\0" * max(0, stat.f_bavail * stat.f_frsize - leave))
-
-
-def test_atomic_write_on_a_full_disk_names_the_path_and_leaves_no_temp(small_disk):
+def test_atomic_write_on_a_full_disk_names_the_path_and_leaves_no_temp(small_disk, fill_disk):
     path = small_disk / "history.csv"
     atomic_io.write_text_atomic(path, "old\n")
-    _fill(small_disk, 64 * 1024)
+    fill_disk(small_disk, 64 * 1024)
     with pytest.raises(NoSpaceError, match=f"no space left on {small_disk} .*{path} was left as it was"):
         atomic_io.write_bytes_atomic(path, b"x" * (1 << 20))
     assert path.read_text() == "old\n"
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "history.csv"]
 
 
-def test_training_onto_a_full_disk_keeps_the_previous_last(cli, run, small_disk, tmp_path):
+def test_training_onto_a_full_disk_keeps_the_previous_last(cli, run, small_disk, fill_disk, tmp_path):
     run_dir, config = run
     shutil.copytree(run_dir.parent, small_disk / "runs")
     raw = yaml.safe_load(config.read_text())
@@ -229,7 +212,7 @@ def test_training_onto_a_full_disk_keeps_the_previous_last(cli, run, small_disk,
     config.write_text(yaml.safe_dump(raw))
     run_dir = small_disk / "runs" / raw["experiment"]["name"]
     size = sum(p.stat().st_size for p in (run_dir / "supernet_last.ckpt").iterdir())
-    _fill(small_disk, size // 2)
+    fill_disk(small_disk, size // 2)
     line = _error_line(cli("train", "--config", config, "--resume"))
     assert f"no space left on {run_dir}: could not save supernet_" in line, line
     assert "keeps its previous version" in line and "--resume" in line, line

@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 from tqdm import tqdm
 
-from edgeflownas.train.progress import TrainProgress, duration
+from edgeflownas.progress import duration
+from edgeflownas.train.progress import TrainProgress
 from edgeflownas.train.start import RunLog
 from edgeflownas.train.state import EpochStats
 

@@ -1,4 +1,4 @@
-"""``efnas submit`` and ``efnas status``: option parsing and dispatch only."""
+"""``efnas submit``: option parsing and dispatch only (the planning and submission are ``launcher``'s)."""
 
 from __future__ import annotations
 
@@ -65,29 +65,3 @@ def submit(config_path: Optional[Path], container: Optional[str], sweeps: Tuple[
         return
     decisions, submitted = submit_plan(plan)
     click.echo(format_outcome(plan, decisions, submitted))
-
-
-@click.command()
-@click.argument("target", metavar="RUN_DIR|EXPERIMENT")
-@click.option("--output_root", "--output-root", "output_root", type=click.Path(path_type=Path), default=None,
-              help="Directory holding the experiment named by EXPERIMENT; without it, an existing directory is "
-                   "taken as the run or experiment directory (default root: experiment.output_root of the shipped "
-                   "config).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (rows and note) instead of the table.")
-def status(target: str, output_root: Optional[Path], as_json: bool) -> None:
-    """Show the runs of an experiment or one run directory, submitted or local.
-
-    Per run: SLURM job, state and requeues (submitted runs; sacct), or RUNNING
-    / IDLE (local runs: whether a process holds the run directory's lock),
-    epoch reached, best mean_epe_12, the last checkpoint's global step, and
-    the log files (train.log; SLURM stdout/stderr).
-    """
-    import json
-
-    from launcher.status import find_target, format_status, status_of
-
-    rows, note = status_of(find_target(target, output_root))
-    if as_json:
-        click.echo(json.dumps({"runs": [row.to_dict() for row in rows], "note": note}, indent=2))
-        return
-    click.echo(format_status(rows, note))

@@ -1,8 +1,7 @@
 """``efnas config``: validate or show a config without running anything.
 
-It lives in the launcher because it knows both kinds of config: a run config
-(schemas/supernet_config.schema.json) and a study config
-(schemas/study_config.schema.json, read by ``launcher.study``).
+It knows both kinds of config: a run config (schemas/supernet_config.schema.json)
+and a study config (schemas/study_config.schema.json, read by ``launcher.study``).
 """
 
 from __future__ import annotations
