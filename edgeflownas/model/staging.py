@@ -6,11 +6,15 @@ batch would cross to the device once per ``sess.run``, i.e. 3 times a cycle.
 (``LOCAL_VARIABLES``: never checkpointed, so resume is untouched).  There are
 two such buffers (slots 0 and 1); the network reads the slot fed to ``slot``
 (``tensors``, a ``tf.cond`` that reads only that slot's variables), so the
-runs of a cycle feed only the slot number, the arch code and the BN mode.
+runs of a cycle feed the slot number, the arch code and the BN mode, not the batch.
 
 Prefetch: the first path run of a cycle also assigns the *next* cycle's batch
-(fed to ``placeholders``) to the other slot (``stage_ops[other]``).  Nothing in
-that run depends on the assign, so on a GPU the copy runs on the host->device
+(fed to ``placeholders``) to the other slot (``prefetch_op``: the slot not fed
+to ``slot``).  The other path runs fetch ``prefetch_op`` too but feed
+``nothing`` (an empty batch, 0 bytes), which copies nothing: every path run is
+then the same ``sess.run`` signature, whatever the slot and whether there is a
+next batch, and pays Grappler's pass once.  Nothing in that run depends on the
+assign, so on a GPU the copy runs on the host->device
 stream while the path computes, and the next cycle starts on a batch already on
 the device; on the CPU it is one memcpy either way.  A batch that is not in a
 slot (the first of an epoch, the first after a resume) is staged by a run of
@@ -60,6 +64,16 @@ class BatchStaging:
             self.stage_ops: Tuple[tf.Operation, ...] = tuple(
                 tf.group(*[v.assign(p, read_value=False) for v, p in zip(slot_buffers, self.placeholders)],
                          name=f"stage_slot{slot}") for slot, slot_buffers in enumerate(buffers))
+            # Branch 0 copies nothing (an empty batch was fed), branch 1 + s copies into slot s = 1 - slot.
+            nonempty = tf.shape(self.placeholders[0])[0] > 0
+            branch = tf.where(nonempty, 2 - self.slot, 0)
+            self.prefetch_op: tf.Operation = tf.switch_case(
+                branch, [_nothing] + [_assigner(slot_buffers, self.placeholders) for slot_buffers in buffers],
+                name="prefetch").op
+        # Fed to the placeholders of a run with prefetch_op and nothing to copy: 0 bytes, same signature.
+        self.nothing: Dict[tf.Tensor, np.ndarray] = {
+            placeholder: np.zeros([0] + placeholder.shape.as_list()[1:], placeholder.dtype.as_numpy_dtype)
+            for placeholder in self.placeholders}
         self._held: Dict[int, Tuple[Any, Any]] = {}  # slot -> (session, batch) it holds
 
     def feed(self, arrays: Sequence[np.ndarray]) -> Dict[tf.Tensor, np.ndarray]:
@@ -90,6 +104,21 @@ class BatchStaging:
     def release(self, slot: int) -> None:
         """Forget what ``slot`` holds (before a run that may overwrite it: if the run fails, nothing is assumed)."""
         self._held.pop(slot, None)
+
+
+def _nothing() -> tf.Tensor:
+    """The prefetch branch that copies nothing."""
+    return tf.constant(False)
+
+
+def _assigner(slot_buffers: Sequence[tf.Variable], placeholders: Sequence[tf.Tensor]):
+    """The prefetch branch that copies the fed batch into ``slot_buffers``."""
+
+    def assign() -> tf.Tensor:
+        with tf.control_dependencies([v.assign(p, read_value=False) for v, p in zip(slot_buffers, placeholders)]):
+            return tf.constant(True)
+
+    return assign
 
 
 def _buffer(placeholder: tf.Tensor, name: str) -> tf.Variable:

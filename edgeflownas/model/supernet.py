@@ -20,7 +20,8 @@ Inputs (feed them):
 
 Staged batch (training): ``stage_batch=True`` keeps batches in two slots of device
 variables (``staging.py``): ``staging.stage_ops[slot]`` run with
-``staging.feed((img0, img1, flow))`` copies one in, and the runs on it need only
+``staging.feed((img0, img1, flow))`` copies one in (``staging.prefetch_op`` copies
+one into the slot not read, in a run on the other), and the runs on it need only
 ``staging.slot``, ``arch_code`` and ``bn_mode``.  Then ``img0``, ``img1`` and
 ``flow_gt`` are the reads of the slot fed to ``staging.slot`` (still feedable,
 as evaluation does) and ``staging.placeholders`` the placeholders above.

@@ -14,8 +14,12 @@ next cycle's batch into a second slot; the paths' runs feed only the slot,
 the arch code and the BN mode; a batch nobody prefetched costs one more run),
 then per path: forward + backward of its arch code in BN_TRAIN (the BN
 moving statistics update on the way), gradients written to the accumulators
-by ``store_op`` for the first path (overwriting, i.e. zeroing, what the last
-cycle left) and ``accumulate_op`` (adding) for the others.  Then ``apply_op``
+by ``write_op``: the first path (``first_path`` fed True) overwrites, i.e.
+zeroes, what the last cycle left, the others add.  The path runs of every
+cycle are one ``sess.run`` signature (same fetches, same fed keys: the write
+is chosen by ``first_path``, the prefetch by the fed slot, and runs with
+nothing to prefetch feed an empty batch), so Grappler and the executor set-up
+are paid once for them, not per slot and per path.  Then ``apply_op``
 once: the accumulated gradients are **averaged** over the paths, clipped to a
 global norm of ``grad_clip_norm`` and applied by Adam with a cosine-decayed
 learning rate, incrementing ``global_step``.
@@ -33,8 +37,11 @@ the others), the pre-clip global norm and every BN moving statistic (the
 forward passes update those before any apply).  Otherwise it changes no
 weight and no Adam slot, puts the BN moving statistics back to their values
 after the last applied step (``bn_backup``) and only advances
-``global_step``; ``applied`` says which happened.  One ``tf.cond`` in the
-same run, so the check costs no extra ``sess.run``.
+``global_step``; ``applied`` says which happened.  All in the apply's run, so
+the check costs no extra ``sess.run``, and without control flow: Adam runs on
+every cycle with inputs that make it the identity on a refused one
+(``guarded_adam.py``), and the BN statistics and ``bn_backup`` are both
+written with a ``tf.where`` of the two candidates.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from edgeflownas.config_types import LossConfig, ModelConfig, TrainConfig
 from edgeflownas.model.bn_modes import BN_TRAIN
 from edgeflownas.model.supernet import Supernet
 from edgeflownas.nas.arch_codec import ArchCode
+from edgeflownas.train.guarded_adam import GuardedAdam
 from edgeflownas.train.plan import TrainPlan
 
 CLIP_MARGIN = 1e-5
@@ -152,7 +160,17 @@ class TrainGraph(EvalGraph):
             self.bn_backup = _local_variable("bn_backup", [sum(self._bn_sizes)], tf.float32,
                                              tf.compat.v1.zeros_initializer())
             loss_ok = tf.math.is_finite(net.loss)
-            # The first path of a cycle overwrites the accumulators (zeroing them), the others add.
+            # Every path run of a cycle runs write_op: the first (first_path fed True) overwrites the accumulators,
+            # i.e. zeroes what the last cycle left, the others add.  One op for both keeps the path runs one
+            # sess.run signature (Grappler and executor set-up are paid per signature); tf.where returns its
+            # selected operand's bits, and a + g is assign_add's sum, so the values are store_op's/accumulate_op's.
+            self.first_path = tf.compat.v1.placeholder(tf.bool, [], name="first_path")
+            self.write_op = tf.group(
+                *[a.assign(tf.where(self.first_path, g, a.read_value() + g), read_value=False)
+                  for a, g in zip(self.accumulators, grads)],
+                self.losses_finite.assign(tf.logical_and(loss_ok, tf.logical_or(
+                    self.first_path, self.losses_finite.read_value())), read_value=False), name="write_gradients")
+            # The same two writes as separate ops (tests and benchmarks drive a cycle by hand with them).
             self.store_op = tf.group(*[a.assign(g, read_value=False) for a, g in zip(self.accumulators, grads)],
                                      self.losses_finite.assign(loss_ok, read_value=False))
             self.accumulate_op = tf.group(
@@ -165,31 +183,22 @@ class TrainGraph(EvalGraph):
             self.norm_after = tf.linalg.global_norm(clipped)
             self.lr = tf.compat.v1.train.cosine_decay(
                 train.lr, self.global_step, plan.planned_steps, alpha=train.lr_min / train.lr)
-            optimizer = tf.compat.v1.train.AdamOptimizer(
-                self.lr, beta1=train.adam_beta1, beta2=train.adam_beta2, epsilon=train.adam_epsilon)
             bn_now = self._bn_flat()
             self.cycle_finite = tf.reduce_all(tf.stack(
                 [self.losses_finite.read_value(), tf.math.is_finite(self.norm_before),
                  tf.reduce_all(tf.math.is_finite(bn_now))]))
-
-            def apply() -> tf.Tensor:
-                # Adam creates its variables in the outer graph under this branch's name scope: keep them at
-                # train/beta1_power etc., the names existing checkpoints hold.
-                with tf.compat.v1.name_scope("train/"):
-                    update = optimizer.apply_gradients(zip(clipped, variables), global_step=self.global_step)
-                # Adam does not touch the BN statistics, so bn_now is still what they hold.
-                keep = self.bn_backup.assign(bn_now, read_value=False)
-                with tf.control_dependencies([update, keep]):
-                    return tf.constant(True)
-
-            def skip() -> tf.Tensor:
-                parts = tf.split(self.bn_backup.read_value(), self._bn_sizes)
-                back = [v.assign(tf.reshape(p, v.shape), read_value=False)
-                        for p, v in zip(parts, net.bn_moving_variables)]
-                with tf.control_dependencies(back + [self.global_step.assign_add(1, read_value=False)]):
-                    return tf.constant(False)
-
-            self.applied = tf.cond(self.cycle_finite, apply, skip, name="apply_if_finite")
+            # No tf.cond (guarded_adam.py): Adam runs every cycle, as the identity on a refused one.  Its variables
+            # are train/beta1_power, <variable>/Adam etc., the names existing checkpoints hold.
+            optimizer = GuardedAdam(self.cycle_finite, self.lr, train.adam_beta1, train.adam_beta2, train.adam_epsilon)
+            update = optimizer.apply_if(zip(clipped, variables), self.global_step)
+            # BN statistics: this cycle's (the forward passes updated them) if it is applied, else the last applied
+            # cycle's from bn_backup; written to both.  An applied cycle rewrites each statistic with its own value.
+            bn_kept = tf.where(self.cycle_finite, bn_now, self.bn_backup.read_value())
+            keep = [self.bn_backup.assign(bn_kept, read_value=False)]
+            keep += [v.assign(tf.reshape(p, v.shape), read_value=False)
+                     for p, v in zip(tf.split(bn_kept, self._bn_sizes), net.bn_moving_variables)]
+            with tf.control_dependencies([update] + keep):
+                self.applied = tf.identity(self.cycle_finite, name="applied")
             self.apply_op = self.applied.op
             with tf.control_dependencies([self.applied]):
                 self.step_after_apply = tf.identity(self.global_step.read_value())
@@ -214,7 +223,7 @@ class TrainGraph(EvalGraph):
         if not paths:
             raise ValueError("a cycle needs at least one path")
         staging = self.net.staging
-        prefetch: List = []
+        fetches = [self.write_op, self.net.loss]
         if staging is None:
             feeds = [self.feed(batch, code, BN_TRAIN) for code in paths]
         else:
@@ -222,16 +231,17 @@ class TrainGraph(EvalGraph):
             if slot is None:
                 slot = 0
                 staging.stage(sess, slot, batch)
-            feeds = [{**self.path_feed(code, BN_TRAIN), staging.slot: slot} for code in paths]
+            # Every path run fetches the prefetch; all but the first feed it an empty batch (nothing to copy).
+            fetches.append(staging.prefetch_op)
+            feeds = [{**self.path_feed(code, BN_TRAIN), staging.slot: slot, **staging.nothing} for code in paths]
             if next_batch is not None:
                 staging.release(1 - slot)
-                prefetch = [staging.stage_ops[1 - slot]]
                 feeds[0].update(staging.stage_feed(next_batch))
         losses = []
         for index, feed in enumerate(feeds):
-            write = self.store_op if index == 0 else self.accumulate_op
-            losses.append(float(sess.run([write, self.net.loss] + (prefetch if index == 0 else []), feed)[1]))
-        if prefetch:
+            feed[self.first_path] = index == 0
+            losses.append(float(sess.run(fetches, feed)[1]))
+        if staging is not None and next_batch is not None:
             staging.hold(sess, 1 - slot, next_batch)
         applied, before, after, lr, step = sess.run([self.applied, self.norm_before, self.norm_after, self.lr,
                                                      self.step_after_apply])

@@ -12,11 +12,12 @@ from edgeflownas.errors import ConfigError
 
 XLA_CPU_FLAG = "--tf_xla_cpu_global_jit"
 # Grappler runs at every new sess.run signature (fetches + feeds) over the whole supernet graph; a training's first
-# cycle alone has 4.  These passes cost CPU time there without changing a bit of the results: on a CPU there is no
+# cycle alone has 3 (stage, the path runs, the apply).  These passes cost CPU time there without changing a bit of the results: on a CPU there is no
 # layout to transpose, the memory optimizer's swaps and the dependency/loop rewrites find nothing worth doing, and
 # the arithmetic rewrites leave these graphs' numbers as they are.  Without them, and with the remaining passes run
 # once instead of twice, 8 first runs of a tiny training (init, a cycle's 4 signatures, the other slot's and the
-# last step's path, an evaluation) took 9.5 CPU s instead of 13.6 (docs/performance.md).
+# last step's path, an evaluation; before the path runs shared one signature) took 9.5 CPU s instead of 13.6
+# (docs/performance.md).
 # tests/train/test_grappler_passes.py checks losses, norms, every variable and an evaluation pass stay bit-identical
 # to TensorFlow's default set.  Constant folding and the remapper stay: without either the results change in the
 # last bits (exact resume of runs trained before).
