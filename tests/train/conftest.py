@@ -36,3 +36,21 @@ def make_tiny_run(tiny_fc2):
 def tiny_run(make_tiny_run, tmp_path):
     """TINY_RUN with output under this test's tmp_path/runs."""
     return make_tiny_run(tmp_path / "runs")
+
+
+@pytest.fixture(scope="session")
+def random_batches():
+    """``make(count, batch, height, width, seed)``: loader ``Batch``es of random images and flow (seeded)."""
+    import numpy as np
+
+    from edgeflownas.data.loader import Batch
+
+    def make(count: int, batch: int, height: int, width: int, seed: int):
+        rng = np.random.default_rng(seed)
+        shape = (batch, height, width)
+        return [Batch(img0=rng.integers(0, 256, shape + (3,), dtype=np.uint8),
+                      img1=rng.integers(0, 256, shape + (3,), dtype=np.uint8),
+                      flow=rng.normal(0.0, 3.0, shape + (2,)).astype(np.float32),
+                      ids=tuple(f"s{index}" for index in range(batch))) for _ in range(count)]
+
+    return make

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from edgeflownas.config import resolve
-from edgeflownas.data.loader import Batch
 from edgeflownas.nas.fair_sampler import cycle_paths
 
 HEIGHT, WIDTH, BATCH, SEED = 32, 48, 2, 5
@@ -40,17 +39,8 @@ class SignatureLog:
         return self.sess.run(fetches, feed_dict)
 
 
-def _batches(count: int):
-    rng = np.random.default_rng(1)
-    shape = (BATCH, HEIGHT, WIDTH)
-    return [Batch(img0=rng.integers(0, 256, shape + (3,), dtype=np.uint8),
-                  img1=rng.integers(0, 256, shape + (3,), dtype=np.uint8),
-                  flow=rng.normal(0.0, 3.0, shape + (2,)).astype(np.float32),
-                  ids=tuple(f"s{index}" for index in range(BATCH))) for _ in range(count)]
-
-
 @pytest.mark.parametrize("stage_batch", [True, False], ids=["staged", "fed"])
-def test_the_path_runs_of_every_cycle_are_one_signature(stage_batch):
+def test_the_path_runs_of_every_cycle_are_one_signature(stage_batch, random_batches):
     import tensorflow as tf
 
     from edgeflownas.train.graph import TrainGraph
@@ -58,7 +48,7 @@ def test_the_path_runs_of_every_cycle_are_one_signature(stage_batch):
 
     cfg = resolve(None, {"data.input_height": HEIGHT, "data.input_width": WIDTH, "train.batch_size": BATCH,
                          "model.init_neurons": 8}).config
-    batches = _batches(4)
+    batches = random_batches(4, BATCH, HEIGHT, WIDTH, 1)
     # (batch, next batch): stage + prefetch into slot 1, read 1 + prefetch into 0, read 0 without a next batch,
     # a batch nobody prefetched (staged by its own run into slot 0) + prefetch into 1, read 1 without a next batch.
     cycles = [(0, 1), (1, 2), (2, None), (3, 0), (0, None)]

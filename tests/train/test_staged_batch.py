@@ -14,7 +14,6 @@ import pytest
 
 from edgeflownas.config import resolve
 from edgeflownas.config_types import RuntimeConfig
-from edgeflownas.data.loader import Batch
 from edgeflownas.model.bn_modes import BN_TRAIN
 from edgeflownas.nas.fair_sampler import cycle_paths
 
@@ -22,15 +21,6 @@ pytestmark = pytest.mark.slow
 
 HEIGHT, WIDTH, BATCH, SEED, CYCLES = 32, 48, 2, 5, 4
 FIXED = (0, 0, 0, 0, 2, 1, 2, 2, 2)
-
-
-def _batches(count: int):
-    rng = np.random.default_rng(0)
-    shape = (BATCH, HEIGHT, WIDTH)
-    return [Batch(img0=rng.integers(0, 256, shape + (3,), dtype=np.uint8),
-                  img1=rng.integers(0, 256, shape + (3,), dtype=np.uint8),
-                  flow=rng.normal(0.0, 3.0, shape + (2,)).astype(np.float32),
-                  ids=tuple(f"s{index}" for index in range(BATCH))) for _ in range(count)]
 
 
 def _train(mode: str, fixed_arch, grappler: bool, batches):
@@ -78,8 +68,8 @@ def _train(mode: str, fixed_arch, grappler: bool, batches):
 
 @pytest.mark.parametrize("fixed_arch, grappler", [(None, False), (None, True), (FIXED, False)],
                          ids=["supernet", "supernet-grappler", "fixed_arch"])
-def test_staged_cycle_is_bit_identical_to_feeding_every_path(fixed_arch, grappler):
-    batches = _batches(CYCLES)
+def test_staged_cycle_is_bit_identical_to_feeding_every_path(fixed_arch, grappler, random_batches):
+    batches = random_batches(CYCLES, BATCH, HEIGHT, WIDTH, 0)
     names, initial_fed, fed, final_fed = _train("fed", fixed_arch, grappler, batches)
     for mode in ("staged", "prefetched"):
         names_staged, initial_staged, staged, final_staged = _train(mode, fixed_arch, grappler, batches)
@@ -96,7 +86,7 @@ def test_staged_cycle_is_bit_identical_to_feeding_every_path(fixed_arch, grapple
         assert changed > len(names) // 4  # the cycles did train
 
 
-def test_a_prefetched_cycle_feeds_one_batch_in_four_runs_and_reads_the_right_slot():
+def test_a_prefetched_cycle_feeds_one_batch_in_four_runs_and_reads_the_right_slot(random_batches):
     """Fed: 3 batches in 4 runs; staged alone: 1 batch in 5 runs; prefetched: 1 batch (the next) in 4 runs.
 
     The batches differ, so a cycle reading a stale slot would give other losses than the fed graph.
@@ -108,7 +98,7 @@ def test_a_prefetched_cycle_feeds_one_batch_in_four_runs_and_reads_the_right_slo
 
     cfg = resolve(None, {"data.input_height": HEIGHT, "data.input_width": WIDTH, "train.batch_size": BATCH,
                          "model.init_neurons": 8}).config
-    batches = _batches(4)
+    batches = random_batches(4, BATCH, HEIGHT, WIDTH, 0)
     batch_bytes = batches[0].img0.nbytes + batches[0].img1.nbytes + batches[0].flow.nbytes
     counts, losses = {}, {}
     for mode in ("fed", "staged", "prefetched"):
