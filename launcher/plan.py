@@ -74,11 +74,16 @@ def training_fingerprint(values: Mapping[str, Any]) -> str:
     data that moved, has the same fingerprint.  ``finished_result`` checks the data's
     content separately.
     """
+    return config_hash(_training_values(values, _WHERE_KEYS + _DISPLAY_KEYS))
+
+
+def _training_values(values: Mapping[str, Any], left_out: Sequence[Tuple[str, str]] = ()) -> Dict[str, Any]:
+    """``values`` without the SLURM settings, the resume flag and the ``left_out`` (section, key) pairs."""
     kept = {k: copy.deepcopy(v) for k, v in values.items() if k not in _NOT_TRAINING}
     kept.get("checkpoint", {}).pop("resume", None)
-    for section, key in _WHERE_KEYS + _DISPLAY_KEYS:
+    for section, key in left_out:
         kept.get(section, {}).pop(key, None)
-    return config_hash(kept)
+    return kept
 
 
 def finished_result(trial: TrialPlan) -> Optional[Dict[str, Any]]:
@@ -90,14 +95,16 @@ def finished_result(trial: TrialPlan) -> Optional[Dict[str, Any]]:
     held against the record.
     """
     result = read_result(trial.run_dir)
+    if not result:
+        return None
+    manifest = _read_manifest(trial.run_dir)
     fingerprint = training_fingerprint(trial.resolved.values)
-    if not result or (result.get("fingerprint") != fingerprint
-                      and not _legacy_fingerprint_matches(trial.run_dir, result, fingerprint)):
+    if result.get("fingerprint") != fingerprint and not _legacy_fingerprint_matches(manifest, result, fingerprint):
         return None
     from edgeflownas.data.loader import content_mismatch
 
-    recorded = read_manifest_data(trial.run_dir)
-    if recorded:
+    recorded = manifest.get("data")
+    if isinstance(recorded, dict):
         now = _data_digests(trial.resolved.config.data)
         for key, value in now.items():
             if key in recorded and (recorded[key] != value if key.endswith("ids_sha256")
@@ -106,33 +113,29 @@ def finished_result(trial: TrialPlan) -> Optional[Dict[str, Any]]:
     return result
 
 
-def _legacy_fingerprint_matches(run_dir: Path, result: Mapping[str, Any], fingerprint: str) -> bool:
+def _legacy_fingerprint_matches(manifest: Mapping[str, Any], result: Mapping[str, Any], fingerprint: str) -> bool:
     """A record from an efnas whose fingerprint still held the paths: judged by the config its manifest recorded.
 
     It counts when its fingerprint is that older hash (SLURM settings and the
     resume flag left out, nothing else) of the recorded config, and the recorded
     config has ``fingerprint`` today.
     """
-    from edgeflownas.train.run_dir import MANIFEST
-
-    try:
-        values = json.loads((Path(run_dir) / MANIFEST).read_text(encoding="utf-8"))["resolved_config"]
-        kept = {k: copy.deepcopy(v) for k, v in values.items() if k not in _NOT_TRAINING}
-        kept.get("checkpoint", {}).pop("resume", None)
-        return result.get("fingerprint") == config_hash(kept) and training_fingerprint(values) == fingerprint
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    values = manifest.get("resolved_config")
+    if not isinstance(values, dict):
         return False
+    return (result.get("fingerprint") == config_hash(_training_values(values))
+            and training_fingerprint(values) == fingerprint)
 
 
-def read_manifest_data(run_dir: Path) -> Optional[Dict[str, Any]]:
-    """The ``data`` section of a run's ``train_manifest.json`` (None when absent or unreadable)."""
+def _read_manifest(run_dir: Path) -> Dict[str, Any]:
+    """A run's ``train_manifest.json`` ({} when absent or unreadable: then nothing of it is compared)."""
     from edgeflownas.train.run_dir import MANIFEST
 
     try:
-        data = json.loads((Path(run_dir) / MANIFEST).read_text(encoding="utf-8")).get("data")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return data if isinstance(data, dict) else None
+        doc = json.loads((Path(run_dir) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 _DIGESTS: Dict[Tuple[Any, ...], Dict[str, str]] = {}
