@@ -472,7 +472,7 @@ def measure_latency(study: Study, codes: Sequence[ArchCode], log: Callable[[str]
     if threads is None:
         return None
     from edgeflownas.latency.api import time_subnets
-    from edgeflownas.latency.measure import DEFAULT_RUNS, DEFAULT_WARMUP, device_description, load_average
+    from edgeflownas.latency.measure import DEFAULT_RUNS, DEFAULT_WARMUP, ORDER, device_description, load_average
     from edgeflownas.latency.table import model_settings
 
     model, height, width = _model_and_size(study)
@@ -490,7 +490,7 @@ def measure_latency(study: Study, codes: Sequence[ArchCode], log: Callable[[str]
                          DEFAULT_RUNS, DEFAULT_WARMUP, log)
     doc = {"settings": settings, "device": device_description(),
            "measurement": {"statistic": "median of the timed invoke() calls", "runs": DEFAULT_RUNS,
-                           "warmup_runs": DEFAULT_WARMUP, "order": "interleaved rounds",
+                           "warmup_runs": DEFAULT_WARMUP, "order": ORDER,
                            "load_average_start": load_before, "load_average_end": load_average()},
            "subnets": timed}
     write_json_atomic(path, doc)
