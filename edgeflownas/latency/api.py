@@ -14,7 +14,7 @@ from edgeflownas.atomic_io import scratch_beside
 from edgeflownas.errors import ConfigError
 from edgeflownas.latency.measure import (DEFAULT_RUNS, DEFAULT_WARMUP, ORDER, ROUND_RUNS, device_description,
                                          load_average, time_models)
-from edgeflownas.latency.table import PRECISIONS, build_table, retimed_names, write_table
+from edgeflownas.latency.table import PRECISIONS, REFERENCE_COPIES, build_table, retimed_names, write_table
 from edgeflownas.progress import Progress
 
 
@@ -57,20 +57,22 @@ def measure_probes(probe_dir: Path, threads: Sequence[int], precisions: Optional
     load_start = load_average()
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     files = {probe["name"]: probe["files"] for probe in probes["probes"]}
-    again = retimed_names(probes)
+    again, reference_name = retimed_names(probes), probes["probes"][0]["name"]
     timings: Dict[str, Dict[int, Dict]] = {precision: {} for precision in precisions}
     retimings: Dict[str, Dict[int, Dict]] = {precision: {} for precision in precisions}
-    for what, names, into in (("probes timed", list(files), timings), ("models re-timed", again, retimings)):
+    sessions = (("probes timed", list(files), timings, {reference_name: REFERENCE_COPIES}),
+                ("models re-timed", again, retimings, None))
+    for what, names, into, copies in sessions:
         for precision in precisions:
             for count in threads:
                 paths = {name: Path(probe_dir) / files[name][precision] for name in names}
-                into[precision][count] = time_models(paths, count, runs, warmup)
-                reference = into[precision][count][probes["probes"][0]["name"]]["median_ms"]
+                into[precision][count] = time_models(paths, count, runs, warmup, copies)
+                reference = into[precision][count][reference_name]["median_ms"]
                 log(f"{precision}, {count} thread(s): {len(paths)} {what}, reference {reference:.3f} ms")
     measurement = {"statistic": "median of the timed invoke() calls", "warmup_runs": warmup, "runs": runs,
                    "order": ORDER, "round_runs": ROUND_RUNS, "started_utc": started,
                    "load_average_start": load_start, "load_average_end": load_average(),
-                   "probes": len(probes["probes"]),
+                   "probes": len(probes["probes"]), "reference_copies": REFERENCE_COPIES,
                    "retimed": f"the reference and the {len(again) - 1} check subnets, timed again after every "
                               "precision and thread count (new interpreters, only those models)"}
     return build_table(probes, timings, retimings, device_description(), measurement)

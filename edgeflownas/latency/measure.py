@@ -20,7 +20,7 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Dict, List, Mapping, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -58,19 +58,22 @@ def summary(times_ms: Sequence[float]) -> Dict[str, float]:
             "std_ms": float(values.std()), "min_ms": float(values.min()), "runs": int(values.size)}
 
 
-def time_models(paths: Mapping[str, Path], threads: int, runs: int = DEFAULT_RUNS,
-                warmup: int = DEFAULT_WARMUP) -> Dict[str, Dict[str, float]]:
+def time_models(paths: Mapping[str, Path], threads: int, runs: int = DEFAULT_RUNS, warmup: int = DEFAULT_WARMUP,
+                copies: Optional[Mapping[str, int]] = None) -> Dict[str, Dict[str, float]]:
     """name -> ``summary`` of ``runs`` timed invocations of each model, ``warmup`` untimed first, in the
-    interleaved rounds ``ORDER`` describes."""
+    interleaved rounds ``ORDER`` describes; a model named in ``copies`` is loaded into that many interpreters,
+    each timed as a model of its own, and its summary pools all their runs."""
     if runs < 1 or warmup < 0:
         raise ValueError(f"runs must be >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
-    interpreters = {name: _ready_interpreter(path, threads, index) for index, (name, path) in enumerate(paths.items())}
+    copies = copies or {}
+    instances = [(name, path) for name, path in paths.items() for _ in range(copies.get(name, 1))]
+    interpreters = [(name, _ready_interpreter(path, threads, index)) for index, (name, path) in enumerate(instances)]
     for _ in range(warmup):
-        for interpreter in interpreters.values():
+        for _, interpreter in interpreters:
             interpreter.invoke()
-    times: Dict[str, List[float]] = {name: [] for name in interpreters}
+    times: Dict[str, List[float]] = {name: [] for name in paths}
     for done in range(0, runs, ROUND_RUNS):
-        for name, interpreter in interpreters.items():
+        for name, interpreter in interpreters:
             interpreter.invoke()  # untimed: reloads the caches the other models' runs evicted
             for _ in range(min(ROUND_RUNS, runs - done)):
                 start = time.perf_counter()

@@ -13,7 +13,11 @@ predicted as
 Every number is a whole exported model timed by the runtime on the device,
 so kernel efficiency, memory traffic and the runtime's fused kernels are in
 it; only interactions between blocks are not.  The constant is the measured
-reference model itself, never fitted to other subnets.
+reference model itself, never fitted to other subnets.  Since a subnet with d
+blocks changed is predicted as the sum of its d probes minus (d - 1) times the
+reference, the reference is timed in ``REFERENCE_COPIES`` interpreters and their
+runs pooled: a per-mille error in its median would otherwise grow up to
+eightfold in the prediction of a far subnet.
 
 Stated error.  ``check`` subnets, not used to build the table, span the space
 (``check_codes``: two of the nearest codes to the reference that are not
@@ -53,6 +57,9 @@ REFERENCE: ArchCode = (0,) * len(BLOCK_NAMES)
 # probe can be), and the largest subnet, every block at its last option (the farthest from the reference).
 CHECK_DISTANCES = (2, 2, 3, 5, 7)
 LARGEST: ArchCode = (NUM_OPTIONS - 1,) * len(BLOCK_NAMES)
+# Interpreters the reference is timed in, their runs pooled: a subnet with d blocks changed is predicted as the sum
+# of its d probes minus (d - 1) times the reference, so an error in the reference's median counts up to 8 times over.
+REFERENCE_COPIES = 4
 STATED_ERROR_BASIS = ("model_error_pct + session_shift_pct, rounded up to a whole per cent: model_error_pct is the "
                       "largest |predicted - measured| / measured over the check subnets (not used to build the table) "
                       "timed with the probes; session_shift_pct is the largest |first - second| / second median of the "

@@ -75,7 +75,9 @@ def test_table_format_and_its_arithmetic(measured):
     probes = {p["name"]: p for p in json.loads((work / "probes" / "probes.json").read_text())["probes"]}
     for precision, per_threads in doc["latency"].items():
         entry = per_threads["1"]
-        assert entry["reference"]["runs"] == 3 and entry["reference_ms"] == entry["reference"]["median_ms"] > 0
+        # the reference is timed in 4 interpreters, its runs pooled
+        assert doc["measurement"]["reference_copies"] == 4 and entry["reference"]["runs"] == 3 * 4
+        assert entry["reference_ms"] == entry["reference"]["median_ms"] > 0
         for block in BLOCKS:
             options = entry["blocks"][block]
             assert options[0]["delta_ms"] == 0.0
@@ -243,14 +245,15 @@ def test_timed_runs_are_warm_whatever_shares_the_session(monkeypatch):
             clock[0] += 1e-3 if order and order[-1] == self.name else 1.0
             order.append(self.name)
 
-    monkeypatch.setattr(measure, "_ready_interpreter", lambda path, threads, seed: Model(str(path)))
+    loaded = []
+    monkeypatch.setattr(measure, "_ready_interpreter", lambda path, threads, seed: loaded.append(path) or Model(path))
     monkeypatch.setattr(measure.time, "perf_counter", lambda: clock[0])
-    timed = measure.time_models({name: name for name in "abc"}, 1, runs=12, warmup=2)
-    assert {name: t["runs"] for name, t in timed.items()} == {"a": 12, "b": 12, "c": 12}
+    timed = measure.time_models({name: name for name in "abc"}, 1, runs=12, warmup=2, copies={"b": 2})
+    assert loaded == list("abbc") and {name: t["runs"] for name, t in timed.items()} == {"a": 12, "b": 24, "c": 12}
     assert all(t["mean_ms"] == pytest.approx(1.0) and t["std_ms"] == pytest.approx(0.0) for t in timed.values())
     per_round = [min(measure.ROUND_RUNS, 12 - done) for done in range(0, 12, measure.ROUND_RUNS)]
     assert sum(per_round) == 12 and len(per_round) > 1
-    assert order == list("abc") * 2 + [name for runs in per_round for name in "abc" for _ in range(1 + runs)]
+    assert order == list("abbc") * 2 + [name for runs in per_round for name in "abbc" for _ in range(1 + runs)]
 
 
 def test_bad_options_are_one_line(cli, tmp_path):
