@@ -101,20 +101,23 @@ class EvaluatorCalls:
         monkeypatch.setattr(CheckpointEvaluator, "epe", counted_epe)
 
 
-def _study(directory: Path, name: str):
+def _study(directory: Path):
+    """A study whose directory is ``directory`` (named by its folder)."""
     from launcher.study import Study
 
-    values = {"study": {"output_root": str(directory.parent), "name": name},
+    values = {"study": {"output_root": str(directory.parent), "name": directory.name},
               "supernet": {"checkpoint": "best"}, "scoring": {"recal_batches": None}}
     directory.mkdir(parents=True, exist_ok=True)
     return Study(directory / "study.yaml", values)
 
 
-def _score(study_dir: Path, run: Path, codes, legacy=None, name: str = "scores", log=None):
-    """``score_subnets`` of a study named ``name`` in ``study_dir`` with the run's own scoring settings."""
+def _score(study_dir: Path, run: Path, codes, legacy=None, log=None):
+    """``score_subnets`` of the study in ``study_dir`` with the run's own scoring settings."""
     from launcher.study import score_subnets
 
-    return score_subnets(_study(study_dir, name), run, codes, log or (lambda line: None), legacy)
+    study = _study(study_dir)
+    assert study.directory == study_dir
+    return score_subnets(study, run, codes, log or (lambda line: None), legacy)
 
 
 def _search(run: Path):
@@ -164,7 +167,7 @@ def test_a_search_first_then_the_study_reuses_its_scores(run, tmp_path, monkeypa
     by_search = {e["name"]: e["epe"] for e in fr.load_scored(run / "search")}
     assert {name: entry["epe"] for name, entry in doc["subnets"].items()} == by_search
     files = _lines(run_store_dir(run))
-    study_file = writer_name(tmp_path / "study", "scores") + ".jsonl"
+    study_file = writer_name(tmp_path / "study", "study") + ".jsonl"
     assert sorted(files) == ["driver.jsonl", study_file]
     assert len(files["driver.jsonl"]) == 16 and len(files[study_file]) == 16
     assert all(r["scoring"]["recal_batches"] == 0 for r in files[study_file])
@@ -186,7 +189,7 @@ def test_the_study_first_then_a_search_reuses_its_scores(run, tmp_path, monkeypa
     by_search = {e["name"]: e["epe"] for e in fr.load_scored(run / "search")}
     assert by_search == {name: entry["epe"] for name, entry in doc["subnets"].items()}
     files = _lines(run_store_dir(run))
-    assert list(files) == [writer_name(tmp_path / "study", "scores") + ".jsonl"]  # the search added no line
+    assert list(files) == [writer_name(tmp_path / "study", "study") + ".jsonl"]  # the search added no line
     keys = [(r["name"], json.dumps(r["scoring"], sort_keys=True)) for r in files[list(files)[0]]]
     assert len(keys) == len(set(keys)) == 32  # one score per (run, scoring settings, subnet)
 
@@ -208,10 +211,10 @@ def test_an_older_studys_scores_are_honoured_on_resume(run, tmp_path, monkeypatc
                                   "scoring": scoring, "subnets": subnets}))
     before = legacy.read_bytes()
     calls = EvaluatorCalls(monkeypatch)
-    doc = _score(tmp_path / "study", run, codes, legacy, name="scores")
+    doc = _score(tmp_path / "study", run, codes, legacy)
     assert calls.epe == [] and calls.opened == 0 and legacy.read_bytes() == before
     assert doc["subnets"] == subnets
-    imported = _lines(run_store_dir(run))[writer_name(tmp_path / "study", "scores") + ".jsonl"]
+    imported = _lines(run_store_dir(run))[writer_name(tmp_path / "study", "study") + ".jsonl"]
     assert len(imported) == 4 and {r["imported_from"] for r in imported} == {"supernet_scores.json"}
     # another study's file of other weights is not used: its subnet is scored
     other = tmp_path / "other" / "supernet_scores_seed7.json"
@@ -220,7 +223,7 @@ def test_an_older_studys_scores_are_honoured_on_resume(run, tmp_path, monkeypatc
                                  "subnets": {arch_name(codes[1]): subnets[arch_name(codes[1])]}}))
     lines = []
     third = trained.pool()[1]
-    again = _score(tmp_path / "other", run, [codes[1], third], other, name="other", log=lines.append)
+    again = _score(tmp_path / "other", run, [codes[1], third], other, log=lines.append)
     val, recal = _batches(run)
     assert sorted(calls.epe) == sorted([(third, val, recal), (third, val, 0)])
     assert again["subnets"][arch_name(codes[1])] == subnets[arch_name(codes[1])]  # from the store
@@ -232,14 +235,14 @@ def test_a_run_that_cannot_be_written_leaves_the_study_its_own_store(search_run,
     disk = tmpfs("runs", "64m")
     run = disk / "run"
     shutil.copytree(search_run, run)
-    first = _score(tmp_path / "first", run, [EDGEFLOWNET_BASELINE], name="first")
+    first = _score(tmp_path / "first", run, [EDGEFLOWNET_BASELINE])
     (val, recal), pool0 = _batches(run), _codes(run)[0]
     done = subprocess.run(["mount", "-o", "remount,ro", str(disk)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     run_files = _lines(run_store_dir(run))
     calls = EvaluatorCalls(monkeypatch)
     lines = []
-    doc = _score(tmp_path / "second", run, [EDGEFLOWNET_BASELINE, pool0], name="second", log=lines.append)
+    doc = _score(tmp_path / "second", run, [EDGEFLOWNET_BASELINE, pool0], log=lines.append)
     assert sorted(calls.epe) == sorted([(pool0, val, recal), (pool0, val, 0)])  # the baseline: the run's store
     assert doc["subnets"][arch_name(EDGEFLOWNET_BASELINE)] == first["subnets"][arch_name(EDGEFLOWNET_BASELINE)]
     assert any("cannot write in" in line for line in lines)
@@ -247,5 +250,5 @@ def test_a_run_that_cannot_be_written_leaves_the_study_its_own_store(search_run,
     assert list(own) == [writer_name(tmp_path / "second", "second") + ".jsonl"] and len(own[list(own)[0]]) == 2
     assert _lines(run_store_dir(run)) == run_files
     calls.epe.clear()
-    assert _score(tmp_path / "second", run, [EDGEFLOWNET_BASELINE, pool0], name="second") == doc
+    assert _score(tmp_path / "second", run, [EDGEFLOWNET_BASELINE, pool0]) == doc
     assert calls.epe == []
