@@ -51,7 +51,7 @@ RESUME_FREE_KEYS = ("experiment.output_root", "data.source", "data.train_dir", "
                     "data.num_workers", "data.prefetch_batches", "train.max_epochs", "train.log_every_steps",
                     "train.nonfinite", "train.max_skipped_steps",
                     "early_stop.", "eval.every_n_epochs", "eval.flow_pictures", "runtime.", "checkpoint.", "slurm.",
-                    "model.option_init")  # initial values only: a resume restores every weight
+                    "model.option_init", "model.residual_init")  # initial values only: a resume restores every weight
 
 
 def open_data(resolved: ResolvedConfig, log: Callable[[str], None]) -> OpenedData:
