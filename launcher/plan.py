@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from edgeflownas.config import ResolvedConfig, config_hash, resolve, resolve_mapping
+from edgeflownas.config import LATER_KEYS, ResolvedConfig, config_hash, resolve, resolve_mapping
 from edgeflownas.config_types import SlurmConfig
 from edgeflownas.errors import ConfigError, SubmitError
 from edgeflownas.nas.arch_codec import ArchCode, arch_name
@@ -34,9 +34,6 @@ _WHERE_KEYS = (("experiment", "output_root"), ("data", "train_dir"), ("data", "v
 # What a run shows or how fast it reads, not what it computes (the loader's batches do not depend on its workers).
 _DISPLAY_KEYS = (("eval", "flow_pictures"), ("train", "log_every_steps"), ("data", "num_workers"),
                  ("data", "prefetch_batches"))
-# Keys added after runs were recorded, with the value that computes what a run computed before the key
-# existed: left out of the fingerprint at that value, so the earlier records stay finished.
-_LATER_KEYS = {("model", "residual_init"): "random"}
 
 
 @dataclass(frozen=True)
@@ -86,7 +83,8 @@ def _training_values(values: Mapping[str, Any], left_out: Sequence[Tuple[str, st
     kept.get("checkpoint", {}).pop("resume", None)
     for section, key in left_out:
         kept.get(section, {}).pop(key, None)
-    for (section, key), earlier in _LATER_KEYS.items():
+    for dotted, earlier in LATER_KEYS.items():
+        section, key = dotted.split(".")
         if kept.get(section, {}).get(key, earlier) == earlier:
             kept.get(section, {}).pop(key, None)
     return kept
