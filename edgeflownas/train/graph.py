@@ -1,9 +1,10 @@
 """The supernet's graphs: ``EvalGraph`` (evaluation) and ``TrainGraph`` (it plus accumulators and one clipped Adam step).
 
-``EvalGraph`` is what every evaluation needs -- the supernet, ``feed``, a
-forward op, BN snapshot/restore and a saver of the network's variables --
-and is all ``efnas eval``, search and export build: without gradients and
-optimizer it builds several times faster.  ``TrainGraph`` adds the rest.
+``EvalGraph`` is what every evaluation needs -- the supernet, ``feed``, the
+evaluation fetches (EPE and flow, one signature for every evaluation run), BN
+snapshot/restore and a saver of the network's variables -- and is all
+``efnas eval``, search and export build: without gradients and optimizer it
+builds several times faster.  ``TrainGraph`` adds the rest.
 The supernet is built first in both, so its initial weights are the same
 function of the graph seed either way.
 
@@ -62,15 +63,17 @@ CLIP_MARGIN = 1e-5
 
 
 class EvalGraph:
-    """Supernet + feed + forward op + BN snapshot/restore + a saver of the network, built in the default graph."""
+    """Supernet + feed + evaluation fetches + BN snapshot/restore + a network saver, built in the default graph."""
 
     def __init__(self, model: ModelConfig, loss: LossConfig, input_size: Tuple[int, int],
                  fixed_arch: Optional[ArchCode] = None, stage_batch: bool = False) -> None:
         # A fixed arch (a retrain) builds only that path's variables, named as in the supernet.
         self.net = net = Supernet(model, loss, input_size[0], input_size[1], fixed_arch=fixed_arch,
                                   stage_batch=stage_batch)
-        # Fetching this runs the whole forward pass (and the BN writes that hang off it).
-        self.forward_op = tf.group(net.preds[2])
+        # What every evaluation run fetches -- BN recalibration, EPE, predicted flow -- so that they are one
+        # sess.run signature (Grappler and executor set-up are paid per signature); each run uses what it needs.
+        # Fetching it runs the whole forward pass (and the BN writes that hang off it).
+        self.eval_fetches = (net.epe, net.flow)
         self._bn_inputs = [tf.compat.v1.placeholder(v.dtype.base_dtype, v.shape) for v in net.bn_moving_variables]
         self._bn_assign = tf.group(*[v.assign(p, read_value=False)
                                      for v, p in zip(net.bn_moving_variables, self._bn_inputs)])
