@@ -74,3 +74,26 @@ def test_a_caller_passing_arguments_gets_system_exit():
     """)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[-2:] == ["caught 0", "still here"]
+
+
+def test_the_efnas_program_runs_full_collections_ten_times_rarer_and_a_caller_keeps_its_own():
+    code = """
+        import gc, sys
+        from edgeflownas.cli import main
+        before = gc.get_threshold()
+        if sys.argv[1] == "caller":
+            try:
+                main(["--version"])
+            except SystemExit:
+                pass
+            print(gc.get_threshold() == before)
+        else:
+            import atexit
+            atexit.register(lambda: print(gc.get_threshold() == before[:2] + (before[2] * 10,)))
+            sys.argv[1:] = ["--version"]
+            main()
+    """
+    for who in ("caller", "program"):
+        out = _python(code, who)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.splitlines()[-1] == "True", (who, out.stdout)

@@ -19,11 +19,18 @@ touches a number:
   ends the process with ``os._exit``.  Only the ``efnas`` program itself
   exits that way (``main`` called without arguments): a caller that passes
   arguments (tests, ``CliRunner``) gets ``SystemExit`` as before.
+* Python's full garbage collections scan every live object -- TensorFlow's
+  modules and the graphs' hundreds of thousands of Python objects -- about
+  7 times while a tiny training builds its graph (~0.6 CPU s).
+  ``fewer_full_collections`` makes them 10 times rarer for the ``efnas``
+  program; the young generations are collected as before, so cyclic garbage
+  is still freed.
 """
 
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import sys
 import threading
@@ -60,6 +67,12 @@ def lift_keras_block() -> None:
     if KERAS_PRELOAD in sys.modules and sys.modules[KERAS_PRELOAD] is None:
         del sys.modules[KERAS_PRELOAD]
     sys.meta_path[:] = [finder for finder in sys.meta_path if not isinstance(finder, _LiftAfterTensorFlow)]
+
+
+def fewer_full_collections(factor: int = 10) -> None:
+    """Full (oldest-generation) garbage collections ``factor`` times rarer; the younger generations unchanged."""
+    young, middle, old = gc.get_threshold()
+    gc.set_threshold(young, middle, old * factor)
 
 
 def exit_status(code) -> int:
