@@ -1,9 +1,10 @@
 """Benchmark of the latency table: does reference + sum of block deltas predict whole-model TFLite latency?
 
 1. Builds the probe models of ``efnas latency`` (reference subnet, each block at each other option,
-   3 check subnets) at the default config's input size and width (or --height/--width/--init_neurons),
+   6 check subnets) at the default config's input size and width (or --height/--width/--init_neurons),
    float32 and full-integer int8, with random weights (latency does not depend on them).
-2. Measures the table on this machine (``measure_probes``: interleaved rounds, warm-up, median).
+2. Measures the table on this machine (``measure_probes``: interleaved rounds of warm runs, median; the check
+   subnets and the reference timed again for the stated error).
 3. Builds >= 20 random subnets (seeded, none of them a probe), the run's evaluation pool (seed of the
    default config) and EdgeFlowNet's baseline as the same TFLite files, and times them the same way.
 4. Reports, per precision: MAPE and max error of predicted vs measured, the mean signed error (the

@@ -38,6 +38,7 @@ class ModelConfig:
     input_normalization: str
     upsample: str = "resize_conv"
     option_init: str = "tied"
+    residual_init: str = "random"
 
 
 @dataclass(frozen=True)

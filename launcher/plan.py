@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from edgeflownas.config import ResolvedConfig, config_hash, resolve, resolve_mapping
+from edgeflownas.config import LATER_KEYS, ResolvedConfig, config_hash, resolve, resolve_mapping
 from edgeflownas.config_types import SlurmConfig
 from edgeflownas.errors import ConfigError, SubmitError
 from edgeflownas.nas.arch_codec import ArchCode, arch_name
@@ -83,6 +83,10 @@ def _training_values(values: Mapping[str, Any], left_out: Sequence[Tuple[str, st
     kept.get("checkpoint", {}).pop("resume", None)
     for section, key in left_out:
         kept.get(section, {}).pop(key, None)
+    for dotted, earlier in LATER_KEYS.items():
+        section, key = dotted.split(".")
+        if kept.get(section, {}).get(key, earlier) == earlier:
+            kept.get(section, {}).pop(key, None)
     return kept
 
 

@@ -12,9 +12,12 @@ training in progress resumes from its last checkpoint):
 2. **supernets**: one strict-fairness supernet per ``supernet.seeds`` entry
    (inheriting its warm-up, if any) -> ``runs/supernet_seed<s>``; or
    ``supernet.run`` names one existing run;
-3. **scores**: each subnet's supernet EPE, BN recalibrated ->
-   ``supernet_scores_seed<s>.json`` (written after every subnet; tied to the
-   checkpoint's weights digest);
+3. **scores**: each subnet's supernet EPE, BN recalibrated and not -> the
+   run's search store, ``<run>/search/store``, shared with ``efnas search``
+   (``<study>/score_store`` if the run cannot be written; each score appended
+   as it is made; keyed by the weights digest and the scoring settings; a
+   ``supernet_scores*.json`` of an older study is imported:
+   ``edgeflownas.study.scores``);
 4. **retrains**: every subnet from scratch once per seed ->
    ``runs/retrains/<arch>_seed=<s>`` (the same runs ``efnas submit --retrain
    RUN --arch ... --sweep seed=...`` makes, from the first supernet's config);
@@ -411,19 +414,24 @@ def _run_on_slurm(plan: SubmissionPlan, label: str, log: Callable[[str], None]) 
 
 
 # ----------------------------------------------------------------------------------------------- scoring
-def scores_path(study: Study, seed: Optional[int]) -> Path:
-    """Where the scores of supernet seed ``seed`` are kept (None: the existing supernet.run)."""
+def legacy_scores_path(study: Study, seed: Optional[int]) -> Path:
+    """Where a study started before the search store kept the scores of supernet seed ``seed`` (None: the existing
+    supernet.run); only read, to import (``edgeflownas.study.scores``)."""
     return study.directory / (f"{SCORES}.json" if seed is None else f"{_seeded(SCORES, seed)}.json")
 
 
 def score_subnets(study: Study, run: Path, codes: Sequence[ArchCode], log: Callable[[str], None],
-                  path: Path) -> Dict[str, Any]:
-    """Supernet EPE of every code, BN recalibrated and not; kept in ``path`` (resumable per code).
+                  legacy: Optional[Path] = None) -> Dict[str, Any]:
+    """Supernet EPE of every code, BN recalibrated and not, kept in the run's search store (resumable per score).
 
     Scored as ``efnas eval`` and search score (``TrainedRun``): the run's recalibration batches and seed, the
-    first ``scoring.recal_batches`` of them (default all, so the trainer's own figure); the file is keyed by
-    those scoring settings (weights digest included, not where the run lies) and scored again if they differ.
+    first ``scoring.recal_batches`` of them (default all, so the trainer's own figure).  The store
+    (``edgeflownas.study.scores``: ``<run>/search/store``, or ``<study>/score_store`` when the run cannot be
+    written) keys each score by those scoring settings, weights digest included, so a search of the run reuses
+    the study's scores and the study a search's.  ``legacy``: a scores file of this study from before the
+    store, imported when its settings match.
     """
+    from edgeflownas.study.scores import import_legacy, open_store, score_codes
     from edgeflownas.train.trained_run import TrainedRun
 
     which = study.section("supernet")["checkpoint"]
@@ -435,30 +443,12 @@ def score_subnets(study: Study, run: Path, codes: Sequence[ArchCode], log: Calla
                           "or leave it out to use the run's own")
     recal = trained.plan.recal_batches if recal is None else recal
     scoring = dict(trained.scoring().to_dict(), recal_batches=recal)
-    doc = {"supernet_run": _relative(run, study.directory), "checkpoint": which, "weights_sha256": trained.weights_sha256,
-           "recal_batches": recal, "scoring": scoring, "subnets": {}}
-    if path.is_file():
-        old = json.loads(path.read_text(encoding="utf-8"))
-        if old.get("scoring") == doc["scoring"]:  # the weights' digest included: the run may have moved
-            doc["subnets"] = old.get("subnets", {})
-        else:
-            log(f"scores: {path} belongs to other weights or scoring settings; scoring again")
-    missing = [code for code in codes if arch_name(code) not in doc["subnets"]]
-    if not missing:
-        if json.loads(path.read_text(encoding="utf-8")) != doc:
-            write_json_atomic(path, doc)  # the same scores, recorded as this version does (e.g. the run moved)
-        log(f"scores: {len(codes)} subnets already scored ({path})")
-        return doc
-    progress = Progress(len(codes), len(codes) - len(missing))
-    with trained.evaluator() as evaluator:
-        for code in missing:
-            entry = {"code": list(code), "epe": evaluator.epe(code, recal_batches=recal),
-                     "epe_no_recal": evaluator.epe(code, recal_batches=0), **trained.cost(code)}
-            doc["subnets"][arch_name(code)] = entry
-            write_json_atomic(path, doc)
-            _one_done(progress, f"scores {run.name}", arch_name(code),
-                      f": EPE {entry['epe']:.4f}, no recal {entry['epe_no_recal']:.4f}", log)
-    return doc
+    store = open_store(study.directory, study.values["study"]["name"], run, log)
+    if legacy is not None:
+        import_legacy(legacy, scoring, store, log)
+    subnets = score_codes(trained, codes, scoring, store, log)
+    return {"supernet_run": _relative(run, study.directory), "checkpoint": which,
+            "weights_sha256": trained.weights_sha256, "recal_batches": recal, "scoring": scoring, "subnets": subnets}
 
 
 def measure_latency(study: Study, codes: Sequence[ArchCode], log: Callable[[str], None]) -> Optional[Dict[str, Any]]:
@@ -472,7 +462,7 @@ def measure_latency(study: Study, codes: Sequence[ArchCode], log: Callable[[str]
     if threads is None:
         return None
     from edgeflownas.latency.api import time_subnets
-    from edgeflownas.latency.measure import DEFAULT_RUNS, DEFAULT_WARMUP, device_description, load_average
+    from edgeflownas.latency.measure import DEFAULT_RUNS, DEFAULT_WARMUP, ORDER, device_description, load_average
     from edgeflownas.latency.table import model_settings
 
     model, height, width = _model_and_size(study)
@@ -490,7 +480,7 @@ def measure_latency(study: Study, codes: Sequence[ArchCode], log: Callable[[str]
                          DEFAULT_RUNS, DEFAULT_WARMUP, log)
     doc = {"settings": settings, "device": device_description(),
            "measurement": {"statistic": "median of the timed invoke() calls", "runs": DEFAULT_RUNS,
-                           "warmup_runs": DEFAULT_WARMUP, "order": "interleaved rounds",
+                           "warmup_runs": DEFAULT_WARMUP, "order": ORDER,
                            "load_average_start": load_before, "load_average_end": load_average()},
            "subnets": timed}
     write_json_atomic(path, doc)
@@ -608,7 +598,7 @@ def run_study(study: Study, log: Callable[[str], None]) -> Dict[str, Any]:
                 continue
             for seed, plan in plans:
                 run_plan(study, plan, f"{label} seed {seed}", log)
-        scores = {seed: score_subnets(study, supernet_run(study, seed), codes, log, scores_path(study, seed))
+        scores = {seed: score_subnets(study, supernet_run(study, seed), codes, log, legacy_scores_path(study, seed))
                   for seed in seeds}
         plan = retrain_plan(study, supernet_run(study, seeds[0]), codes)
         run_plan(study, plan, "retrains", log)
@@ -624,6 +614,7 @@ def _data_note(plan: SubmissionPlan) -> List[str]:
 def dry_run(study: Study) -> str:
     """What the study would do, with every run config resolved and validated (and, on SLURM, the sbatch script of
     its first training); nothing is trained, submitted or written."""
+    from edgeflownas.study.scores import OWN_STORE
     from launcher.submit import dry_run as sbatch_script
 
     check_before_start(study)
@@ -649,6 +640,8 @@ def dry_run(study: Study) -> str:
                 script = sbatch_script(plan)
     run = supernet_run(study, seeds[0])
     lines.append(f"supernet runs: {', '.join(str(supernet_run(study, seed)) for seed in seeds)}")
+    lines.append(f"scores: kept in each supernet run's search store (<run>/search/store, shared with efnas search; "
+                 f"{study.directory / OWN_STORE} if a run cannot be written)")
     subnets = study.section("subnets")
     extra = (" + baseline" if subnets["baseline"] else "") + (f" + {len(subnets['codes'])} listed codes"
                                                               if subnets["codes"] else "")

@@ -37,13 +37,16 @@ def latency(run_dir: Optional[Path], probe_dir: Optional[Path], probes_out: Opti
 
     Probe models are whole exported subnets: a reference (every block at
     option 0) and, for each block and option, the reference with only that
-    block changed, plus 3 random check subnets; float and int8 TFLite.  Each is
-    timed like TFLite's benchmark_model (warm-up, then many invoke() calls,
-    median and 10-90 % spread; probes interleaved so load changes hit all
+    block changed, plus 6 check subnets from near the reference to the
+    largest; float and int8 TFLite.  Each is timed like TFLite's
+    benchmark_model (warm-up, then many invoke() calls of a warm model, median
+    and 10-90 % spread; probes interleaved in rounds so load changes hit all
     alike) at each thread count.  The table predicts a subnet's latency as the
-    reference plus each block's change and states its error on the check
-    subnets.  On a device without TensorFlow: build the probes with --run RUN
-    --probes_out DIR --build_only, copy DIR there and run --probes DIR --out T.
+    reference plus each block's change; its stated error is the largest error
+    on the check subnets and the reference, timed with the probes and again in
+    a second session.  On a device without TensorFlow: build the probes with
+    --run RUN --probes_out DIR --build_only, copy DIR there and run --probes
+    DIR --out T.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from edgeflownas.latency.api import check_new_file, latency_for_run, measure_probes, parse_list
@@ -78,13 +81,18 @@ def latency(run_dir: Optional[Path], probe_dir: Optional[Path], probes_out: Opti
 
 
 def _print(doc: dict, out: Path) -> None:
+    from edgeflownas.nas.arch_codec import arch_name
+
     device = doc["device"]
     click.echo(f"latency table {out}: {doc['input_hw'][0]}x{doc['input_hw'][1]}, init_neurons "
                f"{doc['model']['init_neurons']}, {device['runtime']} {device['runtime_version']} on "
                f"{device['cpu']} ({device['cpus']} cpus), load {doc['measurement']['load_average_start']}")
     for precision, per_threads in doc["latency"].items():
         for threads, entry in per_threads.items():
-            stated = "-" if entry["stated_error_pct"] is None else f"{entry['stated_error_pct']:.0f}"
+            terms = entry["stated_error_terms"]
             click.echo(f"  {precision:<5} {threads} thread(s): reference {entry['reference_ms']:.3f} ms, "
-                       f"stated error {stated} % on {len(entry['check'])} check subnets, tau(MACs, latency) "
-                       f"{entry['tau_macs_latency']:.2f} over {doc['measurement']['probes']} probes")
+                       f"stated error {entry['stated_error_pct']:.0f} % (largest error on {len(entry['check'])} check "
+                       f"subnets {terms['model_error_pct']:.1f} % at {arch_name(terms['model_error_at'])} + largest "
+                       f"change when timed again {terms['session_shift_pct']:.1f} % at "
+                       f"{arch_name(terms['session_shift_at'])}), tau(MACs, latency) {entry['tau_macs_latency']:.2f} "
+                       f"over {doc['measurement']['probes']} probes")

@@ -21,7 +21,8 @@ def search_options(func: Callable) -> Callable:
                      help="Run directory of a supernet training run (<output_root>/<experiment>)."),
         click.option("--out", "out_dir", type=OutputPath("folder"), default=None,
                      help="Search directory (store, front.json, all.jsonl, front.png). Default: <run>/search. "
-                          "Re-running into the same directory reuses every stored score."),
+                          "Re-running into the same directory reuses every stored score (the default's store "
+                          "also holds efnas study's supernet scores of the run)."),
         click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="evolution", show_default=True,
                      help="; ".join(f"{name}: {strategy.help}" for name, strategy in STRATEGIES.items()) + "."),
         click.option("--budget", type=int, default=100, show_default=True,

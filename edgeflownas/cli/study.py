@@ -34,6 +34,11 @@ def study(config_path: Path, set_values: Tuple[str, ...], dry_run: bool) -> None
     the targets and the verdict ("cannot tell" below a 0.6 noise ceiling); and
     study.png.
 
+    The supernet scores go to each supernet run's search store
+    (<run>/search/store, where 'efnas search --run RUN' keeps its scores), so
+    neither command scores a subnet the other has scored with the same
+    settings; a run that cannot be written leaves them in <study>/score_store.
+
     Every step is resumable: run the same command again after a crash, kill or
     requeue. With a slurm: section every training goes through efnas submit
     (the retrains as one job array) and this command waits for them; it can

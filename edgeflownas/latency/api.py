@@ -12,8 +12,9 @@ from typing import Any, Callable, Dict, Optional, Sequence
 
 from edgeflownas.atomic_io import scratch_beside
 from edgeflownas.errors import ConfigError
-from edgeflownas.latency.measure import DEFAULT_RUNS, DEFAULT_WARMUP, device_description, load_average, time_models
-from edgeflownas.latency.table import PRECISIONS, build_table, write_table
+from edgeflownas.latency.measure import (DEFAULT_RUNS, DEFAULT_WARMUP, ORDER, ROUND_RUNS, device_description,
+                                         load_average, time_models)
+from edgeflownas.latency.table import PRECISIONS, REFERENCE_COPIES, build_table, retimed_names, write_table
 from edgeflownas.progress import Progress
 
 
@@ -43,7 +44,8 @@ def check_new_file(path: Path, option: str) -> None:
 def measure_probes(probe_dir: Path, threads: Sequence[int], precisions: Optional[Sequence[str]] = None,
                    runs: int = DEFAULT_RUNS, warmup: int = DEFAULT_WARMUP,
                    log: Callable[[str], None] = lambda line: None) -> Dict[str, Any]:
-    """Time every probe of ``probe_dir`` at each thread count and precision; the latency table document."""
+    """Time every probe of ``probe_dir`` at each thread count and precision, then the reference and the check
+    subnets again in a second session (the stated error's); the latency table document."""
     from edgeflownas.latency.probes import read_probes
 
     probes = read_probes(probe_dir)
@@ -54,19 +56,26 @@ def measure_probes(probe_dir: Path, threads: Sequence[int], precisions: Optional
                           f"{', '.join(probes['precisions'])}): build them with --precision {','.join(precisions)}")
     load_start = load_average()
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    timings: Dict[str, Dict[int, Dict]] = {}
-    for precision in precisions:
-        timings[precision] = {}
-        for count in threads:
-            paths = {probe["name"]: Path(probe_dir) / probe["files"][precision] for probe in probes["probes"]}
-            timings[precision][count] = time_models(paths, count, runs, warmup)
-            reference = timings[precision][count][probes["probes"][0]["name"]]["median_ms"]
-            log(f"{precision}, {count} thread(s): {len(paths)} probes timed, reference {reference:.3f} ms")
+    files = {probe["name"]: probe["files"] for probe in probes["probes"]}
+    again, reference_name = retimed_names(probes), probes["probes"][0]["name"]
+    timings: Dict[str, Dict[int, Dict]] = {precision: {} for precision in precisions}
+    retimings: Dict[str, Dict[int, Dict]] = {precision: {} for precision in precisions}
+    sessions = (("probes timed", list(files), timings, {reference_name: REFERENCE_COPIES}),
+                ("models re-timed", again, retimings, None))
+    for what, names, into, copies in sessions:
+        for precision in precisions:
+            for count in threads:
+                paths = {name: Path(probe_dir) / files[name][precision] for name in names}
+                into[precision][count] = time_models(paths, count, runs, warmup, copies)
+                reference = into[precision][count][reference_name]["median_ms"]
+                log(f"{precision}, {count} thread(s): {len(paths)} {what}, reference {reference:.3f} ms")
     measurement = {"statistic": "median of the timed invoke() calls", "warmup_runs": warmup, "runs": runs,
-                   "order": "interleaved rounds: one run of every probe per round", "started_utc": started,
+                   "order": ORDER, "round_runs": ROUND_RUNS, "started_utc": started,
                    "load_average_start": load_start, "load_average_end": load_average(),
-                   "probes": len(probes["probes"])}
-    return build_table(probes, timings, device_description(), measurement)
+                   "probes": len(probes["probes"]), "reference_copies": REFERENCE_COPIES,
+                   "retimed": f"the reference and the {len(again) - 1} check subnets, timed again after every "
+                              "precision and thread count (new interpreters, only those models)"}
+    return build_table(probes, timings, retimings, device_description(), measurement)
 
 
 def latency_for_run(run_dir: Path, out: Optional[Path], probes_out: Optional[Path], threads: Sequence[int],

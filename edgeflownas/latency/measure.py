@@ -2,9 +2,16 @@
 
 Only the interpreter's ``invoke`` is timed (inputs are set once, outputs never
 read), as ``benchmark_model`` does.  Several models are timed in interleaved
-rounds (one run of each model per round) so that a change in the machine's
-load during the measurement falls on all of them alike: their differences,
-which the latency table is made of, stay fair on a loaded machine.
+rounds so that a change in the machine's load during the measurement falls on
+all of them alike: their differences, which the latency table is made of, stay
+fair on a loaded machine.  In each round every model runs once untimed and then
+``ROUND_RUNS`` times timed, back to back: what is timed is a model whose weights
+and activations are in the caches, as when it runs frame after frame on a device
+(and in ``benchmark_model``), whatever other models share the session.  Timed
+right after the other models instead, a small model pays for reloading the
+caches they evicted, and how much depends on how many models were timed with
+it: a table's probes and the subnets it predicts would be timed under different
+conditions (docs/performance.md, bench_latency_search).
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Dict, List, Mapping, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -21,6 +28,10 @@ from edgeflownas.export.runtime import load_interpreter, runtime_version
 
 DEFAULT_RUNS = 50
 DEFAULT_WARMUP = 5
+# Timed runs of one model in a row per round, after one untimed run that brings it back into the caches.
+ROUND_RUNS = 5
+ORDER = (f"interleaved rounds: in each round every model runs once untimed, then up to {ROUND_RUNS} timed runs "
+         "back to back")
 
 
 def _ready_interpreter(path: Path, threads: int, seed: int):
@@ -47,21 +58,27 @@ def summary(times_ms: Sequence[float]) -> Dict[str, float]:
             "std_ms": float(values.std()), "min_ms": float(values.min()), "runs": int(values.size)}
 
 
-def time_models(paths: Mapping[str, Path], threads: int, runs: int = DEFAULT_RUNS,
-                warmup: int = DEFAULT_WARMUP) -> Dict[str, Dict[str, float]]:
-    """name -> ``summary`` of ``runs`` timed invocations of each model, ``warmup`` untimed first, interleaved."""
+def time_models(paths: Mapping[str, Path], threads: int, runs: int = DEFAULT_RUNS, warmup: int = DEFAULT_WARMUP,
+                copies: Optional[Mapping[str, int]] = None) -> Dict[str, Dict[str, float]]:
+    """name -> ``summary`` of ``runs`` timed invocations of each model, ``warmup`` untimed first, in the
+    interleaved rounds ``ORDER`` describes; a model named in ``copies`` is loaded into that many interpreters,
+    each timed as a model of its own, and its summary pools all their runs."""
     if runs < 1 or warmup < 0:
         raise ValueError(f"runs must be >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
-    interpreters = {name: _ready_interpreter(path, threads, index) for index, (name, path) in enumerate(paths.items())}
+    copies = copies or {}
+    instances = [(name, path) for name, path in paths.items() for _ in range(copies.get(name, 1))]
+    interpreters = [(name, _ready_interpreter(path, threads, index)) for index, (name, path) in enumerate(instances)]
     for _ in range(warmup):
-        for interpreter in interpreters.values():
+        for _, interpreter in interpreters:
             interpreter.invoke()
-    times: Dict[str, List[float]] = {name: [] for name in interpreters}
-    for _ in range(runs):
-        for name, interpreter in interpreters.items():
-            start = time.perf_counter()
-            interpreter.invoke()
-            times[name].append((time.perf_counter() - start) * 1000.0)
+    times: Dict[str, List[float]] = {name: [] for name in paths}
+    for done in range(0, runs, ROUND_RUNS):
+        for name, interpreter in interpreters:
+            interpreter.invoke()  # untimed: reloads the caches the other models' runs evicted
+            for _ in range(min(ROUND_RUNS, runs - done)):
+                start = time.perf_counter()
+                interpreter.invoke()
+                times[name].append((time.perf_counter() - start) * 1000.0)
     return {name: summary(values) for name, values in times.items()}
 
 

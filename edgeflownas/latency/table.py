@@ -13,11 +13,25 @@ predicted as
 Every number is a whole exported model timed by the runtime on the device,
 so kernel efficiency, memory traffic and the runtime's fused kernels are in
 it; only interactions between blocks are not.  The constant is the measured
-reference model itself, never fitted to other subnets.  ``check`` subnets
-(random codes, not used to build the table) are measured in the same session
-and compared with the prediction: their largest relative error is the
-table's ``stated_error`` for that precision and thread count.  ``tau_macs_latency`` is Kendall's tau
-between MACs and measured latency over every probe: how far MACs mislead on the device.
+reference model itself, never fitted to other subnets.  Since a subnet with d
+blocks changed is predicted as the sum of its d probes minus (d - 1) times the
+reference, the reference is timed in ``REFERENCE_COPIES`` interpreters and their
+runs pooled: a per-mille error in its median would otherwise grow up to
+eightfold in the prediction of a far subnet.
+
+Stated error.  ``check`` subnets, not used to build the table, span the space
+(``check_codes``: two of the nearest codes to the reference that are not
+probes, three farther random ones and the largest subnet).  Their largest
+relative error in the table's own session is the model error (the interactions
+between blocks the sum leaves out).  A prediction is compared with a later
+measurement, though, so the reference and the check subnets are timed again in
+a second session after every precision and thread count (``retimed``): their
+largest relative change is the session shift, and the reference, the smallest
+subnet, is where a shift of a few microseconds is largest in per cent.  The
+table's ``stated_error_pct`` is the sum of the two, rounded up
+(``STATED_ERROR_BASIS``; ``stated_error_terms`` gives both and their subnets).
+``tau_macs_latency`` is Kendall's tau between MACs and measured latency over
+every probe: how far MACs mislead on the device.
 """
 
 from __future__ import annotations
@@ -34,32 +48,52 @@ from edgeflownas.nas.arch_codec import BLOCK_NAMES, NUM_OPTIONS, ArchCode, arch_
 
 TABLE_KIND = "efnas-latency-table"
 PROBES_KIND = "efnas-latency-probes"
-VERSION = 1
+VERSION = 2
 PRECISIONS = ("float", "int8")
 # precision -> export format of the probe file
 PRECISION_FORMATS = {"float": "tflite", "int8": "tflite_int8"}
 REFERENCE: ArchCode = (0,) * len(BLOCK_NAMES)
-CHECK_SUBNETS = 3
+# Check subnets: random codes with this many blocks changed from the reference (2 is the nearest a code that is no
+# probe can be), and the largest subnet, every block at its last option (the farthest from the reference).
+CHECK_DISTANCES = (2, 2, 3, 5, 7)
+LARGEST: ArchCode = (NUM_OPTIONS - 1,) * len(BLOCK_NAMES)
+# Interpreters the reference is timed in, their runs pooled: a subnet with d blocks changed is predicted as the sum
+# of its d probes minus (d - 1) times the reference, so an error in the reference's median counts up to 8 times over.
+REFERENCE_COPIES = 4
+STATED_ERROR_BASIS = ("model_error_pct + session_shift_pct, rounded up to a whole per cent: model_error_pct is the "
+                      "largest |predicted - measured| / measured over the check subnets (not used to build the table) "
+                      "timed with the probes; session_shift_pct is the largest |first - second| / second median of the "
+                      "reference and the check subnets timed again in a second session after every precision and "
+                      "thread count (new interpreters, only those models). A later measurement of a subnet differs "
+                      "from its prediction by at most the table's error plus the change between two timing sessions")
 # The model settings a latency depends on (fixed_arch_code is what the table varies).
 MODEL_KEYS = ("skeleton", "init_neurons", "expansion_factor", "input_normalization", "upsample")
 
 
-def probe_codes(checks: int = CHECK_SUBNETS, seed: int = 0) -> List[Tuple[str, ArchCode]]:
-    """(role, code) of every probe: the reference, each block at each other option, and random check subnets."""
+def probe_codes(seed: int = 0) -> List[Tuple[str, ArchCode]]:
+    """(role, code) of every probe: the reference, each block at each other option, and the check subnets."""
     probes = [("reference", REFERENCE)]
     for block, name in enumerate(BLOCK_NAMES):
         for option in range(1, NUM_OPTIONS):
             code = list(REFERENCE)
             code[block] = option
             probes.append((f"{name}={option}", tuple(code)))
+    return probes + [("check", code) for code in check_codes(seed)]
+
+
+def check_codes(seed: int = 0) -> List[ArchCode]:
+    """The check subnets: for each of ``CHECK_DISTANCES`` a seeded random code with exactly that many blocks off
+    option 0, all distinct, then ``LARGEST``."""
     rng = np.random.default_rng([0x1A7E, seed])
-    known = {code for _, code in probes}
-    while len(probes) < 1 + len(BLOCK_NAMES) * (NUM_OPTIONS - 1) + checks:
-        code = tuple(int(value) for value in rng.integers(0, NUM_OPTIONS, len(BLOCK_NAMES)))
-        if code not in known:
-            known.add(code)
-            probes.append(("check", code))
-    return probes
+    codes: List[ArchCode] = []
+    for distance in CHECK_DISTANCES:
+        while True:
+            code = np.zeros(len(BLOCK_NAMES), int)
+            code[rng.choice(len(BLOCK_NAMES), distance, replace=False)] = rng.integers(1, NUM_OPTIONS, distance)
+            if tuple(int(option) for option in code) not in codes:
+                break
+        codes.append(tuple(int(option) for option in code))
+    return codes + [LARGEST]
 
 
 def model_settings(model_cfg: Any) -> Dict[str, Any]:
@@ -67,15 +101,25 @@ def model_settings(model_cfg: Any) -> Dict[str, Any]:
     return {key: getattr(model_cfg, key) for key in MODEL_KEYS}
 
 
-def build_table(probes: Mapping[str, Any], timings: Mapping[str, Mapping[str, Mapping[str, Dict[str, float]]]],
-                device: Mapping[str, Any], measurement: Mapping[str, Any]) -> Dict[str, Any]:
-    """The table document from the probe manifest and ``timings[precision][threads][probe name]`` summaries."""
+Timings = Mapping[str, Mapping[int, Mapping[str, Dict[str, float]]]]
+
+
+def retimed_names(probes: Mapping[str, Any]) -> List[str]:
+    """The probes timed again in the second session: the reference and the check subnets."""
+    return [probe["name"] for probe in probes["probes"] if probe["role"] in ("reference", "check")]
+
+
+def build_table(probes: Mapping[str, Any], timings: Timings, retimings: Timings, device: Mapping[str, Any],
+                measurement: Mapping[str, Any]) -> Dict[str, Any]:
+    """The table document from the probe manifest, ``timings[precision][threads][probe name]`` summaries of
+    every probe and ``retimings`` (same keys) of the ``retimed_names`` probes in the second session."""
     by_role = {probe["role"]: probe["name"] for probe in probes["probes"] if probe["role"] != "check"}
     checks = [probe for probe in probes["probes"] if probe["role"] == "check"]
     entries: Dict[str, Dict[str, Any]] = {}
     for precision, per_threads in timings.items():
         entries[precision] = {}
         for threads, timed in per_threads.items():
+            retimed = retimings[precision][threads]
             reference = timed[by_role["reference"]]
             blocks = {}
             for name in BLOCK_NAMES:
@@ -85,16 +129,17 @@ def build_table(probes: Mapping[str, Any], timings: Mapping[str, Mapping[str, Ma
                     options.append({"delta_ms": measured["median_ms"] - reference["median_ms"], **_spread(measured)})
                 blocks[name] = options
             entry = {"reference_ms": reference["median_ms"], "reference": reference, "blocks": blocks}
-            entry["check"] = [_check(entry, probe, timed[probe["name"]]) for probe in checks]
-            errors = [abs(row["error_pct"]) for row in entry["check"]]
-            entry["stated_error_pct"] = float(np.ceil(max(errors))) if errors else None
+            entry["check"] = [_check(entry, probe, timed[probe["name"]], retimed[probe["name"]]) for probe in checks]
+            again = retimed[by_role["reference"]]["median_ms"]
+            entry["retimed_reference"] = {"measured_ms": again, "error_pct": _error_pct(reference["median_ms"], again)}
+            entry.update(_stated_error(entry))
             # how far MACs mislead here: their rank correlation with the measured latency of every probe
             entry["tau_macs_latency"] = macs_latency_tau([p["macs"] for p in probes["probes"]],
                                                          [timed[p["name"]]["median_ms"] for p in probes["probes"]])
             entries[precision][str(threads)] = entry
     return {"kind": TABLE_KIND, "version": VERSION, "device": dict(device), "input_hw": list(probes["input_hw"]),
             "model": dict(probes["model"]), "reference_code": list(REFERENCE),
-            "measurement": dict(measurement), "latency": entries}
+            "measurement": dict(measurement), "stated_error_basis": STATED_ERROR_BASIS, "latency": entries}
 
 
 def _spread(timed: Mapping[str, float]) -> Dict[str, float]:
@@ -102,10 +147,27 @@ def _spread(timed: Mapping[str, float]) -> Dict[str, float]:
     return {"probe_median_ms": timed["median_ms"], "probe_p10_ms": timed["p10_ms"], "probe_p90_ms": timed["p90_ms"]}
 
 
-def _check(entry: Mapping[str, Any], probe: Mapping[str, Any], timed: Mapping[str, float]) -> Dict[str, Any]:
+def _check(entry: Mapping[str, Any], probe: Mapping[str, Any], timed: Mapping[str, float],
+           retimed: Mapping[str, float]) -> Dict[str, Any]:
     predicted = _predict(entry, probe["arch_code"])
     return {"arch_code": list(probe["arch_code"]), "predicted_ms": predicted, "measured_ms": timed["median_ms"],
-            "error_pct": 100.0 * (predicted - timed["median_ms"]) / timed["median_ms"]}
+            "error_pct": _error_pct(predicted, timed["median_ms"]), "retimed_ms": retimed["median_ms"],
+            "retimed_error_pct": _error_pct(predicted, retimed["median_ms"])}
+
+
+def _error_pct(predicted: float, measured: float) -> float:
+    return 100.0 * (predicted - measured) / measured
+
+
+def _stated_error(entry: Mapping[str, Any]) -> Dict[str, Any]:
+    """``stated_error_pct`` (``STATED_ERROR_BASIS``) and its two terms, each with the subnet it comes from."""
+    model, model_at = max((abs(row["error_pct"]), row["arch_code"]) for row in entry["check"])
+    again = [(row["measured_ms"], row["retimed_ms"], row["arch_code"]) for row in entry["check"]]
+    again.append((entry["reference_ms"], entry["retimed_reference"]["measured_ms"], list(REFERENCE)))
+    shift, shift_at = max((abs(_error_pct(first, second)), code) for first, second, code in again)
+    return {"stated_error_pct": float(np.ceil(model + shift)),
+            "stated_error_terms": {"model_error_pct": model, "model_error_at": model_at,
+                                   "session_shift_pct": shift, "session_shift_at": shift_at}}
 
 
 def _predict(entry: Mapping[str, Any], code: Sequence[int]) -> float:
@@ -141,8 +203,8 @@ class LatencyTable:
         """Predicted latency (ms) of ``code``: the reference plus each block's delta."""
         return _predict(self.entry(precision, threads), code)
 
-    def stated_error_pct(self, precision: str = "float", threads: Optional[int] = None) -> Optional[float]:
-        """The largest relative error (%) on the table's check subnets (None if it measured none)."""
+    def stated_error_pct(self, precision: str = "float", threads: Optional[int] = None) -> float:
+        """The table's stated relative error (%) at this precision and thread count (``STATED_ERROR_BASIS``)."""
         return self.entry(precision, threads)["stated_error_pct"]
 
     def check_matches(self, height: int, width: int, model_cfg: Any, what: str) -> None:
@@ -188,7 +250,7 @@ def validate_table(doc: Any, path: Path) -> None:
         fail(f"'kind' is not {TABLE_KIND!r}")
     if doc.get("version") != VERSION:
         fail(f"'version' is {doc.get('version')!r}, this efnas reads version {VERSION}")
-    for key in ("device", "input_hw", "model", "measurement", "latency", "reference_code"):
+    for key in ("device", "input_hw", "model", "measurement", "latency", "reference_code", "stated_error_basis"):
         if key not in doc:
             fail(f"'{key}' is missing")
     if not doc["latency"] or any(p not in PRECISIONS for p in doc["latency"]):
@@ -205,6 +267,9 @@ def validate_table(doc: Any, path: Path) -> None:
                 fail(f"{at}.blocks must hold {NUM_OPTIONS} options for each of {', '.join(BLOCK_NAMES)}")
             if any(not np.isfinite(option.get("delta_ms", np.nan)) for b in BLOCK_NAMES for option in blocks[b]):
                 fail(f"{at}.blocks: every option needs a finite delta_ms")
+            stated = entry.get("stated_error_pct")
+            if not isinstance(stated, (int, float)) or not np.isfinite(stated) or stated < 0:
+                fail(f"{at}.stated_error_pct must be a non-negative number of per cent")
 
 
 def probe_name(code: Sequence[int]) -> str:

@@ -127,6 +127,8 @@ INPUT_SCALES = {"none": 1.0, "unit": 1.0 / 255.0}
 UPSAMPLE_ORDERS = ("resize_conv", "conv_resize")
 # model.option_init: "tied" starts every option of a block computing the same function (module doc).
 OPTION_INITS = ("independent", "tied_kernels", "tied")
+# model.residual_init: "identity" starts every ResBlock as the identity (gamma 0 in its last BN), in any network.
+RESIDUAL_INITS = ("random", "identity")
 
 
 class ResBlock:
@@ -168,6 +170,10 @@ class Supernet:
         self.input_scale = INPUT_SCALES[model_cfg.input_normalization]
         if model_cfg.option_init not in OPTION_INITS:
             raise ConfigError(f"model.option_init is {model_cfg.option_init!r}: expected one of {list(OPTION_INITS)}")
+        if model_cfg.residual_init not in RESIDUAL_INITS:
+            raise ConfigError(f"model.residual_init is {model_cfg.residual_init!r}: expected one of "
+                              f"{list(RESIDUAL_INITS)}")
+        self._identity_blocks = model_cfg.residual_init == "identity"
         # Tied options exist only where options do: a fixed arch or an inference network builds one path.
         one_path = fixed_arch is not None or inference_values is not None
         self._tied_kernels = model_cfg.option_init in ("tied", "tied_kernels") and not one_path
@@ -259,7 +265,8 @@ class Supernet:
         if self.fixed_arch is not None:
             count = DEPTH_CHOICES[self.fixed_arch[BLOCK_NAMES.index(block)]]
         with tf.compat.v1.variable_scope(block):
-            return [ResBlock(f"res{index}", channels, self, identity_at_init=self._tied and index > 0)
+            return [ResBlock(f"res{index}", channels, self,
+                             identity_at_init=self._identity_blocks or (self._tied and index > 0))
                     for index in range(count)]
 
     def _kernel_options(self, block: str, cin: int, cout: int, use_bias: bool) -> Dict[int, Conv2D]:

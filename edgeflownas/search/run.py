@@ -73,7 +73,7 @@ class LocalEvaluation:
         evaluator = self._open()
         for code in codes:
             started = time.perf_counter()
-            epe = evaluator.epe(code, scoring["val_batches"])
+            epe = evaluator.epe(code, scoring["val_batches"], scoring["recal_batches"])
             seconds = time.perf_counter() - started
             self.evaluated += 1
             self.seconds += seconds
@@ -95,8 +95,13 @@ class LocalEvaluation:
 
 
 def check_scoring(run: TrainedRun, scoring: Mapping[str, Any]) -> None:
-    """SearchError unless ``scoring`` is the run's own scoring (on some number of its validation batches)."""
+    """SearchError unless ``scoring`` is the run's own scoring on some number of its validation batches, with BN
+    recalibrated on the first 0 to all of its recalibration batches (a search uses all; the ranking study's
+    ``scoring.recal_batches`` may use fewer, and scores each subnet without recalibration too)."""
     own = run.scoring(scoring.get("val_batches")).to_dict()
+    recal = scoring.get("recal_batches")
+    if isinstance(recal, int) and not isinstance(recal, bool) and 0 <= recal <= own["recal_batches"]:
+        own["recal_batches"] = recal
     if dict(scoring) != own:
         changed = ", ".join(f"{key} {scoring.get(key)!r} != {own[key]!r}" for key in own if scoring.get(key) != own[key])
         raise SearchError(f"{run.ckpt_dir}: asked to score with other settings than the run's ({changed or 'keys'}): "

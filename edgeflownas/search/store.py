@@ -8,7 +8,9 @@ task), because appends from several nodes to one file are not safe on
 Lustre/GPFS/NFS; readers merge all files.  A crash can leave at most one torn
 last line in a writer's file: readers ignore it, and the writer cuts it off
 before its next append (that candidate is simply scored again).  A torn line
-anywhere else means the file was damaged and is an error naming it.
+anywhere else means the file was damaged and is an error naming it.  A store
+can also read other store directories it never writes (``read_also``): the
+ranking study reads a read-only run's store this way while it writes its own.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from edgeflownas.errors import SearchError
 from edgeflownas.nas.arch_codec import ArchCode, arch_name
@@ -72,11 +74,13 @@ def _read_file(path: Path) -> List[Dict[str, Any]]:
 
 
 class ResultStore:
-    """All results under ``directory``; ``add`` appends to this writer's own file."""
+    """All results under ``directory`` (and under ``read_also``, only read); ``add`` appends to this writer's own
+    file in ``directory``."""
 
-    def __init__(self, directory: Path, writer: str = "driver") -> None:
+    def __init__(self, directory: Path, writer: str = "driver", read_also: Sequence[Path] = ()) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.read_also = [Path(folder) for folder in read_also]
         self.path = self.directory / f"{writer}{STORE_SUFFIX}"
         self._cut_torn_tail()
         self.results: Dict[Key, Dict[str, Any]] = {}
@@ -95,8 +99,9 @@ class ResultStore:
                 os.fsync(handle.fileno())
 
     def reload(self) -> None:
-        """Read every writer's file again (results other writers added since)."""
-        for path in sorted(self.directory.glob(f"*{STORE_SUFFIX}")):
+        """Read every writer's file again (results other writers added since); this store's folder first."""
+        for path in [path for folder in (self.directory, *self.read_also)
+                     for path in sorted(folder.glob(f"*{STORE_SUFFIX}"))]:
             for record in _read_file(path):
                 key = result_key(record["checkpoint_sha256"], tuple(record["arch_code"]), record["scoring"])
                 self.results.setdefault(key, record)

@@ -31,7 +31,7 @@ import hashlib
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from edgeflownas.config import ResolvedConfig, flatten
+from edgeflownas.config import LATER_KEYS, ResolvedConfig, flatten
 from edgeflownas.data.loader import open_source
 from edgeflownas.data.shards import MANIFEST_NAME, ids_digest
 from edgeflownas.errors import CheckpointError, DataError, EmptySplitError
@@ -94,8 +94,9 @@ def data_description(resolved: ResolvedConfig, train: Any, val: Any) -> Dict[str
 
 
 def config_differences(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
-    """Keys (outside RESUME_FREE_KEYS) whose value differs between two resolved configs."""
-    a, b = dict(flatten(old)), dict(flatten(new))
+    """Keys (outside RESUME_FREE_KEYS) whose value differs between two resolved configs (a key added later and
+    missing from ``old`` had its earlier value, ``LATER_KEYS``)."""
+    a, b = {**LATER_KEYS, **dict(flatten(old))}, dict(flatten(new))
     keys = sorted(set(a) | set(b))
     return [f"{k}: checkpoint {a.get(k)!r} != now {b.get(k)!r}" for k in keys
             if a.get(k) != b.get(k) and not k.startswith(RESUME_FREE_KEYS)]

@@ -251,6 +251,7 @@ def build_manifest(resolved: ResolvedConfig, plan: Mapping[str, Any], data: Mapp
         # Stated outright (also in resolved_config): they change what the numbers of a run mean.
         "input_normalization": cfg.model.input_normalization,
         "option_init": cfg.model.option_init,
+        "residual_init": cfg.model.residual_init,
         "loss_uncertainty_form": cfg.loss.uncertainty_form,
         "nonfinite": {"policy": train.nonfinite, "max_skipped_steps": train.max_skipped_steps},
         "samples": {"train_samples": data["train_samples"], "val_samples": data["val_samples"]},

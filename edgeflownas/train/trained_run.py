@@ -12,7 +12,8 @@
   no other key can be changed);
 - ``kind``: ``supernet`` or ``fixed_arch`` (a retrain, which holds one subnet);
 - ``pool()``, ``cost(code)`` (the exact additive ``CostTable`` at the run's
-  input size and width, counted once and kept in ``<run>/cost_table.json``;
+  input size and width, counted once and kept in ``<run>/cost_table.json``,
+  or only in memory when the run cannot be written;
   an export at another input size asks ``cost_table`` at that size),
   ``scoring()`` (the settings that decide a score), ``evaluator()`` and
   ``select(text)`` (an ``--arch`` value: a code, ``baseline``, ``best`` or
@@ -33,7 +34,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 from edgeflownas.atomic_io import read_json, write_json_atomic
 from edgeflownas.config import ResolvedConfig, resolve_mapping
 from edgeflownas.config_types import Config
-from edgeflownas.errors import ArchCodeError, CheckpointError, ConfigError
+from edgeflownas.errors import ArchCodeError, CheckpointError, ConfigError, NotWritableError
 from edgeflownas.model.cost import CostTable, table_key
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, ArchCode, arch_name, parse_arch_code
 from edgeflownas.nas.eval_pool import load_pool, pool_file_name
@@ -254,7 +255,10 @@ class TrainedRun:
                 return self._table
         log(f"cost table: counting params and MACs of the 3 uniform subnets at {height}x{width} (once) -> {path}")
         self._table = CostTable.build(height, width, self.config.model)
-        write_json_atomic(path, {"key": key, "table": self._table.to_dict()})
+        try:
+            write_json_atomic(path, {"key": key, "table": self._table.to_dict()})
+        except NotWritableError:  # a read-only run is still read: the table is kept in this process only
+            log(f"cost table: {path} cannot be written (read-only run); kept in memory, counted again next time")
         return self._table
 
     def cost(self, code: ArchCode) -> Dict[str, int]:

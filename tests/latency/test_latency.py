@@ -48,7 +48,7 @@ def test_probes_are_the_subnets_they_name(measured):
     probes = json.loads((work / "probes" / "probes.json").read_text())
     by_role = {p["role"]: p for p in probes["probes"]}
     assert probes["input_hw"] == [32, 48] and probes["model"]["init_neurons"] == 8
-    assert len(probes["probes"]) == 1 + 9 * 2 + 3 and by_role["reference"]["arch_code"] == [0] * 9
+    assert len(probes["probes"]) == 1 + 9 * 2 + 6 and by_role["reference"]["arch_code"] == [0] * 9
     reference, _ = _conv_kernels(work / "probes" / by_role["reference"]["files"]["float"])
     deeper, _ = _conv_kernels(work / "probes" / by_role["EB0=2"]["files"]["float"])
     assert len(deeper) == len(reference) + 4  # two more ResBlocks of two convs each
@@ -69,11 +69,15 @@ def test_table_format_and_its_arithmetic(measured):
     assert doc["device"]["runtime"] in ("litert", "tensorflow") and doc["device"]["runtime_version"]
     assert doc["device"]["cpus"] == os.cpu_count() and len(doc["measurement"]["load_average_start"]) == 3
     assert doc["measurement"]["runs"] == 3 and doc["measurement"]["warmup_runs"] == 1
+    assert "untimed" in doc["measurement"]["order"] and "6 check subnets" in doc["measurement"]["retimed"]
+    assert "model_error_pct + session_shift_pct" in doc["stated_error_basis"]
     assert sorted(doc["latency"]) == ["float", "int8"] and all(list(e) == ["1"] for e in doc["latency"].values())
     probes = {p["name"]: p for p in json.loads((work / "probes" / "probes.json").read_text())["probes"]}
     for precision, per_threads in doc["latency"].items():
         entry = per_threads["1"]
-        assert entry["reference"]["runs"] == 3 and entry["reference_ms"] == entry["reference"]["median_ms"] > 0
+        # the reference is timed in 4 interpreters, its runs pooled
+        assert doc["measurement"]["reference_copies"] == 4 and entry["reference"]["runs"] == 3 * 4
+        assert entry["reference_ms"] == entry["reference"]["median_ms"] > 0
         for block in BLOCKS:
             options = entry["blocks"][block]
             assert options[0]["delta_ms"] == 0.0
@@ -86,7 +90,8 @@ def test_table_format_and_its_arithmetic(measured):
                                                    for b, o in zip(BLOCKS, row["arch_code"]))
             assert row["predicted_ms"] == pytest.approx(expected)
             assert row["error_pct"] == pytest.approx(100 * (expected - row["measured_ms"]) / row["measured_ms"])
-        assert entry["stated_error_pct"] == np.ceil(max(abs(r["error_pct"]) for r in entry["check"]))
+            assert row["retimed_error_pct"] == pytest.approx(100 * (expected - row["retimed_ms"]) / row["retimed_ms"])
+        _check_stated_error(entry)
         from scipy.stats import kendalltau
 
         names = sorted(probes)
@@ -97,6 +102,22 @@ def test_table_format_and_its_arithmetic(measured):
         assert table.predict_ms(code, precision) == pytest.approx(
             entry["reference_ms"] + sum(entry["blocks"][b][o]["delta_ms"] for b, o in zip(BLOCKS, code)))
     assert "stated error" in output
+
+
+def _check_stated_error(entry):
+    """The stated error recomputed with numpy from the table's own check rows and re-timed reference."""
+    rows = entry["check"]
+    first = np.array([r["measured_ms"] for r in rows] + [entry["reference_ms"]])
+    second = np.array([r["retimed_ms"] for r in rows] + [entry["retimed_reference"]["measured_ms"]])
+    predicted = np.array([r["predicted_ms"] for r in rows])
+    model = np.abs(predicted - first[:-1]) / first[:-1] * 100
+    shift = np.abs(first - second) / second * 100
+    codes = [r["arch_code"] for r in rows] + [[0] * 9]
+    terms = entry["stated_error_terms"]
+    assert terms["model_error_pct"] == pytest.approx(model.max()) and terms["model_error_at"] == codes[model.argmax()]
+    assert terms["session_shift_pct"] == pytest.approx(shift.max()) and terms["session_shift_at"] == codes[shift.argmax()]
+    assert entry["retimed_reference"]["error_pct"] == pytest.approx(100 * (first[-1] - second[-1]) / second[-1])
+    assert entry["stated_error_pct"] == np.ceil(model.max() + shift.max())
 
 
 def _probe_median(entry, probe):
@@ -194,6 +215,45 @@ def test_a_failed_probe_build_leaves_nothing(search_run, cli, tmp_path, system_t
         assert sorted(p.name for p in tmp_path.iterdir()) == ["system_tmp"]
         assert recorded_conversions["system_tmp"] == [[]] * 3 and list(system_tmp.iterdir()) == []
         recorded_conversions["scratch"], recorded_conversions["system_tmp"] = [], []
+
+
+def test_check_subnets_span_the_space():
+    from edgeflownas.latency.table import CHECK_DISTANCES, check_codes, probe_codes
+
+    probes = probe_codes()
+    checks = [code for role, code in probes if role == "check"]
+    assert checks == check_codes() and len(checks) == len(CHECK_DISTANCES) + 1 == 6
+    assert [sum(option != 0 for option in code) for code in checks] == [2, 2, 3, 5, 7, 9]
+    assert checks[-1] == (2,) * 9  # the largest subnet: every block at its last option
+    assert len(set(checks)) == len(checks) and not set(checks) & {code for role, code in probes if role != "check"}
+    assert all(len(code) == 9 and set(code) <= {0, 1, 2} for code in checks)
+    assert check_codes(seed=1) != checks and check_codes() == checks  # seeded, reproducible
+
+
+def test_timed_runs_are_warm_whatever_shares_the_session(monkeypatch):
+    """A fake clock: a model's run costs 1 s right after another model's run (its caches were evicted), 1 ms
+    right after its own; the timed runs must all be the warm ones, interleaved, each model's count as asked."""
+    from edgeflownas.latency import measure
+
+    clock, order = [0.0], []
+
+    class Model:
+        def __init__(self, name):
+            self.name = name
+
+        def invoke(self):
+            clock[0] += 1e-3 if order and order[-1] == self.name else 1.0
+            order.append(self.name)
+
+    loaded = []
+    monkeypatch.setattr(measure, "_ready_interpreter", lambda path, threads, seed: loaded.append(path) or Model(path))
+    monkeypatch.setattr(measure.time, "perf_counter", lambda: clock[0])
+    timed = measure.time_models({name: name for name in "abc"}, 1, runs=12, warmup=2, copies={"b": 2})
+    assert loaded == list("abbc") and {name: t["runs"] for name, t in timed.items()} == {"a": 12, "b": 24, "c": 12}
+    assert all(t["mean_ms"] == pytest.approx(1.0) and t["std_ms"] == pytest.approx(0.0) for t in timed.values())
+    per_round = [min(measure.ROUND_RUNS, 12 - done) for done in range(0, 12, measure.ROUND_RUNS)]
+    assert sum(per_round) == 12 and len(per_round) > 1
+    assert order == list("abbc") * 2 + [name for runs in per_round for name in "abbc" for _ in range(1 + runs)]
 
 
 def test_bad_options_are_one_line(cli, tmp_path):

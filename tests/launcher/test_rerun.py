@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -44,6 +45,17 @@ def test_slurm_settings_and_the_resume_flag_do_not_change_the_fingerprint(launch
     b = build_plan(launch_config(slurm={"time_min": 5}), {"checkpoint.resume": True}, [], None).trials[0].resolved.values
     c = build_plan(launch_config(), {"train.lr": 3e-4}, [], None).trials[0].resolved.values
     assert training_fingerprint(a) == training_fingerprint(b) != training_fingerprint(c)
+
+
+def test_a_key_added_later_at_its_earlier_behaviour_does_not_change_the_fingerprint(launch_config):
+    """model.residual_init appeared after runs were recorded: at 'random' (what every run did before) the
+    fingerprint is the one a config without the key had; 'identity' computes something else."""
+    now = build_plan(launch_config(), {}, [], None).trials[0].resolved.values
+    assert now["model"]["residual_init"] == "random"
+    earlier = copy.deepcopy(now)
+    del earlier["model"]["residual_init"]
+    other = build_plan(launch_config(), {"model.residual_init": "identity"}, [], None).trials[0].resolved.values
+    assert training_fingerprint(now) == training_fingerprint(earlier) != training_fingerprint(other)
 
 
 def test_dry_run_leaves_out_finished_trials(launch_config):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -153,8 +154,13 @@ def test_study_writes_every_artifact(finished_study):
     assert doc["verdict"] in ("cannot tell", "beats trivial", "does not beat trivial")
     assert doc["supernet_seed_tau"] is None  # one supernet seed here
     assert not any(str(tmp) in json.dumps(doc) for tmp in (study_dir.parent, ROOT))  # no absolute paths
-    scores = json.loads((study_dir / "supernet_scores_seed5.json").read_text())
-    assert len(scores["subnets"]) == 4 and scores["recal_batches"] == 2
+    # the supernet scores are in the supernet run's search store, where efnas search --run finds them
+    stored = [json.loads(line) for path in (study_dir / "runs/supernet_seed5/search/store").glob("*.jsonl")
+              for line in path.read_text().splitlines()]
+    assert sorted(r["scoring"]["recal_batches"] for r in stored) == [0] * 4 + [2] * 4
+    assert {r["name"]: r["epe"] for r in stored if r["scoring"]["recal_batches"] == 2} == \
+        {s["name"]: s["supernet_epe"]["5"] for s in doc["subnets"]}
+    assert not list(study_dir.glob("supernet_scores*"))
     # the supernet inherited the warm-up (baseline alone)
     supernet_manifest = json.loads((study_dir / "runs/supernet_seed5/train_manifest.json").read_text())
     assert supernet_manifest["resolved_config"]["checkpoint"]["resume_experiment_name"] == "warmup_seed5"
@@ -209,7 +215,7 @@ def test_study_resumes_after_kill_9_at_two_points(finished_study, tiny_fc2, tmp_
     command = [*EFNAS, "study", "--config", str(config)]
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env=env)
     _kill_when(first, study_dir / "runs/supernet_seed5/supernet_last.ckpt/state.json")  # epoch 1 of 2 saved
-    assert (study_dir / "subnets.json").is_file() and not (study_dir / "supernet_scores_seed5.json").exists()
+    assert (study_dir / "subnets.json").is_file() and not (study_dir / "runs/supernet_seed5/search").exists()
     second = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env=env)
     first_retrain = study_dir / "runs/retrains/a000021222_seed=1/launch_result.json"
     _kill_when(second, first_retrain)
@@ -236,10 +242,12 @@ def test_study_resumes_after_kill_9_at_two_points(finished_study, tiny_fc2, tmp_
 def test_study_retrains_as_one_job_array_on_the_real_cluster(slurm_cluster, search_run, tmp_path, monkeypatch):
     from launcher.records import read_records
 
+    run = tmp_path / "supernet"  # a copy: the study writes its scores into the run's search store
+    shutil.copytree(search_run, run)
     config = tmp_path / "study.yaml"
     config.write_text(yaml.safe_dump({
         "study": {"name": "onslurm", "output_root": str(tmp_path)},
-        "supernet": {"run": str(search_run)},
+        "supernet": {"run": str(run)},
         "subnets": {"macs_bins": 0, "baseline": True, "codes": CODES[:2], "min_k": 3},
         "retrain": {"seeds": [1, 2], "set": {"train.num_epochs": 1}},
         "scoring": {"recal_batches": 2},

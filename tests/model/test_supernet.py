@@ -269,6 +269,38 @@ def test_tied_options_start_as_one_function(cfg, make_batch, size, option_init, 
     built.session.close()
 
 
+@pytest.mark.parametrize("fixed_arch", [None, MIXED])
+def test_residual_init_identity_starts_every_resblock_as_the_identity(cfg, make_batch, size, fixed_arch):
+    """model.residual_init=identity: every ResBlock's last BN gamma is 0, in the supernet and in a fixed arch, so
+    a fixed arch computes what the same arch at depth 1 everywhere computes (its first-ResBlock weights copied)."""
+    import dataclasses
+
+    identity = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, residual_init="identity"))
+    built = Built(identity, size[0], size[1], fixed_arch=fixed_arch)
+    values = {v.name: built.session.run(v) for v in built.net.variables}
+    gammas = {name: value for name, value in values.items() if "/bn_b/gamma" in name}
+    assert len(gammas) == (4 * 3 if fixed_arch is None else sum(1 + MIXED[i] for i in range(4)))
+    assert all((g == 0).all() for g in gammas.values())
+    if fixed_arch is not None:
+        shallow = Built(identity, size[0], size[1], fixed_arch=(0, 0, 0, 0) + MIXED[4:])
+        with shallow.graph.as_default():  # the shared variables (same names) take the deep network's values
+            shallow.session.run([v.assign(values[v.name]) for v in shallow.net.variables])
+        batch = make_batch(2)
+        deep_flow = built.session.run(built.net.flow, built.feed(batch, None, BN_INFER))
+        shallow_flow = shallow.session.run(shallow.net.flow, shallow.feed(batch, None, BN_INFER))
+        np.testing.assert_allclose(deep_flow, shallow_flow, rtol=0, atol=1e-5 * max(1.0, np.abs(deep_flow).max()))
+        shallow.session.close()
+    built.session.close()
+
+
+def test_residual_init_is_refused_when_unknown(cfg, size):
+    import dataclasses
+
+    bad = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, residual_init="zero"))
+    with tf.Graph().as_default(), pytest.raises(ConfigError, match="model.residual_init is 'zero'"):
+        Supernet(bad.model, bad.loss, size[0], size[1])
+
+
 def test_option_init_does_not_change_a_fixed_arch_network(cfg, size):
     """A fixed arch (stand-alone retrain) has one option per block: it starts the same whatever option_init says."""
     values = []

@@ -7,6 +7,7 @@ strategy seed (``--strategy_seed``, or the old ``--seed``) changes which codes i
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -27,13 +28,15 @@ FIXED = ("EB0=0", "EB1=0", "DB0=0", "DB1=0", "H1=1", "H3=1")
 
 
 def _study_scores(run_dir: Path, codes, directory: Path):
+    """The study's supernet scores of ``codes`` on a copy of ``run_dir`` (the study writes the run's search store)."""
     from launcher.study import Study, score_subnets
 
     values = {"study": {"output_root": str(directory.parent), "name": directory.name},
               "supernet": {"checkpoint": "best"}, "scoring": {"recal_batches": None}}
     directory.mkdir(parents=True, exist_ok=True)
-    return score_subnets(Study(directory / "study.yaml", values), run_dir, codes, lambda line: None,
-                         directory / "supernet_scores.json")
+    copy = directory / "run"
+    shutil.copytree(run_dir, copy)
+    return score_subnets(Study(directory / "study.yaml", values), copy, codes, lambda line: None)
 
 
 def test_the_trainer_eval_search_and_study_give_the_pool_the_same_numbers(search_run, tmp_path):

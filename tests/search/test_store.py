@@ -56,3 +56,15 @@ def test_a_damaged_line_in_the_middle_names_file_and_line(tmp_path):
     store.add(record((1,) * 9, 1.0))
     with pytest.raises(SearchError, match=r"driver\.jsonl line 2 is damaged"):
         ResultStore(tmp_path, writer="other")
+
+
+def test_read_also_folders_are_merged_but_never_written(tmp_path):
+    ResultStore(tmp_path / "run_store", writer="driver").add(record((0,) * 9, 1.0))
+    before = (tmp_path / "run_store" / "driver.jsonl").read_bytes()
+    store = ResultStore(tmp_path / "own", writer="study", read_also=[tmp_path / "run_store"])
+    assert store.get("abc", (0,) * 9, SCORING)["epe"] == 1.0
+    store.add(record((0,) * 9, 7.0))  # already known through the other folder: not added again
+    store.add(record((1,) * 9, 2.0))
+    assert (tmp_path / "run_store" / "driver.jsonl").read_bytes() == before
+    assert [line.count("arch_code") for line in store.path.read_text().splitlines()] == [1]
+    assert ResultStore(tmp_path / "own", writer="x").get("abc", (0,) * 9, SCORING) is None

@@ -54,6 +54,7 @@ def test_manifest_has_every_required_field(tmp_path, monkeypatch):
     assert manifest["input_shape"] == [2, 180, 240, 3]
     assert (manifest["input_normalization"], manifest["loss_uncertainty_form"]) == ("none", "safe")
     assert manifest["option_init"] == "tied"  # the default: every option of a block starts as one function
+    assert manifest["residual_init"] == "random"  # the default: ResBlocks drawn as usual
     assert manifest["slurm"] == {"SLURM_JOB_ID": "1234"}
     assert set(manifest["versions"]) >= {"python", "tensorflow", "numpy", "h5py", "efnas"}
     rd.write_manifest(tmp_path, manifest)

@@ -88,6 +88,20 @@ def test_option_init_may_differ_on_resume_or_be_missing_from_an_older_checkpoint
         assert config_differences(state["config"], now.values) == []
 
 
+def test_residual_init_must_match_on_resume_and_was_random_before_it_existed(tiny_run):
+    """model.residual_init decides initial values too, but a run started with one value and finished under the
+    other would be recorded as something it never computed: a resume refuses the change.  A checkpoint written
+    before the key existed was 'random'."""
+    state = _fake_last_checkpoint(tiny_run)
+    older = {section: dict(values) for section, values in state["config"].items()}
+    older["model"].pop("residual_init", None)
+    assert config_differences(older, resolve_mapping(tiny_run, {}).values) == []
+    identity = resolve_mapping(tiny_run, {"model.residual_init": "identity"}).values
+    assert config_differences(older, identity) == ["model.residual_init: checkpoint 'random' != now 'identity'"]
+    assert config_differences(state["config"], identity) == [
+        "model.residual_init: checkpoint 'random' != now 'identity'"]
+
+
 def test_missing_inherit_source_is_an_error(cli, tiny_run, tmp_path):
     result = cli("train", "--config", _write_config(tmp_path, tiny_run), "--resume_experiment_name", "nope")
     assert result.exit_code == 1 and "no checkpoint at" in result.output and "nope" in result.output
