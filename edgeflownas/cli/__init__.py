@@ -17,6 +17,7 @@ from typing import Dict, List, Optional
 import click
 
 from edgeflownas import __version__
+from edgeflownas.cli.process import exit_now, fewer_full_collections, skip_keras_preload
 from edgeflownas.errors import EfnasError
 
 # name -> ("module:attribute", one-line help shown by `efnas --help`)
@@ -116,9 +117,22 @@ class LazyGroup(click.Group):
             )) from None
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode: bool = True, **extra):
-        """Run the CLI; output that cannot be written (stdout on a full device) is one line on stderr, exit 1."""
+        """Run the CLI; output that cannot be written (stdout on a full device) is one line on stderr, exit 1.
+
+        TensorFlow is imported without Keras' eager import (``process.py``); the ``efnas`` program itself
+        (called without ``args``, in standalone mode) runs full garbage collections less often and ends
+        without the interpreter's teardown.
+        """
+        program = args is None and standalone_mode
+        skip_keras_preload()
+        if program:
+            fewer_full_collections()
         try:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        except SystemExit as done:
+            if program:
+                exit_now(done.code)
+            raise
         except OSError as error:
             # click already turns a broken pipe (efnas ... | head) into a quiet exit 1; any other failed
             # write to stdout (ENOSPC on /dev/full, EIO) would otherwise end in a traceback.

@@ -13,9 +13,9 @@ importing it does not import TensorFlow (entering it does).  So a pool subnet ev
 logged for it at that checkpoint.
 
 Outlier rates need per-pixel errors, which the trainer's scalar EPE does not
-expose; a second pass over the same validation batches with the same
-recalibrated statistics fetches the predicted flow for them (and checks its
-mean equals the trainer's EPE).  With ``native_epe`` the same pass also gives
+expose; the runs that measure the EPE also fetch the predicted flow (one
+signature, ``EvalGraph.eval_fetches``), from which the per-pixel errors come
+(and their mean is checked against the trainer's EPE).  With ``native_epe`` the same pass also gives
 the EPE at the data's native resolution (``native_epe.py``: prediction upsampled
 and rescaled, ground truth read at full resolution), the number papers compare;
 the training-resolution EPE stays the selection metric.
@@ -88,6 +88,26 @@ def check_same_data(manifest: Dict[str, Any], train_source, val_source, run_dir:
                 raise DataError(f"the {split} split found now has the sample ids recorded in {run_dir / rd.MANIFEST} "
                                 f"but other content ({key} {recorded[key][:22]}... != {now[:22]}...): another data "
                                 "set with the same FC2 names? the EPE would not be comparable: point at the run's data")
+
+
+class PixelSums:
+    """Per-pixel sums over a subnet's validation batches: end-point errors, outliers, native-resolution errors."""
+
+    def __init__(self, native: Optional[NativeTruth]) -> None:
+        self.native = native  # None: no EPE at native resolution
+        self.total, self.pixels = 0.0, 0
+        self.outliers = np.zeros(len(OUTLIER_THRESHOLDS), np.int64)
+        self.native_total, self.native_pixels = 0.0, 0
+
+    def add(self, batch, flow: np.ndarray) -> None:
+        """Add one validation batch and its predicted flow."""
+        error = endpoint_error(flow, batch.flow)
+        self.total += float(error.sum())
+        self.pixels += error.size
+        self.outliers += np.array([(error > t).sum() for t in OUTLIER_THRESHOLDS], np.int64)
+        if self.native is not None:
+            batch_total, batch_pixels = native_error_sum(flow, self.native.flows(batch.ids))
+            self.native_total, self.native_pixels = self.native_total + batch_total, self.native_pixels + batch_pixels
 
 
 class CheckpointEvaluator:
@@ -188,7 +208,12 @@ class CheckpointEvaluator:
             self.graph = EvalGraph(cfg.model, cfg.loss, (cfg.data.input_height, cfg.data.input_width),
                                    fixed_arch_of(cfg))
             self._session = tf.compat.v1.Session(graph=tf_graph, config=session_config(self.resolved.config.runtime))
-            self._session.run(self.graph.init_op)
+            # The restore below writes every network variable: initialise only the others (if any), not the
+            # network's random initial values it would overwrite.
+            restored = {v.name for v in self.graph.net.variables}
+            others = [v for v in tf.compat.v1.global_variables() if v.name not in restored]
+            if others:
+                self._session.run(tf.compat.v1.variables_initializer(others))
             with checkpoint.restoring(tf_graph, self.ckpt_dir):
                 self.graph.saver.restore(self._session, prefix)
         tf_graph.finalize()
@@ -212,7 +237,8 @@ class CheckpointEvaluator:
         self.val_source.close()
 
     def _flows(self, code: ArchCode, batches: Sequence) -> List[np.ndarray]:
-        return [self._session.run(self.graph.net.flow, self.graph.feed(batch, code, BN_INFER)) for batch in batches]
+        return [self._session.run(self.graph.eval_fetches, self.graph.feed(batch, code, BN_INFER))[1]
+                for batch in batches]
 
     def evaluate(self, code: ArchCode) -> SubnetMetrics:
         """Recalibrate BN for ``code`` and measure EPE and 1/3/5 px outlier rates on the validation batches
@@ -220,20 +246,13 @@ class CheckpointEvaluator:
         if self._session is None:
             raise RuntimeError("CheckpointEvaluator.evaluate used outside its 'with' block")
         self.run.check_code(code)
-        epe = self.evaluator.evaluate_subnet(self._session, code, self.training_stats)
-        self._calibrated = tuple(code)
-        total, pixels = 0.0, 0
-        outliers = np.zeros(len(OUTLIER_THRESHOLDS), np.int64)
         native = self.native if self.native is not None and self.native.available else None
-        native_total, native_pixels = 0.0, 0
-        for batch, flow in zip(self.val_batches, self._flows(code, self.val_batches)):
-            error = endpoint_error(flow, batch.flow)
-            total += float(error.sum())
-            pixels += error.size
-            outliers += np.array([(error > t).sum() for t in OUTLIER_THRESHOLDS], np.int64)
-            if native is not None:
-                batch_total, batch_pixels = native_error_sum(flow, native.flows(batch.ids))
-                native_total, native_pixels = native_total + batch_total, native_pixels + batch_pixels
+        sums = PixelSums(native)
+        # The per-pixel errors come from the runs that measured the EPE: no second pass over the batches.
+        epe = self.evaluator.evaluate_subnet(self._session, code, self.training_stats, sums.add)
+        self._calibrated = tuple(code)
+        total, pixels, outliers = sums.total, sums.pixels, sums.outliers
+        native_total, native_pixels = sums.native_total, sums.native_pixels
         if abs(total / pixels - epe) > _EPE_AGREEMENT * max(1.0, epe):
             raise RuntimeError(f"subnet {arch_name(code)}: per-pixel EPE {total / pixels:.6f} disagrees with the "
                                f"trainer's evaluation {epe:.6f} on the same batches")

@@ -17,7 +17,7 @@ Which samples are read is ``train.eval_data``'s choice; the graph is any
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Dict, List, Sequence
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -76,11 +76,16 @@ class PoolEvaluator:
         graph.bn_restore(sess, training_stats)
         sess.run(graph.net.bn_reset_recal_op)
         for batch in self.recal_batches:
-            sess.run(graph.forward_op, graph.feed(batch, code, BN_RECAL))
+            sess.run(graph.eval_fetches, graph.feed(batch, code, BN_RECAL))
         sess.run(graph.net.bn_apply_recal_op)
 
-    def evaluate_subnet(self, sess, code: ArchCode, training_stats: Sequence[np.ndarray]) -> float:
-        """Recalibrate BN for ``code`` on the fixed training batches, then EPE on the validation batches."""
+    def evaluate_subnet(self, sess, code: ArchCode, training_stats: Sequence[np.ndarray],
+                        each_flow: Optional[Callable[[object, np.ndarray], None]] = None) -> float:
+        """Recalibrate BN for ``code`` on the fixed training batches, then EPE on the validation batches.
+
+        ``each_flow(batch, flow)``, when given, receives each validation batch's predicted flow from the run that
+        measured its EPE (the per-pixel metrics of ``efnas eval`` need no second pass).
+        """
         graph = self.graph
         self.recalibrate(sess, code, training_stats)
         # The summary reads every BN variable back: only when asked for.
@@ -88,7 +93,9 @@ class PoolEvaluator:
                    if self.debug_trace else "")
         total, pixels = 0.0, 0
         for batch in self.val_batches:
-            epe = sess.run(graph.net.epe, graph.feed(batch, code, BN_INFER))
+            epe, flow = sess.run(graph.eval_fetches, graph.feed(batch, code, BN_INFER))
+            if each_flow is not None:
+                each_flow(batch, flow)
             count = len(batch.img0)
             total += float(epe) * count
             pixels += count
@@ -104,7 +111,7 @@ class PoolEvaluator:
             flows = []
             for code in codes:
                 self.recalibrate(sess, code, saved)
-                flows.append(sess.run(self.graph.net.flow, self.graph.feed(batch, code, BN_INFER)))
+                flows.append(sess.run(self.graph.eval_fetches, self.graph.feed(batch, code, BN_INFER))[1])
         finally:
             self.graph.bn_restore(sess, saved)
         return flows

@@ -1,9 +1,10 @@
 """The supernet's graphs: ``EvalGraph`` (evaluation) and ``TrainGraph`` (it plus accumulators and one clipped Adam step).
 
-``EvalGraph`` is what every evaluation needs -- the supernet, ``feed``, a
-forward op, BN snapshot/restore and a saver of the network's variables --
-and is all ``efnas eval``, search and export build: without gradients and
-optimizer it builds several times faster.  ``TrainGraph`` adds the rest.
+``EvalGraph`` is what every evaluation needs -- the supernet, ``feed``, the
+evaluation fetches (EPE and flow, one signature for every evaluation run), BN
+snapshot/restore and a saver of the network's variables -- and is all
+``efnas eval``, search and export build: without gradients and optimizer it
+builds several times faster.  ``TrainGraph`` adds the rest.
 The supernet is built first in both, so its initial weights are the same
 function of the graph seed either way.
 
@@ -62,21 +63,35 @@ CLIP_MARGIN = 1e-5
 
 
 class EvalGraph:
-    """Supernet + feed + forward op + BN snapshot/restore + a saver of the network, built in the default graph."""
+    """Supernet + feed + evaluation fetches + BN snapshot/restore + a network saver, built in the default graph."""
 
     def __init__(self, model: ModelConfig, loss: LossConfig, input_size: Tuple[int, int],
                  fixed_arch: Optional[ArchCode] = None, stage_batch: bool = False) -> None:
         # A fixed arch (a retrain) builds only that path's variables, named as in the supernet.
         self.net = net = Supernet(model, loss, input_size[0], input_size[1], fixed_arch=fixed_arch,
                                   stage_batch=stage_batch)
-        # Fetching this runs the whole forward pass (and the BN writes that hang off it).
-        self.forward_op = tf.group(net.preds[2])
+        # What every evaluation run fetches -- BN recalibration, EPE, predicted flow -- so that they are one
+        # sess.run signature (Grappler and executor set-up are paid per signature); each run uses what it needs.
+        # Fetching it runs the whole forward pass (and the BN writes that hang off it).
+        self.eval_fetches = (net.epe, net.flow)
         self._bn_inputs = [tf.compat.v1.placeholder(v.dtype.base_dtype, v.shape) for v in net.bn_moving_variables]
         self._bn_assign = tf.group(*[v.assign(p, read_value=False)
                                      for v, p in zip(net.bn_moving_variables, self._bn_inputs)])
-        # Weights and BN statistics only: what evaluation restores and a new experiment inherits.
-        self.model_saver = tf.compat.v1.train.Saver(net.variables, max_to_keep=None, save_relative_paths=True)
+        self._model_saver: Optional[tf.compat.v1.train.Saver] = None
         self.init_op = tf.compat.v1.global_variables_initializer()
+
+    @property
+    def model_saver(self) -> tf.compat.v1.train.Saver:
+        """The saver of the network's variables: what evaluation restores and a new experiment inherits.
+
+        Built at first use (before the graph is finalised): a training from the seed never needs it, and its
+        save/restore ops for every variable cost graph construction time.
+        """
+        if self._model_saver is None:
+            with self.net.img0.graph.as_default():
+                self._model_saver = tf.compat.v1.train.Saver(self.net.variables, max_to_keep=None,
+                                                             save_relative_paths=True)
+        return self._model_saver
 
     @property
     def saver(self) -> tf.compat.v1.train.Saver:
@@ -205,9 +220,9 @@ class TrainGraph(EvalGraph):
         # Everything a resume needs (weights, BN stats, Adam slots and powers, global_step); not the accumulators.
         self.full_saver = tf.compat.v1.train.Saver(tf.compat.v1.global_variables(), max_to_keep=None,
                                                    save_relative_paths=True)
-        # Savable float variables and whether each is finite: no checkpoint is written with a non-finite one.
+        # Savable float variables, checked for NaN/Inf before every save.  Read and checked in NumPy: a check op
+        # per variable cost ~0.4 CPU s of graph construction and ~0.3 s at its first run; the reads exist anyway.
         self.checked_variables = [v for v in tf.compat.v1.global_variables() if v.dtype.base_dtype.is_floating]
-        self.variables_finite = tf.stack([tf.reduce_all(tf.math.is_finite(v)) for v in self.checked_variables])
         self._keep_bn = self._backup_bn()
         init = tf.group(tf.compat.v1.global_variables_initializer(), tf.compat.v1.local_variables_initializer())
         with tf.control_dependencies([init]):
@@ -272,8 +287,8 @@ class TrainGraph(EvalGraph):
 
     def nonfinite_variables(self, sess: tf.compat.v1.Session) -> List[str]:
         """Names of the savable variables holding a NaN or Inf (empty when all are finite)."""
-        flags = sess.run(self.variables_finite)
-        return [v.op.name for v, ok in zip(self.checked_variables, flags) if not ok]
+        values = sess.run(self.checked_variables)
+        return [v.op.name for v, value in zip(self.checked_variables, values) if not np.isfinite(value).all()]
 
 
 class FeedCounter:

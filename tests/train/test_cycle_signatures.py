@@ -78,3 +78,39 @@ def test_the_path_runs_of_every_cycle_are_one_signature(stage_batch, random_batc
         batch_bytes = batches[0].img0.nbytes + batches[0].img1.nbytes + batches[0].flow.nbytes
         path_bytes = [fed // batch_bytes for fed, kind in zip(sess.bytes_fed, kinds) if kind == "path"]
         assert path_bytes == [1, 0, 0] * 2 + [0, 0, 0] + [1, 0, 0] + [0, 0, 0]
+
+
+def test_every_forward_run_of_an_evaluation_is_one_signature(random_batches):
+    """BN recalibration, EPE and predicted flow fetch the same tensors with the same feeds (one Grappler pass)."""
+    import tensorflow as tf
+
+    from edgeflownas.model.bn_modes import BN_INFER
+    from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE
+    from edgeflownas.train.evaluate import PoolEvaluator
+    from edgeflownas.train.graph import EvalGraph
+
+    cfg = resolve(None, {"data.input_height": HEIGHT, "data.input_width": WIDTH, "model.init_neurons": 8}).config
+    recal, val = random_batches(2, BATCH, HEIGHT, WIDTH, 2), random_batches(2, BATCH, HEIGHT, WIDTH, 3)
+    other = (1, 2, 0, 1, 2, 0, 1, 2, 0)
+    with tf.Graph().as_default():
+        tf.compat.v1.set_random_seed(SEED)
+        graph = EvalGraph(cfg.model, cfg.loss, (HEIGHT, WIDTH))
+        with tf.compat.v1.Session() as raw:
+            raw.run(graph.init_op)
+            sess = SignatureLog(raw)
+            flows = []
+            evaluator = PoolEvaluator(graph, recal, val, lambda line: None)
+            epe = evaluator.evaluate(sess, [EDGEFLOWNET_BASELINE, other]).epe
+            again = evaluator.evaluate_subnet(sess, other, graph.bn_snapshot(raw),
+                                              lambda batch, flow: flows.append(flow))
+            predicted = evaluator.predict(sess, [other], val[1])[0]
+            # The flows handed over by the EPE runs are the subnet's: a run of its own gives the same bits.
+            alone = raw.run(graph.net.flow, graph.feed(val[1], other, BN_INFER))
+    forward = [s for s in sess.signatures if "img0:0" in s[1]]
+    fetched = {s[0] for s in forward}
+    assert fetched == {tuple(sorted(t.name for t in graph.eval_fetches))}
+    assert len(set(forward)) == 1
+    # per subnet: 2 recalibration + 2 validation runs; then predict: 2 recalibration + 1 prediction
+    assert len(forward) == 4 * 3 + 3
+    assert len(flows) == 2 and np.array_equal(flows[1], predicted) and np.array_equal(predicted, alone)
+    assert len(epe) == 2 and again == epe[1]

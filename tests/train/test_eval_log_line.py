@@ -15,8 +15,8 @@ class FakeGraph:
     """What PoolEvaluator calls on an EvalGraph; the session below answers its fetches."""
 
     def __init__(self):
-        self.net = SimpleNamespace(bn_reset_recal_op="reset", bn_apply_recal_op="apply", epe="epe")
-        self.forward_op = "forward"
+        self.net = SimpleNamespace(bn_reset_recal_op="reset", bn_apply_recal_op="apply")
+        self.eval_fetches = ("epe", "flow")
         self.snapshots = 0
 
     def bn_restore(self, sess, values):
@@ -32,7 +32,7 @@ class FakeGraph:
 
 class FakeSession:
     def run(self, fetch, feed=None):
-        return 1.25 if fetch == "epe" else None
+        return (1.25, np.zeros((2, 4, 4, 2))) if fetch == ("epe", "flow") else None
 
 
 def evaluate(debug_trace: bool):
