@@ -84,7 +84,8 @@ def _mount_tmpfs(point: Path, options: str) -> Optional[str]:
 
 @pytest.fixture
 def tmpfs(tmp_path):
-    """``tmpfs(name, size, read_only=False)``: a tmpfs of ``size`` ("64k", "2m") at ``tmp_path / name``.
+    """``tmpfs(name, size, read_only=False)``: a tmpfs of ``size`` ("64k", "2m") at ``tmp_path / name``;
+    ``tmpfs.make_read_only(point)`` remounts one of them read-only (after the test has put files on it).
 
     The one way the suite makes a small disk to fill or a read-only file system.  Mounting needs root (CI runs as
     root); where it is not permitted the test is skipped with mount's reason.  Unmounted after the test (lazily,
@@ -100,6 +101,12 @@ def tmpfs(tmp_path):
         mounted.append(point)
         return point
 
+    def make_read_only(point: Path) -> None:
+        assert point in mounted, f"{point} is not a tmpfs of this fixture"
+        done = subprocess.run(["mount", "-o", "remount,ro", str(point)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+
+    mount.make_read_only = make_read_only
     yield mount
     for point in mounted:
         subprocess.run(["umount", "-l", str(point)], check=True)

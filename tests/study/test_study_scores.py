@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -237,8 +236,7 @@ def test_a_run_that_cannot_be_written_leaves_the_study_its_own_store(search_run,
     shutil.copytree(search_run, run)
     first = _score(tmp_path / "first", run, [EDGEFLOWNET_BASELINE])
     (val, recal), pool0 = _batches(run), _codes(run)[0]
-    done = subprocess.run(["mount", "-o", "remount,ro", str(disk)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    tmpfs.make_read_only(disk)
     run_files = _lines(run_store_dir(run))
     calls = EvaluatorCalls(monkeypatch)
     lines = []
