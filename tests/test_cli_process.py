@@ -9,10 +9,10 @@ import textwrap
 import pytest
 
 
-def _python(code: str, *args: str) -> subprocess.CompletedProcess:
+def _python(code: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """``code`` run by a fresh interpreter (stdout and stderr captured)."""
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True,
-                          timeout=300)
+                          timeout=timeout)
 
 
 def test_tensorflow_imports_without_keras_and_keras_still_imports_afterwards():
@@ -53,6 +53,21 @@ def test_exit_now_finishes_what_a_normal_exit_finishes(code, status, stderr):
         exit_now({code})
     """)
     assert (out.returncode, out.stdout, out.stderr) == (status, "buffered;thread done;atexit ran;", stderr)
+
+
+def test_exit_now_ends_with_a_thread_pool_left_open():
+    """An idle concurrent.futures pool nobody shut down: a normal exit wakes its workers through threading's exit
+    hooks; so must exit_now, or it would wait for them forever."""
+    out = _python("""
+        import sys
+        from concurrent.futures import ThreadPoolExecutor
+        from edgeflownas.cli.process import exit_now
+
+        pool = ThreadPoolExecutor(2)
+        sys.stdout.write(str(pool.submit(lambda: 6 * 7).result()))
+        exit_now(0)
+    """, timeout=60)
+    assert (out.returncode, out.stdout) == (0, "42"), out.stderr
 
 
 def test_the_efnas_program_exits_with_its_status_and_all_its_output(tmp_path):

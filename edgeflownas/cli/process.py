@@ -88,10 +88,9 @@ def exit_status(code) -> int:
 def exit_now(code) -> None:
     """End the process with ``code`` as ``sys.exit`` would, without the interpreter's teardown of every object."""
     status = exit_status(code)
-    current = threading.current_thread()
-    for thread in threading.enumerate():
-        if thread is not current and not thread.daemon:
-            thread.join()
+    # As the interpreter's shutdown: threading's exit hooks first (they wake idle concurrent.futures workers so that
+    # a pool left open can end), then every non-daemon thread joined.
+    threading._shutdown()
     atexit._run_exitfuncs()  # what the interpreter runs before its teardown (logging, multiprocessing, finalizers)
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -248,6 +248,10 @@ def validate_table(doc: Any, path: Path) -> None:
 
     if not isinstance(doc, dict) or doc.get("kind") != TABLE_KIND:
         fail(f"'kind' is not {TABLE_KIND!r}")
+    if isinstance(doc.get("version"), int) and doc["version"] < VERSION:
+        raise ConfigError(f"{path} was written by an older efnas latency (table version {doc['version']}; this efnas "
+                          f"reads version {VERSION}, whose timing and stated error are measured differently): measure "
+                          "it again with efnas latency --run RUN --out NEW")
     if doc.get("version") != VERSION:
         fail(f"'version' is {doc.get('version')!r}, this efnas reads version {VERSION}")
     for key in ("device", "input_hw", "model", "measurement", "latency", "reference_code", "stated_error_basis"):

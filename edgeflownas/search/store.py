@@ -50,13 +50,19 @@ def _complete_lines(path: Path) -> Iterator[Tuple[int, str]]:
                               "remove that line (its candidate is scored again) or the file") from None
 
 
-def require_finite_epe(record: Mapping[str, Any], where: str) -> None:
-    """SearchError unless ``record['epe']`` is a finite number (a NaN score would rank nowhere and is not JSON)."""
+def require_finite_epe(record: Mapping[str, Any], where: str, stored: bool = True) -> None:
+    """SearchError unless ``record['epe']`` is a finite number (a NaN score would rank nowhere and is not JSON).
+
+    ``stored``: the record is a line of a store (read back), which is removed to score it again; otherwise it was
+    just scored and nothing was written.
+    """
     epe = record.get("epe")
     if isinstance(epe, bool) or not isinstance(epe, (int, float)) or not math.isfinite(epe):
-        raise SearchError(f"{where}: EPE {epe!r} of {record.get('name', record.get('arch_code'))} is not a finite "
-                          "number; a non-finite score means the checkpoint's weights give no usable flow for it: "
-                          "check the run (efnas eval), and remove that line from the store to score it again")
+        name = record.get("name") or arch_name(tuple(record.get("arch_code", ())))
+        fix = ("remove that line from the store to score it again" if stored
+               else f"nothing was stored; see the subnet's figures with efnas eval --run RUN --arch {name}")
+        raise SearchError(f"{where}: EPE {epe!r} of {name} is not a finite number; a non-finite score means the "
+                          f"checkpoint's weights give no usable flow for it: check the run, {fix}")
 
 
 def _read_file(path: Path) -> List[Dict[str, Any]]:
@@ -115,7 +121,7 @@ class ResultStore:
         key = result_key(record["checkpoint_sha256"], tuple(record["arch_code"]), record["scoring"])
         if key in self.results:
             return
-        require_finite_epe(record, f"scoring into {self.path}")
+        require_finite_epe(record, f"scoring into {self.path}", stored=False)
         line = json.dumps(dict(record), sort_keys=True) + "\n"
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(line)

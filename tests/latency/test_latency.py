@@ -282,6 +282,24 @@ def test_table_of_another_size_or_model_is_refused(tmp_path):
         table.check_matches(32, 48, resolve(None, {"model.init_neurons": 16}).config.model, "run R")
 
 
+def test_a_table_of_an_older_version_says_so_and_how_to_measure_again(tmp_path):
+    import json
+
+    from edgeflownas.errors import ConfigError
+    from edgeflownas.latency.table import TABLE_KIND, VERSION, read_table
+
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"kind": TABLE_KIND, "version": VERSION - 1}))
+    with pytest.raises(ConfigError) as refused:
+        read_table(path)
+    message = str(refused.value)
+    assert f"written by an older efnas latency (table version {VERSION - 1}" in message
+    assert "efnas latency --run RUN --out NEW" in message and "not a latency table" not in message
+    path.write_text(json.dumps({"kind": TABLE_KIND, "version": "two"}))
+    with pytest.raises(ConfigError, match="'version' is 'two'.*not a latency table written by efnas latency"):
+        read_table(path)
+
+
 # 27 codes: only the three flow heads' kernels are free.
 FIXED = ("EB0=0", "EB1=0", "DB0=0", "DB1=0", "H1=1", "H3=1")
 

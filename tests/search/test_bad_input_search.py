@@ -52,8 +52,11 @@ def test_a_non_finite_epe_in_the_store_is_refused(tmp_path, text):
 
 def test_a_non_finite_score_is_never_stored(tmp_path):
     store = ResultStore(tmp_path)
-    with pytest.raises(SearchError, match="not a finite number"):
+    with pytest.raises(SearchError, match="not a finite number") as refused:
         store.add(record((0,) * 9, float("nan")))
+    # Nothing was written, so the fix is not "remove that line".
+    assert "nothing was stored" in str(refused.value) and "remove that line" not in str(refused.value)
+    assert "efnas eval --run RUN --arch a000000000" in str(refused.value)
     assert not store.path.exists() or store.path.read_text() == ""
 
 
