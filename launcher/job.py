@@ -50,6 +50,13 @@ def read_result(run_dir: Path) -> Optional[Dict[str, Any]]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def end_local_worker(signum: int, frame: Any) -> None:
+    """The stop signal's handler in a local worker process that runs TrainingJobs one after another
+    (``efnas study``): during a training the training takes the signal (it saves at the next step and returns);
+    between trainings the worker ends, as a process does."""
+    raise SystemExit(128 + signum)
+
+
 class TrainingJob(submitit.helpers.Checkpointable):
     """Run (or resume) one training in a fixed run directory; picklable and requeue-safe."""
 
@@ -75,10 +82,12 @@ class TrainingJob(submitit.helpers.Checkpointable):
         with deferred_signals([usr_sig], StopRequest()) as stop:
             result = run_training(resolved, run_dir, stop=stop)
         if result.interrupted_by:
-            print(f"efnas job: stopped at global_step {result.global_step} on {stop.name}; "
-                  "handing over to submitit's requeue", flush=True)
             handler = signal.getsignal(usr_sig)  # submitit's again, now that the block has ended
-            if callable(handler):
+            requeue = callable(handler) and handler is not end_local_worker
+            print(f"efnas job: stopped at global_step {result.global_step} on {stop.name}; " +
+                  ("handing over to submitit's requeue" if requeue else "saved: the same run resumes from here"),
+                  flush=True)
+            if requeue:
                 handler(stop.signum, stop.frame)  # checkpoint() + requeue + exit, or UncompletedJobError
             return {"interrupted_by": result.interrupted_by, "result": _as_dict(result)}
         summary = {

@@ -44,7 +44,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from multiprocessing import get_context
+from multiprocessing import active_children, get_context
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -294,14 +294,19 @@ def retrain_plan(study: Study, run: Path, codes: Sequence[ArchCode], check_data:
 
 # ----------------------------------------------------------------------------------------------- running trials
 def _child_start() -> None:
-    """In a local worker process: die with the parent (a killed study leaves no orphan holding a run's lock)."""
+    """In a local worker process: die with the parent (a killed study leaves no orphan holding a run's lock), and
+    end cleanly on the stop signal between trainings (``_stop_workers``; during one, the training takes it)."""
     import ctypes
     import signal
+
+    from launcher import submitit_private
+    from launcher.job import end_local_worker
 
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    signal.signal(submitit_private.usr_signal(), end_local_worker)
 
 
 def _train_in_child(job: Any, log_path: str) -> str:
@@ -322,16 +327,20 @@ def _one_done(progress: Progress, label: str, name: str, note: str, log: Callabl
     log(f"{label}: {progress.line()} ({name}{note})")
 
 
-def run_plan(study: Study, plan: SubmissionPlan, label: str, log: Callable[[str], None]) -> None:
-    """Bring every trial of ``plan`` to finished: locally, or on SLURM (submitted, then waited for)."""
+def run_plan(study: Study, plan: SubmissionPlan, label: str, log: Callable[[str], None],
+             note: Optional[Callable[[TrialPlan], str]] = None) -> None:
+    """Bring every trial of ``plan`` to finished: locally, or on SLURM (submitted, then waited for).
+
+    ``note(trial)`` ends each progress line (default: the run's best val EPE)."""
     todo = [trial for trial in plan.trials if finished_result(trial) is None]
     if not todo:
         log(f"{label}: {len(plan.trials)} run(s) already finished")
         return
+    note = note or _epe_note
     if study.slurm is not None:
-        _run_on_slurm(plan, label, log)
+        _run_on_slurm(plan, label, log, note)
     else:
-        _run_locally(study, plan, todo, label, log)
+        _run_locally(study, plan, todo, label, log, note)
 
 
 def _trial_name(trial: TrialPlan) -> str:
@@ -339,7 +348,7 @@ def _trial_name(trial: TrialPlan) -> str:
 
 
 def _run_locally(study: Study, plan: SubmissionPlan, todo: Sequence[TrialPlan], label: str,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], note: Callable[[TrialPlan], str]) -> None:
     from launcher.submit import training_job
 
     progress = Progress(len(plan.trials), len(plan.trials) - len(todo))
@@ -349,7 +358,7 @@ def _run_locally(study: Study, plan: SubmissionPlan, todo: Sequence[TrialPlan], 
             log(f"{label}: training {_trial_name(trial)} -> {trial.run_dir}")
             training_job(trial)()
             _check_finished(trial, label)
-            _one_done(progress, label, _trial_name(trial), _epe_note(trial), log)
+            _one_done(progress, label, _trial_name(trial), note(trial), log)
         return
     logs = study.directory / LOGS
     logs.mkdir(parents=True, exist_ok=True)
@@ -358,20 +367,48 @@ def _run_locally(study: Study, plan: SubmissionPlan, todo: Sequence[TrialPlan], 
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_child_start) as pool:
         running = {pool.submit(_train_in_child, training_job(trial), str(logs / f"{_trial_name(trial)}.log")): trial
                    for trial in todo}
-        while running:
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                trial = running.pop(future)
-                error = future.exception()
-                if error is not None:
-                    for other in running:
-                        other.cancel()
-                    reason = (str(error).splitlines() or [type(error).__name__])[0]
-                    raise StudyError(f"{label}: {_trial_name(trial)} failed: {reason} (log "
-                                     f"{logs / (_trial_name(trial) + '.log')}); fix it and run the same command "
-                                     "again: finished runs are kept, the others resume")
-                _check_finished(trial, label)
-                _one_done(progress, label, _trial_name(trial), _epe_note(trial), log)
+        try:
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    trial = running.pop(future)
+                    error = future.exception()
+                    if error is not None:
+                        for other in running:
+                            other.cancel()
+                        reason = (str(error).splitlines() or [type(error).__name__])[0]
+                        raise StudyError(f"{label}: {_trial_name(trial)} failed: {reason} (log "
+                                         f"{logs / (_trial_name(trial) + '.log')}); fix it and run the same command "
+                                         "again: finished runs are kept, the others resume")
+                    _check_finished(trial, label)
+                    _one_done(progress, label, _trial_name(trial), note(trial), log)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (Interrupted): the workers stop with the study, not after it
+            _stop_workers(pool)
+            raise
+
+
+def _stop_workers(pool: ProcessPoolExecutor, grace_s: float = 60.0) -> None:
+    """Cancel the trainings not yet started and stop the running ones now.
+
+    Each worker gets the stop signal a SLURM job gets before its time limit
+    (SIGUSR2): a training saves ``last`` at the next optimizer step (exact
+    resume) and returns, and the worker ends as a process does, releasing its
+    semaphores.  One still running after ``grace_s`` is killed; it resumes
+    from its last save.
+    """
+    from launcher import submitit_private
+
+    pool.shutdown(wait=False, cancel_futures=True)
+    workers = active_children()
+    for worker in workers:
+        if worker.pid is not None:
+            os.kill(worker.pid, submitit_private.usr_signal())
+    deadline = time.monotonic() + grace_s
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+        if worker.is_alive():
+            worker.kill()
+            worker.join()
 
 
 def _check_finished(trial: TrialPlan, label: str) -> None:
@@ -387,7 +424,17 @@ def _epe_note(trial: TrialPlan) -> str:
     return f": best val EPE {best:.4f}" if isinstance(best, float) else ""
 
 
-def _run_on_slurm(plan: SubmissionPlan, label: str, log: Callable[[str], None]) -> None:
+def reference_note(epochs: int) -> Callable[[TrialPlan], str]:
+    """A retrain's progress note: the figure study.json takes from it (``_retrain_figure``), not its best epoch."""
+    def note(trial: TrialPlan) -> str:
+        figure = _retrain_figure(trial, epochs)
+        stuck = ", stuck at the mean flow" if figure["stuck"] else ""
+        return f": reference EPE {figure['epe']:.4f}, the mean of its last {figure['epochs_averaged']} val EPEs{stuck}"
+    return note
+
+
+def _run_on_slurm(plan: SubmissionPlan, label: str, log: Callable[[str], None],
+                  note: Callable[[TrialPlan], str]) -> None:
     from launcher import slurm
     from launcher.records import latest_by_trial, read_records
     from launcher.submit import format_outcome, submit_plan
@@ -403,7 +450,7 @@ def _run_on_slurm(plan: SubmissionPlan, label: str, log: Callable[[str], None]) 
         for name, trial in list(pending.items()):
             if finished_result(trial) is not None:
                 pending.pop(name)
-                _one_done(progress, label, name, _epe_note(trial), log)
+                _one_done(progress, label, name, note(trial), log)
                 continue
             record = latest.get(trial.name)
             state = states.get(record["job_id"]) if record else None
@@ -454,9 +501,10 @@ def score_subnets(study: Study, run: Path, codes: Sequence[ArchCode], log: Calla
 def measure_latency(study: Study, codes: Sequence[ArchCode], log: Callable[[str], None]) -> Optional[Dict[str, Any]]:
     """Each subnet's measured float TFLite latency, kept in subnet_latency.json; None if not asked for.
 
-    Measured once and kept while the model, input size, thread count and
-    subnets are the same (a latency belongs to the machine it was measured on,
-    which the file describes with the load average before and after).
+    Measured once and kept while the model, input size, thread count,
+    subnets and the way of timing (runs, warm-up, order) are the same (a
+    latency belongs to the machine it was measured on, which the file describes
+    with the load average before and after).
     """
     threads = study.section("analysis")["latency_threads"]
     if threads is None:
@@ -471,10 +519,12 @@ def measure_latency(study: Study, codes: Sequence[ArchCode], log: Callable[[str]
     path = study.directory / LATENCY_JSON
     if path.is_file():
         old = json.loads(path.read_text(encoding="utf-8"))
-        if old.get("settings") == settings:
+        timing = {key: old.get("measurement", {}).get(key) for key in ("runs", "warmup_runs", "order")}
+        if old.get("settings") == settings and timing == {"runs": DEFAULT_RUNS, "warmup_runs": DEFAULT_WARMUP,
+                                                           "order": ORDER}:
             log(f"latency: {len(codes)} subnets already measured ({path})")
             return old
-        log(f"latency: {path} was measured under other settings; measuring again")
+        log(f"latency: {path} was measured under other settings or timed another way; measuring again")
     load_before = load_average()
     timed = time_subnets(model, height, width, codes, study.directory / ".latency-models", threads,
                          DEFAULT_RUNS, DEFAULT_WARMUP, log)
@@ -601,7 +651,7 @@ def run_study(study: Study, log: Callable[[str], None]) -> Dict[str, Any]:
         scores = {seed: score_subnets(study, supernet_run(study, seed), codes, log, legacy_scores_path(study, seed))
                   for seed in seeds}
         plan = retrain_plan(study, supernet_run(study, seeds[0]), codes)
-        run_plan(study, plan, "retrains", log)
+        run_plan(study, plan, "retrains", log, reference_note(study.section("retrain")["reference_epochs"]))
         latency = measure_latency(study, codes, log)
         return analyse(study, scores, codes, plan, log, latency)
 

@@ -188,3 +188,19 @@ def test_ctrl_c_is_one_line_and_exit_130_for_every_command(cli, monkeypatch, com
     assert result.exit_code == 130, result.output
     assert lines == [lines[-1]] and lines[0].startswith(f"efnas {command}: interrupted by SIGINT (Ctrl-C): ")
     assert "Aborted" not in result.output
+
+
+def test_sigterm_of_a_study_is_one_line_and_exit_143(cli, monkeypatch, tmp_path):
+    """efnas study turns SIGTERM into an interrupt while it runs: the line names the signal, exit 128 + 15."""
+    import signal
+
+    from edgeflownas.train.interrupt import Interrupted
+
+    monkeypatch.setattr("launcher.study.load_study", lambda *args: object())
+    monkeypatch.setattr("launcher.study.run_study", lambda *args: (_ for _ in ()).throw(Interrupted(signal.SIGTERM)))
+    before = signal.getsignal(signal.SIGTERM)
+    result = cli("study", "--config", tmp_path / "study.yaml")
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 128 + signal.SIGTERM, result.output
+    assert lines == [lines[-1]] and lines[0].startswith("efnas study: interrupted by SIGTERM: finished trainings")
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is the command's only while it runs

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import signal
 import sys
 from typing import Dict, List, Optional
 
@@ -66,6 +67,8 @@ INTERRUPTED_KEEPS: Dict[str, str] = {
     # A first Ctrl-C makes train/retrain save and exit 130 themselves; this is the second, which stops at once.
     "train": "stopped at once; the checkpoints keep their last complete save: continue with --resume",
     "retrain": "stopped at once; the checkpoints keep their last complete save: continue with --resume",
+    "study": "finished trainings and scores are kept, and a training cut short resumes from its last save: "
+             "run the same command again",
 }
 
 
@@ -100,11 +103,13 @@ class LazyGroup(click.Group):
         except click.UsageError as error:
             error.message += override_hint(error)
             raise
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as error:
             name = ctx.invoked_subcommand or "efnas"
             keeps = INTERRUPTED_KEEPS.get(name, "nothing half-written is left; run the same command again")
-            click.echo(f"efnas {name}: interrupted by SIGINT (Ctrl-C): {keeps}", err=True)
-            raise click.exceptions.Exit(SIGINT_EXIT) from None
+            signum = getattr(error, "signum", signal.SIGINT)  # edgeflownas.train.interrupt.Interrupted: another one
+            how = "SIGINT (Ctrl-C)" if signum == signal.SIGINT else signal.Signals(signum).name
+            click.echo(f"efnas {name}: interrupted by {how}: {keeps}", err=True)
+            raise click.exceptions.Exit(SIGINT_EXIT if signum == signal.SIGINT else 128 + signum) from None
         except EfnasError as error:
             raise EfnasCommandError(error) from None
         except ModuleNotFoundError as error:

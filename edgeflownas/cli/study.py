@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from typing import Tuple
 
@@ -40,7 +41,8 @@ def study(config_path: Path, set_values: Tuple[str, ...], dry_run: bool) -> None
     settings; a run that cannot be written leaves them in <study>/score_store.
 
     Every step is resumable: run the same command again after a crash, kill or
-    requeue. With a slurm: section every training goes through efnas submit
+    requeue. Ctrl-C or SIGTERM stop it at once, the local trainings with it
+    (each resumes from its last save). With a slurm: section every training goes through efnas submit
     (the retrains as one job array) and this command waits for them; it can
     itself run as a job.
     """
@@ -56,4 +58,8 @@ def study(config_path: Path, set_values: Tuple[str, ...], dry_run: bool) -> None
     if dry_run:
         click.echo(describe(loaded), nl=False)
         return
-    run_study(loaded, lambda line: click.echo(line))
+    from edgeflownas.train.interrupt import signals_interrupt
+
+    # scancel or a kill ends the study at once with one line (the trainings are resumable as they stand)
+    with signals_interrupt([signal.SIGTERM]):
+        run_study(loaded, lambda line: click.echo(line))

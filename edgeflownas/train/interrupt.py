@@ -58,3 +58,26 @@ def deferred_signals(signals: Sequence[int], request: StopRequest) -> Iterator[S
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal raised as an interrupt, for a command whose work is resumable as it stands (``efnas study``):
+    it ends at once, and the CLI names the signal and exits 128 + its number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def signals_interrupt(signals: Sequence[int]) -> Iterator[None]:
+    """Inside the block each of ``signals`` raises :class:`Interrupted` in the main thread."""
+    def handler(signum: int, frame: Optional[FrameType]) -> None:
+        raise Interrupted(signum)
+
+    previous = {signum: signal.signal(signum, handler) for signum in signals}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)

@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import List, Optional
 
 import pytest
 import yaml
@@ -104,6 +106,35 @@ def test_subnets_are_fixed_in_subnets_json_before_anything_trains(tiny_fc2, tmp_
         chosen_codes(load_study(other))
 
 
+def test_latency_is_measured_again_when_timed_another_way(tiny_fc2, tmp_path, monkeypatch):
+    """subnet_latency.json is kept only while its settings and its way of timing (runs, warm-up, order) match."""
+    from edgeflownas.latency import measure
+    from launcher.study import LATENCY_JSON, load_study, measure_latency
+
+    calls = []
+
+    def fake_time(model, height, width, codes, scratch, threads, runs, warmup, log):
+        calls.append(len(codes))
+        return {"a" + "".join(map(str, code)): {"median_ms": 1.0} for code in codes}
+
+    monkeypatch.setattr("edgeflownas.latency.api.time_subnets", fake_time)
+    study = load_study(tiny_study(tmp_path, tiny_fc2, analysis={"latency_threads": 1}))
+    study.directory.mkdir(parents=True)
+    codes = [(0,) * 9, (2,) * 9]
+    lines: List[str] = []
+    measure_latency(study, codes, lines.append)
+    measure_latency(study, codes, lines.append)
+    assert calls == [2] and "subnets already measured" in lines[-1]
+    path = study.directory / LATENCY_JSON
+    doc = json.loads(path.read_text())
+    assert doc["measurement"]["order"] == measure.ORDER
+    doc["measurement"]["order"] = "interleaved rounds"  # how an older efnas timed: one run per model per round
+    path.write_text(json.dumps(doc))
+    measure_latency(study, codes, lines.append)
+    assert calls == [2, 2] and any("timed another way; measuring again" in line for line in lines)
+    assert json.loads(path.read_text())["measurement"]["order"] == measure.ORDER
+
+
 # ----------------------------------------------------------------------------------------------- the whole study
 EXPECTED_KEYS = {"tau", "tau_ci95", "best_trivial_tau", "trivial", "partial_tau_given_depth",
                  "partial_tau_given_depth_ci95", "partial_tau_given_macs", "partial_tau_given_macs_ci95",
@@ -178,6 +209,12 @@ def test_study_writes_every_artifact(finished_study):
     assert not (study_dir / ".latency-models").exists()
     assert "tau(supernet, reference)" in output and "noise ceiling" in output and "verdict:" in output
     assert "retrains: 8/8 done" in output
+    # each retrain's progress line prints the figure study.json takes from it (one number, one value)
+    printed = dict(re.findall(r"retrains: \d+/8 done, .*\((\S+): reference EPE (\d+\.\d+), the mean of its last",
+                              output))
+    recorded = {f"{s['name']}_seed={seed}": f"{figure['epe']:.4f}" for s in doc["subnets"]
+                for seed, figure in s["standalone"].items()}
+    assert printed == recorded
     # efnas report: the study's own page, and a section in the supernet run's report
     page = CliRunner().invoke(main, ["report", str(study_dir)])
     assert page.exit_code == 0, page.output
@@ -196,13 +233,37 @@ def test_study_writes_every_artifact(finished_study):
 
 
 def _kill_when(process: subprocess.Popen, marker: Path, timeout: float = 600) -> None:
+    _signal_when(process, marker, signal.SIGKILL, timeout)
+
+
+def _signal_when(process: subprocess.Popen, marker: Path, signum: int, timeout: float = 600) -> List[int]:
+    """Send ``signum`` to ``process`` alone once ``marker`` exists and wait for it; returns its children's pids
+    at that moment."""
     deadline = time.time() + timeout
     while time.time() < deadline and not marker.exists():
         assert process.poll() is None, "the study ended before the kill point"
         time.sleep(0.05)
     assert marker.exists(), f"{marker} never appeared"
-    process.send_signal(signal.SIGKILL)
+    children = [int(stat.parent.name) for stat in Path("/proc").glob("[0-9]*/stat")
+                if _parent_pid(stat) == process.pid]
+    process.send_signal(signum)
     process.wait(60)
+    return children
+
+
+def _parent_pid(stat: Path) -> Optional[int]:
+    try:
+        return int(stat.read_text().rsplit(")", 1)[1].split()[1])  # the field after the state
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 @pytest.mark.slow
@@ -216,9 +277,21 @@ def test_study_resumes_after_kill_9_at_two_points(finished_study, tiny_fc2, tmp_
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env=env)
     _kill_when(first, study_dir / "runs/supernet_seed5/supernet_last.ckpt/state.json")  # epoch 1 of 2 saved
     assert (study_dir / "subnets.json").is_file() and not (study_dir / "runs/supernet_seed5/search").exists()
-    second = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env=env)
+    # the second start trains two retrains at once and is stopped by SIGTERM (scancel) once the first has finished
+    second = subprocess.Popen([*command, "--set", "study.local_workers=2"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
     first_retrain = study_dir / "runs/retrains/a000021222_seed=1/launch_result.json"
-    _kill_when(second, first_retrain)
+    workers = _signal_when(second, first_retrain, signal.SIGTERM)
+    assert workers, "no worker processes were running"
+    stderr = second.stderr.read()
+    assert second.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1].startswith("efnas study: interrupted by SIGTERM: finished trainings "
+                                                       "and scores are kept"), stderr[-2000:]
+    assert "Traceback" not in stderr
+    deadline = time.time() + 30  # the workers end with the study, not after their trainings
+    while time.time() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers)
     finished_before = first_retrain.stat().st_mtime_ns
     third = _run(["study", "--config", str(config)], timeout=900)
     assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
