@@ -25,6 +25,12 @@ subnets, lower EPE = better; intervals are percentile bootstraps over subnets:
   code against the supernet EPE and against the reference (a warm-up from the
   baseline biases the first, not the second);
 - ``stuck_runs``: retrains that never left the mean flow;
+- ``architecture_effect``: the Kruskal-Wallis test over the subnets' retrain
+  figures (every seed, stuck ones included; ``stats.kruskal_wallis``): does
+  the stand-alone EPE depend on the architecture at all?  A large ``p`` says
+  the subnets differ no more than one subnet's seeds do, so no ranking of them
+  can be reproduced -- a low noise ceiling then means there is nothing to
+  rank at this scale, not a faulty measurement;
 - ``latency`` (when measured): ``tau_macs_latency``, Kendall tau between MACs
   and measured latency over the K subnets -- how far MACs mislead on the
   machine that measured them.
@@ -45,10 +51,11 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE
 from edgeflownas.study.reference import subnet_reference
 from edgeflownas.study.selection import hamming
-from edgeflownas.study.stats import bootstrap_interval, kendall_tau, partial_tau, spearman_rho
+from edgeflownas.study.stats import bootstrap_interval, kendall_tau, kruskal_wallis, partial_tau, spearman_rho
 
 MIN_NOISE_CEILING = 0.6
 TARGET_ABOVE_TRIVIAL = 0.1
+ARCHITECTURE_EFFECT_P = 0.05  # below it the verdict reason says the stand-alone EPE depends on the architecture
 TRIVIAL = ("macs", "params", "depth")
 
 
@@ -145,6 +152,12 @@ def analyze(subnets: Sequence[Mapping[str, Any]], resamples: int = 2000, level: 
                                      "EPE: > 0 = nearer the baseline scores better"}
     stuck = [f"{s['name']}_seed={key}" for s in subnets for key in retrain_seeds if s["standalone"][key].get("stuck")]
     doc["stuck_runs"] = {"count": len(stuck), "of": len(subnets) * len(retrain_seeds), "runs": stuck}
+    h, df, p = kruskal_wallis([[float(run["epe"]) for run in s["standalone"].values()] for s in subnets])
+    doc["architecture_effect"] = {
+        "test": "Kruskal-Wallis over the subnets' retrain figures (every seed, stuck retrains included)",
+        "h": _round(h), "df": df, "p": _round(p),
+        "meaning": f"p < {ARCHITECTURE_EFFECT_P}: the stand-alone EPE depends on the architecture; larger: the "
+                   "subnets differ no more than one subnet's seeds do"}
     doc["reference"] = {s["name"]: _round(value) for s, value in zip(subnets, reference)}
     if timed:
         doc["latency"] = measure("tau_macs_latency", kendall_tau, macs, [float(s["latency_ms"]) for s in subnets])
@@ -166,6 +179,12 @@ def verdict(doc: Mapping[str, Any], suffix: str = "_ci95") -> Dict[str, Any]:
         reason = (f"noise ceiling (seed-vs-seed tau of the stand-alone retrains) is {shown}, below "
                   f"{MIN_NOISE_CEILING}: the reference ranking is too noisy to judge any score against it; the "
                   "targets are not judged")
+        p = (doc.get("architecture_effect") or {}).get("p")
+        if p is not None and not math.isnan(p):
+            reason += (f"; the retrains' EPE shows no detectable dependence on the architecture (Kruskal-Wallis "
+                       f"p = {p:.3f}): the subnets differ no more than seeds do" if p >= ARCHITECTURE_EFFECT_P else
+                       f"; the retrains' EPE does depend on the architecture (Kruskal-Wallis p = {p:.3f}), but one "
+                       "retrain's seed noise hides most of it: more seeds per subnet would sharpen the reference")
         return {"verdict": "cannot tell", "verdict_reason": reason, "targets": targets}
     targets["tau_above_best_trivial"]["met"] = None if above is None else above >= TARGET_ABOVE_TRIVIAL
     targets["partial_tau_given_depth_ci_low_above_0"]["met"] = None if low is None else low > 0
@@ -202,6 +221,11 @@ def summary_lines(doc: Mapping[str, Any]) -> List[str]:
     lines.append(f"  tau(Hamming from baseline, EPE): supernet {hamming_tau.get('supernet')}, reference "
                  f"{hamming_tau.get('reference')}")
     lines.append(f"  stuck retrains (> 0.95x zero flow): {stuck.get('count')} of {stuck.get('of')}")
+    effect = doc.get("architecture_effect")
+    if effect:
+        p = "n/a" if effect.get("p") is None else f"{effect['p']:.3f}"
+        h = "n/a" if effect.get("h") is None else f"{effect['h']:.2f}"
+        lines.append(f"  architecture effect on the retrains (Kruskal-Wallis): H {h}, df {effect.get('df')}, p {p}")
     if doc.get("latency"):
         lines.append(f"  tau(MACs, measured latency)    {show(doc['latency'], 'tau_macs_latency')}")
     for name, target in doc.get("targets", {}).items():

@@ -139,7 +139,8 @@ def test_latency_is_measured_again_when_timed_another_way(tiny_fc2, tmp_path, mo
 EXPECTED_KEYS = {"tau", "tau_ci95", "best_trivial_tau", "trivial", "partial_tau_given_depth",
                  "partial_tau_given_depth_ci95", "partial_tau_given_macs", "partial_tau_given_macs_ci95",
                  "noise_ceiling_tau", "noise_ceiling_tau_ci95", "supernet_seed_tau", "stuck_runs", "k", "verdict",
-                 "verdict_reason", "targets", "subnets", "zero_flow_epe", "reference", "hamming_tau"}
+                 "verdict_reason", "targets", "subnets", "zero_flow_epe", "reference", "hamming_tau",
+                 "architecture_effect"}
 
 
 def _run(args, cwd=None, **kwargs) -> subprocess.CompletedProcess:

@@ -15,7 +15,7 @@ from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, NUM_BLOCKS
 from edgeflownas.study.analysis import MIN_NOISE_CEILING, analyze, summary_lines
 from edgeflownas.study.reference import retrain_figure, subnet_reference
 from edgeflownas.study.selection import hamming, stratified_codes, total_depth
-from edgeflownas.study.stats import bootstrap_interval, kendall_tau, partial_tau
+from edgeflownas.study.stats import bootstrap_interval, chi2_sf, kendall_tau, kruskal_wallis, partial_tau
 
 
 # ----------------------------------------------------------------------------------------------- statistics
@@ -48,6 +48,31 @@ def test_partial_tau_hand_cases():
     assert math.isnan(partial_tau(x, y, [1, 1, 1, 1]))
     with pytest.raises(ValueError, match="paired"):
         partial_tau([1, 2], [1, 2], [1, 2, 3])
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # scipy on all-equal groups
+def test_kruskal_wallis_and_its_p_value_match_scipy_with_ties_and_unequal_groups():
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        groups = [list(rng.choice([0.9, 1.0, 1.0, 1.1, 1.25, 2.0], size=rng.integers(1, 5)) + rng.integers(0, 2))
+                  for _ in range(rng.integers(2, 28))]
+        h, df, p = kruskal_wallis(groups)
+        expected = sp.kruskal(*groups)
+        assert (h, df, p) == pytest.approx((expected.statistic, len(groups) - 1, expected.pvalue), rel=1e-9, abs=1e-12,
+                                           nan_ok=True)  # every value equal: both undefined
+    for df in (1, 2, 3, 7, 26, 80):
+        for x in (1e-3, 0.5, 1.0, 5.0, 22.16, 60.0, 200.0):
+            assert chi2_sf(x, df) == pytest.approx(sp.chi2.sf(x, df), rel=1e-9, abs=1e-15)
+
+
+def test_kruskal_wallis_hand_cases():
+    # ranks 1..6: groups {1,2,3} and {4,5,6}, rank sums 6 and 15: 12/42 * (36/3 + 225/3) - 21 = 27/7
+    h, df, p = kruskal_wallis([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    assert (h, df) == (pytest.approx(27 / 7), 1)
+    assert p == pytest.approx(math.erfc(math.sqrt(27 / 7 / 2)))  # chi-square with 1 df: erfc(sqrt(x / 2))
+    assert math.isnan(kruskal_wallis([[1.0, 1.0], [1.0]])[0])       # every value equal: undefined
+    assert math.isnan(kruskal_wallis([[1.0, 2.0]])[2])              # one group: nothing to compare
+    assert chi2_sf(0.0, 3) == 1.0 and chi2_sf(2.0, 2) == pytest.approx(math.exp(-1.0))
 
 
 def test_bootstrap_interval_against_an_independent_numpy_bootstrap():
@@ -141,6 +166,27 @@ def test_cannot_tell_when_the_noise_ceiling_is_low():
     assert doc["verdict"] == "cannot tell" and "noise ceiling" in doc["verdict_reason"]
     assert all(t["met"] is None for t in doc["targets"].values())
     assert any("cannot tell" in line for line in summary_lines(doc))
+
+
+def test_cannot_tell_says_whether_the_architecture_moves_the_stand_alone_epe_at_all():
+    # subnets that do not differ: the retrains' EPE is seed noise alone
+    same = _subnets(noise=0.1, supernet_noise=0.1, seed=3)
+    rng = np.random.default_rng(4)
+    for s in same:
+        for k in s["standalone"]:
+            s["standalone"][k]["epe"] = float(1.0 + rng.normal(0, 0.1))
+    doc = analyze(same, resamples=100)
+    groups = [[s["standalone"][k]["epe"] for k in (1, 2, 3)] for s in same]
+    assert doc["architecture_effect"]["p"] == pytest.approx(sp.kruskal(*groups).pvalue, abs=1e-6)
+    assert doc["architecture_effect"]["df"] == 26 and doc["architecture_effect"]["p"] >= 0.05
+    assert doc["verdict"] == "cannot tell"
+    assert "no detectable dependence on the architecture" in doc["verdict_reason"]
+    assert any("architecture effect on the retrains (Kruskal-Wallis)" in line for line in summary_lines(doc))
+    # subnets that do differ, but by less than the seeds scatter: the ceiling is low, the effect is there
+    noisy = _subnets(noise=1.3, supernet_noise=0.1, seed=0)
+    doc = analyze(noisy, resamples=100)
+    assert doc["noise_ceiling_tau"] < MIN_NOISE_CEILING and doc["architecture_effect"]["p"] < 0.05
+    assert doc["verdict"] == "cannot tell" and "does depend on the architecture" in doc["verdict_reason"]
 
 
 def test_judged_when_the_reference_is_clean_and_every_key_is_there():
