@@ -50,13 +50,6 @@ def read_result(run_dir: Path) -> Optional[Dict[str, Any]]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def end_local_worker(signum: int, frame: Any) -> None:
-    """The stop signal's handler in a local worker process that runs TrainingJobs one after another
-    (``efnas study``): during a training the training takes the signal (it saves at the next step and returns);
-    between trainings the worker ends, as a process does."""
-    raise SystemExit(128 + signum)
-
-
 class TrainingJob(submitit.helpers.Checkpointable):
     """Run (or resume) one training in a fixed run directory; picklable and requeue-safe."""
 
@@ -67,6 +60,22 @@ class TrainingJob(submitit.helpers.Checkpointable):
         self.fingerprint = fingerprint
 
     def __call__(self) -> Dict[str, Any]:
+        """Under submitit: the stop signal (SIGUSR2 unless configured) saves at the next optimizer step, then
+        submitit's own handler requeues the job (or ends it)."""
+        usr_sig = submitit_private.usr_signal()
+        with deferred_signals([usr_sig], StopRequest()) as stop:
+            summary = self.run(stop)
+        if "interrupted_by" in summary:
+            handler = signal.getsignal(usr_sig)  # submitit's again, now that the block has ended
+            if callable(handler):
+                print("efnas job: handing over to submitit's requeue", flush=True)
+                handler(stop.signum, stop.frame)  # checkpoint() + requeue + exit, or UncompletedJobError
+        return summary
+
+    def run(self, stop: StopRequest) -> Dict[str, Any]:
+        """Train until done or until ``stop`` is requested (saved at the next optimizer step, resumable from
+        there); the caller routes the stop signals to ``stop``.  Returns launch_result.json's content (written
+        when the training finished) or ``{"interrupted_by": ..., "result": ...}``."""
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # quiet start-up, as efnas train (before TensorFlow loads)
         from edgeflownas.atomic_io import write_json_atomic
         from edgeflownas.config import resolve_mapping
@@ -78,17 +87,10 @@ class TrainingJob(submitit.helpers.Checkpointable):
         resolved = dataclasses.replace(resolved, path=self.config_path)
         print(f"efnas job: run_dir={run_dir} slurm_job={os.environ.get('SLURM_JOB_ID')} "
               f"restart_count={os.environ.get('SLURM_RESTART_COUNT', '0')}", flush=True)
-        usr_sig = submitit_private.usr_signal()
-        with deferred_signals([usr_sig], StopRequest()) as stop:
-            result = run_training(resolved, run_dir, stop=stop)
+        result = run_training(resolved, run_dir, stop=stop)
         if result.interrupted_by:
-            handler = signal.getsignal(usr_sig)  # submitit's again, now that the block has ended
-            requeue = callable(handler) and handler is not end_local_worker
-            print(f"efnas job: stopped at global_step {result.global_step} on {stop.name}; " +
-                  ("handing over to submitit's requeue" if requeue else "saved: the same run resumes from here"),
-                  flush=True)
-            if requeue:
-                handler(stop.signum, stop.frame)  # checkpoint() + requeue + exit, or UncompletedJobError
+            print(f"efnas job: stopped at global_step {result.global_step} on {stop.name}; saved: the same run "
+                  "resumes from here", flush=True)
             return {"interrupted_by": result.interrupted_by, "result": _as_dict(result)}
         summary = {
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

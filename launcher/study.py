@@ -40,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ from edgeflownas.config_check import validate
 from edgeflownas.errors import ConfigError, StudyError
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, ArchCode, arch_name, parse_arch_code
 from edgeflownas.progress import Progress
+from edgeflownas.train.interrupt import Interrupted, StopRequest, deferred_signals
 from launcher.job import read_result
 from launcher.plan import (RetrainRequest, SubmissionPlan, TrialPlan, build_plan, finished_result,
                            missing_data_dirs)
@@ -293,31 +295,47 @@ def retrain_plan(study: Study, run: Path, codes: Sequence[ArchCode], check_data:
 
 
 # ----------------------------------------------------------------------------------------------- running trials
+# In a local worker process: its stop request, taken by the training it runs (or, between trainings, by the next).
+_WORKER_STOP: Optional[StopRequest] = None
+
+
+def _stop_signals() -> Tuple[int, ...]:
+    """What stops a local training at its next optimizer step: scancel/kill (TERM), Ctrl-C (INT), SLURM's
+    warning (USR2)."""
+    from launcher import submitit_private
+
+    return (signal.SIGTERM, signal.SIGINT, submitit_private.usr_signal())
+
+
 def _child_start() -> None:
     """In a local worker process: die with the parent (a killed study leaves no orphan holding a run's lock), and
-    end cleanly on the stop signal between trainings (``_stop_workers``; during one, the training takes it)."""
+    route every stop signal to the worker's stop request: the training running saves at its next optimizer step
+    and returns, and no later training starts (``_train_in_child``); the worker stays until the pool ends it."""
     import ctypes
-    import signal
 
-    from launcher import submitit_private
-    from launcher.job import end_local_worker
-
+    global _WORKER_STOP
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
-    signal.signal(submitit_private.usr_signal(), end_local_worker)
+    _WORKER_STOP = StopRequest()
+    for signum in _stop_signals():
+        signal.signal(signum, _WORKER_STOP)
 
 
-def _train_in_child(job: Any, log_path: str) -> str:
-    """Run one TrainingJob with stdout/stderr going to ``log_path``; returns the run directory."""
+def _train_in_child(job: Any, log_path: str) -> Optional[str]:
+    """Run one TrainingJob with stdout/stderr going to ``log_path``; returns the run directory, or None when the
+    study is stopping and the training was not started."""
     import sys
 
+    stop = _WORKER_STOP if _WORKER_STOP is not None else StopRequest()
+    if stop.requested:
+        return None
     with open(log_path, "a", encoding="utf-8") as handle:
         os.dup2(handle.fileno(), 1)
         os.dup2(handle.fileno(), 2)
         sys.stdout = sys.stderr = handle
-        job()
+        job.run(stop)
     return job.run_dir
 
 
@@ -356,7 +374,10 @@ def _run_locally(study: Study, plan: SubmissionPlan, todo: Sequence[TrialPlan], 
     if workers == 1:
         for trial in todo:
             log(f"{label}: training {_trial_name(trial)} -> {trial.run_dir}")
-            training_job(trial)()
+            with deferred_signals(_stop_signals(), StopRequest()) as stop:
+                training_job(trial).run(stop)
+            if stop.requested:  # saved at the next step; the command ends as on any other stop signal
+                raise Interrupted(stop.signum)
             _check_finished(trial, label)
             _one_done(progress, label, _trial_name(trial), note(trial), log)
         return
@@ -365,9 +386,9 @@ def _run_locally(study: Study, plan: SubmissionPlan, todo: Sequence[TrialPlan], 
     log(f"{label}: {len(todo)} run(s) on {workers} local worker processes; their output goes to {logs}/<run>.log")
     context = get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_child_start) as pool:
-        running = {pool.submit(_train_in_child, training_job(trial), str(logs / f"{_trial_name(trial)}.log")): trial
-                   for trial in todo}
         try:
+            running = {pool.submit(_train_in_child, training_job(trial), str(logs / f"{_trial_name(trial)}.log")):
+                       trial for trial in todo}
             while running:
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
@@ -390,25 +411,33 @@ def _run_locally(study: Study, plan: SubmissionPlan, todo: Sequence[TrialPlan], 
 def _stop_workers(pool: ProcessPoolExecutor, grace_s: float = 60.0) -> None:
     """Cancel the trainings not yet started and stop the running ones now.
 
-    Each worker gets the stop signal a SLURM job gets before its time limit
-    (SIGUSR2): a training saves ``last`` at the next optimizer step (exact
-    resume) and returns, and the worker ends as a process does, releasing its
-    semaphores.  One still running after ``grace_s`` is killed; it resumes
-    from its last save.
+    Each worker gets the stop signal (SIGUSR2, what SLURM sends before a
+    time limit): its training saves ``last`` at the next optimizer step
+    (exact resume) and returns, a training it had not begun is not started,
+    and the pool then ends the workers as processes end.  Stop signals to
+    this process wait until that is done; a worker still running after
+    ``grace_s`` is killed (it resumes from its last save).  The workers are
+    this process's multiprocessing children: the study starts no others.
     """
     from launcher import submitit_private
 
-    pool.shutdown(wait=False, cancel_futures=True)
-    workers = active_children()
-    for worker in workers:
-        if worker.pid is not None:
-            os.kill(worker.pid, submitit_private.usr_signal())
-    deadline = time.monotonic() + grace_s
-    for worker in workers:
-        worker.join(max(0.0, deadline - time.monotonic()))
-        if worker.is_alive():
-            worker.kill()
-            worker.join()
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        pool.shutdown(wait=False, cancel_futures=True)
+        workers = active_children()
+        for worker in workers:
+            try:
+                os.kill(worker.pid, submitit_private.usr_signal())
+            except (ProcessLookupError, TypeError):  # already ended (scancel signals every process of the job)
+                pass
+        deadline = time.monotonic() + grace_s
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def _check_finished(trial: TrialPlan, label: str) -> None:

@@ -41,8 +41,8 @@ def study(config_path: Path, set_values: Tuple[str, ...], dry_run: bool) -> None
     settings; a run that cannot be written leaves them in <study>/score_store.
 
     Every step is resumable: run the same command again after a crash, kill or
-    requeue. Ctrl-C or SIGTERM stop it at once, the local trainings with it
-    (each resumes from its last save). With a slurm: section every training goes through efnas submit
+    requeue. Ctrl-C or SIGTERM stop it within a step: each local training
+    running saves at its next optimizer step and the same command resumes it. With a slurm: section every training goes through efnas submit
     (the retrains as one job array) and this command waits for them; it can
     itself run as a job.
     """
@@ -60,6 +60,6 @@ def study(config_path: Path, set_values: Tuple[str, ...], dry_run: bool) -> None
         return
     from edgeflownas.train.interrupt import signals_interrupt
 
-    # scancel or a kill ends the study at once with one line (the trainings are resumable as they stand)
+    # scancel or a kill ends the study with one line once its trainings have saved (launcher.study._stop_workers)
     with signals_interrupt([signal.SIGTERM]):
         run_study(loaded, lambda line: click.echo(line))

@@ -28,9 +28,10 @@ subnets, lower EPE = better; intervals are percentile bootstraps over subnets:
 - ``architecture_effect``: the Kruskal-Wallis test over the subnets' retrain
   figures (every seed, stuck ones included; ``stats.kruskal_wallis``): does
   the stand-alone EPE depend on the architecture at all?  A large ``p`` says
-  the subnets differ no more than one subnet's seeds do, so no ranking of them
-  can be reproduced -- a low noise ceiling then means there is nothing to
-  rank at this scale, not a faulty measurement;
+  the subnets differ detectably no more than one subnet's seeds do -- a low
+  noise ceiling then says there is no ranking to reproduce at this scale
+  (or one too weak for the seeds measured), not a faulty measurement; with
+  few seeds per subnet the chi-square p-value is an approximation;
 - ``latency`` (when measured): ``tau_macs_latency``, Kendall tau between MACs
   and measured latency over the K subnets -- how far MACs mislead on the
   machine that measured them.

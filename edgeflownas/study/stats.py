@@ -55,7 +55,7 @@ def kruskal_wallis(groups: Sequence[Sequence[float]]) -> Tuple[float, int, float
     groups = [[float(value) for value in group] for group in groups if len(group)]
     values = [value for group in groups for value in group]
     n, df = len(values), len(groups) - 1
-    if df < 1:
+    if df < 1 or any(math.isnan(value) for value in values):
         return float("nan"), df, float("nan")
     ranks = average_ranks(values)
     h, start = 0.0, 0

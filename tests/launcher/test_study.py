@@ -135,6 +135,45 @@ def test_latency_is_measured_again_when_timed_another_way(tiny_fc2, tmp_path, mo
     assert json.loads(path.read_text())["measurement"]["order"] == measure.ORDER
 
 
+@pytest.mark.parametrize("steps", [[1500, 5], [1500, 1500, 1500]], ids=["one_worker_idle", "one_queued"])
+def test_stopping_the_local_workers_saves_the_running_trainings_and_starts_no_other(tmp_path, monkeypatch, steps):
+    """With an idle worker next to a busy one, or a training queued behind two busy ones: a running training takes
+    the stop at its next step and saves, a queued one never starts, no worker is killed, and it is quick."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import active_children, get_context
+
+    from launcher.study import _child_start, _stop_workers, _train_in_child
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))  # worker_jobs, for the spawned workers too
+    from worker_jobs import StepJob
+
+    runs = [tmp_path / f"run{i}" for i in range(len(steps))]
+    with ProcessPoolExecutor(2, mp_context=get_context("spawn"), initializer=_child_start) as pool:
+        futures = [pool.submit(_train_in_child, StepJob(str(run), n), str(tmp_path / f"run{i}.log"))
+                   for i, (run, n) in enumerate(zip(runs, steps))]
+        busy = [run for run, n in zip(runs, steps) if n > 100][:2]
+        idle = [run for run, n in zip(runs, steps) if n <= 100]
+        deadline = time.time() + 120
+        while time.time() < deadline and not (all((run / "started").exists() for run in busy) and
+                                              all((run / "finished").exists() for run in idle)):
+            time.sleep(0.02)
+        workers = active_children()
+        start = time.monotonic()
+        _stop_workers(pool, grace_s=30)
+        took = time.monotonic() - start
+    assert len(workers) == 2
+    assert took < 10, took  # not the grace period: nothing had to be killed
+    assert all(worker.exitcode == 0 for worker in workers), [worker.exitcode for worker in workers]
+    for run in busy:
+        assert (run / "saved").exists() and not (run / "finished").exists()
+        assert futures[runs.index(run)].result() == str(run)
+    for run in idle:
+        assert (run / "finished").exists() and futures[runs.index(run)].result() == str(run)
+    if len(steps) == 3:
+        assert not runs[2].exists()  # queued behind the busy workers: never started
+        assert futures[2].cancelled() or futures[2].result() is None
+
+
 # ----------------------------------------------------------------------------------------------- the whole study
 EXPECTED_KEYS = {"tau", "tau_ci95", "best_trivial_tau", "trivial", "partial_tau_given_depth",
                  "partial_tau_given_depth_ci95", "partial_tau_given_macs", "partial_tau_given_macs_ci95",
@@ -248,7 +287,7 @@ def _signal_when(process: subprocess.Popen, marker: Path, signum: int, timeout: 
     children = [int(stat.parent.name) for stat in Path("/proc").glob("[0-9]*/stat")
                 if _parent_pid(stat) == process.pid]
     process.send_signal(signum)
-    process.wait(60)
+    process.wait(120)
     return children
 
 
@@ -293,6 +332,10 @@ def test_study_resumes_after_kill_9_at_two_points(finished_study, tiny_fc2, tmp_
     while time.time() < deadline and any(_alive(pid) for pid in workers):
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in workers)
+    for run in (study_dir / "runs/retrains").iterdir():  # a retrain the stop cut short saved on it
+        if not (run / "launch_result.json").exists():
+            log = (study_dir / "logs" / f"{run.name}.log").read_text()
+            assert "saved: the same run resumes from here" in log, log[-2000:]
     finished_before = first_retrain.stat().st_mtime_ns
     third = _run(["study", "--config", str(config)], timeout=900)
     assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]

@@ -72,6 +72,7 @@ def test_kruskal_wallis_hand_cases():
     assert p == pytest.approx(math.erfc(math.sqrt(27 / 7 / 2)))  # chi-square with 1 df: erfc(sqrt(x / 2))
     assert math.isnan(kruskal_wallis([[1.0, 1.0], [1.0]])[0])       # every value equal: undefined
     assert math.isnan(kruskal_wallis([[1.0, 2.0]])[2])              # one group: nothing to compare
+    assert math.isnan(kruskal_wallis([[1.0, float("nan")], [2.0, 3.0]])[2])  # a NaN figure: no test
     assert chi2_sf(0.0, 3) == 1.0 and chi2_sf(2.0, 2) == pytest.approx(math.exp(-1.0))
 
 
