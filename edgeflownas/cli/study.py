@@ -42,8 +42,9 @@ def study(config_path: Path, set_values: Tuple[str, ...], dry_run: bool) -> None
 
     Every step is resumable: run the same command again after a crash, kill or
     requeue. Ctrl-C or SIGTERM stop it within a step: each local training
-    running saves at its next optimizer step and the same command resumes it. With a slurm: section every training goes through efnas submit
-    (the retrains as one job array) and this command waits for them; it can
+    running saves at its next optimizer step and the same command resumes
+    it. With a slurm: section every training goes through efnas submit (the
+    retrains as one job array) and this command waits for them; it can
     itself run as a job.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
