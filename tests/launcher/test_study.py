@@ -337,6 +337,18 @@ def test_study_resumes_after_kill_9_at_two_points(finished_study, tiny_fc2, tmp_
             log = (study_dir / "logs" / f"{run.name}.log").read_text()
             assert "saved: the same run resumes from here" in log, log[-2000:]
     finished_before = first_retrain.stat().st_mtime_ns
+    # a start that trains in its own process (one worker) stops the same way once it trains a retrain again
+    started = {run.name for run in (study_dir / "runs/retrains").iterdir()}
+    alone = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    deadline = time.time() + 600
+    while time.time() < deadline and not ({run.name for run in (study_dir / "runs/retrains").iterdir()} - started):
+        assert alone.poll() is None, alone.communicate()[1][-2000:]
+        time.sleep(0.05)
+    alone.send_signal(signal.SIGTERM)
+    out, err = alone.communicate(timeout=120)
+    assert alone.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert err.strip().splitlines()[-1].startswith("efnas study: interrupted by SIGTERM: "), err[-2000:]
+    assert "Traceback" not in err
     third = _run(["study", "--config", str(config)], timeout=900)
     assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
     assert "warm-up seed 5: 1 run(s) already finished" in third.stdout
