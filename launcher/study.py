@@ -545,12 +545,11 @@ def measure_latency(study: Study, codes: Sequence[ArchCode], log: Callable[[str]
     model, height, width = _model_and_size(study)
     settings = {"precision": "float", "threads": threads, "input_hw": [height, width],
                 "model": model_settings(model), "subnets": sorted(arch_name(code) for code in codes)}
+    timing = {"runs": DEFAULT_RUNS, "warmup_runs": DEFAULT_WARMUP, "order": ORDER}
     path = study.directory / LATENCY_JSON
     if path.is_file():
         old = json.loads(path.read_text(encoding="utf-8"))
-        timing = {key: old.get("measurement", {}).get(key) for key in ("runs", "warmup_runs", "order")}
-        if old.get("settings") == settings and timing == {"runs": DEFAULT_RUNS, "warmup_runs": DEFAULT_WARMUP,
-                                                           "order": ORDER}:
+        if old.get("settings") == settings and {key: old.get("measurement", {}).get(key) for key in timing} == timing:
             log(f"latency: {len(codes)} subnets already measured ({path})")
             return old
         log(f"latency: {path} was measured under other settings or timed another way; measuring again")
@@ -558,8 +557,7 @@ def measure_latency(study: Study, codes: Sequence[ArchCode], log: Callable[[str]
     timed = time_subnets(model, height, width, codes, study.directory / ".latency-models", threads,
                          DEFAULT_RUNS, DEFAULT_WARMUP, log)
     doc = {"settings": settings, "device": device_description(),
-           "measurement": {"statistic": "median of the timed invoke() calls", "runs": DEFAULT_RUNS,
-                           "warmup_runs": DEFAULT_WARMUP, "order": ORDER,
+           "measurement": {"statistic": "median of the timed invoke() calls", **timing,
                            "load_average_start": load_before, "load_average_end": load_average()},
            "subnets": timed}
     write_json_atomic(path, doc)
