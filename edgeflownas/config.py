@@ -282,7 +282,7 @@ class ResolvedConfig:
 # Keys added after runs were recorded, with the value that computes what a run computed before the key existed.
 # A recorded config without one of them had that value (resume checks); at that value the key is left out of a
 # trial's fingerprint, so the earlier records still count as finished.
-LATER_KEYS: Dict[str, Any] = {"model.residual_init": "random"}
+LATER_KEYS: Dict[str, Any] = {"model.residual_init": "random", "train.lr_warmup_steps": 0}
 
 
 def config_hash(values: Mapping[str, Any]) -> str:

@@ -55,6 +55,7 @@ class TrainConfig:
     batch_size: int
     lr: float
     lr_min: float
+    lr_warmup_steps: int
     weight_decay: float
     grad_clip_norm: float
     adam_beta1: float

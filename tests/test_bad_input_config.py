@@ -112,6 +112,27 @@ def test_bad_cli_value_names_the_option_not_the_config_file(cli, tmp_path):
     assert "train.lr: -1 is less than or equal to the minimum of 0\n" in result.output
 
 
+@pytest.mark.parametrize("value, problem", [("-1", "-1 is less than the minimum of 0"),
+                                            ("2.5", "2.5 is not of type 'integer'")])
+def test_bad_lr_warm_up_is_one_line_naming_the_key(cli, value, problem):
+    line = _one_line_error(cli("train", "--dry_run", "--set", f"train.lr_warmup_steps={value}"))
+    assert line == f"Error: option --set train.lr_warmup_steps={value} is invalid: train.lr_warmup_steps: {problem}"
+
+
+def test_a_warm_up_longer_than_the_run_is_one_error_line_before_training(cli, fc2_root, tmp_path):
+    path = tmp_path / "warm.yaml"
+    path.write_text(f"experiment: {{name: w, output_root: {tmp_path / 'runs'}}}\n"
+                    f"data: {{train_dir: {fc2_root / 'train'}, val_dir: {fc2_root / 'val'}, input_height: 32, "
+                    "input_width: 48}\ntrain: {num_epochs: 2, steps_per_epoch: 1, batch_size: 1, lr_warmup_steps: 3}\n")
+    result = cli("train", "--config", path)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert errors == ["Error: train.lr_warmup_steps=3 exceeds the 2 planned optimizer steps (num_epochs 2 x "
+                      "steps_per_epoch 1): the warm-up would never end; set train.lr_warmup_steps to at most 2, or "
+                      "plan more steps"]
+    assert not (tmp_path / "runs" / "w").exists()  # refused before the run directory was made
+
+
 @pytest.mark.parametrize("key", ["input_height", "input_width"])
 def test_huge_input_size_is_refused_by_the_schema(cli, tmp_path, key):
     path = tmp_path / "huge.yaml"

@@ -25,6 +25,14 @@ once: the accumulated gradients are **averaged** over the paths, clipped to a
 global norm of ``grad_clip_norm`` and applied by Adam with a cosine-decayed
 learning rate, incrementing ``global_step``.
 
+The learning rate (``learning_rate``) is a function of ``global_step`` alone,
+so a resumed run continues it exactly: the cosine decay from ``lr`` to
+``lr_min`` over the planned steps, times ``min(1, (step + 1) / W)`` for a
+linear warm-up of ``W = lr_warmup_steps > 0`` steps (step = the global step
+being applied, from 0: the first step uses 1/W of the cosine, step W-1 on
+the plain cosine; the warm-up scales the cosine, it does not shift it).  With
+``W = 0`` no warm-up op exists, and the graph is the one built before the key.
+
 Why the average: Adam is invariant to a constant gradient scale, so sum and
 mean give the same update direction; the mean keeps the clip threshold and the
 weight-decay strength at their single-path meaning (a sum would clip 3x
@@ -60,6 +68,15 @@ from edgeflownas.train.guarded_adam import GuardedAdam
 from edgeflownas.train.plan import TrainPlan
 
 CLIP_MARGIN = 1e-5
+
+
+def learning_rate(train: TrainConfig, global_step: tf.Tensor, planned_steps: int) -> tf.Tensor:
+    """The lr tensor at ``global_step``: cosine decay over ``planned_steps``, times the linear warm-up ramp."""
+    lr = tf.compat.v1.train.cosine_decay(train.lr, global_step, planned_steps, alpha=train.lr_min / train.lr)
+    if not train.lr_warmup_steps:
+        return lr  # no op added: the graph and its numbers are those of a run without the key
+    ramp = tf.minimum(1.0, (tf.cast(global_step, tf.float32) + 1.0) / float(train.lr_warmup_steps))
+    return lr * ramp
 
 
 class EvalGraph:
@@ -196,8 +213,7 @@ class TrainGraph(EvalGraph):
             # 1e-5 relative margin keeps the logged after-clip norm <= grad_clip_norm as promised.
             clipped, self.norm_before = tf.clip_by_global_norm(mean, train.grad_clip_norm * (1.0 - CLIP_MARGIN))
             self.norm_after = tf.linalg.global_norm(clipped)
-            self.lr = tf.compat.v1.train.cosine_decay(
-                train.lr, self.global_step, plan.planned_steps, alpha=train.lr_min / train.lr)
+            self.lr = learning_rate(train, self.global_step, plan.planned_steps)
             bn_now = self._bn_flat()
             self.cycle_finite = tf.reduce_all(tf.stack(
                 [self.losses_finite.read_value(), tf.math.is_finite(self.norm_before),

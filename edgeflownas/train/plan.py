@@ -3,7 +3,10 @@
 Steps per epoch: ``train.steps_per_epoch`` or one pass over the training split
 (``floor(train_samples / batch_size)``); ``fast_mode.steps_per_epoch`` in fast
 mode; capped by ``train.max_steps`` and by the batches one pass can supply.
-The cosine schedule spans ``num_epochs x steps_per_epoch`` optimizer steps.
+The cosine schedule spans ``num_epochs x steps_per_epoch`` optimizer steps; a
+``train.lr_warmup_steps`` longer than that is a ConfigError (a warm-up that
+never ends), except in fast mode, whose few steps are a smoke run of the same
+config: there it is a notice and the warm-up runs unfinished.
 Evaluation uses ``eval.batch_size`` (default ``train.batch_size``) and the
 first ``eval.val_batches`` batches of the sorted validation split (default
 all of it); fast mode substitutes ``fast_mode.eval_batch_size`` and
@@ -18,7 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from edgeflownas.config_types import Config
-from edgeflownas.errors import CheckpointError, DataError
+from edgeflownas.errors import CheckpointError, ConfigError, DataError
 from edgeflownas.nas.arch_codec import ArchCode
 from edgeflownas.nas.fair_sampler import PATHS_PER_CYCLE
 
@@ -75,6 +78,14 @@ def make_plan(cfg: Config, train_samples: int, val_samples: int) -> TrainPlan:
         notices.append(f"steps_per_epoch {steps} exceeds one pass over {train_samples} training samples "
                        f"at batch {batch}; using {full_pass}")
         steps = full_pass
+    planned = train.num_epochs * steps
+    if train.lr_warmup_steps > planned:
+        what = (f"train.lr_warmup_steps={train.lr_warmup_steps} exceeds the {planned} planned optimizer steps "
+                f"(num_epochs {train.num_epochs} x steps_per_epoch {steps})")
+        if not cfg.runtime.fast_mode:
+            raise ConfigError(f"{what}: the warm-up would never end; set train.lr_warmup_steps to at most "
+                              f"{planned}, or plan more steps")
+        notices.append(f"{what} in fast mode; the warm-up does not finish in this run")
     eval_batch = fast.eval_batch_size if cfg.runtime.fast_mode else (cfg.eval.batch_size or batch)
     available_val = math.ceil(val_samples / eval_batch)
     wanted_val = fast.val_batches if cfg.runtime.fast_mode else cfg.eval.val_batches
@@ -85,7 +96,7 @@ def make_plan(cfg: Config, train_samples: int, val_samples: int) -> TrainPlan:
         batch_size=batch,
         steps_per_epoch=steps,
         num_epochs=train.num_epochs,
-        planned_steps=train.num_epochs * steps,
+        planned_steps=planned,
         paths_per_step=PATHS_PER_CYCLE if train.supernet_mode == "strict_fairness" else 1,
         eval_batch_size=eval_batch,
         val_batches=val_batches,

@@ -240,9 +240,10 @@ def build_manifest(resolved: ResolvedConfig, plan: Mapping[str, Any], data: Mapp
         "fixed_arch_code": list(cfg.model.fixed_arch_code) if train.supernet_mode == "fixed_arch" else None,
         "optimizer": {"name": "adam", "beta1": train.adam_beta1, "beta2": train.adam_beta2,
                       "epsilon": train.adam_epsilon},
+        # warmup_steps W > 0: the cosine times min(1, (step + 1) / W) (train/graph.py learning_rate).
         "lr_schedule": {"name": "cosine_decay", "lr": train.lr, "lr_min": train.lr_min,
                         "decay_steps": plan["planned_steps"], "steps_per_epoch": plan["steps_per_epoch"],
-                        "num_epochs": train.num_epochs},
+                        "num_epochs": train.num_epochs, "warmup_steps": train.lr_warmup_steps},
         "wd": train.weight_decay,
         "wd_applies_to": "conv kernels (L2, added to each path's loss)",
         "grad_clip": {"type": "global_norm", "max_norm": train.grad_clip_norm,

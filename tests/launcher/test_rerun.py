@@ -47,15 +47,19 @@ def test_slurm_settings_and_the_resume_flag_do_not_change_the_fingerprint(launch
     assert training_fingerprint(a) == training_fingerprint(b) != training_fingerprint(c)
 
 
-def test_a_key_added_later_at_its_earlier_behaviour_does_not_change_the_fingerprint(launch_config):
-    """model.residual_init appeared after runs were recorded: at 'random' (what every run did before) the
-    fingerprint is the one a config without the key had; 'identity' computes something else."""
+@pytest.mark.parametrize("key, before, other", [("model.residual_init", "random", "identity"),
+                                                 ("train.lr_warmup_steps", 0, 4)])
+def test_a_key_added_later_at_its_earlier_behaviour_does_not_change_the_fingerprint(launch_config, key, before, other):
+    """model.residual_init and train.lr_warmup_steps appeared after runs were recorded: at what every run did
+    before ('random', no warm-up) the fingerprint is the one a config without the key had; another value computes
+    something else."""
+    section, leaf = key.split(".")
     now = build_plan(launch_config(), {}, [], None).trials[0].resolved.values
-    assert now["model"]["residual_init"] == "random"
+    assert now[section][leaf] == before
     earlier = copy.deepcopy(now)
-    del earlier["model"]["residual_init"]
-    other = build_plan(launch_config(), {"model.residual_init": "identity"}, [], None).trials[0].resolved.values
-    assert training_fingerprint(now) == training_fingerprint(earlier) != training_fingerprint(other)
+    del earlier[section][leaf]
+    changed = build_plan(launch_config(), {key: other}, [], None).trials[0].resolved.values
+    assert training_fingerprint(now) == training_fingerprint(earlier) != training_fingerprint(changed)
 
 
 def test_dry_run_leaves_out_finished_trials(launch_config):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edgeflownas.config import resolve_mapping
-from edgeflownas.errors import DataError
+from edgeflownas.errors import ConfigError, DataError
 from edgeflownas.train.plan import make_plan
 
 
@@ -53,3 +53,21 @@ def test_partial_last_validation_batch_is_kept():
 def test_too_few_training_samples_for_one_batch():
     with pytest.raises(DataError, match="fewer than one batch"):
         make_plan(_cfg(), 10, 10)
+
+
+def test_a_warm_up_longer_than_the_planned_steps_is_refused_naming_the_key_and_the_count():
+    train = {"steps_per_epoch": 5, "num_epochs": 2, "batch_size": 4}
+    assert make_plan(_cfg(train={**train, "lr_warmup_steps": 10}), 100, 10).notices == ()  # ends at the last step
+    with pytest.raises(ConfigError) as info:
+        make_plan(_cfg(train={**train, "lr_warmup_steps": 11}), 100, 10)
+    assert str(info.value) == ("train.lr_warmup_steps=11 exceeds the 10 planned optimizer steps (num_epochs 2 x "
+                               "steps_per_epoch 5): the warm-up would never end; set train.lr_warmup_steps to at most "
+                               "10, or plan more steps")
+
+
+def test_fast_mode_runs_a_longer_warm_up_unfinished_with_a_notice():
+    """Fast mode cuts a real config's steps (4 per epoch here): its warm-up is not an error there."""
+    plan = make_plan(_cfg(train={"num_epochs": 2, "lr_warmup_steps": 1000}, runtime={"fast_mode": True}), 1000, 100)
+    assert plan.planned_steps == 8
+    assert plan.notices == ("train.lr_warmup_steps=1000 exceeds the 8 planned optimizer steps (num_epochs 2 x "
+                            "steps_per_epoch 4) in fast mode; the warm-up does not finish in this run",)

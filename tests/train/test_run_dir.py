@@ -55,6 +55,10 @@ def test_manifest_has_every_required_field(tmp_path, monkeypatch):
     assert (manifest["input_normalization"], manifest["loss_uncertainty_form"]) == ("none", "safe")
     assert manifest["option_init"] == "tied"  # the default: every option of a block starts as one function
     assert manifest["residual_init"] == "random"  # the default: ResBlocks drawn as usual
+    assert manifest["lr_schedule"]["warmup_steps"] == 0  # the default: no warm-up
+    warmed = resolve_mapping({"experiment": {"name": "exp1"}, "data": {"train_dir": "a", "val_dir": "b"},
+                              "train": {"lr_warmup_steps": 7}})
+    assert rd.build_manifest(warmed, plan, data, [])["lr_schedule"]["warmup_steps"] == 7
     assert manifest["slurm"] == {"SLURM_JOB_ID": "1234"}
     assert set(manifest["versions"]) >= {"python", "tensorflow", "numpy", "h5py", "efnas"}
     rd.write_manifest(tmp_path, manifest)

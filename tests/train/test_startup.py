@@ -102,6 +102,21 @@ def test_residual_init_must_match_on_resume_and_was_random_before_it_existed(tin
         "model.residual_init: checkpoint 'random' != now 'identity'"]
 
 
+def test_lr_warm_up_must_match_on_resume_and_was_0_before_it_existed(cli, tiny_run, tmp_path):
+    """train.lr_warmup_steps is part of the schedule, like train.lr: a resume refuses a change.  A checkpoint
+    written before the key existed trained without a warm-up (0)."""
+    state = _fake_last_checkpoint(tiny_run)
+    result = cli("train", "--config", _write_config(tmp_path, tiny_run), "--resume",
+                 "--set", "train.lr_warmup_steps=4")
+    assert result.exit_code == 1
+    assert "cannot resume" in result.output and "train.lr_warmup_steps: checkpoint 0 != now 4" in result.output
+    older = {section: dict(values) for section, values in state["config"].items()}
+    del older["train"]["lr_warmup_steps"]
+    assert config_differences(older, resolve_mapping(tiny_run, {}).values) == []
+    assert config_differences(older, resolve_mapping(tiny_run, {"train.lr_warmup_steps": 4}).values) == [
+        "train.lr_warmup_steps: checkpoint 0 != now 4"]
+
+
 def test_missing_inherit_source_is_an_error(cli, tiny_run, tmp_path):
     result = cli("train", "--config", _write_config(tmp_path, tiny_run), "--resume_experiment_name", "nope")
     assert result.exit_code == 1 and "no checkpoint at" in result.output and "nope" in result.output
