@@ -52,16 +52,15 @@ SETTINGS: Dict[str, Dict[str, Any]] = {
     "independent_coarse_first": {"model.option_init": "independent", "loss.scale_weights": [0.5, 0.25, 0.125]},
     "tied_equal_scales": {"model.option_init": "tied", "loss.scale_weights": [1.0, 1.0, 1.0]},
     "independent_lr3e-4": {"model.option_init": "independent", "train.lr": 3e-4, "train.lr_min": 3e-4},
-    # The fixed-baseline contrasts of the first probe (PROBE_KNOBS: not config options).
+    # The fixed-baseline contrasts of the first probe (PROBE_KNOBS: what is not a config option).
     "fixed_flow_div20": {"train.supernet_mode": "fixed_arch"},
-    "fixed_head_x0.01_lr_warmup100": {"train.supernet_mode": "fixed_arch"},
+    "fixed_head_x0.01_lr_warmup100": {"train.supernet_mode": "fixed_arch", "train.lr_warmup_steps": 100},
 }
 # Probe-only knobs: flow_scale divides every flow (train and val; the val and train ratios are scale-free, so
-# they compare directly), head_scale multiplies the initial kernels of the three flow heads (H0, H2, H4),
-# lr_warmup ramps the learning rate linearly over that many steps.
+# they compare directly), head_scale multiplies the initial kernels of the three flow heads (H0, H2, H4).
 PROBE_KNOBS: Dict[str, Dict[str, float]] = {
     "fixed_flow_div20": {"flow_scale": 1 / 20},
-    "fixed_head_x0.01_lr_warmup100": {"head_scale": 0.01, "lr_warmup": 100},
+    "fixed_head_x0.01_lr_warmup100": {"head_scale": 0.01},
 }
 
 
@@ -159,15 +158,6 @@ def run_one(setting: str, seed: int, args, data) -> List[Dict[str, Any]]:
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.set_random_seed(seed)
-        if "lr_warmup" in knobs:  # the graph's cosine schedule (constant here), times a linear ramp
-            cosine = tf.compat.v1.train.cosine_decay
-            ramp = knobs["lr_warmup"]
-
-            def warmed(lr, step, *rest, **kwargs):
-                factor = tf.minimum(1.0, (tf.cast(step, tf.float32) + 1.0) / float(ramp))
-                return cosine(lr, step, *rest, **kwargs) * factor
-
-            tf.compat.v1.train.cosine_decay = warmed
         tg = TrainGraph(cfg.model, cfg.loss, cfg.train, (h, w), plan,
                         fixed_arch=tuple(cfg.model.fixed_arch_code) if fixed else None, stage_batch=False)
         net = tg.net
@@ -180,8 +170,6 @@ def run_one(setting: str, seed: int, args, data) -> List[Dict[str, Any]]:
         evaluator = PoolEvaluator(tg, recal, val_batches, log=lambda _line: None)
         sess = tf.compat.v1.Session(graph=graph, config=tf.compat.v1.ConfigProto(
             intra_op_parallelism_threads=1, inter_op_parallelism_threads=1))
-        if "lr_warmup" in knobs:
-            tf.compat.v1.train.cosine_decay = cosine
         sess.run(tg.init_op)
         if "head_scale" in knobs:
             heads = [v for v in net.trainable_variables if any(f"/{b}/" in v.name for b in ("H0", "H2", "H4"))
@@ -233,6 +221,7 @@ def main(argv=None) -> int:
         print(table([json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]))
         return 0
     from edgeflownas.data.loader import FolderSource
+    from edgeflownas.errors import EfnasError
 
     if not args.setting or args.data is None:
         sys.exit("probe_fairness: give --data and at least one --setting (or --table ROWS)")
@@ -242,7 +231,10 @@ def main(argv=None) -> int:
     summary = []
     for setting in args.setting:
         for seed in args.seeds:
-            rows = run_one(setting, seed, args, data)
+            try:
+                rows = run_one(setting, seed, args, data)
+            except EfnasError as error:  # e.g. a setting's train.lr_warmup_steps longer than --steps
+                sys.exit(f"probe_fairness: {setting}: {error}")
             final = rows[-1]
             summary.append({"setting": setting, "seed": seed, "steps": final["step"],
                             "val_ratio": round(final["val_ratio"], 3), "train_ratio": round(final["train_ratio"], 3),
