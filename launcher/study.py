@@ -31,8 +31,9 @@ This module plans and runs; the science is ``edgeflownas.study``.  Every
 training is a ``launcher.plan`` trial run by ``launcher.job.TrainingJob``,
 which writes ``launch_result.json`` when it finishes: locally (in this process,
 or ``study.local_workers`` worker processes, each training one run after
-another) or, with a ``slurm:`` section, submitted through ``launcher.submit``
-(the retrains as one job array) and waited for.
+another with ``study.threads_per_training`` TensorFlow threads) or, with a
+``slurm:`` section, submitted through ``launcher.submit`` (the retrains as one
+job array) and waited for.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from multiprocessing import active_children, get_context
+from multiprocessing.connection import wait as connection_wait
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -307,13 +309,18 @@ def _stop_signals() -> Tuple[int, ...]:
     return (signal.SIGTERM, signal.SIGINT, submitit_private.usr_signal())
 
 
-def _child_start() -> None:
-    """In a local worker process: die with the parent (a killed study leaves no orphan holding a run's lock), and
-    route every stop signal to the worker's stop request: the training running saves at its next optimizer step
-    and returns, and no later training starts (``_train_in_child``); the worker stays until the pool ends it."""
+def _child_start(threads: Optional[int] = None) -> None:
+    """In a local worker process: die with the parent (a killed study leaves no orphan holding a run's lock),
+    size TensorFlow's thread pools (``threads``; before TensorFlow makes them, at the worker's first training),
+    and route every stop signal to the worker's stop request: the training running saves at its next optimizer
+    step and returns, and no later training starts (``_train_in_child``); the worker stays until the pool ends it."""
     import ctypes
 
     global _WORKER_STOP
+    if threads is not None:
+        from edgeflownas.train.runtime import THREAD_VARIABLES
+
+        os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
@@ -371,7 +378,8 @@ def _run_locally(study: Study, plan: SubmissionPlan, todo: Sequence[TrialPlan], 
 
     progress = Progress(len(plan.trials), len(plan.trials) - len(todo))
     workers = min(study.section("study")["local_workers"], len(todo))
-    if workers == 1:
+    threads = study.section("study")["threads_per_training"]
+    if workers == 1 and threads is None:  # TensorFlow's default threads: the same numbers here as in a worker
         for trial in todo:
             log(f"{label}: training {_trial_name(trial)} -> {trial.run_dir}")
             with deferred_signals(_stop_signals(), StopRequest()) as stop:
@@ -383,9 +391,11 @@ def _run_locally(study: Study, plan: SubmissionPlan, todo: Sequence[TrialPlan], 
         return
     logs = study.directory / LOGS
     logs.mkdir(parents=True, exist_ok=True)
-    log(f"{label}: {len(todo)} run(s) on {workers} local worker processes; their output goes to {logs}/<run>.log")
+    per_worker = "" if threads is None else f" of {threads} TensorFlow thread(s)"
+    log(f"{label}: {len(todo)} run(s) on {workers} local worker process(es){per_worker}; their output goes to "
+        f"{logs}/<run>.log")
     context = get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_child_start) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_child_start, initargs=(threads,)) as pool:
         try:
             running = {pool.submit(_train_in_child, training_job(trial), str(logs / f"{_trial_name(trial)}.log")):
                        trial for trial in todo}
@@ -426,16 +436,24 @@ def _stop_workers(pool: ProcessPoolExecutor, grace_s: float = 60.0) -> None:
         pool.shutdown(wait=False, cancel_futures=True)
         workers = active_children()
         for worker in workers:
+            if connection_wait([worker.sentinel], 0):  # already ended
+                continue
             try:
                 os.kill(worker.pid, submitit_private.usr_signal())
             except (ProcessLookupError, TypeError):  # already ended (scancel signals every process of the job)
                 pass
+        # Waited for through their sentinels, not join(): the pool's own thread reaps the workers as they end, and a
+        # join racing it can find a worker's exit status already taken (ECHILD) and report it alive.
+        running = {worker.sentinel: worker for worker in workers}
         deadline = time.monotonic() + grace_s
-        for worker in workers:
-            worker.join(max(0.0, deadline - time.monotonic()))
-            if worker.is_alive():
-                worker.kill()
-                worker.join()
+        while running and time.monotonic() < deadline:
+            for sentinel in connection_wait(list(running), max(0.0, deadline - time.monotonic())):
+                running.pop(sentinel)
+        for worker in running.values():  # not ended yet, so not reaped: its pid is still its own
+            worker.kill()
+        reaped = time.monotonic() + grace_s
+        while any(worker.exitcode is None for worker in workers) and time.monotonic() < reaped:
+            time.sleep(0.01)  # the pool's thread is reaping them (or this poll does)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
@@ -696,8 +714,11 @@ def dry_run(study: Study) -> str:
 
     check_before_start(study)
     slurm_mode = study.slurm is not None
+    own = study.section("study")
+    local = (f"local ({own['local_workers']} training(s) at once, "
+             f"{own['threads_per_training'] or 'TensorFlow default'} thread(s) each)")
     lines = [f"# efnas study --dry_run: {study.path} -> {study.directory}",
-             f"# mode: {'SLURM (efnas submit; the retrains as one job array)' if slurm_mode else 'local'}"]
+             f"# mode: {'SLURM (efnas submit; the retrains as one job array)' if slurm_mode else local}"]
     script = None
     seeds = supernet_seeds(study)
     for seed in seeds:

@@ -21,6 +21,8 @@ XLA_CPU_FLAG = "--tf_xla_cpu_global_jit"
 # tests/train/test_grappler_passes.py checks losses, norms, every variable and an evaluation pass stay bit-identical
 # to TensorFlow's default set.  Constant folding and the remapper stay: without either the results change in the
 # last bits (exact resume of runs trained before).
+# What sizes TensorFlow's CPU thread pools when a process first makes them (efnas study's threads_per_training).
+THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 GRAPPLER_PASSES_OFF = ("layout_optimizer", "dependency_optimization", "loop_optimization", "arithmetic_optimization")
 
 
@@ -31,6 +33,9 @@ def configure_runtime(runtime: RuntimeConfig, log: Callable[[str], None]) -> Opt
     if runtime.xla:
         enable_cpu_xla()
         log("runtime.xla: XLA JIT auto-clustering of the training graph (compiles for a while at the first step)")
+    threads = [f"{name}={os.environ[name]}" for name in THREAD_VARIABLES if os.environ.get(name)]
+    if threads:  # results depend on the thread count in the last float digits
+        log(f"cpu threads: {', '.join(threads)}")
     gpus = tf.config.list_physical_devices("GPU")
     if runtime.gpu_device is None:
         log(f"device: {'GPU:0' if gpus else 'CPU'} ({len(gpus)} GPU(s) visible)")

@@ -174,6 +174,38 @@ def test_stopping_the_local_workers_saves_the_running_trainings_and_starts_no_ot
         assert futures[2].cancelled() or futures[2].result() is None
 
 
+def test_threads_per_training_sizes_every_local_trainings_tensorflow_also_with_one_worker(tmp_path, monkeypatch):
+    """study.threads_per_training: each training runs in a worker whose TensorFlow has that many intra-op and
+    inter-op threads (counted: 2 more OS threads per extra thread), also with one worker; null trains in-process."""
+    from types import SimpleNamespace
+
+    import launcher.study as study_module
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))  # worker_jobs, for the spawned workers too
+    from worker_jobs import ThreadsJob
+
+    monkeypatch.setattr("launcher.submit.training_job", lambda trial: ThreadsJob(str(trial.run_dir)))
+    monkeypatch.setattr(study_module, "_check_finished", lambda trial, label: None)
+
+    def run(workers, threads, names):
+        study = SimpleNamespace(directory=tmp_path, section=lambda name: {"local_workers": workers,
+                                                                          "threads_per_training": threads})
+        todo = [SimpleNamespace(name=name, run_dir=tmp_path / name) for name in names]
+        lines = []
+        study_module._run_locally(study, SimpleNamespace(trials=todo), todo, "retrains", lines.append,
+                                  lambda trial: "")
+        return [json.loads((tmp_path / name / "ran.json").read_text()) for name in names], lines
+
+    one, lines = run(1, 1, ["one"])
+    assert one[0]["pid"] != os.getpid() and one[0]["env"] == ["1", "1"]
+    assert "on 1 local worker process(es) of 1 TensorFlow thread(s)" in lines[0]
+    three, _ = run(2, 3, ["a", "b"])
+    assert all(ran["env"] == ["3", "3"] for ran in three) and len({ran["pid"] for ran in three}) in (1, 2)
+    assert {ran["threads"] - one[0]["threads"] for ran in three} == {4}  # (3 - 1) intra-op + (3 - 1) inter-op
+    here, lines = run(1, None, ["here"])
+    assert here[0]["pid"] == os.getpid() and lines[0].startswith("retrains: training here")
+
+
 # ----------------------------------------------------------------------------------------------- the whole study
 EXPECTED_KEYS = {"tau", "tau_ci95", "best_trivial_tau", "trivial", "partial_tau_given_depth",
                  "partial_tau_given_depth_ci95", "partial_tau_given_macs", "partial_tau_given_macs_ci95",

@@ -25,3 +25,29 @@ class StepJob:
                 return {"interrupted_by": stop.name}
         (folder / "finished").write_text("1")
         return {}
+
+
+class ThreadsJob:
+    """Runs one TensorFlow session and records where it ran and how many threads its process then had (TensorFlow
+    makes its intra-op and inter-op pools at the first session, sized by TF_NUM_INTRAOP/INTEROP_THREADS)."""
+
+    def __init__(self, run_dir: str) -> None:
+        self.run_dir = run_dir
+
+    def run(self, stop) -> dict:
+        import json
+        import os
+
+        import tensorflow as tf
+
+        graph = tf.Graph()
+        with graph.as_default():
+            product = tf.matmul(tf.ones([32, 32]), tf.ones([32, 32]))
+        with tf.compat.v1.Session(graph=graph) as session:
+            session.run(product)
+        folder = Path(self.run_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "ran.json").write_text(json.dumps({
+            "pid": os.getpid(), "threads": len(os.listdir("/proc/self/task")),
+            "env": [os.environ.get("TF_NUM_INTRAOP_THREADS"), os.environ.get("TF_NUM_INTEROP_THREADS")]}))
+        return {}
