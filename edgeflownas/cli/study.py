@@ -45,7 +45,9 @@ def study(config_path: Path, set_values: Tuple[str, ...], dry_run: bool) -> None
     running saves at its next optimizer step and the same command resumes
     it. With a slurm: section every training goes through efnas submit (the
     retrains as one job array) and this command waits for them; it can
-    itself run as a job.
+    itself run as a job. Stopping it leaves those jobs training on the
+    cluster: the same command run again finds them active and waits for
+    them instead of submitting them twice.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from launcher.study import dry_run as describe
