@@ -25,6 +25,13 @@ def _supernet_mean(subnet: Mapping[str, Any]) -> float:
     return sum(values) / len(values)
 
 
+def zero_line_fits(low: Any, high: Any, zero: float) -> bool:
+    """Whether a zero-flow line at ``zero`` belongs on an axis spanning the values ``low``..``high``: within the
+    values' own span above them (a stuck retrain puts it among them)."""
+    bottom, top = float(min(low)), float(max(high))
+    return zero <= top + max(top - bottom, 1e-3)
+
+
 def study_figure(doc: Mapping[str, Any]):
     """Supernet EPE (mean over supernet seeds, bars spanning them) vs the reference (bars spanning the retrain
     seeds), with tau, the noise ceiling and the verdict in the title; a second panel with the reference vs total
@@ -50,13 +57,16 @@ def study_figure(doc: Mapping[str, Any]):
     if stuck.any():
         left.plot(x[stuck], y[stuck], "x", color="tab:red", ms=9, label="a retrain stuck at the mean flow")
     zero = doc.get("zero_flow_epe")
-    if zero:
+    zero_text = ""
+    if zero and zero_line_fits(y - y_err[0], y + y_err[1], zero):
         left.axhline(zero, color="tab:red", lw=0.8, label=f"zero-flow EPE {zero:.3f}")
+    elif zero:  # far above every retrain: a line there would squash the subnets into one row
+        zero_text = f", zero-flow EPE {zero:.3f} px (above the axis)"
     ci = doc.get("tau_ci95") or [None, None]
     ci_text = "" if None in ci else f" [{ci[0]:.2f}, {ci[1]:.2f}]"
     left.set_title(f"tau = {_shown(doc.get('tau'))}{ci_text}, K = {doc['k']}, noise ceiling "
                    f"{_shown(doc.get('noise_ceiling_tau'))}, best trivial {_shown(doc.get('best_trivial_tau'))}\n"
-                   f"verdict: {doc.get('verdict')}", fontsize=8)
+                   f"verdict: {doc.get('verdict')}{zero_text}", fontsize=8)
     left.set_xlabel("supernet EPE (BN recalibrated), mean over supernet seeds [px]")
     left.set_ylabel("reference: stand-alone EPE, median of seeds [px]")
     left.legend(fontsize=7)

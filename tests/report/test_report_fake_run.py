@@ -193,3 +193,21 @@ def test_the_report_command_prints_the_page_path_once(cli, fake_run):
     assert result.exit_code == 0, result.output
     page = str(fake_run / "report" / "report.html")
     assert result.output.count(page) == 1 and result.stdout.strip().endswith(page)
+
+
+def test_the_study_figure_draws_the_zero_flow_line_only_near_the_retrains():
+    """A zero-flow line far above every retrain would squash the subnets into one row: it is drawn when a retrain
+    reaches within the retrains' own span of it (a stuck one), else the title names it."""
+    from edgeflownas.report.study import study_figure, zero_line_fits
+
+    assert not zero_line_fits([0.90, 0.93], [0.95, 1.00], 2.03)
+    assert zero_line_fits([0.90, 0.93], [0.95, 2.04], 2.03)  # a stuck retrain
+    assert zero_line_fits([0.90], [0.95], 0.99)
+    subnets = [{"name": f"s{i}", "depth": 4 + i, "supernet_epe": {"42": 1.3 + 0.01 * i},
+                "standalone": {"1": {"epe": 0.9 + 0.01 * i}, "2": {"epe": 0.92 + 0.01 * i}}} for i in range(3)]
+    doc = {"subnets": subnets, "reference": {s["name"]: s["standalone"]["1"]["epe"] for s in subnets}, "k": 3,
+           "zero_flow_epe": 2.031, "verdict": "cannot tell"}
+    left = study_figure(doc).axes[0]
+    assert "zero-flow EPE 2.031 px (above the axis)" in left.get_title()
+    assert not [text for text in left.get_legend().get_texts() if "zero-flow" in text.get_text()]
+    assert left.get_ylim()[1] < 1.0
