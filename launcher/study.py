@@ -731,7 +731,8 @@ def dry_run(study: Study) -> str:
             cfg = trial.resolved.config
             lines.append(f"{label} seed {seed}: {trial.run_dir} ({state}): {cfg.train.supernet_mode}, "
                          f"{cfg.train.num_epochs} epochs x {cfg.train.steps_per_epoch or 'all'} steps, batch "
-                         f"{cfg.train.batch_size}, {cfg.data.input_height}x{cfg.data.input_width}, option_init "
+                         f"{cfg.train.batch_size}, {cfg.data.input_height}x{cfg.data.input_width}, width "
+                         f"{cfg.model.init_neurons}, option_init "
                          f"{cfg.model.option_init}")
             lines += _data_note(plan)
             if slurm_mode and script is None:

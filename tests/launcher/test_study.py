@@ -482,11 +482,15 @@ def test_missing_config_and_bad_set(tmp_path, tiny_fc2):
 
 def test_dry_run_validates_presets_without_training(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)  # the presets name their supernet configs relative to the repository
-    for preset in ("configs/study_small.yaml", "configs/study_fc2.yaml"):
-        result = CliRunner().invoke(main, ["study", "--config", str(ROOT / preset), "--set",
+    presets = sorted((ROOT / "configs").glob("study_*.yaml"))
+    assert {"study_small.yaml", "study_fc2.yaml"} <= {preset.name for preset in presets}
+    for preset in presets:
+        result = CliRunner().invoke(main, ["study", "--config", str(preset), "--set",
                                            f"study.output_root={tmp_path}", "--dry_run"])
         assert result.exit_code == 0, result.output
         assert "supernet seed 42:" in result.output and "subnets: stratified" in result.output
+        width = (yaml.safe_load(preset.read_text())["supernet"].get("set") or {}).get("model.init_neurons")
+        assert width is None or f"x64, width {width}, option_init" in result.output, result.output
     fc2 = CliRunner().invoke(main, ["study", "--config", str(ROOT / "configs/study_fc2.yaml"), "--set",
                                     f"study.output_root={tmp_path}", "--dry_run"])
     assert "#SBATCH --gpus-per-node=1" in fc2.output and "mode: SLURM" in fc2.output
