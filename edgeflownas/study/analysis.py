@@ -25,13 +25,18 @@ subnets, lower EPE = better; intervals are percentile bootstraps over subnets:
   code against the supernet EPE and against the reference (a warm-up from the
   baseline biases the first, not the second);
 - ``stuck_runs``: retrains that never left the mean flow;
-- ``architecture_effect``: the Kruskal-Wallis test over the subnets' retrain
-  figures (every seed, stuck ones included; ``stats.kruskal_wallis``): does
-  the stand-alone EPE depend on the architecture at all?  A large ``p`` says
-  the subnets differ detectably no more than one subnet's seeds do -- a low
-  noise ceiling then says there is no ranking to reproduce at this scale
-  (or one too weak for the seeds measured), not a faulty measurement; with
-  few seeds per subnet the chi-square p-value is an approximation;
+- ``architecture_effect``: does the stand-alone EPE depend on the
+  architecture at all?  Friedman's test over the subnets' retrain figures
+  with the retrain seeds as blocks (``stats.friedman``; every seed, stuck
+  ones included): one seed gives every subnet the same data order, so what a
+  seed's luck does to all subnets alike is not counted as noise; with
+  Kendall's W, the seeds' agreement on the subnets' order (the noise
+  ceiling's question).  ``kruskal_wallis`` in it: the same question with
+  every retrain as an independent sample (``stats.kruskal_wallis``).  A large
+  ``p`` says the subnets differ detectably no more than one subnet's seeds
+  do -- a low noise ceiling then says there is no ranking to reproduce at
+  this scale (or one too weak for the seeds measured), not a faulty
+  measurement; with few seeds the chi-square p-values are approximations;
 - ``latency`` (when measured): ``tau_macs_latency``, Kendall tau between MACs
   and measured latency over the K subnets -- how far MACs mislead on the
   machine that measured them.
@@ -52,7 +57,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE
 from edgeflownas.study.reference import subnet_reference
 from edgeflownas.study.selection import hamming
-from edgeflownas.study.stats import bootstrap_interval, kendall_tau, kruskal_wallis, partial_tau, spearman_rho
+from edgeflownas.study.stats import (bootstrap_interval, friedman, kendall_tau, kruskal_wallis, partial_tau,
+                                     spearman_rho)
 
 MIN_NOISE_CEILING = 0.6
 TARGET_ABOVE_TRIVIAL = 0.1
@@ -153,17 +159,26 @@ def analyze(subnets: Sequence[Mapping[str, Any]], resamples: int = 2000, level: 
                                      "EPE: > 0 = nearer the baseline scores better"}
     stuck = [f"{s['name']}_seed={key}" for s in subnets for key in retrain_seeds if s["standalone"][key].get("stuck")]
     doc["stuck_runs"] = {"count": len(stuck), "of": len(subnets) * len(retrain_seeds), "runs": stuck}
+    q, q_df, q_p, w = friedman(by_seed)
     h, df, p = kruskal_wallis([[float(run["epe"]) for run in s["standalone"].values()] for s in subnets])
     doc["architecture_effect"] = {
-        "test": "Kruskal-Wallis over the subnets' retrain figures (every seed, stuck retrains included)",
-        "h": _round(h), "df": df, "p": _round(p),
+        "test": "Friedman over the subnets' retrain figures, the retrain seeds as blocks (stuck retrains included)",
+        "q": _round(q), "df": q_df, "p": _round(q_p), "kendall_w": _round(w),
+        "kruskal_wallis": {"test": "Kruskal-Wallis, every retrain an independent sample", "h": _round(h), "df": df,
+                           "p": _round(p)},
         "meaning": f"p < {ARCHITECTURE_EFFECT_P}: the stand-alone EPE depends on the architecture; larger: the "
-                   "subnets differ no more than one subnet's seeds do"}
+                   "subnets differ no more than one subnet's seeds do; kendall_w: how alike the seeds order the "
+                   "subnets (0 independently, 1 identically)"}
     doc["reference"] = {s["name"]: _round(value) for s, value in zip(subnets, reference)}
     if timed:
         doc["latency"] = measure("tau_macs_latency", kendall_tau, macs, [float(s["latency_ms"]) for s in subnets])
     doc.update(verdict(doc, measure.suffix))
     return doc
+
+
+def _effect_test(effect: Mapping[str, Any]) -> str:
+    """The name of the architecture-effect test a study.json holds (an older one: Kruskal-Wallis alone)."""
+    return "Friedman" if "q" in effect else "Kruskal-Wallis"
 
 
 def verdict(doc: Mapping[str, Any], suffix: str = "_ci95") -> Dict[str, Any]:
@@ -180,11 +195,12 @@ def verdict(doc: Mapping[str, Any], suffix: str = "_ci95") -> Dict[str, Any]:
         reason = (f"noise ceiling (seed-vs-seed tau of the stand-alone retrains) is {shown}, below "
                   f"{MIN_NOISE_CEILING}: the reference ranking is too noisy to judge any score against it; the "
                   "targets are not judged")
-        p = (doc.get("architecture_effect") or {}).get("p")
+        effect = doc.get("architecture_effect") or {}
+        p, test = effect.get("p"), _effect_test(effect)
         if p is not None and not math.isnan(p):
-            reason += (f"; the retrains' EPE shows no detectable dependence on the architecture (Kruskal-Wallis "
+            reason += (f"; the retrains' EPE shows no detectable dependence on the architecture ({test} "
                        f"p = {p:.3f}): the subnets differ no more than seeds do" if p >= ARCHITECTURE_EFFECT_P else
-                       f"; the retrains' EPE does depend on the architecture (Kruskal-Wallis p = {p:.3f}), but one "
+                       f"; the retrains' EPE does depend on the architecture ({test} p = {p:.3f}), but one "
                        "retrain's seed noise hides most of it: more seeds per subnet would sharpen the reference")
         return {"verdict": "cannot tell", "verdict_reason": reason, "targets": targets}
     targets["tau_above_best_trivial"]["met"] = None if above is None else above >= TARGET_ABOVE_TRIVIAL
@@ -223,10 +239,19 @@ def summary_lines(doc: Mapping[str, Any]) -> List[str]:
                  f"{hamming_tau.get('reference')}")
     lines.append(f"  stuck retrains (> 0.95x zero flow): {stuck.get('count')} of {stuck.get('of')}")
     effect = doc.get("architecture_effect")
-    if effect:
-        p = "n/a" if effect.get("p") is None else f"{effect['p']:.3f}"
-        h = "n/a" if effect.get("h") is None else f"{effect['h']:.2f}"
-        lines.append(f"  architecture effect on the retrains (Kruskal-Wallis): H {h}, df {effect.get('df')}, p {p}")
+
+    def fixed(entry: Mapping[str, Any], name: str, digits: int) -> str:
+        return "n/a" if entry.get(name) is None else f"{entry[name]:.{digits}f}"
+
+    if effect and "q" in effect:
+        kw = effect.get("kruskal_wallis") or {}
+        lines.append(f"  architecture effect on the retrains (Friedman, seeds as blocks): Q {fixed(effect, 'q', 2)}, "
+                     f"df {effect.get('df')}, p {fixed(effect, 'p', 3)}, Kendall's W {fixed(effect, 'kendall_w', 3)}")
+        lines.append(f"  ... every retrain independent (Kruskal-Wallis): H {fixed(kw, 'h', 2)}, df {kw.get('df')}, "
+                     f"p {fixed(kw, 'p', 3)}")
+    elif effect:
+        lines.append(f"  architecture effect on the retrains (Kruskal-Wallis): H {fixed(effect, 'h', 2)}, "
+                     f"df {effect.get('df')}, p {fixed(effect, 'p', 3)}")
     if doc.get("latency"):
         lines.append(f"  tau(MACs, measured latency)    {show(doc['latency'], 'tau_macs_latency')}")
     for name, target in doc.get("targets", {}).items():

@@ -1,5 +1,5 @@
 """Rank statistics of a ranking study: Kendall tau-b, partial tau given a third variable, bootstrap intervals,
-and the Kruskal-Wallis test of whether groups (a subnet's retrains) differ at all.
+and the Kruskal-Wallis and Friedman tests of whether groups (a subnet's retrains) differ at all.
 
 Kendall tau-b, Spearman rho and the bootstrap interval are
 ``edgeflownas.report.ranking``'s (tau and rho equal to scipy's, tie correction
@@ -23,6 +23,21 @@ R_i)::
 with (groups - 1) degrees of freedom -- scipy.stats.kruskal's definition.  A
 large p says the groups differ no more than their members do among
 themselves.
+
+Friedman's test for k treatments measured in n blocks (every treatment once
+per block; here the subnets, and the retrain seeds as blocks: one seed gives
+every subnet the same data order, so a seed's own luck moves all of them
+alike).  Values are ranked within each block (ties sharing their average
+rank); with R_j the rank sum of treatment j::
+
+    Q = (12 / (n k (k + 1)) * sum(R_j^2) - 3 n (k + 1)) / (1 - sum(t^3 - t) / (n k (k^2 - 1)))
+
+(t: the size of each group of ties within a block), with the p-value of a
+chi-square with (k - 1) degrees of freedom -- scipy.stats.friedmanchisquare's
+definition -- and Kendall's coefficient of concordance W = Q / (n (k - 1)):
+0 = the blocks rank the treatments independently, 1 = identically.  It asks
+what the noise ceiling asks (do two seeds rank the subnets alike?), without
+the seeds' common offsets that Kruskal-Wallis counts as noise.
 """
 
 from __future__ import annotations
@@ -32,7 +47,8 @@ from typing import Sequence, Tuple
 
 from edgeflownas.report.ranking import average_ranks, bootstrap_interval, kendall_tau, spearman_rho
 
-__all__ = ["kendall_tau", "spearman_rho", "partial_tau", "bootstrap_interval", "kruskal_wallis", "chi2_sf"]
+__all__ = ["kendall_tau", "spearman_rho", "partial_tau", "bootstrap_interval", "kruskal_wallis", "friedman",
+           "chi2_sf"]
 
 
 def partial_tau(x: Sequence[float], y: Sequence[float], z: Sequence[float]) -> float:
@@ -71,6 +87,32 @@ def kruskal_wallis(groups: Sequence[Sequence[float]]) -> Tuple[float, int, float
         return float("nan"), df, float("nan")
     h /= correction
     return h, df, chi2_sf(h, df)
+
+
+def friedman(blocks: Sequence[Sequence[float]]) -> Tuple[float, int, float, float]:
+    """Q, degrees of freedom, p-value and Kendall's W of Friedman's test (module doc); ``blocks[i][j]`` is
+    treatment j's value in block i.  NaNs when undefined (fewer than two treatments or blocks, ragged blocks, a NaN
+    value, or every block all ties)."""
+    blocks = [[float(value) for value in block] for block in blocks]
+    n, k = len(blocks), len(blocks[0]) if blocks else 0
+    df = k - 1
+    if n < 2 or k < 2 or any(len(block) != k for block in blocks) or any(
+            math.isnan(value) for block in blocks for value in block):
+        return float("nan"), df, float("nan"), float("nan")
+    sums = [0.0] * k
+    ties = 0.0
+    for block in blocks:
+        for j, rank in enumerate(average_ranks(block)):
+            sums[j] += rank
+        counts: dict = {}
+        for value in block:
+            counts[value] = counts.get(value, 0) + 1
+        ties += sum(t ** 3 - t for t in counts.values())
+    correction = 1.0 - ties / (n * k * (k * k - 1))
+    if correction <= 0.0:
+        return float("nan"), df, float("nan"), float("nan")
+    q = (12.0 / (n * k * (k + 1)) * sum(r * r for r in sums) - 3.0 * n * (k + 1)) / correction
+    return q, df, chi2_sf(q, df), q / (n * df)
 
 
 def chi2_sf(x: float, df: int) -> float:

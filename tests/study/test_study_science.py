@@ -15,7 +15,7 @@ from edgeflownas.nas.arch_codec import EDGEFLOWNET_BASELINE, NUM_BLOCKS
 from edgeflownas.study.analysis import MIN_NOISE_CEILING, analyze, summary_lines
 from edgeflownas.study.reference import retrain_figure, subnet_reference
 from edgeflownas.study.selection import hamming, stratified_codes, total_depth
-from edgeflownas.study.stats import bootstrap_interval, chi2_sf, kendall_tau, kruskal_wallis, partial_tau
+from edgeflownas.study.stats import bootstrap_interval, chi2_sf, friedman, kendall_tau, kruskal_wallis, partial_tau
 
 
 # ----------------------------------------------------------------------------------------------- statistics
@@ -63,6 +63,25 @@ def test_kruskal_wallis_and_its_p_value_match_scipy_with_ties_and_unequal_groups
     for df in (1, 2, 3, 7, 26, 80):
         for x in (1e-3, 0.5, 1.0, 5.0, 22.16, 60.0, 200.0):
             assert chi2_sf(x, df) == pytest.approx(sp.chi2.sf(x, df), rel=1e-9, abs=1e-15)
+
+
+def test_friedman_and_kendalls_w_match_scipy_with_ties_and_hand_cases():
+    rng = np.random.default_rng(11)
+    for _ in range(40):
+        subnets, seeds = int(rng.integers(3, 28)), int(rng.integers(2, 6))
+        figures = rng.choice([0.9, 1.0, 1.0, 1.1, 1.25, 2.0], size=(seeds, subnets)) + rng.normal(0, 0.01, seeds)[:, None]
+        q, df, p, w = friedman(figures.tolist())
+        expected = sp.friedmanchisquare(*figures.T)
+        assert (q, df, p) == pytest.approx((expected.statistic, subnets - 1, expected.pvalue), rel=1e-9, abs=1e-12)
+        assert w == pytest.approx(expected.statistic / (seeds * (subnets - 1)), rel=1e-12)
+    # two seeds that order three subnets identically: rank sums 2, 4, 6: 12/24 * 56 - 24 = 4 = n (k - 1), so W = 1
+    assert friedman([[0.9, 1.0, 1.1], [1.5, 1.6, 1.7]]) == pytest.approx((4.0, 2, math.exp(-2.0), 1.0))
+    # a seed that moves every subnet alike does not hide the order: Kruskal-Wallis sees overlap, Friedman does not
+    offsets = [[1.0 + 0.3 * seed + 0.01 * j for j in range(9)] for seed in range(3)]
+    assert friedman(offsets)[2] < 0.01 < kruskal_wallis([list(column) for column in zip(*offsets)])[2]
+    assert math.isnan(friedman([[1.0, 1.0], [2.0, 2.0]])[0])      # every block all ties: undefined
+    assert math.isnan(friedman([[1.0, 2.0, 3.0]])[2])               # one block: nothing to compare
+    assert math.isnan(friedman([[1.0, 2.0], [1.0]])[2])             # ragged blocks: no test
 
 
 def test_kruskal_wallis_hand_cases():
@@ -178,11 +197,16 @@ def test_cannot_tell_says_whether_the_architecture_moves_the_stand_alone_epe_at_
             s["standalone"][k]["epe"] = float(1.0 + rng.normal(0, 0.1))
     doc = analyze(same, resamples=100)
     groups = [[s["standalone"][k]["epe"] for k in (1, 2, 3)] for s in same]
-    assert doc["architecture_effect"]["p"] == pytest.approx(sp.kruskal(*groups).pvalue, abs=1e-6)
-    assert doc["architecture_effect"]["df"] == 26 and doc["architecture_effect"]["p"] >= 0.05
+    effect = doc["architecture_effect"]
+    expected = sp.friedmanchisquare(*groups)  # scipy: one argument per subnet, its seeds in one order
+    assert (effect["q"], effect["p"]) == pytest.approx((expected.statistic, expected.pvalue), abs=1e-6)
+    assert effect["kendall_w"] == pytest.approx(expected.statistic / (3 * 26), abs=1e-6)
+    assert effect["kruskal_wallis"]["p"] == pytest.approx(sp.kruskal(*groups).pvalue, abs=1e-6)
+    assert effect["df"] == 26 and effect["kruskal_wallis"]["df"] == 26 and effect["p"] >= 0.05
     assert doc["verdict"] == "cannot tell"
-    assert "no detectable dependence on the architecture" in doc["verdict_reason"]
-    assert any("architecture effect on the retrains (Kruskal-Wallis)" in line for line in summary_lines(doc))
+    assert "no detectable dependence on the architecture (Friedman p" in doc["verdict_reason"]
+    assert any("architecture effect on the retrains (Friedman, seeds as blocks)" in line
+               for line in summary_lines(doc))
     # subnets that do differ, but by less than the seeds scatter: the ceiling is low, the effect is there
     noisy = _subnets(noise=1.3, supernet_noise=0.1, seed=0)
     doc = analyze(noisy, resamples=100)
