@@ -88,7 +88,6 @@ class Run:
         self.records = read_records(self.experiment_dir)
         self.job_id = self.records[-1]["job_id"]
         self.interrupts = 0
-        self.rows_at_interrupt = 0
 
     def interrupt(self, timeout: bool) -> None:
         from submitit.slurm.slurm import SlurmJob
@@ -143,12 +142,11 @@ def _drive(cluster: Cluster) -> dict:
                 timeouts.interrupt(timeout=True)
         reset = cluster.runs["reset"]
         if reset.job_id in running:
-            rows = len(_history(reset.experiment_dir))
-            if reset.interrupts == 0 and rows >= 1:
+            if reset.interrupts == 0 and _history(reset.experiment_dir):
                 reset.interrupt(timeout=False)
-                reset.rows_at_interrupt = rows
-            elif (reset.interrupts == 1 and _starts(reset.log_dir, reset.job_id) == 2
-                  and rows > reset.rows_at_interrupt):  # the requeued job trained an epoch: preempt it again
+            elif reset.interrupts == 1 and _starts(reset.log_dir, reset.job_id) == 2:
+                # the requeued job has started: preempt it again.  Not after its next epoch: on a quiet machine
+                # its three remaining epochs take about a second and it finished between two polls.
                 reset.interrupt(timeout=False)
         if all(j in states and not states[j].active for j in cluster.job_ids()):
             return states
