@@ -24,6 +24,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+from edgeflownas.export.quiet import quiet
 from edgeflownas.export.runtime import load_interpreter, runtime_version
 
 DEFAULT_RUNS = 50
@@ -67,10 +68,12 @@ def time_models(paths: Mapping[str, Path], threads: int, runs: int = DEFAULT_RUN
         raise ValueError(f"runs must be >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
     copies = copies or {}
     instances = [(name, path) for name, path in paths.items() for _ in range(copies.get(name, 1))]
-    interpreters = [(name, _ready_interpreter(path, threads, index)) for index, (name, path) in enumerate(instances)]
-    for _ in range(warmup):
-        for _, interpreter in interpreters:
-            interpreter.invoke()
+    with quiet():  # the runtime's one-time notices (the XNNPACK delegate's creation), not the timed runs
+        interpreters = [(name, _ready_interpreter(path, threads, index))
+                        for index, (name, path) in enumerate(instances)]
+        for _ in range(warmup):
+            for _, interpreter in interpreters:
+                interpreter.invoke()
     times: Dict[str, List[float]] = {name: [] for name in paths}
     for done in range(0, runs, ROUND_RUNS):
         for name, interpreter in interpreters:

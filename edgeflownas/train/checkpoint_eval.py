@@ -185,7 +185,7 @@ class CheckpointEvaluator:
 
         from edgeflownas.train.graph import EvalGraph
         from edgeflownas.train.plan import fixed_arch_of
-        from edgeflownas.train.runtime import session_config
+        from edgeflownas.train.runtime import open_session
 
         seed = self.scoring.recal_seed
         # Damaged files and non-finite weights end here in one line, before any data is loaded.
@@ -207,7 +207,7 @@ class CheckpointEvaluator:
             # A fixed-arch run (a retrain) holds only its own path; its plan has no recalibration batches.
             self.graph = EvalGraph(cfg.model, cfg.loss, (cfg.data.input_height, cfg.data.input_width),
                                    fixed_arch_of(cfg))
-            self._session = tf.compat.v1.Session(graph=tf_graph, config=session_config(self.resolved.config.runtime))
+            self._session = open_session(tf_graph, self.resolved.config.runtime)
             # The restore below writes every network variable: initialise only the others (if any), not the
             # network's random initial values it would overwrite.
             restored = {v.name for v in self.graph.net.variables}

@@ -73,3 +73,36 @@ def session_config(runtime: RuntimeConfig) -> tf.compat.v1.ConfigProto:
     if runtime.xla:
         config.graph_options.optimizer_options.global_jit_level = tf.compat.v1.OptimizerOptions.ON_1
     return config
+
+
+def open_session(graph: tf.Graph, runtime: RuntimeConfig) -> tf.compat.v1.Session:
+    """A session on ``graph`` with ``session_config(runtime)``; the process's first one opens quietly.
+
+    The first graph a process runs makes TensorFlow print two lines that ``TF_CPP_MIN_LOG_LEVEL`` does not
+    reach ("All log messages before absl::InitializeLog() ...", "MLIR V1 optimization pass is not enabled"): at the
+    top of every command's console and every training log.  A one-op graph, run first with the same settings (a GPU
+    is set up as the real session would set it up) and its output dropped, takes them.
+    """
+    config = session_config(runtime)
+    _absorb_first_run_notice(config)
+    return tf.compat.v1.Session(graph=graph, config=config)
+
+
+_FIRST_RUN_DONE = False
+
+
+def _absorb_first_run_notice(config: tf.compat.v1.ConfigProto) -> None:
+    global _FIRST_RUN_DONE
+    if _FIRST_RUN_DONE:
+        return
+    _FIRST_RUN_DONE = True
+    from edgeflownas.export.quiet import quiet
+
+    graph = tf.Graph()
+    with graph.as_default():
+        two = tf.constant(1.0) + 1.0
+    try:
+        with quiet(), tf.compat.v1.Session(graph=graph, config=config) as session:
+            session.run(two)
+    except OSError:  # no temporary file for quiet(): the two lines show, nothing else changes
+        pass

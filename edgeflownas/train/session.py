@@ -28,7 +28,7 @@ from edgeflownas.train.evaluate import PoolEvaluator
 from edgeflownas.train.graph import TrainGraph
 from edgeflownas.train.interrupt import StopRequest
 from edgeflownas.train.plan import fixed_arch_of
-from edgeflownas.train.runtime import configure_runtime, session_config
+from edgeflownas.train.runtime import configure_runtime, open_session
 from edgeflownas.train.state import EpochSettings, OpenedData, RunSetup, TrainResult, TrainState
 from edgeflownas.train.tensorboard import start_summaries
 from edgeflownas.train.trainer import SessionParts, Trainer
@@ -94,7 +94,7 @@ def train_session(setup: RunSetup, data: OpenedData, log: Callable[[str], None],
     loader = BatchLoader(data.train, plan.batch_size, seed, worker_count(cfg.data.num_workers, data.train),
                          cfg.data.prefetch_batches)
     try:
-        with tf.compat.v1.Session(graph=tf_graph, config=session_config(cfg.runtime)) as sess:
+        with open_session(tf_graph, cfg.runtime) as sess:
             sess.run(graph.init_op)
             restore(sess, graph, setup.mode, setup.source_ckpt, state, writer, log)
             for summary in start_summaries(resolved.values):  # config as text, hparams (tensorboard module)
