@@ -3,7 +3,8 @@
 Layers, lowest first (a module may import from its own layer and from lower ones only):
 
 0. ``errors``, ``config_types``, ``atomic_io``, ``locks``, ``flow_viz`` (flow colouring and the end-point error,
-   used by data, train, report and export) and ``progress`` (the k/n, elapsed, ETA line): the ground floor
+   used by data, train, report and export), ``progress`` (the k/n, elapsed, ETA line) and ``quiet`` (keeps
+   TensorFlow's and TFLite's chatter off the console; train, export and latency): the ground floor
 1. ``config``, ``config_yaml``, ``config_check``
 2. ``data``, ``nas`` (arch codes, pools, the Pareto front and its ``front.json``)
 3. ``model`` (the network and its exact cost table)
@@ -34,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("edgeflownas", "launcher")
 LAYERS = [
     {"edgeflownas.errors", "edgeflownas.config_types", "edgeflownas.atomic_io", "edgeflownas.locks",
-     "edgeflownas.flow_viz", "edgeflownas.progress"},
+     "edgeflownas.flow_viz", "edgeflownas.progress", "edgeflownas.quiet"},
     {"edgeflownas.config", "edgeflownas.config_yaml", "edgeflownas.config_check"},
     # report.ranking is plain statistics (tau, rho, bootstrap) that search's latency table uses too
     {"edgeflownas.data", "edgeflownas.nas", "edgeflownas.report.ranking"},

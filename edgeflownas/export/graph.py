@@ -19,7 +19,7 @@ import numpy as np
 
 from edgeflownas.config_types import LossConfig, ModelConfig
 from edgeflownas.nas.arch_codec import ArchCode
-from edgeflownas.export.quiet import quiet
+from edgeflownas.quiet import quiet
 
 SIGNATURE = "serving_default"
 TAGS = ["serve"]

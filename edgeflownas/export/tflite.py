@@ -16,7 +16,7 @@ import numpy as np
 
 from edgeflownas.errors import ExportError
 from edgeflownas.export.graph import INPUTS, OUTPUTS, SIGNATURE
-from edgeflownas.export.quiet import quiet
+from edgeflownas.quiet import quiet
 
 LATENCY_RUNS = 20
 LATENCY_WARMUP = 3

@@ -24,7 +24,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from edgeflownas.export.quiet import quiet
+from edgeflownas.quiet import quiet
 from edgeflownas.export.runtime import load_interpreter, runtime_version
 
 DEFAULT_RUNS = 50

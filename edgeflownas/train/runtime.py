@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from edgeflownas.config_types import RuntimeConfig
 from edgeflownas.errors import ConfigError
+from edgeflownas.quiet import quiet
 
 XLA_CPU_FLAG = "--tf_xla_cpu_global_jit"
 # Grappler runs at every new sess.run signature (fetches + feeds) over the whole supernet graph; a training's first
@@ -96,8 +97,6 @@ def _absorb_first_run_notice(config: tf.compat.v1.ConfigProto) -> None:
     if _FIRST_RUN_DONE:
         return
     _FIRST_RUN_DONE = True
-    from edgeflownas.export.quiet import quiet
-
     graph = tf.Graph()
     with graph.as_default():
         two = tf.constant(1.0) + 1.0

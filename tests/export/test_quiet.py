@@ -9,7 +9,7 @@ import warnings
 
 import pytest
 
-from edgeflownas.export.quiet import quiet
+from edgeflownas.quiet import quiet
 
 
 def test_native_python_and_warning_output_of_the_block_is_dropped(capfd):

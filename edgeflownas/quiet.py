@@ -1,8 +1,9 @@
-"""Keep TensorFlow's converter chatter off the console, unless the step it came from fails.
+"""Keep TensorFlow's and TFLite's chatter off the console, unless the step it came from fails.
 
-Building a SavedModel, converting to TFLite and opening an interpreter print
-lines no user can act on: Python deprecation warnings (``build_tensor_info``,
-``tf.lite.Interpreter``) and native C++ log lines (``Ignored output_format``,
+A process's first graph run, building a SavedModel, converting to TFLite and
+opening an interpreter print lines no user can act on: Python deprecation
+warnings (``build_tensor_info``, ``tf.lite.Interpreter``) and native C++ log
+lines (``MLIR V1 optimization pass is not enabled``, ``Ignored output_format``,
 ``fully_quantize: 0, ...``, ``Created TensorFlow Lite XNNPACK delegate``) that
 ``TF_CPP_MIN_LOG_LEVEL`` does not reach.  ``quiet()`` sends file descriptors
 1 and 2 to a temporary file for the block and drops it; if the block raises,
