@@ -24,8 +24,8 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from edgeflownas.quiet import quiet
 from edgeflownas.export.runtime import load_interpreter, runtime_version
+from edgeflownas.quiet import quiet
 
 DEFAULT_RUNS = 50
 DEFAULT_WARMUP = 5
