@@ -19,7 +19,7 @@ import os
 import sys
 import tempfile
 import warnings
-from typing import Iterator
+from typing import Any, Iterator, Optional
 
 
 @contextlib.contextmanager
@@ -59,3 +59,30 @@ def _restore(saved) -> None:
         os.dup2(copy, fd)
         os.close(copy)
         del saved[fd]
+
+
+_FIRST_RUN_DONE = False
+
+
+def absorb_first_run_notices(config: Optional[Any] = None) -> None:
+    """Run a one-op graph quietly, once per process, before its first real session (``config``: that session's
+    ``ConfigProto``, so a GPU is set up as it would set it up; None = TensorFlow's default, as its session has).
+
+    The first graph a process runs makes TensorFlow print two lines that ``TF_CPP_MIN_LOG_LEVEL`` does not
+    reach ("All log messages before absl::InitializeLog() ...", "MLIR V1 optimization pass is not enabled"),
+    once per process: at the top of every command's console and every training log.  This run takes them.
+    """
+    global _FIRST_RUN_DONE
+    if _FIRST_RUN_DONE:
+        return
+    _FIRST_RUN_DONE = True
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        two = tf.constant(1.0) + 1.0
+    try:
+        with quiet(), tf.compat.v1.Session(graph=graph, config=config) as session:
+            session.run(two)
+    except OSError:  # no temporary file for quiet(): the two lines show, nothing else changes
+        pass

@@ -37,10 +37,12 @@ def random_values(model_cfg: Any, height: int, width: int, seed: int = 0) -> Dic
 
     from edgeflownas.model.cost import _ANY_LOSS
     from edgeflownas.model.supernet import Supernet
+    from edgeflownas.quiet import absorb_first_run_notices
 
     with tf.Graph().as_default() as graph:
         tf.compat.v1.set_random_seed(seed)
         net = Supernet(model_cfg, _ANY_LOSS, height, width)
+        absorb_first_run_notices()
         with tf.compat.v1.Session(graph=graph) as session:
             session.run(tf.compat.v1.global_variables_initializer())
             return {v.name.split(":")[0]: value for v, value in zip(net.variables, session.run(net.variables))}

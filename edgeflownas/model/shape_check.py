@@ -23,6 +23,7 @@ from edgeflownas.config import resolve
 from edgeflownas.errors import EfnasError
 from edgeflownas.model.bn_modes import BN_INFER
 from edgeflownas.nas.arch_codec import NUM_BLOCKS, NUM_OPTIONS, ArchCode, arch_name, format_code
+from edgeflownas.quiet import absorb_first_run_notices
 
 Shape = Tuple[int, ...]
 
@@ -54,6 +55,7 @@ def check_shapes(height: int, width: int, batch: int, codes: Sequence[ArchCode],
     with tf.Graph().as_default():
         tf.compat.v1.set_random_seed(seed)
         net = Supernet(cfg.model, cfg.loss, height, width)
+        absorb_first_run_notices()
         with tf.compat.v1.Session() as session:
             session.run(tf.compat.v1.global_variables_initializer())
             for code in codes:

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from edgeflownas.config_types import RuntimeConfig
 from edgeflownas.errors import ConfigError
-from edgeflownas.quiet import quiet
+from edgeflownas.quiet import absorb_first_run_notices
 
 XLA_CPU_FLAG = "--tf_xla_cpu_global_jit"
 # Grappler runs at every new sess.run signature (fetches + feeds) over the whole supernet graph; a training's first
@@ -77,31 +77,8 @@ def session_config(runtime: RuntimeConfig) -> tf.compat.v1.ConfigProto:
 
 
 def open_session(graph: tf.Graph, runtime: RuntimeConfig) -> tf.compat.v1.Session:
-    """A session on ``graph`` with ``session_config(runtime)``; the process's first one opens quietly.
-
-    The first graph a process runs makes TensorFlow print two lines that ``TF_CPP_MIN_LOG_LEVEL`` does not
-    reach ("All log messages before absl::InitializeLog() ...", "MLIR V1 optimization pass is not enabled"): at the
-    top of every command's console and every training log.  A one-op graph, run first with the same settings (a GPU
-    is set up as the real session would set it up) and its output dropped, takes them.
-    """
+    """A session on ``graph`` with ``session_config(runtime)``, TensorFlow's one-time notices taken first
+    (``quiet.absorb_first_run_notices``, with the same settings: a GPU is set up as this session would set it up)."""
     config = session_config(runtime)
-    _absorb_first_run_notice(config)
+    absorb_first_run_notices(config)
     return tf.compat.v1.Session(graph=graph, config=config)
-
-
-_FIRST_RUN_DONE = False
-
-
-def _absorb_first_run_notice(config: tf.compat.v1.ConfigProto) -> None:
-    global _FIRST_RUN_DONE
-    if _FIRST_RUN_DONE:
-        return
-    _FIRST_RUN_DONE = True
-    graph = tf.Graph()
-    with graph.as_default():
-        two = tf.constant(1.0) + 1.0
-    try:
-        with quiet(), tf.compat.v1.Session(graph=graph, config=config) as session:
-            session.run(two)
-    except OSError:  # no temporary file for quiet(): the two lines show, nothing else changes
-        pass

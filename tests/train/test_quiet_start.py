@@ -5,8 +5,8 @@ absl::InitializeLog() ..." and "MLIR V1 optimization pass is not enabled" past
 ``TF_CPP_MIN_LOG_LEVEL``, and the first TFLite interpreter that runs prints
 "Created TensorFlow Lite XNNPACK delegate for CPU".  Both are printed once per
 process, so each case runs in a fresh Python: ``open_session`` (every training's
-and evaluation's session) and ``time_models`` (every latency measurement) must
-keep them off stderr, while the same steps done plainly still print them (the
+and evaluation's session), the latency probes' first graph and ``time_models``
+(every latency measurement) must keep them off stderr, while the same steps done plainly still print them (the
 control: if TensorFlow stops printing them, the case is skipped, not passed).
 """
 
@@ -34,6 +34,13 @@ SCRIPT = textwrap.dedent("""
     from edgeflownas.train.runtime import open_session
 
     plain = sys.argv[1] == "plain"
+    if sys.argv[1] == "probes":  # efnas latency's first graph: the probes' random initial weights
+        from edgeflownas.config import resolve
+        from edgeflownas.latency.probes import random_values
+        assert random_values(resolve(None).config.model, 16, 16)
+        print("--- converted", file=sys.stderr)
+        print("done")
+        sys.exit(0)
     graph = tf.Graph()
     with graph.as_default():
         weight = tf.compat.v1.get_variable("w", [3], initializer=tf.compat.v1.ones_initializer())
@@ -79,6 +86,8 @@ def test_sessions_and_latency_timing_keep_tensorflows_one_time_notices_off_the_c
     if not any(n in plain_session for n in NOTICES[:2]) or NOTICES[2] not in plain_interpreter:
         pytest.skip("this TensorFlow does not print its one-time notices: nothing to keep off")
     session, timing = _stderr("efnas")
+    probes, _ = _stderr("probes")
     for notice in NOTICES:
         assert notice not in session, session
         assert notice not in timing, timing
+        assert notice not in probes, probes
