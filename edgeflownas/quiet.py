@@ -24,14 +24,20 @@ from typing import Any, Iterator, Optional
 
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """Silence native and Python output of the block (shown on stderr if the block raises)."""
+    """Silence native and Python output of the block (shown on stderr if the block raises); with no room for
+    the temporary file (a full or read-only temp dir) the block runs unsilenced rather than not at all."""
+    try:
+        sink_file = tempfile.TemporaryFile()
+    except OSError:
+        yield
+        return
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     saved = {fd: os.dup(fd) for fd in (1, 2)}
     tf_logger = logging.getLogger("tensorflow")
     level = tf_logger.level
     python = io.StringIO()  # Python-level writes (sys.stdout/sys.stderr may not be the descriptors)
-    with tempfile.TemporaryFile() as sink:
+    with sink_file as sink:
         for fd in saved:
             os.dup2(sink.fileno(), fd)
         try:
@@ -81,8 +87,5 @@ def absorb_first_run_notices(config: Optional[Any] = None) -> None:
     graph = tf.Graph()
     with graph.as_default():
         two = tf.constant(1.0) + 1.0
-    try:
-        with quiet(), tf.compat.v1.Session(graph=graph, config=config) as session:
-            session.run(two)
-    except OSError:  # no temporary file for quiet(): the two lines show, nothing else changes
-        pass
+    with quiet(), tf.compat.v1.Session(graph=graph, config=config) as session:
+        session.run(two)

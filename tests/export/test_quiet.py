@@ -34,6 +34,21 @@ def test_a_failing_block_shows_what_it_printed(capfd):
     assert err == "converter: op FOO is not supported\nafter\n"
 
 
+
+def test_with_no_room_for_its_temporary_file_the_block_runs_unsilenced(capfd, monkeypatch):
+    import tempfile
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", full)
+    ran = []
+    with quiet():
+        os.write(2, b"notice\n")
+        ran.append(True)
+    _, err = capfd.readouterr()
+    assert ran == [True] and err == "notice\n"
+
 @pytest.mark.slow
 def test_an_export_prints_no_converter_or_deprecation_lines(search_run, tmp_path, capfd):
     from edgeflownas.export.api import export_run
